@@ -1,0 +1,90 @@
+"""The Python API: ``proj.run(...)`` returns a :class:`SubmittedRun` (as ``mlflow.projects.run`` does)."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from proj.tracking.records import RUNNING, RunRecord
+from proj.tracking.store import RunStore, open_store
+
+
+class SubmittedRun:
+    """A run started by :func:`run`: poll it, wait for it, or cancel it."""
+
+    def __init__(self, store: RunStore, run_id: str, exit_code: int | None = None) -> None:
+        self._store = store
+        self.run_id = run_id
+        self._exit_code = exit_code
+
+    def get_status(self) -> str:
+        return self._store.get_run(self.run_id).status
+
+    def get_run(self) -> RunRecord:
+        return self._store.get_run(self.run_id)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends; True when it FINISHED."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self._store.get_run(self.run_id)
+            if run.status != RUNNING:
+                return run.status == "FINISHED"
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self.run_id} still RUNNING after {timeout}s")
+            from proj.tracking.liveness import reap_dead_runs
+
+            reap_dead_runs(self._store)
+            time.sleep(0.1)
+
+    def cancel(self) -> None:
+        """Stop the run (its whole process group or container) and mark it KILLED."""
+        cancel_run(self._store, self.run_id)
+
+
+def cancel_run(store: RunStore, run_ref: str, timeout: float = 15.0) -> RunRecord:
+    """Ask the run's owner process to stop (it marks the run KILLED); mark it directly if the owner is gone."""
+    from proj.tracking.liveness import is_alive, process_start_time
+    from proj.tracking.records import KILLED
+
+    run = store.get_run(run_ref)
+    if run.status != RUNNING:
+        return run
+    if run.pid and run.pid != os.getpid() and is_alive(run.pid, process_start_time(run.pid)):
+        os.kill(run.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and store.get_run(run.id).status == RUNNING:
+            time.sleep(0.05)
+    store.finish_run(run.id, KILLED, phase="execution", reason="cancelled")  # no-op if the owner already did
+    return store.get_run(run.id)
+
+
+def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | None = None, *,
+        version: str | None = None, env_manager: str | None = None, experiment_name: str | None = None,
+        run_name: str | None = None, tags: dict[str, str] | None = None, tracking_uri: str | None = None,
+        synchronous: bool = True, refresh_env: bool = False, **options: Any) -> SubmittedRun:
+    """Run a project. Synchronous runs stream output here; asynchronous ones run in a detached worker."""
+    from proj.runner import RunRequest, execute_run, plan_run, start_run
+
+    store = open_store(tracking_uri)
+    req = RunRequest(uri=uri, entry_point=entry_point, params={k: _text(v) for k, v in (parameters or {}).items()},
+                     version=version, env_manager=env_manager, experiment=experiment_name, run_name=run_name,
+                     tags=dict(tags or {}), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
+    plan = plan_run(req)
+    record = start_run(store, plan)
+    if not synchronous:
+        from proj.execution.worker import spawn
+
+        store.set_owner(record.id, spawn(Path(store.root), record.id))
+        return SubmittedRun(store, record.id)
+    outcome = execute_run(store, plan, record, echo=lambda m: print(f"proj: {m}", file=sys.stderr))
+    return SubmittedRun(store, record.id, outcome.exit_code)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,38 @@
+"""Rendering results twice: a human table by default, the same data as a versioned JSON envelope."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Sequence
+
+import click
+
+
+def print_json(kind: str, data: Any) -> None:
+    from proj.tracking.records import envelope
+
+    click.echo(json.dumps(envelope(kind, data), indent=2, default=str))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def when(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, secs = divmod(int(value), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def number(value: float) -> str:
+    return f"{value:.6g}"

@@ -1,0 +1,73 @@
+"""``proj run``: parse options into a RunRequest, hand it to the runner, exit with the entry point's code."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from proj.cli.main import App
+from proj.envs.registry import ENV_MANAGERS
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    from proj.errors import UsageError
+
+    result: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {value!r}: expected KEY=VALUE")
+        result[key] = val
+    return result
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("uri", default=".")
+@click.option("-e", "--entry-point", default="main", help="Entry point name, or a .py/.sh script in the project.")
+@click.option("-v", "--version", "version", help="Git branch, tag or commit to run.")
+@click.option("-P", "--param-list", "params", multiple=True, metavar="KEY=VALUE", help="A parameter (repeatable).")
+@click.option("--env-manager", type=click.Choice(ENV_MANAGERS), help="Override the environment backend.")
+@click.option("--experiment-name", envvar="PROJ_EXPERIMENT_NAME", help="Experiment to record the run under.")
+@click.option("--run-name", help="A name for the run.")
+@click.option("-T", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag on the run (repeatable).")
+@click.option("--tracking-uri", envvar="PROJ_TRACKING_URI", help="Run store location (default ./.proj).")
+@click.option("--detach", is_flag=True, help="Start the run in the background and print its id.")
+@click.option("--refresh-env", is_flag=True, help="Re-resolve and rebuild the environment.")
+@click.option("--require-clean", is_flag=True, help="Refuse to run a git work tree with uncommitted changes.")
+@click.option("-A", "--docker-args", multiple=True, metavar="KEY[=VALUE]", help="Extra docker run options.")
+@click.option("--build-image/--no-build-image", default=True, help="Docker: build a project image (or mount the project).")
+@click.option("--keep-container", is_flag=True, help="Docker: keep the container after the run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON on stdout.")
+@click.pass_obj
+def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple[str, ...], env_manager: str | None,
+        experiment_name: str | None, run_name: str | None, tags: tuple[str, ...], tracking_uri: str | None,
+        detach: bool, refresh_env: bool, require_clean: bool, docker_args: tuple[str, ...], build_image: bool,
+        keep_container: bool, as_json: bool) -> int:
+    """Run a project (a directory or a git URL, optionally URL#subdir)."""
+    from proj.cli.render import print_json
+    from proj.execution.process import install_sigterm_handler
+    from proj.project.params import parse_cli_params
+    from proj.runner import RunRequest, execute_run, plan_run, start_run
+    from proj.tracking.store import open_store
+
+    options = {"require_clean": require_clean, "docker_args": list(docker_args), "build_image": build_image,
+               "keep_container": keep_container}
+    req = RunRequest(uri=uri, entry_point=entry_point, params=parse_cli_params(params), version=version,
+                     env_manager=env_manager, experiment=experiment_name, run_name=run_name,
+                     tags=_pairs(tags, "-T"), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
+    install_sigterm_handler()
+    plan = plan_run(req)
+    store = open_store(tracking_uri)
+    record = start_run(store, plan)
+    if detach:
+        from proj.execution.worker import spawn
+
+        store.set_owner(record.id, spawn(store.root, record.id))
+        click.echo(record.id)
+        return 0
+    app.info(f"run {record.id} started (experiment {record.experiment!r})")
+    outcome = execute_run(store, plan, record, echo=app.info)
+    app.info(f"run {record.id} {outcome.status} (exit code {outcome.exit_code})")
+    if as_json:
+        print_json("run", outcome.run.to_dict())
+    return outcome.exit_code

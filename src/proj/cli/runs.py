@@ -1,0 +1,90 @@
+"""``proj runs list|show|logs|cancel``: read the run store."""
+from __future__ import annotations
+
+import click
+
+from proj.cli.main import App
+from proj.cli.render import number, print_json, seconds, table, when
+
+STATUS_CHOICES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+tracking_option = click.option("--tracking-uri", envvar="PROJ_TRACKING_URI", help="Run store location (default ./.proj).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned envelope).")
+
+
+@click.group()
+def runs() -> None:
+    """List, inspect, follow and cancel recorded runs."""
+
+
+@runs.command("list")
+@click.option("--experiment", help="Only runs of this experiment.")
+@click.option("--status", type=click.Choice(STATUS_CHOICES, case_sensitive=False), help="Only runs with this status.")
+@click.option("--commit", help="Only runs of this source commit (prefix).")
+@click.option("-n", "--limit", default=50, show_default=True, help="How many runs (0 = all).")
+@tracking_option
+@json_option
+def list_runs(experiment: str | None, status: str | None, commit: str | None, limit: int,
+              tracking_uri: str | None, as_json: bool) -> None:
+    """Recent runs, newest first."""
+    from proj.tracking.store import open_store
+
+    records = open_store(tracking_uri).list_runs(experiment=experiment, status=status, commit=commit, limit=limit or None)
+    if as_json:
+        print_json("run-list", [r.to_dict() for r in records])
+        return
+    rows = [(r.id[:12], r.status + (f" ({r.failure_phase})" if r.failure_phase else ""), r.experiment, r.entry_point,
+             when(r.start_time), seconds(r.duration), r.env.get("backend", ""), (r.source.get("commit") or "")[:8],
+             r.name or "") for r in records]
+    click.echo(table(("RUN", "STATUS", "EXPERIMENT", "ENTRY", "STARTED", "TIME", "ENV", "COMMIT", "NAME"), rows)
+               if rows else "no runs recorded yet")
+
+
+@runs.command("show")
+@click.argument("run_ref")
+@tracking_option
+@json_option
+def show(run_ref: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Everything recorded about one run (an id or unique prefix)."""
+    from proj.tracking.store import open_store
+
+    store = open_store(tracking_uri)
+    run = store.get_run(run_ref)
+    if as_json:
+        data = run.to_dict()
+        lock = store.get_lock(run.id)
+        data["lock"] = {"format": lock[0], "text": lock[1]} if lock else None
+        print_json("run", data)
+        return
+    from proj.cli.show import render_run
+
+    click.echo(render_run(store, run))
+
+
+@runs.command("logs")
+@click.argument("run_ref")
+@click.option("--stream", type=click.Choice(["stdout", "stderr", "env-build", "all"]), default="all", show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the run ends.")
+@tracking_option
+def logs(run_ref: str, stream: str, follow: bool, tracking_uri: str | None) -> None:
+    """Print a run's logs."""
+    from proj.tracking.logs import print_logs
+    from proj.tracking.store import open_store
+
+    store = open_store(tracking_uri)
+    print_logs(store, store.get_run(run_ref), stream, follow, click.echo)
+
+
+@runs.command("cancel")
+@click.argument("run_ref")
+@tracking_option
+@click.pass_obj
+def cancel(app: App, run_ref: str, tracking_uri: str | None) -> None:
+    """Stop a running run (its process group or container) and mark it KILLED."""
+    from proj.api import cancel_run
+    from proj.tracking.store import open_store
+
+    run = cancel_run(open_store(tracking_uri), run_ref)
+    app.info(f"run {run.id} is {run.status}")
+
+
+__all__ = ["runs", "number"]

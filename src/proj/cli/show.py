@@ -1,0 +1,51 @@
+"""The human view of one run for ``proj runs show``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from proj.cli.render import number, seconds, table, when
+from proj.tracking.records import RunRecord
+from proj.tracking.store import RunStore
+
+
+def render_run(store: RunStore, run: RunRecord) -> str:
+    lines = [f"run        {run.id}" + (f"  ({run.name})" if run.name else ""),
+             f"status     {run.status}" + (f" in phase {run.failure_phase}: {run.failure_reason}" if run.failure_phase else "")
+             + (f", exit code {run.exit_code}" if run.exit_code is not None else ""),
+             f"experiment {run.experiment}",
+             f"started    {when(run.start_time)} by {run.user}@{run.host}" + (f", took {seconds(run.duration)}" if run.duration else ""),
+             f"project    {run.project_name or '-'}, entry point {run.entry_point}",
+             f"command    {run.command}"]
+    if run.parent_run_id:
+        lines.append(f"reproduces {run.parent_run_id}")
+    lines += ["", "source"] + [f"  {k:<10} {v}" for k, v in run.source.items() if k != "untracked"]
+    if run.source.get("untracked"):
+        lines.append(f"  untracked  {len(run.source['untracked'])} file(s): {', '.join(run.source['untracked'][:5])}")
+    lines += ["", "environment"] + [f"  {k:<14} {v}" for k, v in run.env.items()]
+    if run.params:
+        lines += ["", "params", _indent(table(("KEY", "VALUE", "TYPE", "FROM"),
+                                              [(p.key, p.typed if p.type == "path" else p.value, p.type, p.source)
+                                               for p in run.params]))]
+    if run.metrics:
+        history = {}
+        for point in store.metric_history(run.id):
+            history[point.key] = history.get(point.key, 0) + 1
+        lines += ["", "metrics", _indent(table(("KEY", "LAST", "STEP", "POINTS"),
+                                               [(m.key, number(m.value), m.step, history.get(m.key, 1))
+                                                for m in run.metrics.values()]))]
+    if run.tags:
+        lines += ["", "tags"] + [f"  {k} = {v}" for k, v in run.tags.items()]
+    lines += ["", "files"] + [f"  {name:<10} {path}" for name, path in _files(Path(run.run_dir))]
+    return "\n".join(lines)
+
+
+def _files(run_dir: Path) -> list[tuple[str, str]]:
+    found = [("logs", str(run_dir / "logs"))]
+    artifacts = run_dir / "artifacts"
+    count = sum(1 for p in artifacts.rglob("*") if p.is_file()) if artifacts.is_dir() else 0
+    found.append(("artifacts", f"{artifacts} ({count} file{'s' if count != 1 else ''})"))
+    return found
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())

@@ -1,0 +1,1 @@
+"""Environment backends (local, virtualenv, conda, docker) behind one small interface."""

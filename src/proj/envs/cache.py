@@ -1,0 +1,137 @@
+"""Content-addressed environment cache: one directory per key, published only when complete.
+
+Environments embed their own absolute path (shebangs, pyvenv.cfg, conda prefixes), so they are built
+in place and *published by a completion marker* written last. A directory without the marker is a
+half-built leftover (crash, kill -9, Ctrl-C): it is never used and is removed before a rebuild.
+Builders of the same key serialise on a file lock, so two concurrent runs build it once.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from proj.paths import atomic_write, cache_dir
+
+MARKER = ".proj-env.json"
+Health = Callable[[Path], "str | None"]  # returns a reason when a published env is broken
+
+
+@dataclass
+class Slot:
+    """A cache entry being looked up or built; ``hit`` says it was already complete."""
+
+    path: Path
+    hit: bool
+    rebuild_reason: str | None = None
+
+
+class EnvCache:
+    """The on-disk store of built environments under ``<cache>/envs``."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or cache_dir() / "envs"
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def ready(self, key: str, health: Health | None = None) -> bool:
+        """Fast, lock-free check used on the warm path: the marker exists and the env looks healthy."""
+        path = self.path(key)
+        if not (path / MARKER).is_file():
+            return False
+        return health is None or health(path) is None
+
+    @contextmanager
+    def slot(self, key: str, health: Health | None = None) -> Iterator[Slot]:
+        """Hold the key's build lock. Yields a hit, or an empty directory to build into.
+
+        If the body raises, the partial directory is removed; if it returns, the caller must have
+        called :meth:`publish`.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _flock(self.root / f"{key}.lock"):
+            path = self.path(key)
+            reason = self._stale_reason(path, health)
+            if path.exists() and reason is None:
+                yield Slot(path, hit=True)
+                return
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True)
+            try:
+                yield Slot(path, hit=False, rebuild_reason=reason if reason != "missing" else None)
+            except BaseException:
+                shutil.rmtree(path, ignore_errors=True)
+                raise
+            if not (path / MARKER).is_file():
+                shutil.rmtree(path, ignore_errors=True)
+                raise RuntimeError(f"environment {key} was built but never published")
+
+    def _stale_reason(self, path: Path, health: Health | None) -> str | None:
+        if not path.exists():
+            return "missing"
+        if not (path / MARKER).is_file():
+            return "a previous build did not finish"
+        return health(path) if health else None
+
+    def publish(self, key: str, metadata: dict[str, Any]) -> None:
+        """Mark a built env complete. Written last and atomically: its presence means 'usable'."""
+        meta = {"key": key, "created": time.time(), **metadata}
+        atomic_write(self.path(key) / MARKER, json.dumps(meta, indent=2, sort_keys=True))
+
+    def metadata(self, key: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.path(key) / MARKER).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def touch(self, key: str) -> None:
+        """Record a use (the marker's mtime is the 'last used' time shown by ``proj env list``)."""
+        try:
+            os.utime(self.path(key) / MARKER)
+        except OSError:
+            pass
+
+    def entries(self) -> list[tuple[str, Path, dict[str, Any], float]]:
+        """Every complete entry: (key, path, metadata, last used)."""
+        result = []
+        if not self.root.is_dir():
+            return result
+        for child in sorted(self.root.iterdir()):
+            marker = child / MARKER
+            if child.is_dir() and marker.is_file():
+                result.append((child.name, child, self.metadata(child.name), marker.stat().st_mtime))
+        return result
+
+    def remove(self, key: str) -> None:
+        with _flock(self.root / f"{key}.lock"):
+            shutil.rmtree(self.path(key), ignore_errors=True)
+        try:
+            (self.root / f"{key}.lock").unlink()
+        except OSError:
+            pass
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held for the block (released by the kernel if we die)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def file_lock(path: Path) -> "contextmanager[None]":
+    """Public alias of the cache's file lock for other caches (git clones, resolutions)."""
+    return _flock(path)

@@ -1,0 +1,1 @@
+"""Reading an MLproject: the spec (entry points, environments) and its typed parameters."""

@@ -1,0 +1,187 @@
+"""One run as a pipeline of small named steps.
+
+    plan_run:     resolve_source -> load_project -> select_entry_point -> bind_params -> choose_env -> check
+    start_run:    the record is created only now, so bad input never leaves a run behind
+    execute_run:  ensure_env (phase "environment") -> execute (phase "execution") -> after-run hooks,
+                  with a final status (FINISHED, FAILED + phase, KILLED) set on every exit path
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Callable
+
+from proj.envs.base import Backend, BuildLog, EnvChoice, Invocation
+from proj.errors import ProjError
+from proj.execution.process import OutputSink, Terminated
+from proj.project.params import BoundParam, bind_params, render_command
+from proj.project.spec import EntryPoint, Project, load_project, select_entry_point
+from proj.sources.base import Source
+from proj.tracking.records import FAILED, FINISHED, KILLED, NewRun, ParamRecord, RunRecord
+from proj.tracking.store import RunStore
+
+CHILD_PATH = Path(__file__).parent / "_childpath"
+# Modules with optional ``child_env(store, run) -> dict`` and ``after_run(store, run, code, echo)``.
+RUN_HOOKS: tuple[str, ...] = ()
+Echo = Callable[[str], None]
+
+
+@dataclass
+class RunRequest:
+    """Everything a user asks for; JSON-serialisable so a detached worker can carry it out."""
+
+    uri: str = "."
+    entry_point: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    version: str | None = None
+    env_manager: str | None = None
+    experiment: str | None = None
+    run_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    cwd: str = field(default_factory=os.getcwd)
+    refresh_env: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # backend and source options
+    parent_run_id: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunRequest":
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Plan:
+    """A validated run: nothing recorded, nothing built yet."""
+
+    request: RunRequest
+    source: Source
+    project: Project
+    entry_point: EntryPoint
+    params: list[BoundParam]
+    command: str
+    choice: EnvChoice
+    backend: Backend
+
+
+@dataclass
+class Outcome:
+    run: RunRecord
+    exit_code: int
+    status: str
+
+
+def plan_run(req: RunRequest) -> Plan:
+    """Every check that can be made before a run exists; raises ProjError on bad input."""
+    from proj.envs.registry import choose_env, get_backend
+    from proj.sources.resolve import resolve_source
+
+    source = resolve_source(req.uri, req.version, cwd=Path(req.cwd), options=req.options)
+    project = load_project(source.project_dir)
+    entry = select_entry_point(project, req.entry_point)
+    params = bind_params(entry.parameters, req.params, cwd=Path(req.cwd), project_root=project.root)
+    command = render_command(entry.command, params)
+    choice = choose_env(project, req.env_manager)
+    choice = EnvChoice(choice.backend, choice.origin, choice.spec_file, choice.project, dict(req.options))
+    backend = get_backend(choice.backend)
+    backend.check(choice)
+    return Plan(req, source, project, entry, params, command, choice, backend)
+
+
+def start_run(store: RunStore, plan: Plan) -> RunRecord:
+    """Create the RUNNING record and its folder; store the request and source files with it."""
+    from proj.paths import atomic_write
+
+    req = plan.request
+    params = [ParamRecord(p.name, p.raw, p.value, p.type, p.source) for p in plan.params]
+    new = NewRun(experiment=req.experiment or os.environ.get("PROJ_EXPERIMENT_NAME") or "Default",
+                 name=req.run_name, source=plan.source.to_record(), project_name=plan.project.name,
+                 entry_point=plan.entry_point.name, command=plan.command, params=params, tags=dict(req.tags),
+                 env_choice=plan.choice.describe(), parent_run_id=req.parent_run_id)
+    run = store.create_run(new, os.getpid())
+    run_dir = Path(run.run_dir)
+    atomic_write(run_dir / "request.json", req.to_json())
+    for name, data in plan.source.artifacts.items():
+        atomic_write(run_dir / "artifacts" / "source" / name, data)
+    return run
+
+
+def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stream: bool = True) -> Outcome:
+    """Build the env, run the command, collect outputs; set a final status on every path."""
+    from proj.tracking.ingest import METRICS_FILE, MetricsTailer
+
+    run_dir = Path(run.run_dir)
+    logs = run_dir / "logs"
+    phase = "environment"
+    try:
+        echo(f"environment: {plan.choice.describe()}")
+        env = plan.backend.ensure(plan.choice, BuildLog(logs / "env-build.log", echo), refresh=plan.request.refresh_env)
+        store.set_env(run.id, env.describe(), env.lock.format, env.lock.text)
+        echo(f"environment {env.key[:24]} ({'cached' if env.cache_hit else f'built in {env.build_seconds:.1f}s'})")
+        phase = "execution"
+        invocation = _invocation(store, plan, run, run_dir / METRICS_FILE)
+        with OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream) as sink, \
+                MetricsTailer(store.root, run.id):
+            code = env.execute(invocation, sink)
+        phase = "finish"
+        _after_run(store, run, code, echo)
+    except (KeyboardInterrupt, Terminated):
+        store.finish_run(run.id, KILLED, phase=phase, reason="interrupted (Ctrl-C or SIGTERM)")
+        echo(f"run {run.id} KILLED during {phase}; logs kept in {logs}")
+        return Outcome(store.get_run(run.id), 130, KILLED)
+    except ProjError as exc:
+        store.finish_run(run.id, FAILED, phase=phase, reason=str(exc))
+        raise
+    except BaseException as exc:
+        store.finish_run(run.id, FAILED, phase=phase, reason=f"internal error: {exc!r}")
+        raise
+    if code == 0:
+        store.finish_run(run.id, FINISHED, exit_code=0)
+    else:
+        store.finish_run(run.id, FAILED, exit_code=code, phase="execution", reason=f"entry point exited with code {code}")
+    final = store.get_run(run.id)
+    return Outcome(final, code, final.status)
+
+
+def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path) -> Invocation:
+    run_dir = Path(run.run_dir)
+    artifacts = run_dir / "artifacts"
+    model_dir = artifacts / "model"
+    env = {
+        "PROJ_RUN_ID": run.id,
+        "PROJ_TRACKING_URI": str(store.root),
+        "PROJ_ARTIFACT_DIR": str(artifacts),
+        "PROJ_MODEL_DIR": str(model_dir),
+        "PROJ_METRICS_FILE": str(metrics_file),
+        "PROJ_EXPERIMENT_NAME": run.experiment,
+    }
+    for hook in _hooks():
+        if hasattr(hook, "child_env"):
+            env.update(hook.child_env(store, run))
+    path_params = {p.name: Path(p.value) for p in plan.params if p.type == "path" and os.path.isabs(str(p.value))}
+    return Invocation(command=plan.command, cwd=plan.project.root, env=env, pythonpath=(CHILD_PATH,),
+                      path_params=path_params, mounts={run_dir: "rw", CHILD_PATH: "ro"})
+
+
+def _hooks() -> list[Any]:
+    return [import_module(name) for name in RUN_HOOKS]
+
+
+def _after_run(store: RunStore, run: RunRecord, code: int, echo: Echo) -> None:
+    for hook in _hooks():
+        if hasattr(hook, "after_run"):
+            hook.after_run(store, run, code, echo)
+
+
+def run_project(store: RunStore, req: RunRequest, *, echo: Echo, stream: bool = True,
+                on_start: Callable[[RunRecord], None] | None = None) -> Outcome:
+    """The whole pipeline, in this process."""
+    plan = plan_run(req)
+    run = start_run(store, plan)
+    if on_start is not None:
+        on_start(run)
+    return execute_run(store, plan, run, echo=echo, stream=stream)

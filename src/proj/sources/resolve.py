@@ -1,0 +1,40 @@
+"""Turn the URI a user typed into a :class:`Source`: a git URL or a local directory."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from proj.errors import UsageError
+from proj.sources.base import Source
+
+_GIT_URL = re.compile(r"^(https?://|ssh://|git://|file://|git\+[a-z]+://)|^[\w.-]+@[\w.-]+:")
+
+
+def is_git_uri(uri: str) -> bool:
+    """URLs that name a repository (``git@host:path`` included); plain paths are local."""
+    return bool(_GIT_URL.match(uri))
+
+
+def resolve_source(uri: str, version: str | None = None, *, cwd: Path | None = None,
+                   options: dict | None = None) -> Source:
+    """Resolve ``uri`` (optionally ``#subdir``) at ``version`` into a runnable directory."""
+    cwd = cwd or Path.cwd()
+    options = options or {}
+    if is_git_uri(uri):
+        from proj.sources.git import resolve_git
+
+        return resolve_git(uri, version, options=options)
+    from proj.sources.local import resolve_local
+
+    path, _, subdir = uri.partition("#")
+    return resolve_local((cwd / Path(path).expanduser()), subdir or None, version, options=options)
+
+
+def check_subdir(subdir: str | None) -> str | None:
+    """A ``#subdir`` must stay inside the project: no absolute paths, no ``..``."""
+    if not subdir:
+        return None
+    parts = Path(subdir).parts
+    if Path(subdir).is_absolute() or ".." in parts:
+        raise UsageError(f"#{subdir}: the subdirectory must be a relative path inside the project (no '..')")
+    return subdir.strip("/")

@@ -1,0 +1,95 @@
+"""Ingesting what an entry point reports through its metrics file (JSON lines), live and at the end.
+
+The file offset is stored with the data in one transaction, so each line lands exactly once even if
+the runner dies and the reaper ingests the rest later.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from proj.tracking.records import MetricPoint, ParamRecord
+from proj.tracking.store import RunStore
+
+METRICS_FILE = "metrics.jsonl"
+POLL_SECONDS = 0.5
+
+
+def metrics_path(store: RunStore, run_id: str) -> Path:
+    return store.run_dir(run_id) / METRICS_FILE
+
+
+def ingest_metrics_file(store: RunStore, run_id: str) -> int:
+    """Ingest complete lines past the stored offset; returns how many lines were bad (skipped)."""
+    path = metrics_path(store, run_id)
+    offset = store.ingest_offset(run_id)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except FileNotFoundError:
+        return 0
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return 0  # only a partial line so far
+    metrics, params, tags, bad = parse_lines(chunk[: end + 1].decode("utf-8", errors="replace").splitlines())
+    store.log_batch(run_id, metrics, params, tags, offset=offset + end + 1)
+    return bad
+
+
+def parse_lines(lines: list[str]) -> tuple[list[MetricPoint], list[ParamRecord], dict[str, str], int]:
+    metrics, params, tags, bad = [], [], {}, 0
+    now = time.time()
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            kind = item.get("kind", "metric")
+            key = str(item["key"])
+            if kind == "metric":
+                value = float(item["value"])
+                step = int(item.get("step") or 0)
+                ts = float(item.get("timestamp") or now)
+                metrics.append(MetricPoint(key, value, step, ts))
+            elif kind == "param":
+                params.append(ParamRecord(key, str(item["value"]), item["value"], "string", "logged"))
+            elif kind == "tag":
+                tags[key] = str(item["value"])
+            else:
+                bad += 1
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad += 1
+    return metrics, params, tags, bad
+
+
+class MetricsTailer:
+    """A background thread that ingests the metrics file while the entry point runs."""
+
+    def __init__(self, store_root: Path, run_id: str) -> None:
+        self._root = store_root
+        self._run_id = run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="proj-metrics", daemon=True)
+        self.bad_lines = 0
+
+    def __enter__(self) -> "MetricsTailer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        from proj.tracking.sqlite import SqliteStore
+
+        store = SqliteStore(self._root)  # its own connection: sqlite connections are per thread
+        try:
+            while not self._stop.wait(POLL_SECONDS):
+                self.bad_lines += ingest_metrics_file(store, self._run_id)
+            self.bad_lines += ingest_metrics_file(store, self._run_id)  # whatever came last
+        finally:
+            store.close()

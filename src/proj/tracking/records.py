@@ -1,0 +1,83 @@
+"""The run record as plain data. ``SCHEMA_VERSION`` versions both the SQLite layout and JSON output."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
+STATUSES = (RUNNING, FINISHED, FAILED, KILLED)
+DEFAULT_EXPERIMENT = "Default"
+
+
+@dataclass(frozen=True)
+class ParamRecord:
+    key: str
+    value: str  # exactly what was given (never shell-quoted)
+    typed: Any  # the coerced value (resolved absolute path for ``path``)
+    type: str
+    source: str  # user, default, extra, logged
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What the runner knows when it creates the record (everything validated already)."""
+
+    experiment: str
+    name: str | None
+    source: dict[str, Any]
+    project_name: str | None
+    entry_point: str
+    command: str
+    params: list[ParamRecord]
+    tags: dict[str, str]
+    env_choice: str
+    parent_run_id: str | None = None
+
+
+@dataclass
+class RunRecord:
+    id: str
+    experiment: str
+    name: str | None
+    status: str
+    start_time: float
+    end_time: float | None
+    user: str
+    host: str
+    pid: int | None
+    source: dict[str, Any]
+    project_name: str | None
+    entry_point: str
+    command: str
+    exit_code: int | None = None
+    failure_phase: str | None = None
+    failure_reason: str | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    parent_run_id: str | None = None
+    run_dir: str = ""
+    params: list[ParamRecord] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, MetricPoint] = field(default_factory=dict)  # latest point per key
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration"] = self.duration
+        return data
+
+
+def envelope(kind: str, data: Any) -> dict[str, Any]:
+    """The one versioned JSON envelope every ``--json`` output uses."""
+    return {"schema_version": SCHEMA_VERSION, "kind": kind, "data": data}

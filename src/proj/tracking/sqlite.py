@@ -1,0 +1,247 @@
+"""The embedded SQLite run store: WAL, a busy timeout and short IMMEDIATE transactions, so many
+concurrent runs can write into one store without losing anything."""
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from proj.errors import RunNotFound, StoreError
+from proj.tracking.records import (
+    DEFAULT_EXPERIMENT, RUNNING, SCHEMA_VERSION, MetricPoint, NewRun, ParamRecord, RunRecord,
+)
+from proj.tracking.store import RunStore
+
+DB_NAME = "proj.db"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, experiment_id INTEGER NOT NULL REFERENCES experiments(id), name TEXT,
+  status TEXT NOT NULL, failure_phase TEXT, failure_reason TEXT, exit_code INTEGER,
+  start_time REAL NOT NULL, end_time REAL, user TEXT, host TEXT, pid INTEGER, pid_start TEXT,
+  source_json TEXT NOT NULL, source_commit TEXT, project_name TEXT, entry_point TEXT, command TEXT,
+  env_json TEXT NOT NULL DEFAULT '{}', parent_run_id TEXT, ingest_offset INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs(start_time DESC);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status);
+CREATE INDEX IF NOT EXISTS runs_by_commit ON runs(source_commit);
+CREATE TABLE IF NOT EXISTS params (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+  typed_json TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (run_id, key));
+CREATE TABLE IF NOT EXISTS tags (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key));
+CREATE TABLE IF NOT EXISTS metrics (run_id TEXT NOT NULL, key TEXT NOT NULL, value REAL, step INTEGER NOT NULL,
+  timestamp REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, key, step);
+CREATE TABLE IF NOT EXISTS locks (run_id TEXT PRIMARY KEY, format TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL);
+"""
+_RUN_COLUMNS = ("r.id, e.name, r.name, r.status, r.start_time, r.end_time, r.user, r.host, r.pid, r.source_json, "
+                "r.project_name, r.entry_point, r.command, r.exit_code, r.failure_phase, r.failure_reason, "
+                "r.env_json, r.parent_run_id")
+
+
+class SqliteStore(RunStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(root / DB_NAME, timeout=60, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 60000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"run store {root / DB_NAME} cannot be opened: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"run store {root} cannot be created: {exc}") from None
+
+    def _migrate(self) -> None:
+        row = None
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            pass  # a new store
+        if row is not None:
+            if int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(f"run store {self.root} has schema version {row[0]}; this proj reads up to {SCHEMA_VERSION}")
+            return
+        with self._tx() as db:  # one transaction: concurrent first users create the schema once
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, taken IMMEDIATE so concurrent writers queue instead of deadlocking."""
+        db = self._db
+        if db.in_transaction:
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if db.in_transaction:
+            db.execute("COMMIT")
+
+    def _experiment_id(self, db: sqlite3.Connection, name: str) -> int:
+        row = db.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
+        if row:
+            return row[0]
+        return db.execute("INSERT INTO experiments (name, created) VALUES (?, ?)", (name, time.time())).lastrowid
+
+    def create_run(self, new: NewRun, pid: int) -> RunRecord:
+        from proj.tracking.liveness import process_start_time
+
+        run_id = uuid.uuid4().hex
+        now = time.time()
+        user, host = _user(), socket.gethostname()
+        commit = new.source.get("commit")
+        env = {"choice": new.env_choice}
+        with self._tx() as db:
+            exp = self._experiment_id(db, new.experiment or DEFAULT_EXPERIMENT)
+            db.execute(
+                "INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, pid, pid_start, source_json,"
+                " source_commit, project_name, entry_point, command, env_json, parent_run_id)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, exp, new.name, RUNNING, now, user, host, pid, process_start_time(pid),
+                 json.dumps(new.source), commit, new.project_name, new.entry_point, new.command, json.dumps(env),
+                 new.parent_run_id))
+            self._insert_params(db, run_id, new.params)
+            db.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", [(run_id, k, v) for k, v in new.tags.items()])
+        for sub in ("artifacts", "logs"):
+            (self.run_dir(run_id) / sub).mkdir(parents=True, exist_ok=True)
+        return self.get_run(run_id)
+
+    @staticmethod
+    def _insert_params(db: sqlite3.Connection, run_id: str, params: Iterable[ParamRecord]) -> None:
+        db.executemany(
+            "INSERT INTO params VALUES (?,?,?,?,?,?) ON CONFLICT(run_id, key) DO NOTHING",
+            [(run_id, p.key, p.value, json.dumps(p.typed), p.type, p.source) for p in params])
+
+    def finish_run(self, run_id: str, status: str, *, exit_code: int | None = None,
+                   phase: str | None = None, reason: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET status=?, end_time=?, exit_code=?, failure_phase=?, failure_reason=?"
+                       " WHERE id=? AND status=?", (status, time.time(), exit_code, phase, reason, run_id, RUNNING))
+
+    def set_owner(self, run_id: str, pid: int) -> None:
+        from proj.tracking.liveness import process_start_time
+
+        with self._tx() as db:
+            db.execute("UPDATE runs SET pid=?, pid_start=? WHERE id=?", (pid, process_start_time(pid), run_id))
+
+    def set_env(self, run_id: str, env: dict[str, Any], lock_format: str, lock_text: str) -> None:
+        import hashlib
+
+        sha = hashlib.sha256(lock_text.encode()).hexdigest()
+        with self._tx() as db:
+            old = json.loads(db.execute("SELECT env_json FROM runs WHERE id=?", (run_id,)).fetchone()[0])
+            db.execute("UPDATE runs SET env_json=? WHERE id=?", (json.dumps({**old, **env}), run_id))
+            db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?)", (run_id, lock_format, sha, lock_text))
+
+    def get_lock(self, run_id: str) -> tuple[str, str] | None:
+        row = self._db.execute("SELECT format, text FROM locks WHERE run_id=?", (run_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def log_batch(self, run_id: str, metrics: Iterable[MetricPoint] = (), params: Iterable[ParamRecord] = (),
+                  tags: dict[str, str] | None = None, offset: int | None = None) -> None:
+        with self._tx() as db:
+            db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)",
+                           [(run_id, m.key, m.value, m.step, m.timestamp) for m in metrics])
+            self._insert_params(db, run_id, params)
+            if tags:
+                db.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", [(run_id, k, v) for k, v in tags.items()])
+            if offset is not None:
+                db.execute("UPDATE runs SET ingest_offset=? WHERE id=?", (offset, run_id))
+
+    def ingest_offset(self, run_id: str) -> int:
+        row = self._db.execute("SELECT ingest_offset FROM runs WHERE id=?", (run_id,)).fetchone()
+        return row[0] if row else 0
+
+    def resolve_id(self, run_ref: str) -> str:
+        """A full run id from an id or an unambiguous prefix."""
+        ref = run_ref.strip().lower()
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            raise RunNotFound(f"run {run_ref!r} not found: run ids are hexadecimal (see `proj runs list`)")
+        rows = self._db.execute("SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 3",
+                                (ref, ref + "g")).fetchall()
+        if not rows:
+            raise RunNotFound(f"run {run_ref!r} not found in {self.root} (see `proj runs list`)")
+        if len(rows) > 1 and rows[0][0] != ref:
+            raise RunNotFound(f"run prefix {run_ref!r} is ambiguous: {', '.join(r[0][:12] for r in rows)}...")
+        return rows[0][0]
+
+    def get_run(self, run_ref: str) -> RunRecord:
+        run_id = self.resolve_id(run_ref)
+        row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+                               " WHERE r.id = ?", (run_id,)).fetchone()
+        run = self._record(row)
+        run.params = [ParamRecord(k, v, json.loads(t), ty, s) for k, v, t, ty, s in self._db.execute(
+            "SELECT key, value, typed_json, type, source FROM params WHERE run_id=? ORDER BY rowid", (run_id,))]
+        run.tags = dict(self._db.execute("SELECT key, value FROM tags WHERE run_id=? ORDER BY key", (run_id,)))
+        run.metrics = self._latest_metrics([run_id]).get(run_id, {})
+        return run
+
+    def _record(self, row: tuple) -> RunRecord:
+        (rid, exp, name, status, start, end, user, host, pid, source, project, entry, command, code, phase,
+         reason, env, parent) = row
+        return RunRecord(id=rid, experiment=exp, name=name, status=status, start_time=start, end_time=end,
+                         user=user, host=host, pid=pid, source=json.loads(source), project_name=project,
+                         entry_point=entry, command=command, exit_code=code, failure_phase=phase,
+                         failure_reason=reason, env=json.loads(env), parent_run_id=parent,
+                         run_dir=str(self.run_dir(rid)))
+
+    def _latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, MetricPoint]]:
+        result: dict[str, dict[str, MetricPoint]] = {}
+        marks = ",".join("?" * len(run_ids))
+        # The latest point per key: highest step, then newest timestamp (rowid breaks ties).
+        rows = self._db.execute(
+            f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE run_id IN ({marks})"
+            " ORDER BY run_id, key, step, timestamp, rowid", run_ids)
+        for run_id, key, value, step, ts in rows:
+            result.setdefault(run_id, {})[key] = MetricPoint(key, value, step, ts)
+        return result
+
+    def list_runs(self, *, experiment: str | None = None, status: str | None = None,
+                  commit: str | None = None, limit: int | None = 50) -> list[RunRecord]:
+        where, args = [], []
+        if experiment:
+            where.append("e.name = ?")
+            args.append(experiment)
+        if status:
+            where.append("r.status = ?")
+            args.append(status.upper())
+        if commit:
+            where.append("r.source_commit LIKE ?")
+            args.append(commit.lower() + "%")
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+        sql += (" WHERE " + " AND ".join(where)) if where else ""
+        sql += " ORDER BY r.start_time DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        return [self._record(row) for row in self._db.execute(sql, args)]
+
+    def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]:
+        sql = "SELECT key, value, step, timestamp FROM metrics WHERE run_id=?" + (" AND key=?" if key else "")
+        args = (run_id, key) if key else (run_id,)
+        return [MetricPoint(*row) for row in self._db.execute(sql + " ORDER BY key, step, timestamp, rowid", args)]
+
+    def running_runs(self) -> list[tuple[str, str, int | None, str | None]]:
+        return list(self._db.execute("SELECT id, host, pid, pid_start FROM runs WHERE status = ?", (RUNNING,)))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "unknown"

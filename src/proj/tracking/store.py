@@ -1,0 +1,66 @@
+"""The store interface, so another backend (a server, Postgres) can sit behind the same calls."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Iterable
+
+from proj.tracking.records import MetricPoint, NewRun, ParamRecord, RunRecord
+
+
+class RunStore(ABC):
+    """Everything the runner and the CLI need from a run store."""
+
+    root: Path
+
+    @abstractmethod
+    def create_run(self, new: NewRun, pid: int) -> RunRecord: ...
+
+    @abstractmethod
+    def finish_run(self, run_id: str, status: str, *, exit_code: int | None = None,
+                   phase: str | None = None, reason: str | None = None) -> None: ...
+
+    @abstractmethod
+    def set_owner(self, run_id: str, pid: int) -> None: ...
+
+    @abstractmethod
+    def set_env(self, run_id: str, env: dict[str, Any], lock_format: str, lock_text: str) -> None: ...
+
+    @abstractmethod
+    def get_lock(self, run_id: str) -> tuple[str, str] | None: ...
+
+    @abstractmethod
+    def log_batch(self, run_id: str, metrics: Iterable[MetricPoint] = (), params: Iterable[ParamRecord] = (),
+                  tags: dict[str, str] | None = None, offset: int | None = None) -> None: ...
+
+    @abstractmethod
+    def ingest_offset(self, run_id: str) -> int: ...
+
+    @abstractmethod
+    def get_run(self, run_ref: str) -> RunRecord: ...
+
+    @abstractmethod
+    def list_runs(self, *, experiment: str | None = None, status: str | None = None,
+                  commit: str | None = None, limit: int | None = 50) -> list[RunRecord]: ...
+
+    @abstractmethod
+    def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]: ...
+
+    @abstractmethod
+    def running_runs(self) -> list[tuple[str, str, int | None, str | None]]: ...
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+
+def open_store(tracking_uri: str | None = None, *, reap: bool = True) -> RunStore:
+    """Open (creating if needed) the store a tracking URI names; mark runs whose runner died."""
+    from proj.paths import store_root
+    from proj.tracking.sqlite import SqliteStore
+
+    store = SqliteStore(store_root(tracking_uri))
+    if reap:
+        from proj.tracking.liveness import reap_dead_runs
+
+        reap_dead_runs(store)
+    return store

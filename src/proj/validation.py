@@ -1,0 +1,141 @@
+"""Load YAML files and check them against proj's JSON Schemas, with errors that name file, line and key.
+
+jsonschema costs ~70 ms to import, so a document whose exact bytes already passed a schema is
+remembered (by content hash) in the cache and not checked again: a warm `proj run` never imports it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from proj.errors import ProjectError
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+def read_text(path: Path) -> str:
+    """Read a spec file, turning I/O and encoding problems into one clear error."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProjectError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectError(f"{path}: cannot be read: {exc}") from None
+
+
+def load_yaml(path: Path, text: str | None = None) -> Any:
+    """Parse YAML safely; a syntax error names the file, line and column."""
+    import yaml
+
+    text = read_text(path) if text is None else text
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ProjectError(f"{path}{where}: invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ProjectError(f"{path}: invalid YAML: {exc}") from None
+
+
+def validate(data: Any, schema_name: str, path: Path, text: str) -> None:
+    """Check ``data`` against ``schemas/<schema_name>.schema.json``; raise the most useful error."""
+    fingerprint = _fingerprint(schema_name, text)
+    marker = _validated_marker(fingerprint)
+    if marker is not None and marker.exists():
+        return
+    errors = _schema_errors(data, schema_name)
+    if errors:
+        raise ProjectError(_describe(errors[0], path, text))
+    if marker is not None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:
+            pass  # the cache is an optimisation only
+
+
+def _fingerprint(schema_name: str, text: str) -> str:
+    schema_bytes = (SCHEMA_DIR / f"{schema_name}.schema.json").read_bytes()
+    digest = hashlib.sha256(schema_bytes)
+    digest.update(b"\0" + text.encode())
+    return digest.hexdigest()
+
+
+def _validated_marker(fingerprint: str) -> Path | None:
+    from proj.paths import cache_dir
+
+    try:
+        return cache_dir() / "validated" / fingerprint[:2] / fingerprint
+    except Exception:  # noqa: BLE001 - no usable cache dir just means no shortcut
+        return None
+
+
+@lru_cache(maxsize=None)
+def load_schema(schema_name: str) -> dict[str, Any]:
+    """The parsed JSON Schema shipped with proj."""
+    return json.loads((SCHEMA_DIR / f"{schema_name}.schema.json").read_text())
+
+
+def _schema_errors(data: Any, schema_name: str) -> list[Any]:
+    import jsonschema
+
+    schema = load_schema(schema_name)
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator = validator_cls(schema)
+    # Deepest, most specific error first: that is the one a person can act on.
+    return sorted(validator.iter_errors(data), key=lambda e: (-len(e.absolute_path), e.validator == "oneOf"))
+
+
+def _describe(error: Any, path: Path, text: str) -> str:
+    keys = list(error.absolute_path)
+    where = f"{path}:{_line_of(text, keys)}" if keys else str(path)
+    dotted = ".".join(str(k) for k in keys) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        bad = ", ".join(repr(e) for e in extra)
+        key_where = f"{path}:{_line_of(text, keys + extra[:1])}"
+        return f"{key_where}: unknown key {bad} in {dotted}; valid keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        return f"{where}: {dotted}: {error.message}"
+    if error.validator == "enum":
+        choices = ", ".join(str(c) for c in error.validator_value)
+        return f"{where}: {dotted}: {error.instance!r} is not one of: {choices}"
+    if error.validator == "oneOf":
+        return f"{where}: {dotted}: {error.instance!r} is not valid here ({_oneof_hint(error)})"
+    return f"{where}: {dotted}: {error.message}"
+
+
+def _oneof_hint(error: Any) -> str:
+    for sub in error.context or []:
+        if sub.validator == "enum":
+            return "expected one of: " + ", ".join(str(c) for c in sub.validator_value)
+    return "see the schema"
+
+
+def _line_of(text: str, keys: list[Any]) -> int:
+    """The 1-based line of the node at ``keys`` in the YAML text (best effort; 1 if not found)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return 1
+    line = node.start_mark.line if node else 0
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line
+        else:
+            break
+    return line + 1

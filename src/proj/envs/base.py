@@ -133,6 +133,12 @@ class Backend(ABC):
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> Env:
         """Return a ready environment: reuse the cached one for this lock, or build it atomically."""
 
+    def write_lock(self, choice: EnvChoice, log: BuildLog) -> Path:
+        """Resolve the project's spec and write its lock next to the env file (``proj env lock``)."""
+        from proj.errors import EnvError
+
+        raise EnvError(f"the {self.name} backend has no lock file to write")
+
     def from_lock(self, choice: EnvChoice, lock: Lock, log: BuildLog) -> Env:
         """Rebuild exactly the environment a recorded lock describes (used by ``proj reproduce``)."""
         from proj.errors import EnvError

@@ -121,7 +121,7 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         echo(f"environment: {plan.choice.describe()}")
         env = plan.backend.ensure(plan.choice, BuildLog(logs / "env-build.log", echo), refresh=plan.request.refresh_env)
         store.set_env(run.id, env.describe(), env.lock.format, env.lock.text)
-        echo(f"environment {env.key[:24]} ({'cached' if env.cache_hit else f'built in {env.build_seconds:.1f}s'})")
+        echo(f"environment {env.key[:24]} " + ("reused" if env.cache_hit else f"ready in {env.build_seconds:.1f}s"))
         phase = "execution"
         invocation = _invocation(store, plan, run, run_dir / METRICS_FILE)
         with OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream) as sink, \

@@ -41,21 +41,50 @@ def load_yaml(path: Path, text: str | None = None) -> Any:
         raise ProjectError(f"{path}: invalid YAML: {exc}") from None
 
 
-def validate(data: Any, schema_name: str, path: Path, text: str) -> None:
-    """Check ``data`` against ``schemas/<schema_name>.schema.json``; raise the most useful error."""
-    fingerprint = _fingerprint(schema_name, text)
-    marker = _validated_marker(fingerprint)
-    if marker is not None and marker.exists():
+def load_validated(path: Path, schema_name: str) -> tuple[Any, str]:
+    """Parse and validate a YAML spec file; returns (data, text).
+
+    The parsed form of a document that already passed is kept as JSON under its content hash, so a
+    warm run neither imports PyYAML's resolver nor jsonschema.
+    """
+    text = read_text(path)
+    marker = _validated_marker(_fingerprint(schema_name, text))
+    if marker is not None:
+        try:
+            return json.loads(marker.read_text()), text
+        except (OSError, ValueError):
+            pass
+    data = load_yaml(path, text)
+    validate(data, schema_name, path, text, marker=None)
+    _remember(marker, data)
+    return data, text
+
+
+def _remember(marker: Path | None, data: Any) -> None:
+    if marker is None:
         return
+    try:
+        encoded = json.dumps(data)
+        if json.loads(encoded) != data:
+            return  # YAML-only types (dates, ...) would not survive the round trip
+        from proj.paths import atomic_write
+
+        atomic_write(marker, encoded)
+    except (OSError, TypeError, ValueError):
+        pass  # the cache is an optimisation only
+
+
+def validate(data: Any, schema_name: str, path: Path, text: str, *, marker: Path | None | bool = True) -> None:
+    """Check ``data`` against ``schemas/<schema_name>.schema.json``; raise the most useful error."""
+    if marker is True:
+        marker = _validated_marker(_fingerprint(schema_name, text))
+        if marker is not None and marker.exists():
+            return
     errors = _schema_errors(data, schema_name)
     if errors:
         raise ProjectError(_describe(errors[0], path, text))
-    if marker is not None:
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        except OSError:
-            pass  # the cache is an optimisation only
+    if isinstance(marker, Path):
+        _remember(marker, data)
 
 
 def _fingerprint(schema_name: str, text: str) -> str:
@@ -106,15 +135,11 @@ def _describe(error: Any, path: Path, text: str) -> str:
         choices = ", ".join(str(c) for c in error.validator_value)
         return f"{where}: {dotted}: {error.instance!r} is not one of: {choices}"
     if error.validator == "oneOf":
-        return f"{where}: {dotted}: {error.instance!r} is not valid here ({_oneof_hint(error)})"
+        for sub in sorted(error.context or [], key=lambda e: -len(e.absolute_path)):
+            if sub.validator == "enum":  # e.g. an unknown parameter type, in short or long form
+                return _describe(sub, path, text)
+        return f"{where}: {dotted}: {error.instance!r} is not valid here (see the MLproject reference)"
     return f"{where}: {dotted}: {error.message}"
-
-
-def _oneof_hint(error: Any) -> str:
-    for sub in error.context or []:
-        if sub.validator == "enum":
-            return "expected one of: " + ", ".join(str(c) for c in sub.validator_value)
-    return "see the schema"
 
 
 def _line_of(text: str, keys: list[Any]) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -45,7 +44,7 @@ class LocalEnv(SubprocessEnv):
         self.details = details
         self.build_seconds = seconds
         self.cache_hit = hit
-        digest = hashlib.sha256(f"local\0{platform.machine()}\0{lock.text}".encode()).hexdigest()
+        digest = hashlib.sha256(f"local\0{os.uname().machine}\0{lock.text}".encode()).hexdigest()
         self.key = f"local-{digest[:16]}"
 
     def process_env(self, base: dict[str, str]) -> dict[str, str]:

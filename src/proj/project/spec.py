@@ -8,7 +8,7 @@ from typing import Any
 
 from proj.errors import ProjectError, UsageError
 from proj.project.params import PARAM_TYPES, Parameter, placeholders
-from proj.validation import load_yaml, read_text, validate
+from proj.validation import load_validated
 
 MLPROJECT = "mlproject"
 DEFAULT_ENTRY_POINT = "main"
@@ -69,13 +69,7 @@ def load_project(root: Path) -> Project:
     path = find_mlproject(root)
     if path is None:
         return Project(root=root, name=None, file=None, entry_points={})
-    text = read_text(path)
-    data = load_yaml(path, text)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ProjectError(f"{path}: expected a mapping of keys (name, entry_points, ...), got {type(data).__name__}")
-    validate(data, "mlproject", path, text)
+    data, _text = load_validated(path, "mlproject")
     return _build(root, path, data)
 
 

@@ -6,7 +6,6 @@ gone, or the pid now belongs to a different process, the run is marked FAILED on
 from __future__ import annotations
 
 import os
-import socket
 
 from proj.tracking.records import FAILED
 from proj.tracking.store import RunStore
@@ -41,7 +40,7 @@ def is_alive(pid: int | None, start: str | None) -> bool:
 
 def reap_dead_runs(store: RunStore) -> list[str]:
     """Mark FAILED every RUNNING run on this host whose owner process is gone; ingest what it left."""
-    host = socket.gethostname()
+    host = os.uname().nodename
     reaped = []
     for run_id, run_host, pid, start in store.running_runs():
         if run_host != host or is_alive(pid, start):

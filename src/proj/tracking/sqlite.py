@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import getpass
 import json
-import socket
+import os
 import sqlite3
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -101,9 +100,9 @@ class SqliteStore(RunStore):
     def create_run(self, new: NewRun, pid: int) -> RunRecord:
         from proj.tracking.liveness import process_start_time
 
-        run_id = uuid.uuid4().hex
+        run_id = os.urandom(16).hex()  # a uuid4-like id without importing uuid
         now = time.time()
-        user, host = _user(), socket.gethostname()
+        user, host = _user(), os.uname().nodename
         commit = new.source.get("commit")
         env = {"choice": new.env_choice}
         with self._tx() as db:

@@ -1,0 +1,156 @@
+"""Run lifecycle with real processes: Ctrl-C, SIGTERM, kill -9 of the runner, concurrency, detach, cancel."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# The entry point writes its pid (and a grandchild's) and then sleeps; it reports a metric first.
+SLEEPER = {
+    "MLproject": "entry_points:\n  main:\n    command: python sleeper.py\n",
+    "sleeper.py": """\
+        import os, subprocess, sys, time
+        import proj_client
+        proj_client.log_metric("started", 1)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        with open("pids.txt", "w") as fh:
+            fh.write(f"{os.getpid()} {child.pid}\\n")
+        print("ready", flush=True)
+        time.sleep(300)
+        """,
+}
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def pids_of(root: Path) -> list[int]:
+    text = wait_for(lambda: (root / "pids.txt").exists() and (root / "pids.txt").read_text().strip(), what="pids.txt")
+    return [int(p) for p in text.split()]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_kills_the_whole_group_and_marks_killed(proj, make_project, sig) -> None:
+    root = make_project(SLEEPER)
+    runner = proj.popen("run", str(root), "--env-manager", "local")
+    pids = pids_of(root)
+    runner.send_signal(sig)
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, err
+    for pid in pids:
+        wait_for(lambda: not alive(pid), 10, f"pid {pid} to die")
+    [run] = proj.runs()
+    assert run["status"] == "KILLED" and run["failure_phase"] == "execution", run
+    shown = proj.show(run["id"])
+    assert "ready" in (Path(shown["run_dir"]) / "logs" / "stdout.log").read_text()  # logs kept
+    assert shown["metrics"]["started"]["value"] == 1.0
+
+
+def test_killed_runner_is_marked_failed_on_the_next_command(proj, make_project) -> None:
+    root = make_project(SLEEPER)
+    runner = proj.popen("run", str(root), "--env-manager", "local")
+    pids = pids_of(root)
+    runner.kill()  # kill -9: the runner cannot record anything
+    runner.wait(timeout=10)
+    for pid in pids:  # the orphans are not ours to reap here; stop them so the test leaves nothing behind
+        os.kill(pid, signal.SIGKILL)
+    [run] = proj.runs()  # this command notices the dead owner
+    assert run["status"] == "FAILED" and run["failure_phase"] == "runner", run
+    assert "died" in run["failure_reason"]
+    assert proj.show(run["id"])["metrics"]["started"]["value"] == 1.0  # what it reported is kept
+
+
+def test_eight_concurrent_runs_into_one_store_are_all_recorded(proj, make_project) -> None:
+    root = make_project({
+        "MLproject": "entry_points:\n  main:\n    parameters: {i: int}\n    command: python work.py {i}\n",
+        "work.py": """\
+            import sys
+            import proj_client
+            i = int(sys.argv[1])
+            for step in range(200):
+                proj_client.log_metric("m", i * 1000 + step, step=step)
+            """,
+    })
+    procs = [proj.popen("run", str(root), "--env-manager", "local", "-P", f"i={i}") for i in range(8)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    runs = proj.runs()
+    assert len(runs) == 8 and {r["status"] for r in runs} == {"FINISHED"}
+    for r in runs:
+        shown = proj.show(r["id"])
+        i = int(shown["params"][0]["value"])
+        assert shown["metrics"]["m"] == {"key": "m", "value": i * 1000 + 199.0, "step": 199,
+                                         "timestamp": shown["metrics"]["m"]["timestamp"]}
+    out = proj("runs", "list", "--json")
+    assert len(out.json()) == 8
+
+
+def test_detach_then_follow_logs_then_cancel(proj, make_project) -> None:
+    root = make_project(SLEEPER)
+    out = proj("run", str(root), "--env-manager", "local", "--detach")
+    assert out.code == 0, out
+    run_id = out.stdout.strip()
+    pids = pids_of(root)
+    assert proj.show(run_id)["status"] == "RUNNING"
+    wait_for(lambda: "ready" in proj("runs", "logs", run_id).stdout, what="log output")
+    cancelled = proj("runs", "cancel", run_id[:10])
+    assert cancelled.code == 0, cancelled
+    assert proj.show(run_id)["status"] == "KILLED"
+    for pid in pids:
+        wait_for(lambda: not alive(pid), 10, f"pid {pid} to die")
+
+
+def test_detached_run_finishes_and_follow_returns(proj, make_project) -> None:
+    root = make_project({"MLproject": "entry_points:\n  main:\n    command: 'for i in 1 2 3; do echo line $i; sleep 0.2; done'\n"})
+    run_id = proj("run", str(root), "--env-manager", "local", "--detach").stdout.strip()
+    follow = proj("runs", "logs", run_id, "--follow", "--stream", "stdout", timeout=60)
+    assert follow.code == 0 and "line 3" in follow.stdout, follow
+    assert proj.show(run_id)["status"] == "FINISHED"
+
+
+def test_python_api_sync_and_async(proj_env, make_project, tmp_path) -> None:
+    root = make_project(SLEEPER)
+    quick = make_project({"MLproject": "entry_points:\n  main:\n    parameters: {x: float}\n    command: 'exit 0'\n"}, name="quick")
+    script = f"""
+import proj, time
+r = proj.run({str(quick)!r}, parameters={{"x": 0.5}}, env_manager="local")
+assert r.wait() and r.get_status() == "FINISHED", r.get_status()
+a = proj.run({str(root)!r}, env_manager="local", synchronous=False)
+assert a.get_status() == "RUNNING"
+import pathlib
+deadline = time.time() + 30
+while not (pathlib.Path({str(root)!r}) / "pids.txt").exists() and time.time() < deadline:
+    time.sleep(0.05)
+a.cancel()
+assert a.get_status() == "KILLED", a.get_status()
+assert a.wait() is False
+print("api-ok", r.run_id, a.run_id)
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=proj_env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "api-ok" in out.stdout, out.stderr

@@ -142,17 +142,23 @@ HOOKS=/usr/share/mmdebstrap/hooks/merged-usr
 
 MIRROR="${BASE_IMAGE_MIRROR:-$(find_mirror || true)}"
 if [ -z "$MIRROR" ]; then
-    log "no enabled 'deb' source for suite $SUITE in /etc/apt/sources.list{,.d/*}; set BASE_IMAGE_MIRROR"
+    log "no enabled 'deb' source for suite $SUITE in $APT_ETC/sources.list{,.d/*}; set BASE_IMAGE_MIRROR"
     exit 1
 fi
 
 TMP_TAG="proj-base-tmp/python:build-$$"
-cleanup() { docker image rm -f "$TMP_TAG" >/dev/null 2>&1 || true; }
+BUILD_LOG="$(mktemp /tmp/proj-build-base-image.XXXXXX.log)"
+cleanup() {
+    docker image rm -f "$TMP_TAG" >/dev/null 2>&1 || true
+    rm -f "$BUILD_LOG"
+}
 trap cleanup EXIT
 
 log "building $NAME from $SUITE ($PACKAGES) using mirror $MIRROR"
 start=$SECONDS
-mmdebstrap --quiet --mode=root --variant=minbase \
+# mmdebstrap writes the root filesystem as a tar stream to stdout ("-");
+# its (chatty) progress goes to BUILD_LOG, shown only on failure.
+if ! mmdebstrap --quiet --mode=root --variant=minbase \
     --include="$PACKAGES" \
     --hook-dir="$HOOKS" \
     --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -162,12 +168,16 @@ mmdebstrap --quiet --mode=root --variant=minbase \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
     --customize-hook='rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED' \
-    "$SUITE" - "$MIRROR" |
+    "$SUITE" - "$MIRROR" 2>"$BUILD_LOG" |
     docker import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
         --change 'CMD ["python3"]' \
-        - "$TMP_TAG" >/dev/null
+        - "$TMP_TAG" >/dev/null; then
+    log "mmdebstrap | docker import failed; tail of the mmdebstrap log:"
+    tail -n 40 "$BUILD_LOG" >&2
+    exit 1
+fi
 log "imported $TMP_TAG in $((SECONDS - start)) s"
 
 log "smoke test"
@@ -176,6 +186,12 @@ smoke='python -c "import ssl, json, sqlite3"'
 case ",$PACKAGES," in *,python3-pip,*) smoke="$smoke && python -m pip --version >/dev/null" ;; esac
 docker run --rm "$TMP_TAG" sh -c "$smoke" || { log "smoke test failed: $smoke"; exit 1; }
 
+OLD_ID="$(image_id "$NAME" || true)"
 docker tag "$TMP_TAG" "$NAME"
 log "tagged $NAME ($(docker image inspect --format '{{.Size}}' "$NAME" | awk '{printf "%.0f MB", $1/1e6}'))"
 apply_extra_tags
+# After a rebuild, drop the previous image if nothing else uses it (no -f:
+# docker refuses while it still has other tags or containers).
+if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$(image_id "$NAME")" ]; then
+    docker image rm "$OLD_ID" >/dev/null 2>&1 && log "removed previous image ${OLD_ID#sha256:}" || true
+fi

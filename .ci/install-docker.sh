@@ -55,15 +55,30 @@ if ! command -v docker >/dev/null 2>&1; then
     apt_install docker.io
 fi
 
-if pgrep -x dockerd >/dev/null 2>&1; then
-    log "a dockerd process is already running (pid $(pgrep -x dockerd | tr '\n' ' ')); waiting for it"
+# Live dockerd processes. A killed dockerd can linger as a zombie (<defunct>)
+# when PID 1 does not reap it: it matches pgrep and `kill -0` but serves nothing.
+live_dockerd_pids() {
+    local p state
+    for p in $(pgrep -x dockerd || true); do
+        state="$(ps -o stat= -p "$p" 2>/dev/null || true)"
+        case "$state" in "" | Z*) ;; *) echo "$p" ;; esac
+    done
+}
+
+pids="$(live_dockerd_pids | tr '\n' ' ')"
+if [ -n "${pids// /}" ]; then
+    log "a dockerd process is already running (pid ${pids% }); waiting for it"
+    log_from=1
 else
-    # A stale pid file from a killed daemon makes dockerd refuse to start.
-    if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
-        log "removing stale /var/run/docker.pid"
+    # No live dockerd, so any pid file was left by a killed daemon; dockerd
+    # refuses to start while it names a running process (e.g. its own zombie).
+    if [ -f /var/run/docker.pid ]; then
+        log "removing stale /var/run/docker.pid (pid $(cat /var/run/docker.pid 2>/dev/null || echo ?))"
         rm -f /var/run/docker.pid
     fi
     mkdir -p "$(dirname "$DOCKERD_LOG")"
+    touch "$DOCKERD_LOG"
+    log_from=$(($(wc -l <"$DOCKERD_LOG") + 1))   # show only this start's lines on failure
     log "starting dockerd (log: $DOCKERD_LOG)"
     nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
     disown || true
@@ -74,7 +89,7 @@ deadline=$((SECONDS + DOCKERD_TIMEOUT))
 until docker_answers; do
     if [ "$SECONDS" -ge "$deadline" ]; then
         log "docker info did not answer within ${DOCKERD_TIMEOUT} s; tail of $DOCKERD_LOG:"
-        tail -n 50 "$DOCKERD_LOG" >&2 || true
+        tail -n "+$log_from" "$DOCKERD_LOG" 2>/dev/null | tail -n 50 >&2 || true
         exit 1
     fi
     sleep 0.2

@@ -1,10 +1,12 @@
-"""Local directories, used in place."""
+"""Local directories, used in place, with their provenance: git state inside a work tree, else a snapshot."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from proj.errors import UsageError
+from proj.errors import SourceError, UsageError
+from proj.sources import provenance
 from proj.sources.base import Source
+from proj.sources.provenance import WorkTree
 from proj.sources.resolve import check_subdir
 
 
@@ -19,7 +21,63 @@ def resolve_local(path: Path, subdir: str | None, version: str | None, *, option
     project_dir = (path / subdir) if subdir else path
     if not project_dir.is_dir():
         raise UsageError(f"#{subdir}: no such directory in {path}")
+    tree = provenance.find_worktree(project_dir)
     if version:
-        raise UsageError(f"-v/--version {version!r} needs a git repository; {path} is a plain directory")
-    return Source(uri=str(path) + (f"#{subdir}" if subdir else ""), project_dir=project_dir, kind="local",
-                  subdir=subdir)
+        if tree is None:
+            raise UsageError(f"-v/--version {version!r} needs a git repository; {path} is a plain directory")
+        return _at_version(tree.top, project_dir, version)
+    uri = str(path) + (f"#{subdir}" if subdir else "")
+    source = Source(uri=uri, project_dir=project_dir, kind="local", subdir=subdir)
+    if tree is None:
+        if options.get("require_clean"):
+            raise SourceError(f"--require-clean: {path} is not in a git work tree, so it cannot be checked for "
+                              f"uncommitted changes")
+        return _with_snapshot(source)
+    return _with_worktree(source, provenance.inspect(tree), require_clean=bool(options.get("require_clean")))
+
+
+def _at_version(top: Path, project_dir: Path, version: str) -> Source:
+    """``path -v VERSION``: fetched like ``file://`` into the cache; the user's checkout is not touched."""
+    from proj.sources.git import resolve_git
+    from proj.sources.urls import file_url
+
+    rel = project_dir.relative_to(top).as_posix()
+    fragment = "" if rel == "." else f"#{rel}"
+    return resolve_git(file_url(str(top)) + fragment, version, display_uri=str(project_dir))
+
+
+def _with_worktree(source: Source, tree: WorkTree, *, require_clean: bool) -> Source:
+    """Commit, branch, remote, dirty flag, the uncommitted patch and the untracked files."""
+    if require_clean:
+        provenance.require_clean(tree)
+    source.commit, source.branch, source.remote = tree.commit, tree.branch, tree.remote
+    source.dirty, source.untracked = tree.dirty, list(tree.untracked)
+    rel = source.project_dir.relative_to(tree.top).as_posix()
+    source.extra.update(worktree=str(tree.top), repo_path=None if rel == "." else rel)
+    if tree.dirty:
+        source.artifacts[provenance.PATCH] = provenance.uncommitted_patch(tree)
+    if tree.untracked:
+        _attach_untracked(source, tree)
+    return source
+
+
+def _attach_untracked(source: Source, tree: WorkTree) -> None:
+    """Untracked (not ignored) files are archived too, capped, so the run can be rebuilt later."""
+    from proj.sources.snapshot import make_archive
+
+    archive = make_archive(tree.top, tree.untracked)
+    if archive.data is not None:
+        source.artifacts[provenance.UNTRACKED] = archive.data
+    source.extra["untracked_archive"] = archive.info
+
+
+def _with_snapshot(source: Source) -> Source:
+    """A directory outside git: a content snapshot (honouring ignore files) is all we can keep."""
+    from proj.sources.snapshot import snapshot_dir
+
+    archive = snapshot_dir(source.project_dir)
+    if archive.data is not None:
+        source.artifacts["snapshot.tar.gz"] = archive.data
+    source.extra["snapshot"] = archive.info
+    return source
+

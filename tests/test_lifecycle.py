@@ -76,9 +76,10 @@ def test_killed_runner_is_marked_failed_on_the_next_command(proj, make_project) 
     pids = pids_of(root)
     runner.kill()  # kill -9: the runner cannot record anything
     runner.wait(timeout=10)
-    for pid in pids:  # the orphans are not ours to reap here; stop them so the test leaves nothing behind
-        os.kill(pid, signal.SIGKILL)
-    [run] = proj.runs()  # this command notices the dead owner
+    assert all(alive(pid) for pid in pids)  # its entry point is orphaned, still running
+    [run] = proj.runs()  # this command notices the dead owner and stops the orphans
+    for pid in pids:
+        wait_for(lambda: not alive(pid), 10, f"orphan {pid} to be stopped")
     assert run["status"] == "FAILED" and run["failure_phase"] == "runner", run
     assert "died" in run["failure_reason"]
     assert proj.show(run["id"])["metrics"]["started"]["value"] == 1.0  # what it reported is kept

@@ -164,7 +164,8 @@ def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path)
             env.update(hook.child_env(store, run))
     path_params = {p.name: Path(p.value) for p in plan.params if p.type == "path" and os.path.isabs(str(p.value))}
     return Invocation(command=plan.command, cwd=plan.project.root, env=env, pythonpath=(CHILD_PATH,),
-                      path_params=path_params, mounts={run_dir: "rw", CHILD_PATH: "ro"})
+                      path_params=path_params, mounts={run_dir: "rw", CHILD_PATH: "ro"},
+                      on_start=lambda pid: store.set_child(run.id, pid))
 
 
 def _hooks() -> list[Any]:

@@ -52,6 +52,8 @@ class Invocation:
     pythonpath: tuple[Path, ...] = ()  # directories holding proj's dependency-free client module
     path_params: dict[str, Path] = field(default_factory=dict)  # name -> host path (docker mounts them)
     mounts: dict[Path, str] = field(default_factory=dict)  # host dir -> "rw"/"ro" that must be visible
+    # Called with the child's pid (= its process group) once it runs, so a reaper can stop it later.
+    on_start: Callable[[int], None] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -118,7 +120,8 @@ class SubprocessEnv(Env):
         if invocation.pythonpath:
             extra = os.pathsep.join(str(p) for p in invocation.pythonpath)
             env["PYTHONPATH"] = extra + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        return run_process(self.argv(invocation.command), cwd=invocation.cwd, env=env, sink=sink)
+        return run_process(self.argv(invocation.command), cwd=invocation.cwd, env=env, sink=sink,
+                           on_start=invocation.on_start)
 
 
 class Backend(ABC):

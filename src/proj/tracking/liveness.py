@@ -38,13 +38,25 @@ def is_alive(pid: int | None, start: str | None) -> bool:
     return current == start
 
 
+def _stop_orphans(pgid: int) -> None:
+    """The entry point outlived its runner: stop its whole group, as the runner would have."""
+    import signal
+
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def reap_dead_runs(store: RunStore) -> list[str]:
     """Mark FAILED every RUNNING run on this host whose owner process is gone; ingest what it left."""
     host = os.uname().nodename
     reaped = []
-    for run_id, run_host, pid, start in store.running_runs():
+    for run_id, run_host, pid, start, child, child_start in store.running_runs():
         if run_host != host or is_alive(pid, start):
             continue
+        if child and is_alive(child, child_start):
+            _stop_orphans(child)
         from proj.tracking.ingest import ingest_metrics_file
 
         try:

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS runs (
   status TEXT NOT NULL, failure_phase TEXT, failure_reason TEXT, exit_code INTEGER,
   start_time REAL NOT NULL, end_time REAL, user TEXT, host TEXT, pid INTEGER, pid_start TEXT,
   source_json TEXT NOT NULL, source_commit TEXT, project_name TEXT, entry_point TEXT, command TEXT,
-  env_json TEXT NOT NULL DEFAULT '{}', parent_run_id TEXT, ingest_offset INTEGER NOT NULL DEFAULT 0);
+  env_json TEXT NOT NULL DEFAULT '{}', parent_run_id TEXT, ingest_offset INTEGER NOT NULL DEFAULT 0,
+  child_pid INTEGER, child_start TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs(start_time DESC);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_by_commit ON runs(source_commit);
@@ -138,6 +139,13 @@ class SqliteStore(RunStore):
         with self._tx() as db:
             db.execute("UPDATE runs SET pid=?, pid_start=? WHERE id=?", (pid, process_start_time(pid), run_id))
 
+    def set_child(self, run_id: str, pid: int) -> None:
+        """Remember the entry point's process group, so a reaper can stop it if this runner dies."""
+        from proj.tracking.liveness import process_start_time
+
+        with self._tx() as db:
+            db.execute("UPDATE runs SET child_pid=?, child_start=? WHERE id=?", (pid, process_start_time(pid), run_id))
+
     def set_env(self, run_id: str, env: dict[str, Any], lock_format: str, lock_text: str) -> None:
         import hashlib
 
@@ -232,8 +240,9 @@ class SqliteStore(RunStore):
         args = (run_id, key) if key else (run_id,)
         return [MetricPoint(*row) for row in self._db.execute(sql + " ORDER BY key, step, timestamp, rowid", args)]
 
-    def running_runs(self) -> list[tuple[str, str, int | None, str | None]]:
-        return list(self._db.execute("SELECT id, host, pid, pid_start FROM runs WHERE status = ?", (RUNNING,)))
+    def running_runs(self) -> list[tuple[str, str, int | None, str | None, int | None, str | None]]:
+        return list(self._db.execute("SELECT id, host, pid, pid_start, child_pid, child_start FROM runs"
+                                     " WHERE status = ?", (RUNNING,)))
 
     def close(self) -> None:
         self._db.close()

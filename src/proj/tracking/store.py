@@ -47,7 +47,11 @@ class RunStore(ABC):
     def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]: ...
 
     @abstractmethod
-    def running_runs(self) -> list[tuple[str, str, int | None, str | None]]: ...
+    def set_child(self, run_id: str, pid: int) -> None: ...
+
+    @abstractmethod
+    def running_runs(self) -> list[tuple[str, str, int | None, str | None, int | None, str | None]]:
+        """(id, host, owner pid, owner start time, child pid, child start time) of every RUNNING run."""
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id

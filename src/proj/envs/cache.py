@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 from proj.paths import atomic_write, cache_dir
 
 MARKER = ".proj-env.json"
+USES = ".proj-uses"
 Health = Callable[[Path], "str | None"]  # returns a reason when a published env is broken
 
 
@@ -93,11 +94,27 @@ class EnvCache:
             return {}
 
     def touch(self, key: str) -> None:
-        """Record a use (the marker's mtime is the 'last used' time shown by ``proj env list``)."""
+        """Record a use (the marker's mtime is the 'last used' time shown by ``proj env list``).
+
+        Each use also appends one byte to a counter file: a single O_APPEND write, so concurrent
+        runs never lose a count and the warm path stays one syscall cheap.
+        """
         try:
             os.utime(self.path(key) / MARKER)
+            fd = os.open(self.path(key) / USES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b".")
+            finally:
+                os.close(fd)
         except OSError:
             pass
+
+    def uses(self, key: str) -> int:
+        """How many times the entry was used (``touch`` calls since it was built)."""
+        try:
+            return (self.path(key) / USES).stat().st_size
+        except OSError:
+            return 0
 
     def entries(self) -> list[tuple[str, Path, dict[str, Any], float]]:
         """Every complete entry: (key, path, metadata, last used)."""

@@ -1,0 +1,169 @@
+"""What a virtualenv must contain: python_env.yaml (or a conda.yaml read the MLflow way) normalised.
+
+The normalised form is what the resolution cache is keyed on, so it drops everything that cannot
+change the resolved lock: comments, blank lines, whitespace and YAML formatting. It keeps what can:
+the Python request, every requirement line (``-r`` files inlined), a lock the project ships, and the
+index settings from the environment.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proj.errors import EnvError, ProjectError
+
+LOCK_NAME = "pylock.toml"
+# Settings that change what the resolver can see; part of the fingerprint so a new index re-resolves.
+INDEX_VARS = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX",
+              "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX")
+_INCLUDE = re.compile(r"^(?:-r|--requirement)(?:\s+|=)(?P<file>.+)$")
+_CONSTRAINT = re.compile(r"^(?:-c|--constraint)(?:\s+|=)(?P<file>.+)$")
+_CONDA_PYTHON = re.compile(r"^python\s*(?:==?|>=|~=)?\s*(?P<version>[0-9]+(?:\.[0-9]+){0,2})(?:\.\*)?$")
+
+
+@dataclass(frozen=True)
+class PythonSpec:
+    """A virtualenv request: a Python version and requirement lines, plus where they came from."""
+
+    python: str  # "3.11" (any 3.11.x) or "3.11.7" (exactly)
+    requirements: tuple[str, ...]  # build dependencies first, ``-r`` files inlined, comments dropped
+    source: Path | None  # the spec file, None for the default empty env
+    shipped_lock: str | None = None  # the text of a pylock.toml the project ships next to its spec
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.source.name if self.source else "the default environment"
+
+    @property
+    def lock_path(self) -> Path | None:
+        return self.source.parent / LOCK_NAME if self.source else None
+
+    def fingerprint(self) -> str:
+        """Hash of everything that can change the resolved lock (not comments or formatting)."""
+        data = {"v": 1, "python": self.python, "requirements": list(self.requirements), "lock": self.shipped_lock,
+                "index": {v: os.environ.get(v) for v in INDEX_VARS if os.environ.get(v)},
+                "platform": [sys.platform, platform.machine()]}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def current_python() -> str:
+    """The version of the Python running proj, which a project without an env file gets (as in MLflow)."""
+    return ".".join(str(n) for n in sys.version_info[:3])
+
+
+def load_spec(spec_file: Path | None, project_root: Path | None, *, conda: bool = False) -> PythonSpec:
+    """Read the spec file the registry chose: python_env.yaml, a conda.yaml (``conda``), or none at all."""
+    if spec_file is None:
+        return PythonSpec(current_python(), (), None)
+    root = project_root or spec_file.parent
+    if conda:
+        python, lines, warnings = _from_conda(spec_file)
+    else:
+        python, lines, warnings = _from_python_env(spec_file)
+    requirements = tuple(_expand(lines, root, spec_file))
+    return PythonSpec(python, requirements, spec_file, _shipped_lock(spec_file), tuple(warnings))
+
+
+def _from_python_env(path: Path) -> tuple[str, list[str], list[str]]:
+    from proj.validation import load_validated
+
+    try:
+        data, _ = load_validated(path, "python_env")
+    except ProjectError:
+        _explain_numeric_python(path)
+        raise
+    data = data or {}
+    lines = list(data.get("build_dependencies") or []) + list(data.get("dependencies") or [])
+    return data.get("python") or current_python(), lines, []
+
+
+def _explain_numeric_python(path: Path) -> None:
+    """YAML reads ``python: 3.10`` as the float 3.1; say so instead of a bare type error."""
+    from proj.validation import load_yaml
+
+    data = load_yaml(path)
+    value = data.get("python") if isinstance(data, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        match = re.search(r"^python\s*:\s*(?P<raw>\S+)", path.read_text(encoding="utf-8"), re.M)
+        raw = match.group("raw") if match else str(value)
+        line = path.read_text(encoding="utf-8")[: match.start()].count("\n") + 1 if match else 1
+        raise ProjectError(f"{path}:{line}: python: {raw} is a number to YAML (read as {value!r}); "
+                           f"quote it: python: \"{raw}\"")
+
+
+def _from_conda(path: Path) -> tuple[str, list[str], list[str]]:
+    """MLflow's reading of conda.yaml for a virtualenv: the ``python=`` pin and the ``pip:`` list."""
+    from proj.validation import load_yaml
+
+    data = load_yaml(path) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("dependencies") or [], list):
+        raise ProjectError(f"{path}: dependencies must be a list")
+    python, lines, dropped = current_python(), [], []
+    for dep in data.get("dependencies") or []:
+        if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
+            lines.extend(str(line) for line in dep["pip"])
+        elif isinstance(dep, str) and _CONDA_PYTHON.match(dep.strip()):
+            python = _CONDA_PYTHON.match(dep.strip()).group("version")
+        elif isinstance(dep, str) and dep.strip().split("=")[0].strip() == "pip":
+            lines.insert(0, "pip")
+        else:
+            dropped.append(str(dep))
+    warnings = [f"{path.name}: conda packages not installable in a virtualenv were dropped: {', '.join(dropped)}"
+                ] if dropped else []
+    return python, lines, warnings
+
+
+def _expand(lines: list[str], root: Path, origin: Path, depth: int = 0) -> list[str]:
+    """Normalise requirement lines, inlining ``-r`` files (relative to ``root``) and anchoring ``-c``."""
+    out: list[str] = []
+    for raw in lines:
+        line = _strip_comment(str(raw))
+        if not line:
+            continue
+        include = _INCLUDE.match(line)
+        constraint = _CONSTRAINT.match(line)
+        if include:
+            target = _include_path(include.group("file"), root, origin)
+            text = target.read_text(encoding="utf-8")
+            out.extend(_expand(text.splitlines(), target.parent, target, depth + 1) if depth < 10 else [])
+        elif constraint:
+            out.append(f"-c {_include_path(constraint.group('file'), root, origin)}")
+        else:
+            out.append(line)
+    return out
+
+
+def _strip_comment(line: str) -> str:
+    line = line.strip()
+    if line.startswith("#"):
+        return ""
+    return re.split(r"\s+#", line, maxsplit=1)[0].strip()
+
+
+def _include_path(name: str, root: Path, origin: Path) -> Path:
+    target = (root / name.strip().strip("'\"")).resolve()
+    if not target.is_file():
+        raise EnvError(f"{origin}: requirements file {name.strip()!r} not found (looked for {target})")
+    return target
+
+
+def _shipped_lock(spec_file: Path) -> str | None:
+    path = spec_file.parent / LOCK_NAME
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def spec_summary(spec: PythonSpec) -> dict[str, Any]:
+    """What a run records about the request (the resolved lock is recorded separately)."""
+    return {"python_request": spec.python, "spec_file": str(spec.source) if spec.source else None,
+            "requirements": list(spec.requirements)}

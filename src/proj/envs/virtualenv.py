@@ -1,0 +1,227 @@
+"""The ``virtualenv`` backend: python_env.yaml -> uv-resolved pylock.toml -> a cached, atomically built venv.
+
+Two caches make a warm run cheap. The *resolution* cache maps the spec's fingerprint (normalised
+content, Python request, index settings) to the chosen interpreter, the lock and the env key, so the
+resolver is not called again. The *env* cache (:mod:`proj.envs.cache`) maps that key, a hash of the
+lock, interpreter version, platform and backend, to a built environment published by a marker.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
+from proj.envs.cache import EnvCache
+from proj.envs.pyenv_spec import LOCK_NAME, PythonSpec, load_spec
+from proj.paths import atomic_write, cache_dir
+
+BACKEND = "virtualenv"
+LOCK_FORMAT = "pylock.toml"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A spec resolved on this machine: the interpreter, the lock, and the env key they make."""
+
+    python: str
+    python_version: str
+    python_source: str
+    lock_text: str
+    lock_origin: str  # "resolved with uv", "pylock.toml shipped with the project", "recorded lock"
+    key: str
+
+
+class VirtualEnv(SubprocessEnv):
+    """A built virtualenv: commands run with its bin first on PATH, as after ``activate``."""
+
+    backend = BACKEND
+
+    def __init__(self, path: Path, res: Resolution, *, hit: bool, seconds: float, details: dict[str, Any]) -> None:
+        self.path = path
+        self.key = res.key
+        self.lock = Lock(LOCK_FORMAT, res.lock_text)
+        self.cache_hit = hit
+        self.build_seconds = seconds
+        self.details = details
+
+    def process_env(self, base: dict[str, str]) -> dict[str, str]:
+        env = dict(base)
+        env.pop("PYTHONHOME", None)  # would point the venv's python at another installation's stdlib
+        env["VIRTUAL_ENV"] = str(self.path)
+        env["PATH"] = str(self.path / "bin") + (os.pathsep + base["PATH"] if base.get("PATH") else "")
+        return env
+
+
+class VirtualenvBackend(Backend):
+    name = BACKEND
+
+    def __init__(self, cache: EnvCache | None = None) -> None:
+        self.cache = cache or EnvCache()
+        self._specs: dict[tuple[Any, ...], PythonSpec] = {}
+
+    def check(self, choice: EnvChoice) -> None:
+        """Read and validate the spec, and make sure its Python exists, before any run is recorded."""
+        from proj.envs.interpreters import find_interpreter
+
+        spec = self.spec(choice)
+        if _read_resolution(spec.fingerprint()) is None:
+            find_interpreter(spec.python, str(spec.source or "default environment"))
+
+    def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> VirtualEnv:
+        start = time.perf_counter()
+        spec = self.spec(choice)
+        res = None if refresh else _read_resolution(spec.fingerprint())
+        if res is not None and self.cache.ready(res.key, venv_health):
+            self.cache.touch(res.key)  # the warm path: no resolver, no build, a few stat calls
+            return self._env(res, choice, spec, hit=True, start=start)
+        for warning in spec.warnings:
+            log.write(f"warning: {warning}")
+        if res is None:
+            res = resolve(spec, log)
+        return self._build(res, choice, spec, log, start, refresh=refresh)
+
+    def write_lock(self, choice: EnvChoice, log: BuildLog) -> Path:
+        """Resolve afresh (ignoring any shipped lock) and write pylock.toml next to the env file."""
+        spec = self.spec(choice)
+        fresh = PythonSpec(spec.python, spec.requirements, spec.source, None, spec.warnings)
+        res = resolve(fresh, log, remember=False)
+        root = choice.project.root if choice.project is not None else Path.cwd()
+        target = spec.lock_path or Path(root) / LOCK_NAME
+        atomic_write(target, res.lock_text)
+        log.write(f"wrote {target} (python {res.python_version})")
+        return target
+
+    def from_lock(self, choice: EnvChoice, lock: Lock, log: BuildLog) -> VirtualEnv:
+        """Rebuild exactly a recorded lock, on the Python it was resolved for when uv recorded it."""
+        from proj.envs.interpreters import find_interpreter
+        from proj.envs.pylock import requires_python
+
+        start = time.perf_counter()
+        spec = self.spec(choice)
+        recorded = requires_python(lock.text)
+        request = recorded if recorded and recorded.count(".") == 2 else spec.python
+        interp = find_interpreter(request, "the recorded lock")
+        res = Resolution(interp.path, interp.version, interp.source, lock.text, "recorded lock",
+                         env_key(lock.text, interp.version))
+        return self._build(res, choice, spec, log, start, refresh=False)
+
+    def spec(self, choice: EnvChoice) -> PythonSpec:
+        """The normalised spec for a choice (read once per backend instance: check, then ensure)."""
+        ident = (choice.spec_file, choice.project.root if choice.project is not None else None)
+        if ident not in self._specs:
+            project = choice.project
+            conda = choice.spec_file is not None and (
+                (project is not None and project.conda_env == choice.spec_file)
+                or (choice.spec_file.name.startswith("conda") and choice.spec_file.suffix in (".yaml", ".yml")))
+            self._specs[ident] = load_spec(choice.spec_file, project.root if project is not None else None,
+                                           conda=conda)
+        return self._specs[ident]
+
+    def _build(self, res: Resolution, choice: EnvChoice, spec: PythonSpec, log: BuildLog, start: float, *,
+               refresh: bool) -> VirtualEnv:
+        health = _rebuild_requested if refresh else venv_health
+        with self.cache.slot(res.key, health) as slot:
+            hit = slot.hit
+            if not hit:
+                if slot.rebuild_reason:
+                    log.write(f"rebuilding environment {res.key}: {slot.rebuild_reason}")
+                build_venv(slot.path, res, spec, log)
+                self.cache.publish(res.key, _metadata(res, spec))
+        self.cache.touch(res.key)
+        return self._env(res, choice, spec, hit=hit, start=start)
+
+    def _env(self, res: Resolution, choice: EnvChoice, spec: PythonSpec, *, hit: bool, start: float) -> VirtualEnv:
+        details = {"python": res.python, "python_version": res.python_version, "python_source": res.python_source,
+                   "python_request": spec.python, "origin": choice.origin, "lock_origin": res.lock_origin,
+                   "spec_file": str(spec.source) if spec.source else None, "env_path": str(self.cache.path(res.key))}
+        return VirtualEnv(self.cache.path(res.key), res, hit=hit, seconds=time.perf_counter() - start,
+                          details=details)
+
+
+def resolve(spec: PythonSpec, log: BuildLog, *, remember: bool = True) -> Resolution:
+    """Find the interpreter and produce the lock (the project's own, or uv's resolution); cache it."""
+    from proj.envs.interpreters import find_interpreter
+    from proj.envs.uvlock import compile_lock
+
+    interp = find_interpreter(spec.python, str(spec.source or "default environment"))
+    if spec.shipped_lock is not None:
+        text, origin = spec.shipped_lock, f"{LOCK_NAME} shipped with the project"
+        log.write(f"using {spec.lock_path} (python {interp.version} at {interp.path})")
+    else:
+        log.write(f"resolving {len(spec.requirements)} requirement(s) of {spec.label} "
+                  f"for python {interp.version} ({interp.path})")
+        text, origin = compile_lock(list(spec.requirements), interp.path, log, spec.label), "resolved with uv"
+    res = Resolution(interp.path, interp.version, interp.source, text, origin, env_key(text, interp.version))
+    if remember:
+        _write_resolution(spec.fingerprint(), res)
+    return res
+
+
+def build_venv(path: Path, res: Resolution, spec: PythonSpec, log: BuildLog) -> None:
+    """Create the virtualenv in ``path`` with the found interpreter and install the lock into it."""
+    from proj.envs.pylock import lock_packages
+    from proj.envs.uvlock import install_lock, run_tool
+
+    log.write(f"creating virtualenv {path.name} with python {res.python_version}")
+    run_tool([sys.executable, "-m", "virtualenv", "--no-download", "--no-seed", "--no-periodic-update",
+              "--quiet", "-p", res.python, str(path)], log, "creating the virtualenv", cwd=path.parent)
+    lock_path = path / LOCK_NAME
+    lock_path.write_text(res.lock_text, encoding="utf-8")
+    packages = lock_packages(res.lock_text)
+    if packages:
+        log.write(f"installing {len(packages)} locked package(s)")
+        install_lock(lock_path, path / "bin" / "python", log, spec.label)
+
+
+def venv_health(path: Path) -> str | None:
+    """Why a published env cannot be used (None when it looks whole). Only stat calls: warm-path cheap."""
+    if not (path / "pyvenv.cfg").is_file():
+        return "pyvenv.cfg is missing"
+    if not os.path.exists(path / "bin" / "python"):
+        return "bin/python is missing (or the interpreter it points to is gone)"
+    return None
+
+
+def _rebuild_requested(path: Path) -> str | None:
+    return "--refresh-env asked for a rebuild"
+
+
+def env_key(lock_text: str, python_version: str) -> str:
+    """The env cache key: the resolved lock on this interpreter version, platform and backend."""
+    ident = "\0".join([BACKEND, sys.platform, platform.machine(), python_version, lock_text])
+    return "venv-" + hashlib.sha256(ident.encode()).hexdigest()[:24]
+
+
+def _metadata(res: Resolution, spec: PythonSpec) -> dict[str, Any]:
+    from proj.envs.pylock import lock_packages
+
+    return {"backend": BACKEND, "python": res.python, "python_version": res.python_version,
+            "lock_format": LOCK_FORMAT, "lock_sha256": hashlib.sha256(res.lock_text.encode()).hexdigest(),
+            "spec_file": str(spec.source) if spec.source else None, "packages": len(lock_packages(res.lock_text))}
+
+
+def _resolution_file(fingerprint: str) -> Path:
+    return cache_dir() / "resolutions" / BACKEND / f"{fingerprint}.json"
+
+
+def _read_resolution(fingerprint: str) -> Resolution | None:
+    """The cached resolution for a spec, if its interpreter is still there."""
+    try:
+        res = Resolution(**json.loads(_resolution_file(fingerprint).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return res if os.access(res.python, os.X_OK) else None
+
+
+def _write_resolution(fingerprint: str, res: Resolution) -> None:
+    try:
+        atomic_write(_resolution_file(fingerprint), json.dumps(asdict(res), indent=2))
+    except OSError:
+        pass  # without the cache the next run just resolves again

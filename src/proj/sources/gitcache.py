@@ -4,6 +4,7 @@ Layout under ``<cache>/git``::
 
     repos/<key>/                 bare repository; origin = the credential-free URL; fetched under a lock
     repos/<key>.lock             flock held while cloning, fetching, resolving and copying out
+    repos/<key>.used             touched on every use
     checkouts/<key>/<commit>/    a checkout of exactly that commit (+ submodules), published by rename
     checkouts/<key>/<commit>.used  touched on every use: ``proj cache prune`` goes by its mtime
 
@@ -16,6 +17,7 @@ import os
 import re
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +60,7 @@ class GitCache:
         repo = self.repos / key
         remote = self.remote(url)
         self.repos.mkdir(parents=True, exist_ok=True)
+        _remove_stale(self.repos)
         with file_lock(self.repos / f"{key}.lock"):
             if not (repo / "HEAD").is_file():
                 self._clone(repo, remote)
@@ -68,6 +71,7 @@ class GitCache:
                 _fetch(repo, remote)
                 action = "fetched"
             commit, branch = _pin(repo, url, version)
+        _touch(self.repos / f"{key}.used")
         return Resolved(key, commit, branch, action)
 
     def checkout(self, url: GitUrl, found: Resolved) -> Path:
@@ -114,6 +118,68 @@ class GitCache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+    def entries(self) -> list[Entry]:
+        """Every published repository and checkout, with its last use."""
+        found = [Entry("repo", p, p.name, None, _used(self.repos / f"{p.name}.used", p))
+                 for p in _children(self.repos)]
+        for key_dir in _children(self.checkouts):
+            found += [Entry("checkout", p, key_dir.name, p.name, _used(p.with_name(f"{p.name}.used"), p))
+                      for p in _children(key_dir)]
+        return found
+
+    def prune(self, older_than_days: float, *, everything: bool = False, dry_run: bool = False) -> list[Entry]:
+        """Remove entries unused for ``older_than_days`` (all with ``everything``) and dead builds' leftovers."""
+        cutoff = time.time() - older_than_days * 86400
+        doomed = [e for e in self.entries() if everything or e.last_used < cutoff]
+        kept_keys = {e.key for e in self.entries() if e.kind == "checkout" and e not in doomed}
+        # A repository stays while a checkout of it stays: the checkout's origin points at the same URL.
+        doomed = [e for e in doomed if e.kind == "checkout" or e.key not in kept_keys]
+        if dry_run:
+            return doomed
+        for entry in doomed:
+            self._remove(entry)
+        for folder in [self.repos, *_children(self.checkouts)]:
+            _remove_stale(folder)
+        return doomed
+
+    def _remove(self, entry: Entry) -> None:
+        lock = self.repos / f"{entry.key}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(lock):  # never pull a repository from under a fetch
+            shutil.rmtree(entry.path, ignore_errors=True)
+            entry.path.with_name(f"{entry.path.name}.used").unlink(missing_ok=True)
+            if entry.kind == "checkout" and not any(_children(entry.path.parent)):
+                shutil.rmtree(entry.path.parent, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One published cache entry: a bare repository or a per-commit checkout."""
+
+    kind: str  # "repo" or "checkout"
+    path: Path
+    key: str
+    commit: str | None
+    last_used: float
+
+    def size(self) -> int:
+        return sum(p.lstat().st_size for p in self.path.rglob("*") if not p.is_dir())
+
+
+def _children(folder: Path) -> list[Path]:
+    """Published entries only: directories not being built (``.tmp-…``)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _used(stamp: Path, fallback: Path) -> float:
+    try:
+        return stamp.stat().st_mtime
+    except OSError:
+        return fallback.stat().st_mtime
 
 
 def _fetch(repo: Path, remote: Remote) -> None:

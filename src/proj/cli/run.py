@@ -37,12 +37,14 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("-A", "--docker-args", multiple=True, metavar="KEY[=VALUE]", help="Extra docker run options.")
 @click.option("--build-image/--no-build-image", default=True, help="Docker: build a project image (or mount the project).")
 @click.option("--keep-container", is_flag=True, help="Docker: keep the container after the run.")
+@click.option("--conda-frontend", type=click.Choice(["conda", "mamba", "micromamba"]),
+              help="Conda: install with this executable instead of the built-in installer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON on stdout.")
 @click.pass_obj
 def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple[str, ...], env_manager: str | None,
         experiment_name: str | None, run_name: str | None, tags: tuple[str, ...], tracking_uri: str | None,
         detach: bool, refresh_env: bool, require_clean: bool, docker_args: tuple[str, ...], build_image: bool,
-        keep_container: bool, as_json: bool) -> int:
+        keep_container: bool, conda_frontend: str | None, as_json: bool) -> int:
     """Run a project (a directory or a git URL, optionally URL#subdir)."""
     from proj.cli.render import print_json
     from proj.execution.process import install_sigterm_handler
@@ -52,6 +54,8 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
 
     options = {"require_clean": require_clean, "docker_args": list(docker_args), "build_image": build_image,
                "keep_container": keep_container}
+    if conda_frontend:
+        options["conda_frontend"] = conda_frontend
     req = RunRequest(uri=uri, entry_point=entry_point, params=parse_cli_params(params), version=version,
                      env_manager=env_manager, experiment=experiment_name, run_name=run_name,
                      tags=_pairs(tags, "-T"), cwd=os.getcwd(), refresh_env=refresh_env, options=options)

@@ -1,0 +1,262 @@
+"""The ``conda`` backend: conda.yaml solved and installed with py-rattler, locked as conda-lock.yml.
+
+Warm path (no rattler, no conda-lock import): the spec's fingerprint finds the cached resolution,
+whose lock hash is the env key; the published env's metadata carries the activation delta.
+Cold path: solve -> (pip: resolve with uv in a scratch prefix) -> render the lock -> install the
+lock into the cache slot, verifying every package file -> activation -> publish.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proj.envs import activation
+from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
+from proj.envs.cache import EnvCache
+from proj.envs.conda_lockfile import LOCK_FORMAT, LOCK_NAME
+from proj.envs.conda_spec import CondaSpec, fingerprint, load_spec
+from proj.errors import EnvError
+from proj.paths import atomic_write, cache_dir
+
+
+class CondaEnv(SubprocessEnv):
+    backend = "conda"
+
+    def __init__(self, key: str, prefix: Path, lock: Lock, delta: activation.Delta, hit: bool, seconds: float,
+                 details: dict[str, Any]) -> None:
+        self.key, self.prefix, self.lock, self.delta = key, prefix, lock, delta
+        self.cache_hit, self.build_seconds, self.details = hit, seconds, details
+
+    def process_env(self, base: dict[str, str]) -> dict[str, str]:
+        return activation.apply(self.delta, base)
+
+
+@dataclass
+class _Target:
+    """What to build: the lock text and where it came from (a shipped file, a cached or new solve)."""
+
+    spec: CondaSpec
+    lock_text: str
+    source: str  # "conda-lock.yml", "cached resolution", "solved"
+    platform: str
+
+    @property
+    def key(self) -> str:
+        return env_key(self.lock_text, self.platform)
+
+
+class CondaBackend(Backend):
+    name = "conda"
+
+    def check(self, choice: EnvChoice) -> None:
+        spec = spec_for(choice)
+        _channel_urls(spec)  # a bad mirror setting fails before any run exists
+        frontend = choice.options.get("conda_frontend")
+        if frontend:
+            from proj.envs.conda_solve import frontend_path
+
+            frontend_path(frontend)
+
+    def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> CondaEnv:
+        start = time.perf_counter()
+        spec = spec_for(choice)
+        target = _shipped_lock(spec) or (None if refresh else _cached_resolution(spec))
+        if target is not None and not refresh:
+            env = _warm(target, start)
+            if env is not None:
+                return env
+        if target is None:
+            target = resolve(spec, log)
+        return build(target, log, start, choice.options.get("conda_frontend"), refresh=refresh)
+
+    def write_lock(self, choice: EnvChoice, log: BuildLog) -> Path:
+        spec = spec_for(choice)
+        target = resolve(spec, log)
+        out = spec.root / LOCK_NAME
+        atomic_write(out, target.lock_text)
+        log.write(f"wrote {out}")
+        return out
+
+    def from_lock(self, choice: EnvChoice, lock: Lock, log: BuildLog) -> CondaEnv:
+        if lock.format != LOCK_FORMAT:
+            raise EnvError(f"the conda backend cannot rebuild from a {lock.format!r} lock (expected {LOCK_FORMAT})")
+        start = time.perf_counter()
+        target = _Target(spec_for(choice), lock.text, "recorded lock", current_platform())
+        return _warm(target, start) or build(target, log, start, choice.options.get("conda_frontend"))
+
+
+def spec_for(choice: EnvChoice) -> CondaSpec:
+    """The conda spec a choice names; a python_env.yaml or no file is translated as MLflow does."""
+    from proj.envs.conda_spec import spec_from_data
+
+    path = choice.spec_file
+    if path is not None and not _is_python_env(path):
+        return load_spec(path)
+    root = choice.project.root if choice.project is not None else Path.cwd()
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    pip: list[str] = []
+    if path is not None:
+        from proj.validation import load_yaml
+
+        data = load_yaml(path) or {}
+        python = str(data.get("python", python))
+        pip = [*map(str, data.get("build_dependencies") or []), *map(str, data.get("dependencies") or [])]
+    deps: list[Any] = [f"python={python}"] + ([{"pip": pip}] if pip else [])
+    return spec_from_data(path or root / "conda.yaml", {"channels": ["conda-forge"], "dependencies": deps})
+
+
+def _is_python_env(path: Path) -> bool:
+    return "python_env" in path.name
+
+
+def current_platform() -> str:
+    """conda's subdir name for this machine, without importing rattler."""
+    import platform as _platform
+
+    machine = _platform.machine().lower()
+    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le"}.get(machine, machine)
+    system = {"linux": "linux", "darwin": "osx", "win32": "win"}.get(sys.platform, sys.platform)
+    return f"{system}-{arch}"
+
+
+def env_key(lock_text: str, platform: str) -> str:
+    digest = hashlib.sha256(f"conda\0{platform}\0{lock_text}".encode()).hexdigest()
+    return f"conda-{digest[:24]}"
+
+
+def _channel_urls(spec: CondaSpec) -> list[tuple[str, str]]:
+    from proj.envs.channels import channel_urls
+
+    return channel_urls(list(spec.channels), spec.root)
+
+
+def _shipped_lock(spec: CondaSpec) -> _Target | None:
+    """A project that ships conda-lock.yml next to its conda.yaml is installed from it, unsolved."""
+    path = spec.root / LOCK_NAME
+    if not path.is_file():
+        return None
+    return _Target(spec, path.read_text(encoding="utf-8"), str(path), current_platform())
+
+
+def _resolution_file(fp: str) -> Path:
+    return cache_dir() / "conda-resolutions" / f"{fp}.json"
+
+
+def _cached_resolution(spec: CondaSpec) -> _Target | None:
+    platform = current_platform()
+    try:
+        data = json.loads(_resolution_file(fingerprint(spec, _channel_urls(spec), platform)).read_text())
+    except (OSError, ValueError):
+        return None
+    return _Target(spec, data["lock"], "cached resolution", platform)
+
+
+def resolve(spec: CondaSpec, log: BuildLog) -> _Target:
+    """Solve the spec (conda part with rattler, pip part with uv) and cache the lock by fingerprint."""
+    from proj.envs import conda_lockfile
+    from proj.envs.conda_solve import solve
+
+    platform = current_platform()
+    urls = _channel_urls(spec)
+    records = solve(spec, urls, platform, log)
+    pins = _resolve_pip(spec, records, platform, log) if spec.pip else []
+    fp = fingerprint(spec, urls, platform)
+    resolved = conda_lockfile.Resolved(records, pins)
+    text = conda_lockfile.render(resolved, spec.path, list(spec.channels), platform, fp)
+    atomic_write(_resolution_file(fp), json.dumps({"lock": text, "spec": str(spec.path)}))
+    return _Target(spec, text, "solved", platform)
+
+
+def _resolve_pip(spec: CondaSpec, records: list[Any], platform: str, log: BuildLog) -> list[Any]:
+    """Pin the pip: part against the env's own Python, found in a scratch install of the conda part."""
+    from proj.envs import conda_pip
+    from proj.envs.conda_solve import install
+
+    if not any(r.name.normalized == "python" for r in records):
+        raise EnvError(f"{spec.path}: a pip: sub-list needs python among the conda dependencies")
+    scratch = cache_dir() / "conda-scratch" / uuid.uuid4().hex
+    try:
+        install(records, scratch, log)
+        provided = {conda_pip.normalise(r.name.normalized) for r in records}
+        return conda_pip.resolve(spec.pip, scratch / "bin" / "python", spec.root, platform, provided, log)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _health(path: Path) -> str | None:
+    return None if (path / "conda-meta").is_dir() else "its conda-meta directory is missing"
+
+
+def _warm(target: _Target, start: float) -> CondaEnv | None:
+    """The published env for this lock, or None; reads only JSON (no rattler, no conda-lock)."""
+    cache = EnvCache()
+    key = target.key
+    if not cache.ready(key, _health):
+        return None
+    meta = cache.metadata(key)
+    if "activation" not in meta:
+        return None
+    cache.touch(key)
+    return _env(key, cache.path(key), target, meta, hit=True, seconds=time.perf_counter() - start)
+
+
+def build(target: _Target, log: BuildLog, start: float, frontend: str | None, *, refresh: bool = False) -> CondaEnv:
+    """Install the lock into its cache slot (published only when complete)."""
+    from proj.envs import conda_lockfile, conda_pip
+    from proj.envs.conda_solve import install
+
+    cache = EnvCache()
+    if refresh:
+        cache.remove(target.key)
+    with cache.slot(target.key, _health) as slot:
+        if slot.hit:
+            return _env(target.key, slot.path, target, cache.metadata(target.key), True, time.perf_counter() - start)
+        if slot.rebuild_reason:
+            log.write(f"rebuilding {target.key}: {slot.rebuild_reason}")
+        resolved = conda_lockfile.parse(target.lock_text, target.platform, target.source)
+        install(resolved.records, slot.path, log, frontend)
+        _write_state(target.spec, slot.path)
+        python = slot.path / "bin" / "python"
+        conda_pip.install(resolved.pins, python, target.spec.root, log)
+        meta = _metadata(target, resolved, slot.path, frontend)
+        cache.publish(target.key, meta)
+    return _env(target.key, slot.path, target, cache.metadata(target.key), False, time.perf_counter() - start)
+
+
+def _write_state(spec: CondaSpec, prefix: Path) -> None:
+    """conda.yaml ``variables`` live in conda-meta/state, where conda (and rattler's activation) read them."""
+    if spec.variables:
+        state = {"env_vars": dict(spec.variables)}
+        atomic_write(prefix / "conda-meta" / "state", json.dumps(state, indent=2))
+
+
+def _metadata(target: _Target, resolved: Any, prefix: Path, frontend: str | None) -> dict[str, Any]:
+    python = next((r for r in resolved.records if r.name.normalized == "python"), None)
+    return {
+        "backend": "conda",
+        "platform": target.platform,
+        "spec": str(target.spec.path),
+        "lock_source": target.source,
+        "lock_format": LOCK_FORMAT,
+        "lock": target.lock_text,
+        "python": str(prefix / "bin" / "python") if python is not None else None,
+        "python_version": str(python.version) if python is not None else None,
+        "packages": [f"{r.name.normalized}={r.version}={r.build}" for r in resolved.records]
+                    + [f"pip:{p.name}=={p.version}" for p in resolved.pins],
+        "installer": frontend or "rattler",
+        "activation": activation.compute(prefix),
+    }
+
+
+def _env(key: str, prefix: Path, target: _Target, meta: dict[str, Any], hit: bool, seconds: float) -> CondaEnv:
+    details = {"prefix": str(prefix), "platform": target.platform, "lock_source": target.source,
+               "packages": meta.get("packages", []), "installer": meta.get("installer", "rattler")}
+    return CondaEnv(key, prefix, Lock(LOCK_FORMAT, target.lock_text), meta.get("activation", {}), hit, seconds,
+                    details)

@@ -1,0 +1,116 @@
+"""conda-lock's unified ``conda-lock.yml``: written through conda-lock's library, read through rattler.
+
+conda-lock costs ~0.5 s to import, so it is imported only when a new lock is written (a cold
+resolve or ``proj env lock``); reading a lock (warm installs, ``proj reproduce``, a project that
+ships its own ``conda-lock.yml``) goes through rattler and PyYAML only.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proj.envs.conda_pip import PipPin
+from proj.errors import EnvError
+
+LOCK_FORMAT = "conda-lock.yml"
+LOCK_NAME = "conda-lock.yml"
+
+
+@dataclass
+class Resolved:
+    """A lock's content: conda records (rattler RepoDataRecords) and pip pins, for one platform."""
+
+    records: list[Any]
+    pins: list[PipPin]
+
+
+def render(resolved: Resolved, spec_path: Path, channels: list[str], platform: str, fallback_hash: str) -> str:
+    """The conda-lock.yml text for a resolution (deterministic: same resolution, same text)."""
+    from conda_lock.lockfile import write_conda_lock_file
+    from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile, LockMeta
+    from conda_lock.models.channel import Channel
+
+    packages = [_conda_entry(r, platform, LockedDependency) for r in resolved.records]
+    packages += [_pip_entry(p, platform, LockedDependency) for p in resolved.pins]
+    meta = LockMeta(content_hash={platform: _content_hash(spec_path, platform) or fallback_hash},
+                    channels=[Channel.from_string(c) for c in channels], platforms=[platform],
+                    sources=[spec_path.name])
+    with tempfile.TemporaryDirectory(prefix="proj-lock-") as tmp:
+        out = Path(tmp) / LOCK_NAME
+        write_conda_lock_file(Lockfile(package=packages, metadata=meta), out, metadata_choices=None)
+        return out.read_text()
+
+
+def _conda_entry(record: Any, platform: str, model: Any) -> Any:
+    deps = {}
+    for dep in record.depends:
+        name, _, constraint = dep.partition(" ")
+        deps[name] = constraint.strip()
+    return model(name=record.name.normalized, version=str(record.version), manager="conda", platform=platform,
+                 dependencies=deps, url=record.url, hash=_hashes(record), categories={"main"},
+                 build=str(record.build))
+
+
+def _hashes(record: Any) -> Any:
+    from conda_lock.lockfile.v1.models import HashModel
+
+    if record.sha256 is None:
+        raise EnvError(f"package {record.file_name} has no sha256 in its channel's repodata; it cannot be locked")
+    return HashModel(md5=record.md5.hex() if record.md5 else None, sha256=record.sha256.hex())
+
+
+def _pip_entry(pin: PipPin, platform: str, model: Any) -> Any:
+    from conda_lock.lockfile.v1.models import HashModel
+
+    return model(name=pin.name, version=pin.version, manager="pip", platform=platform, dependencies={},
+                 url=pin.url, hash=HashModel(sha256=pin.sha256), categories={"main"})
+
+
+def _content_hash(spec_path: Path, platform: str) -> str | None:
+    """conda-lock's own input hash, so its CLI sees the lock as up to date; None if it cannot parse the spec."""
+    try:
+        from conda_lock.content_hash import compute_content_hashes
+        from conda_lock.src_parser import make_lock_spec
+
+        with tempfile.TemporaryDirectory(prefix="proj-lock-") as tmp:
+            mapping = Path(tmp) / "mapping.json"
+            mapping.write_text("{}")  # a local, empty PyPI<->conda mapping: conda-lock must not download one
+            spec = make_lock_spec(src_files=[spec_path], platform_overrides=[platform], mapping_url=str(mapping))
+            return compute_content_hashes(spec, None).get(platform)
+    except Exception:  # noqa: BLE001 - the hash is informative only; our own fingerprint replaces it
+        return None
+
+
+def parse(text: str, platform: str, origin: str) -> Resolved:
+    """Read a conda-lock.yml (ours or a project's own) for ``platform``; errors name ``origin``."""
+    import rattler
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="proj-lock-") as tmp:
+        path = Path(tmp) / LOCK_NAME
+        path.write_text(text)
+        try:
+            env = rattler.LockFile.from_path(path).default_environment()
+        except Exception as exc:  # noqa: BLE001 - rattler's parse errors are typed per cause; all mean "bad file"
+            raise EnvError(f"{origin}: not a valid conda-lock file: {_first_line(exc)}") from None
+    platforms = [p.name for p in env.platforms()] if env is not None else []
+    if platform not in platforms:
+        raise EnvError(f"{origin}: no packages for platform {platform} (the lock has: {', '.join(platforms) or 'none'})")
+    records = env.conda_repodata_records().get(platform) or []
+    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    pins = [_pin_of(p, origin) for p in doc.get("package", []) if p.get("manager") == "pip"
+            and p.get("platform") == platform]
+    return Resolved(list(records), pins)
+
+
+def _pin_of(entry: dict[str, Any], origin: str) -> PipPin:
+    sha = (entry.get("hash") or {}).get("sha256")
+    if not sha:
+        raise EnvError(f"{origin}: pip package {entry.get('name')} has no sha256 hash")
+    return PipPin(entry["name"], str(entry["version"]), entry["url"], sha)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

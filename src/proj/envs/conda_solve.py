@@ -1,0 +1,146 @@
+"""Solve and install conda packages in-process with py-rattler (no conda binary), or with a frontend.
+
+rattler is async: each coroutine runs under ``asyncio.run``. Its errors are typed; each is turned
+into one line that names the spec file and says what to do. rattler trusts ``file://`` packages
+without checking their hash, so every local package file is verified against the lock here.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from proj.envs.base import BuildLog
+from proj.envs.channels import describe
+from proj.envs.conda_spec import CondaSpec
+from proj.errors import EnvError
+from proj.paths import cache_dir
+
+FRONTENDS = ("conda", "mamba", "micromamba")
+
+
+def solve(spec: CondaSpec, urls: list[tuple[str, str]], platform: str, log: BuildLog) -> list[Any]:
+    """The records that satisfy the spec's conda dependencies, from the mapped channels."""
+    import rattler
+
+    specs = [_match_spec(s, spec) for s in spec.conda]
+    channels = [rattler.Channel(url) for _, url in urls]
+    log.write(f"solving {len(specs)} conda dependencies against {describe(urls)} for {platform}")
+    try:
+        records = asyncio.run(rattler.solve(channels, specs, gateway=_gateway(), platforms=[platform, "noarch"],
+                                            virtual_packages=rattler.VirtualPackage.detect(),
+                                            channel_relations="disabled"))
+    except Exception as exc:  # noqa: BLE001 - narrowed by _solve_error, re-raised when unknown
+        raise _solve_error(exc, spec, urls) from None
+    log.write("solved: " + ", ".join(f"{r.name.normalized}={r.version}" for r in records))
+    return sorted(records, key=lambda r: r.name.normalized)
+
+
+def _match_spec(text: str, spec: CondaSpec) -> Any:
+    import rattler
+
+    try:
+        return rattler.MatchSpec(text)
+    except Exception as exc:  # noqa: BLE001 - InvalidMatchSpecError and friends
+        raise EnvError(f"{spec.path}: dependencies: {text!r} is not a valid conda match spec: {exc}") from None
+
+
+def _gateway() -> Any:
+    import rattler
+
+    return rattler.Gateway(cache_dir=cache_dir() / "conda-repodata")
+
+
+def _solve_error(exc: Exception, spec: CondaSpec, urls: list[tuple[str, str]]) -> Exception:
+    kind = type(exc).__name__
+    text = " ".join(str(exc).split())
+    where = f"in channels {describe(urls)}"
+    if kind == "SolverError" and "No candidates were found for" in text:
+        wanted = text.split("No candidates were found for", 1)[1].strip().rstrip(".")
+        return EnvError(f"{spec.path}: no package matches {wanted!r} {where}")
+    if kind == "SolverError":
+        reason = _one_line(str(exc).replace("Cannot solve the request because of:", ""))
+        return EnvError(f"{spec.path}: the dependencies cannot be installed together: {reason}")
+    if kind in ("GatewayError", "FetchRepoDataError", "InvalidChannelError"):
+        return EnvError(f"{spec.path}: a channel cannot be read ({describe(urls)}): {_one_line(str(exc))} "
+                        f"(set PROJ_CONDA_CHANNEL_ALIAS or [conda.channels] in the proj config to use a mirror)")
+    return exc
+
+
+def _one_line(text: str) -> str:
+    """rattler explains conflicts as a tree; keep its words, drop the drawing."""
+    lines = [line.strip(" │├└─\t") for line in text.strip().splitlines()]
+    return "; ".join(line for line in lines if line)
+
+
+def verify_files(records: list[Any]) -> None:
+    """Check every local (``file://``) package file against the sha256 the lock recorded."""
+    for record in records:
+        url = record.url
+        if not url.startswith("file://"):
+            continue  # rattler checks downloads against the record's sha256 itself
+        path = Path(unquote(urlparse(url).path))
+        expected = record.sha256.hex() if record.sha256 is not None else None
+        if expected is None:
+            raise EnvError(f"package {record.file_name}: the lock has no sha256 for it, so it cannot be verified")
+        actual = _sha256(path)
+        if actual != expected:
+            raise EnvError(f"package file {path} does not match the lock (sha256 {actual[:16]}..., expected "
+                           f"{expected[:16]}...): it was rebuilt or corrupted; re-lock with --refresh-env if intended")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise EnvError(f"package file {path} cannot be read: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def install(records: list[Any], prefix: Path, log: BuildLog, frontend: str | None = None) -> None:
+    """Create ``prefix`` holding exactly ``records`` (verified first)."""
+    verify_files(records)
+    if frontend is not None:
+        _install_with_frontend(records, prefix, frontend, log)
+        return
+    import rattler
+
+    log.write(f"installing {len(records)} conda packages into {prefix}")
+    try:
+        asyncio.run(rattler.install(records, prefix.resolve(), cache_dir=cache_dir() / "conda-pkgs",
+                                    show_progress=False))
+    except Exception as exc:  # noqa: BLE001 - InstallerError, TransactionError, LinkError, ...
+        raise EnvError(f"installing conda packages into {prefix} failed: {_one_line(str(exc))}") from None
+
+
+def frontend_path(name: str) -> str:
+    """The executable of a requested frontend, or a clear error."""
+    if name not in FRONTENDS:
+        raise EnvError(f"--conda-frontend {name!r} is not one of: {', '.join(FRONTENDS)}")
+    found = shutil.which(name)
+    if found is None:
+        raise EnvError(f"--conda-frontend {name}: no {name!r} executable on PATH (omit the option to use the "
+                       f"built-in installer, which needs no conda)")
+    return found
+
+
+def _install_with_frontend(records: list[Any], prefix: Path, frontend: str, log: BuildLog) -> None:
+    """Install the locked set with conda/mamba/micromamba from an @EXPLICIT file (no re-solve)."""
+    exe = frontend_path(frontend)
+    explicit = prefix.parent / f".{prefix.name}.explicit.txt"
+    explicit.write_text("@EXPLICIT\n" + "".join(f"{r.url}#{r.sha256.hex()}\n" for r in records))
+    argv = [exe, "create", "--yes", "--prefix", str(prefix), "--file", str(explicit)]
+    log.write("$ " + " ".join(argv))
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    explicit.unlink(missing_ok=True)
+    log.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        lines = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+        raise EnvError(f"{frontend} create failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")

@@ -84,3 +84,17 @@ def test_a_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "proj.db").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot be opened"):
         SqliteStore(tmp_path)
+
+
+def test_an_older_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    run = store.create_run(new(), 1)
+    store.close()
+    db = sqlite3.connect(tmp_path / "proj.db")
+    db.execute("ALTER TABLE runs DROP COLUMN inputs_json")  # as a store written before the column existed
+    db.execute("UPDATE meta SET value = 'old' WHERE key = 'schema_revision'")
+    db.commit()
+    db.close()
+    upgraded = SqliteStore(tmp_path)
+    assert upgraded.get_run(run.id).inputs == {}
+    assert upgraded.create_run(new(), 1).status == "RUNNING"

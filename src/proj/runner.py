@@ -101,13 +101,23 @@ def start_run(store: RunStore, plan: Plan) -> RunRecord:
     new = NewRun(experiment=req.experiment or os.environ.get("PROJ_EXPERIMENT_NAME") or "Default",
                  name=req.run_name, source=plan.source.to_record(), project_name=plan.project.name,
                  entry_point=plan.entry_point.name, command=plan.command, params=params, tags=dict(req.tags),
-                 env_choice=plan.choice.describe(), parent_run_id=req.parent_run_id)
+                 env_choice=plan.choice.describe(), parent_run_id=req.parent_run_id, inputs=_inputs(plan))
     run = store.create_run(new, os.getpid())
     run_dir = Path(run.run_dir)
     atomic_write(run_dir / "request.json", req.to_json())
     for name, data in plan.source.artifacts.items():
         atomic_write(run_dir / "artifacts" / "source" / name, data)
     return run
+
+
+def _inputs(plan: Plan) -> dict[str, Any]:
+    """Fingerprints of local ``path`` inputs (cached by stat), so reproductions can spot data changes."""
+    paths = {p.name: str(p.value) for p in plan.params if p.type == "path" and os.path.isabs(str(p.value))}
+    if not paths:
+        return {}
+    from proj.reproduce.fingerprint import fingerprint_inputs
+
+    return fingerprint_inputs(paths)
 
 
 def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stream: bool = True) -> Outcome:

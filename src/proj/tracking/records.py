@@ -41,6 +41,7 @@ class NewRun:
     tags: dict[str, str]
     env_choice: str
     parent_run_id: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)  # fingerprints of path parameters
 
 
 @dataclass
@@ -64,6 +65,7 @@ class RunRecord:
     env: dict[str, Any] = field(default_factory=dict)
     parent_run_id: str | None = None
     run_dir: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
     params: list[ParamRecord] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricPoint] = field(default_factory=dict)  # latest point per key

@@ -3,6 +3,7 @@ concurrent runs can write into one store without losing anything."""
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import sqlite3
@@ -27,7 +28,7 @@ CREATE TABLE IF NOT EXISTS runs (
   start_time REAL NOT NULL, end_time REAL, user TEXT, host TEXT, pid INTEGER, pid_start TEXT,
   source_json TEXT NOT NULL, source_commit TEXT, project_name TEXT, entry_point TEXT, command TEXT,
   env_json TEXT NOT NULL DEFAULT '{}', parent_run_id TEXT, ingest_offset INTEGER NOT NULL DEFAULT 0,
-  child_pid INTEGER, child_start TEXT);
+  child_pid INTEGER, child_start TEXT, inputs_json TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs(start_time DESC);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_by_commit ON runs(source_commit);
@@ -39,9 +40,17 @@ CREATE TABLE IF NOT EXISTS metrics (run_id TEXT NOT NULL, key TEXT NOT NULL, val
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, key, step);
 CREATE TABLE IF NOT EXISTS locks (run_id TEXT PRIMARY KEY, format TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL);
 """
+# Columns added after a store may already exist: (table, column, declaration). The migration adds the
+# missing ones; CREATE TABLE IF NOT EXISTS covers new tables.
+_ADDED_COLUMNS = (
+    ("runs", "child_pid", "INTEGER"),
+    ("runs", "child_start", "TEXT"),
+    ("runs", "inputs_json", "TEXT NOT NULL DEFAULT '{}'"),
+)
+_REVISION = hashlib.sha256((_SCHEMA + repr(_ADDED_COLUMNS)).encode()).hexdigest()[:16]
 _RUN_COLUMNS = ("r.id, e.name, r.name, r.status, r.start_time, r.end_time, r.user, r.host, r.pid, r.source_json, "
                 "r.project_name, r.entry_point, r.command, r.exit_code, r.failure_phase, r.failure_reason, "
-                "r.env_json, r.parent_run_id")
+                "r.env_json, r.parent_run_id, r.inputs_json")
 
 
 class SqliteStore(RunStore):
@@ -60,20 +69,27 @@ class SqliteStore(RunStore):
             raise StoreError(f"run store {root} cannot be created: {exc}") from None
 
     def _migrate(self) -> None:
-        row = None
+        """Create or upgrade the schema. The common case (up to date) is one SELECT, no write lock."""
+        rows: dict[str, str] = {}
         try:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            rows = dict(self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'schema_%'"))
         except sqlite3.OperationalError:
             pass  # a new store
-        if row is not None:
-            if int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(f"run store {self.root} has schema version {row[0]}; this proj reads up to {SCHEMA_VERSION}")
+        if int(rows.get("schema_version", 0)) > SCHEMA_VERSION:
+            raise StoreError(f"run store {self.root} has schema version {rows['schema_version']}; "
+                             f"this proj reads up to {SCHEMA_VERSION}: upgrade proj")
+        if rows.get("schema_revision") == _REVISION:
             return
-        with self._tx() as db:  # one transaction: concurrent first users create the schema once
+        with self._tx() as db:  # one transaction: concurrent first users migrate once
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            for table, column, decl in _ADDED_COLUMNS:
+                existing = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                if column not in existing:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_revision', ?)", (_REVISION,))
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -110,11 +126,11 @@ class SqliteStore(RunStore):
             exp = self._experiment_id(db, new.experiment or DEFAULT_EXPERIMENT)
             db.execute(
                 "INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, pid, pid_start, source_json,"
-                " source_commit, project_name, entry_point, command, env_json, parent_run_id)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " source_commit, project_name, entry_point, command, env_json, parent_run_id, inputs_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, exp, new.name, RUNNING, now, user, host, pid, process_start_time(pid),
                  json.dumps(new.source), commit, new.project_name, new.entry_point, new.command, json.dumps(env),
-                 new.parent_run_id))
+                 new.parent_run_id, json.dumps(new.inputs)))
             self._insert_params(db, run_id, new.params)
             db.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", [(run_id, k, v) for k, v in new.tags.items()])
         for sub in ("artifacts", "logs"):
@@ -200,12 +216,12 @@ class SqliteStore(RunStore):
 
     def _record(self, row: tuple) -> RunRecord:
         (rid, exp, name, status, start, end, user, host, pid, source, project, entry, command, code, phase,
-         reason, env, parent) = row
+         reason, env, parent, inputs) = row
         return RunRecord(id=rid, experiment=exp, name=name, status=status, start_time=start, end_time=end,
                          user=user, host=host, pid=pid, source=json.loads(source), project_name=project,
                          entry_point=entry, command=command, exit_code=code, failure_phase=phase,
                          failure_reason=reason, env=json.loads(env), parent_run_id=parent,
-                         run_dir=str(self.run_dir(rid)))
+                         run_dir=str(self.run_dir(rid)), inputs=json.loads(inputs))
 
     def _latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, MetricPoint]]:
         result: dict[str, dict[str, MetricPoint]] = {}

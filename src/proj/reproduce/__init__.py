@@ -1,0 +1,1 @@
+"""Reproducing runs: rebuild from the record, rerun, and compare."""

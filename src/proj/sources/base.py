@@ -31,3 +31,13 @@ class Source:
         if self.artifacts:
             data["artifacts"] = sorted(f"source/{name}" for name in self.artifacts)
         return {k: v for k, v in data.items() if v not in (None, [], {})}
+
+    def replay(self) -> tuple[str, str | None]:
+        """(uri, version) that fetch exactly this source again, credential-free (for request.json).
+
+        A git source is pinned to its resolved commit, which the clone cache holds: a detached worker
+        re-planning the run needs neither the network nor the credentials the user typed.
+        """
+        if self.kind == "git":
+            return self.uri, self.commit
+        return self.uri, self.version

@@ -1,0 +1,126 @@
+"""What ``proj env`` does: list cached environments of every backend, prune them, write a project's lock."""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from proj.envs.cache import MARKER, EnvCache
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One cached environment as ``proj env list`` shows it (any backend: metadata names it)."""
+
+    key: str
+    backend: str
+    python: str
+    size_bytes: int
+    created: float
+    last_used: float
+    runs: int
+    path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed: list[EnvEntry]
+    leftovers: list[str]  # half-built directories (no completion marker, no builder holding the lock)
+    kept: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"removed": [e.to_dict() for e in self.removed], "leftovers": self.leftovers, "kept": self.kept}
+
+
+def list_envs(cache: EnvCache | None = None) -> list[EnvEntry]:
+    """Every complete cache entry, most recently used first."""
+    cache = cache or EnvCache()
+    entries = [_entry(cache, key, path, meta, used) for key, path, meta, used in cache.entries()]
+    return sorted(entries, key=lambda e: e.last_used, reverse=True)
+
+
+def _entry(cache: EnvCache, key: str, path: Path, meta: dict[str, Any], used: float) -> EnvEntry:
+    python = str(meta.get("python_version") or meta.get("python") or "")
+    return EnvEntry(key=key, backend=str(meta.get("backend") or key.split("-")[0]), python=python,
+                    size_bytes=dir_size(path), created=float(meta.get("created") or used), last_used=used,
+                    runs=cache.uses(key), path=str(path))
+
+
+def dir_size(path: Path) -> int:
+    """Bytes used by a directory tree (symlinks counted as links, not followed)."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files + dirs:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def prune_envs(*, older_than_days: float | None = None, everything: bool = False, dry_run: bool = False,
+               cache: EnvCache | None = None, now: float | None = None) -> PruneResult:
+    """Remove entries unused for ``older_than_days`` (or all), and always half-built leftovers."""
+    cache = cache or EnvCache()
+    cutoff = (now or time.time()) - older_than_days * DAY if older_than_days is not None else None
+    entries = list_envs(cache)
+    doomed = [e for e in entries if everything or (cutoff is not None and e.last_used < cutoff)]
+    if not dry_run:
+        for entry in doomed:
+            cache.remove(entry.key)
+    leftovers = _leftovers(cache.root, remove=not dry_run)
+    return PruneResult(doomed, leftovers, len(entries) - len(doomed))
+
+
+def _leftovers(root: Path, *, remove: bool) -> list[str]:
+    """Directories without a completion marker whose build lock nobody holds: a crashed build's debris."""
+    found = []
+    if not root.is_dir():
+        return found
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and not (child / MARKER).exists() and _unlocked(root / f"{child.name}.lock"):
+            found.append(child.name)
+            if remove:
+                shutil.rmtree(child, ignore_errors=True)
+    return found
+
+
+def _unlocked(lock: Path) -> bool:
+    """True when no builder holds the key's lock right now (a try-lock that is released at once)."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def lock_project(uri: str, *, version: str | None = None, env_manager: str | None = None, cwd: Path | None = None,
+                 echo: Callable[[str], None] = lambda line: None) -> Path:
+    """Resolve a project's environment and write its lock next to its env file, for committing."""
+    from proj.envs.base import BuildLog, EnvChoice
+    from proj.envs.registry import choose_env, get_backend
+    from proj.project.spec import load_project
+    from proj.sources.resolve import resolve_source
+
+    source = resolve_source(uri, version, cwd=cwd or Path.cwd())
+    project = load_project(source.project_dir)
+    choice: EnvChoice = choose_env(project, env_manager)
+    backend = get_backend(choice.backend)
+    backend.check(choice)
+    return backend.write_lock(choice, BuildLog(None, echo))

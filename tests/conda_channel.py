@@ -60,6 +60,7 @@ def standard_packages() -> list[Pkg]:
     two versions of ``greet``, a pair that cannot be installed together, and python."""
     return [
         python_pkg(),
+        Pkg("pip", "24.0", ["python"], files={"share/pip-is-provided-by-uv.txt": "proj installs pip: parts with uv\n"}),
         Pkg("greet-data", "1.0", files={"share/greet/message.txt": "hello from greet-data 1.0\n"}),
         Pkg("greet-data", "2.0", files={"share/greet/message.txt": "hello from greet-data 2.0\n"}),
         Pkg("greet", "1.0", ["greet-data 1.0.*"], files={

@@ -49,7 +49,7 @@ class _Target:
 
     @property
     def key(self) -> str:
-        return env_key(self.lock_text, self.platform)
+        return env_key(self.lock_text, self.platform, self.spec.variables)
 
 
 class CondaBackend(Backend):
@@ -126,8 +126,10 @@ def current_platform() -> str:
     return f"{system}-{arch}"
 
 
-def env_key(lock_text: str, platform: str) -> str:
-    digest = hashlib.sha256(f"conda\0{platform}\0{lock_text}".encode()).hexdigest()
+def env_key(lock_text: str, platform: str, variables: tuple[tuple[str, str], ...] = ()) -> str:
+    """Lock + platform (+ conda.yaml ``variables``, which live in the env but not in the lock)."""
+    extra = json.dumps(variables) if variables else ""
+    digest = hashlib.sha256(f"conda\0{platform}\0{lock_text}\0{extra}".encode()).hexdigest()
     return f"conda-{digest[:24]}"
 
 

@@ -1,0 +1,225 @@
+"""Conda environments built for real from a local channel (no conda binary, no network)."""
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import Proj, require
+
+pytestmark = [pytest.mark.conda]
+
+
+@pytest.fixture(scope="session")
+def conda_channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A channel root holding ``conda-forge`` (hand-made packages) and ``wheels`` (for pip: parts)."""
+    require(importlib.util.find_spec("rattler") is not None, "py-rattler is not installed")
+    import conda_channel as cc
+
+    root = tmp_path_factory.mktemp("conda-mirror")
+    cc.build_channel(root / "conda-forge", cc.standard_packages())
+    cc.build_wheel("tinywheel", "1.0", root / "wheels", "X = 'tiny'\n")
+    return root
+
+
+@pytest.fixture
+def cproj(proj: Proj, conda_channel: Path, monkeypatch: pytest.MonkeyPatch) -> Proj:
+    """The proj CLI with every named channel redirected to the local mirror."""
+    proj.env["PROJ_CONDA_CHANNEL_ALIAS"] = str(conda_channel)
+    monkeypatch.setenv("PROJ_CONDA_CHANNEL_ALIAS", str(conda_channel))
+    return proj
+
+
+def conda_project(make_project, deps: list[str], command: str, *, pip: list[str] | None = None,
+                  name: str = "project", extra: str = "") -> Path:
+    """A project whose conda.yaml is unique to the test (a ``variables`` entry), so it builds cold."""
+    lines = ["name: demo", "channels:", "  - conda-forge", "dependencies:", *[f"  - {d}" for d in deps]]
+    if pip is not None:
+        lines += ["  - pip:", *[f"    - {p}" for p in pip]]
+    lines += ["variables:", f"  CASE_ID: {uuid.uuid4().hex}", extra]
+    mlproject = f"name: demo\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: {command!r}\n"
+    return make_project({"conda.yaml": "\n".join(lines) + "\n", "MLproject": mlproject}, name=name)
+
+
+def last_run(proj: Proj) -> dict:
+    return proj.show(proj.runs()[0]["id"])
+
+
+def test_solve_install_run_with_activation_and_pip(cproj: Proj, make_project, conda_channel: Path) -> None:
+    root = conda_project(make_project, ["python", "greet=1.0", "shout"],
+                         "greet && shout && python -c 'import tinywheel, sys; print(tinywheel.X, sys.prefix)' "
+                         "&& echo var=$CASE_ID prefix=$CONDA_PREFIX default=$CONDA_DEFAULT_ENV",
+                         pip=["--no-index", f"--find-links {conda_channel / 'wheels'}", "tinywheel"])
+    out = cproj("run", str(root))
+    assert out.code == 0, out
+    run = last_run(cproj)
+    prefix = run["env"]["prefix"]
+    assert "hello from greet-data 1.0" in out.stdout
+    assert f"greet 1.0 activated=yes:{prefix}" in out.stdout  # the activate.d script ran
+    assert "HELLO FROM GREET-DATA 1.0" in out.stdout  # shout found greet on the env's PATH
+    assert f"tiny {prefix}" in out.stdout  # the pip: part is installed into the env's own Python
+    assert f"prefix={prefix} default={prefix}" in out.stdout and "var=" in out.stdout
+    assert run["env"]["backend"] == "conda" and run["env"]["cache_hit"] is False
+    assert run["status"] == "FINISHED"
+    lock = cproj("runs", "show", run["id"], "--json").json()
+    assert run["env"]["lock_format"] == "conda-lock.yml"
+    del lock
+
+
+def test_second_run_hits_the_cache_without_solving(cproj: Proj, make_project) -> None:
+    root = conda_project(make_project, ["greet=1.0"], "greet")
+    first = cproj("run", str(root))
+    second = cproj("run", str(root))
+    assert first.code == 0 and second.code == 0, (first, second)
+    runs = cproj.runs()
+    newest, oldest = cproj.show(runs[0]["id"]), cproj.show(runs[1]["id"])
+    assert oldest["env"]["cache_hit"] is False and newest["env"]["cache_hit"] is True
+    assert newest["env"]["key"] == oldest["env"]["key"]
+    assert "solving" not in second.stderr
+
+
+def test_new_spec_gives_a_new_env(cproj: Proj, make_project) -> None:
+    one = conda_project(make_project, ["greet=1.0"], "greet", name="one")
+    cproj("run", str(one))
+    key_one = last_run(cproj)["env"]["key"]
+    (one / "conda.yaml").write_text((one / "conda.yaml").read_text().replace("greet=1.0", "greet>=2"))
+    out = cproj("run", str(one))
+    assert out.code == 0, out
+    assert "hello from greet-data 2.0" in out.stdout
+    assert last_run(cproj)["env"]["key"] != key_one
+
+
+def test_lock_round_trip_installs_the_same_packages(cproj: Proj, make_project, conda_channel: Path) -> None:
+    from conda_lock.lockfile import parse_conda_lock_file
+
+    root = conda_project(make_project, ["python", "shout"], "greet",
+                         pip=["--no-index", f"--find-links {conda_channel / 'wheels'}", "tinywheel"])
+    lock = _write_lock(root)
+    parsed = parse_conda_lock_file(lock)  # conda-lock itself reads what we wrote
+    conda = {p.name: p for p in parsed.package if p.manager == "conda"}
+    assert set(conda) == {"greet", "greet-data", "python", "shout"}
+    assert all(p.url.startswith("file://") and len(p.hash.sha256 or "") == 64 for p in conda.values())
+    pips = [p for p in parsed.package if p.manager == "pip"]
+    assert [p.name for p in pips] == ["tinywheel"] and pips[0].hash.sha256
+    out = cproj("run", str(root))
+    assert out.code == 0, out
+    run = last_run(cproj)
+    assert run["env"]["lock_source"].endswith("conda-lock.yml")
+    assert sorted(run["env"]["packages"]) == sorted(
+        [f"{p.name}={p.version}={p.build}" for p in conda.values()] + ["pip:tinywheel==1.0"])
+
+
+def _write_lock(root: Path) -> Path:
+    from proj.envs.base import BuildLog, EnvChoice
+    from proj.envs.conda import CondaBackend
+
+    choice = EnvChoice("conda", "test", root / "conda.yaml")
+    return CondaBackend().write_lock(choice, BuildLog(None))
+
+
+def test_package_rebuilt_under_the_same_name_fails_the_hash_check(proj: Proj, make_project, tmp_path: Path) -> None:
+    require(importlib.util.find_spec("rattler") is not None, "py-rattler is not installed")
+    import conda_channel as cc
+
+    channel = cc.build_channel(tmp_path / "own", [cc.Pkg("payload", "1.0", files={"share/p.txt": "good\n"})])
+    root = make_project({"conda.yaml": f"channels: [{channel}]\ndependencies: [payload]\n",
+                         "MLproject": "name: p\nentry_points:\n  main:\n    command: cat $CONDA_PREFIX/share/p.txt\n"})
+    _write_lock(root)
+    cc.build_package(cc.Pkg("payload", "1.0", files={"share/p.txt": "evil\n"}), channel)  # same file name
+    out = proj("run", str(root))
+    assert out.code != 0, out
+    assert "does not match the lock" in out.stderr and "payload-1.0-0.tar.bz2" in out.stderr
+    run = last_run(proj)
+    assert run["status"] == "FAILED" and run["failure_phase"] == "environment"
+    assert "evil" not in out.stdout
+
+
+def test_channel_mapping_in_the_config_file(proj: Proj, make_project, conda_channel: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[conda.channels]\nmy-mirror = "{conda_channel / "conda-forge"}"\n')
+    proj.env["PROJ_CONFIG"] = str(config)
+    root = make_project({"conda.yaml": f"channels: [my-mirror]\ndependencies: [greet=1.0]\nvariables: "
+                                       f"{{CASE: {uuid.uuid4().hex}}}\n",
+                         "MLproject": "name: p\nentry_points:\n  main:\n    command: greet\n"})
+    out = proj("run", str(root))
+    assert out.code == 0, out
+    assert "hello from greet-data 1.0" in out.stdout
+
+
+@pytest.mark.parametrize(("deps", "message"), [
+    (["wants-old-greet", "wants-new-greet"], "cannot be installed together"),
+    (["no-such-package"], "no package matches 'no-such-package"),
+    (["greet>=9"], "no package matches 'greet >=9"),
+])
+def test_unsolvable_and_missing_packages_fail_in_the_environment_phase(cproj: Proj, make_project, deps: list[str],
+                                                                        message: str) -> None:
+    root = conda_project(make_project, deps, "true")
+    out = cproj("run", str(root))
+    assert out.code != 0, out
+    assert message in out.stderr and "conda.yaml" in out.stderr
+    assert "Traceback" not in out.stderr
+    run = last_run(cproj)
+    assert run["status"] == "FAILED" and run["failure_phase"] == "environment"
+    assert message in run["failure_reason"] and "\n" not in run["failure_reason"]
+
+
+def test_unreachable_channel_is_one_clear_line(proj: Proj, make_project, tmp_path: Path) -> None:
+    root = conda_project(make_project, ["greet"], "true")
+    out = proj("run", str(root), env={"PROJ_CONDA_CHANNEL_ALIAS": str(tmp_path / "nowhere")})
+    assert out.code != 0, out
+    assert "a channel cannot be read" in out.stderr and "conda-forge" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_invalid_conda_yaml_is_rejected_before_a_run_exists(proj: Proj, make_project) -> None:
+    root = make_project({"conda.yaml": "channels: [conda-forge]\ndependencies: [greet]\nchanels: [x]\n",
+                         "MLproject": "name: p\nentry_points:\n  main:\n    command: 'true'\n"})
+    out = proj("run", str(root))
+    assert out.code == 2, out
+    assert "conda.yaml" in out.stderr and "chanels" in out.stderr and "valid keys" in out.stderr
+    assert proj.runs() == []
+
+
+def test_missing_frontend_executable_is_a_clear_error(proj: Proj, make_project) -> None:
+    root = make_project({"conda.yaml": "channels: [conda-forge]\ndependencies: [greet]\n",
+                         "MLproject": "name: p\nentry_points:\n  main:\n    command: 'true'\n"})
+    out = proj("run", str(root), "--conda-frontend", "micromamba")
+    assert out.code != 0, out
+    assert "micromamba" in out.stderr and "executable" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_warm_path_imports_neither_rattler_nor_conda_lock(cproj: Proj, make_project) -> None:
+    root = conda_project(make_project, ["greet=1.0"], "greet")
+    assert cproj("run", str(root)).code == 0
+    probe = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from proj.envs.base import BuildLog, EnvChoice
+        from proj.envs.conda import CondaBackend
+        env = CondaBackend().ensure(EnvChoice("conda", "t", Path({str(root / 'conda.yaml')!r})), BuildLog(None))
+        assert env.cache_hit, env.key
+        print(sorted(m for m in sys.modules if m.startswith(("rattler", "conda_lock"))))
+    """)
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", probe], env=cproj.env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_example_project_runs_against_the_local_channel(cproj: Proj, tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import EXAMPLES
+
+    root = tmp_path / "conda-example"
+    shutil.copytree(EXAMPLES / "conda", root)
+    out = cproj("run", str(root), "-P", "greeting=hi")
+    assert out.code == 0, out
+    prefix = last_run(cproj)["env"]["prefix"]
+    assert f"hi from {prefix} (CONDA_PREFIX={prefix}, EXAMPLE_MODE=demo)" in out.stdout

@@ -132,7 +132,7 @@ def make_archive(root: Path, files: list[str], cap: int = CAP_BYTES) -> Snapshot
     total = sum(sizes.values())
     info: dict[str, object] = {"files": len(files), "bytes": total, "cap_mb": round(cap / 2**20, 1)}
     if total > cap:
-        info["skipped"] = f"{total / 2**20:.1f} MB is over the {cap / 2**20:.0f} MB cap (PROJ_SNAPSHOT_MAX_MB)"
+        info["skipped"] = f"{total / 2**20:.1f} MB is over the {cap / 2**20:.3g} MB cap (PROJ_SNAPSHOT_MAX_MB)"
         return Snapshot(None, info)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:

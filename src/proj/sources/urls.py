@@ -97,7 +97,7 @@ def cache_key(url: str) -> str:
     """A readable, collision-free directory name for a (credential-free) repository URL."""
     norm = normalise(url)
     parts = urlsplit(norm)
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{parts.hostname or 'local'}-{parts.path}").strip("-.")
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{parts.hostname or 'local'}{parts.path}").strip("-.")
     return f"{readable[-60:].lstrip('-.') or 'repo'}-{hashlib.sha256(norm.encode()).hexdigest()[:12]}"
 
 

@@ -117,7 +117,7 @@ def run_tool(argv: list[str], log: BuildLog, doing: str, *, cwd: Path, quiet_std
         assert stream is not None
         for line in stream:
             lines.append(line.rstrip("\n"))
-            log.write(line)
+            log.write("  " + line)  # indented: the tool's words, not proj's (its "error:" is not ours)
         code = proc.wait()
     except BaseException:
         proc.kill()

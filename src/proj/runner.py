@@ -14,7 +14,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
 
-from proj.envs.base import Backend, BuildLog, EnvChoice, Invocation
+from proj.envs.base import Backend, BuildLog, EnvChoice, Invocation, Lock
 from proj.errors import ProjError
 from proj.execution.process import OutputSink, Terminated
 from proj.project.params import BoundParam, bind_params, render_command
@@ -120,8 +120,10 @@ def _inputs(plan: Plan) -> dict[str, Any]:
     return fingerprint_inputs(paths)
 
 
-def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stream: bool = True) -> Outcome:
-    """Build the env, run the command, collect outputs; set a final status on every path."""
+def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stream: bool = True,
+                lock: Lock | None = None) -> Outcome:
+    """Build the env (from ``lock`` when reproducing), run the command, collect outputs; set a final
+    status on every path."""
     from proj.tracking.ingest import METRICS_FILE, MetricsTailer
 
     run_dir = Path(run.run_dir)
@@ -129,7 +131,11 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
     phase = "environment"
     try:
         echo(f"environment: {plan.choice.describe()}")
-        env = plan.backend.ensure(plan.choice, BuildLog(logs / "env-build.log", echo), refresh=plan.request.refresh_env)
+        build_log = BuildLog(logs / "env-build.log", echo)
+        if lock is not None:
+            env = plan.backend.from_lock(plan.choice, lock, build_log)
+        else:
+            env = plan.backend.ensure(plan.choice, build_log, refresh=plan.request.refresh_env)
         store.set_env(run.id, env.describe(), env.lock.format, env.lock.text)
         echo(f"environment {env.key[:24]} " + ("reused" if env.cache_hit else f"ready in {env.build_seconds:.1f}s"))
         phase = "execution"

@@ -87,4 +87,24 @@ def cancel(app: App, run_ref: str, tracking_uri: str | None) -> None:
     app.info(f"run {run.id} is {run.status}")
 
 
+@runs.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--tolerance", type=float, default=0.0, show_default=True, help="Relative tolerance for metrics.")
+@tracking_option
+@json_option
+def diff(run_a: str, run_b: str, tolerance: float, tracking_uri: str | None, as_json: bool) -> int:
+    """Compare two runs: params, source, inputs, environment, metrics, artifacts. Exit 1 if they differ."""
+    from proj.reproduce.compare import compare_runs
+    from proj.tracking.store import open_store
+
+    store = open_store(tracking_uri)
+    result = compare_runs(store, store.get_run(run_a), store.get_run(run_b), tolerance)
+    if as_json:
+        print_json("comparison", result.to_dict())
+    else:
+        click.echo(result.render())
+    return 1 if result.verdict == "differs" else 0
+
+
 __all__ = ["runs", "number"]

@@ -1,0 +1,107 @@
+"""``proj reproduce RUN``: the same code, the same locked environment, the same params; then compare.
+
+    load the record -> materialize the source -> re-bind the recorded params (checking path inputs)
+    -> plan with the recorded backend -> start a run linked to the old one -> build FROM THE LOCK
+    -> execute -> compare with the original
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from proj.envs.base import Lock
+from proj.errors import ProjError
+from proj.reproduce.compare import Comparison, compare_runs
+from proj.reproduce.source import CannotReproduce, materialize, workspace
+from proj.runner import RunRequest, execute_run, plan_run, start_run
+from proj.tracking.records import RUNNING, RunRecord
+from proj.tracking.store import RunStore
+
+REPRODUCES_TAG = "proj.reproduces"
+
+
+@dataclass
+class Reproduction:
+    original: RunRecord
+    new: RunRecord
+    comparison: Comparison
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.comparison.verdict == "differs" else 0
+
+
+def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_manager: str | None = None,
+              echo: Callable[[str], None]) -> Reproduction:
+    old = store.get_run(run_ref)
+    if old.status == RUNNING:
+        raise CannotReproduce(f"run {old.id[:12]} is still RUNNING; wait for it or cancel it first")
+    request_file = Path(old.run_dir) / "request.json"
+    if not request_file.is_file():
+        raise CannotReproduce(f"run {old.id[:12]} has no request.json (recorded by an older proj)")
+    notes: list[str] = []
+    with workspace() as tmp:
+        source = materialize(old, Path(tmp))
+        req = _request(RunRequest.from_json(request_file.read_text()), old, source.project_dir, env_manager, notes)
+        plan = plan_run(req)
+        plan.source = source  # the new run records the original provenance, not the private copy
+        lock = _recorded_lock(store, old, plan.choice.backend, notes)
+        echo(f"reproducing {old.id[:12]} ({old.entry_point}) at {source.commit or 'snapshot'}"
+             f"{' with its uncommitted changes' if source.dirty else ''}")
+        new = start_run(store, plan)
+        try:
+            outcome = execute_run(store, plan, new, echo=echo, lock=lock)
+        except ProjError as exc:  # recorded FAILED in phase environment by the runner; the verdict is "cannot"
+            raise CannotReproduce(f"run {old.id[:12]} could not be reproduced: {exc}") from None
+    final = store.get_run(outcome.run.id)
+    return Reproduction(old, final, compare_runs(store, old, final, tolerance), notes)
+
+
+def _request(req: RunRequest, old: RunRecord, project_dir: Path, env_manager: str | None,
+             notes: list[str]) -> RunRequest:
+    params = {}
+    for p in old.params:
+        if p.source == "logged" or p.source == "default":
+            continue  # defaults come from the (identical) project; logged ones the program sets itself
+        params[p.key] = str(p.typed) if p.type == "path" else p.value
+        if p.type == "path":
+            _check_input(old, p.key, str(p.typed), notes)
+    backend = env_manager or old.env.get("backend") or req.env_manager
+    tags = {**req.tags, REPRODUCES_TAG: old.id}
+    return dataclasses.replace(req, uri=str(project_dir), version=None, params=params, env_manager=backend,
+                               tags=tags, parent_run_id=old.id, refresh_env=False,
+                               options={**req.options, "require_clean": False})
+
+
+def _check_input(old: RunRecord, name: str, path: str, notes: list[str]) -> None:
+    if "://" in path and not path.startswith("file://"):
+        return
+    if not Path(path).exists():
+        raise CannotReproduce(f"input {name!r} ({path}) no longer exists, so run {old.id[:12]} cannot be reproduced")
+    recorded = old.inputs.get(name, {}).get("sha256")
+    if recorded:
+        from proj.reproduce.fingerprint import fingerprint_inputs
+
+        now = fingerprint_inputs({name: path}).get(name, {}).get("sha256")
+        if now != recorded:
+            notes.append(f"your data changed: input {name!r} ({path}) has different content than when "
+                         f"run {old.id[:12]} read it")
+
+
+def _recorded_lock(store: RunStore, old: RunRecord, backend: str, notes: list[str]) -> Lock | None:
+    """The lock to rebuild from; None means 'build normally' (local envs cannot be rebuilt)."""
+    recorded = store.get_lock(old.id)
+    if recorded is None:
+        raise CannotReproduce(f"run {old.id[:12]} has no recorded environment lock")
+    if backend != old.env.get("backend"):
+        notes.append(f"environment: {old.env.get('backend')} run reproduced with {backend}: built from the spec, "
+                     f"not from the recorded lock")
+        return None
+    if backend == "local":
+        notes.append("environment: a local-environment run cannot be rebuilt; its recorded packages are "
+                     "compared with the current ones under 'environment'")
+        return None
+    return Lock(*recorded)

@@ -1,0 +1,94 @@
+"""Bringing back the exact code a run used: a git commit (plus its uncommitted patch and untracked
+files) or the snapshot of a directory outside git, in a private directory that nothing else mutates."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from proj.errors import ProjError
+from proj.sources.base import Source
+from proj.tracking.records import RunRecord
+
+
+class CannotReproduce(ProjError):
+    """The run cannot be reproduced (exit 2): its code, data or environment is no longer available."""
+
+    exit_code = 2
+
+
+def materialize(old: RunRecord, workdir: Path) -> Source:
+    """A Source whose project_dir holds exactly the code ``old`` ran, and whose record repeats old's."""
+    src = dict(old.source)
+    saved = Path(old.run_dir) / "artifacts" / "source"
+    if src.get("commit"):
+        root = _checkout(src, workdir)
+        _apply_local_changes(root, saved)
+        # Local work trees record the project's path inside the repository; git sources their #subdir.
+        project_dir = root / ((src.get("repo_path") if src.get("kind") == "local" else src.get("subdir")) or "")
+    elif (saved / "snapshot.tar.gz").is_file():
+        project_dir = workdir / "snapshot"
+        _untar(saved / "snapshot.tar.gz", project_dir)
+    else:
+        raise CannotReproduce(f"run {old.id[:12]} recorded neither a git commit nor a snapshot of {src.get('uri')}")
+    source = Source(uri=src.get("uri", ""), project_dir=project_dir, kind=src.get("kind", "local"),
+                    version=src.get("version"), commit=src.get("commit"), branch=src.get("branch"),
+                    remote=src.get("remote"), subdir=src.get("subdir"), dirty=src.get("dirty"),
+                    untracked=list(src.get("untracked") or []),
+                    extra={k: v for k, v in src.items() if k in ("worktree", "repo_path", "snapshot")})
+    if saved.is_dir():  # keep the same provenance files with the new run, so the comparison can match them
+        source.artifacts = {p.name: p.read_bytes() for p in saved.iterdir() if p.is_file()}
+    return source
+
+
+def _checkout(src: dict, workdir: Path) -> Path:
+    """A private copy of the recorded commit (the shared cache checkout must stay read-only)."""
+    from proj.sources.git import resolve_git
+    from proj.sources.urls import file_url
+
+    if src.get("kind") == "local":
+        origin = src.get("worktree") or src.get("dir")
+        url = file_url(str(origin))
+    else:
+        url = src.get("remote") or src.get("uri", "").split("#")[0]
+    try:
+        shared = resolve_git(url, src["commit"])
+    except ProjError as exc:
+        raise CannotReproduce(f"the recorded commit {src['commit'][:12]} cannot be fetched: {exc}") from None
+    root = shared.project_dir
+    private = workdir / "checkout"
+    shutil.copytree(root, private, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    for path in private.rglob("*"):  # the cache's checkouts are read-only; the copy must be writable
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)
+    private.chmod(private.stat().st_mode | 0o200)
+    return private
+
+
+def _apply_local_changes(root: Path, saved: Path) -> None:
+    patch = saved / "uncommitted.patch"
+    if patch.is_file() and patch.stat().st_size:
+        proc = subprocess.run(["git", "apply", "--binary", "--whitespace=nowarn", str(patch)], cwd=root,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CannotReproduce(f"the recorded uncommitted changes do not apply: {proc.stderr.strip().splitlines()[-1:]}")
+    untracked = saved / "untracked.tar.gz"
+    if untracked.is_file():
+        _untar(untracked, root)
+
+
+def _untar(archive: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")  # refuses absolute paths, '..' and devices
+
+
+def workspace() -> tempfile.TemporaryDirectory:
+    """A private directory for one reproduction, under the cache dir, removed afterwards."""
+    from proj.paths import cache_dir
+
+    base = cache_dir() / "reproduce"
+    base.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix="run-", dir=base)

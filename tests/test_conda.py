@@ -110,6 +110,28 @@ def test_lock_round_trip_installs_the_same_packages(cproj: Proj, make_project, c
     assert run["env"]["lock_source"].endswith("conda-lock.yml")
     assert sorted(run["env"]["packages"]) == sorted(
         [f"{p.name}={p.version}={p.build}" for p in conda.values()] + ["pip:tinywheel==1.0"])
+    # The shipped lock wins over an edited conda.yaml, and the user is told it is stale.
+    spec = root / "conda.yaml"
+    spec.write_text(spec.read_text().replace("  - shout", "  - shout\n  - filler1"))
+    again = cproj("run", str(root))
+    assert again.code == 0 and "was written for a different conda.yaml" in again.stderr, again
+    assert last_run(cproj)["env"]["key"] == run["env"]["key"]
+
+
+def test_from_lock_rebuilds_a_recorded_env_on_an_empty_cache(cproj: Proj, make_project, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from proj.envs.base import BuildLog, EnvChoice, Lock
+    from proj.envs.conda import CondaBackend
+
+    root = conda_project(make_project, ["greet=1.0", "filler3"], "greet")
+    assert cproj("run", str(root)).code == 0
+    recorded = last_run(cproj)["env"]
+    text = (_write_lock(root)).read_text()
+    monkeypatch.setenv("PROJ_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    (root / "conda-lock.yml").unlink()
+    env = CondaBackend().from_lock(EnvChoice("conda", "reproduce", root / "conda.yaml"), Lock("conda-lock.yml", text),
+                                   BuildLog(None))
+    assert env.cache_hit is False and sorted(env.details["packages"]) == sorted(recorded["packages"])
 
 
 def _write_lock(root: Path) -> Path:

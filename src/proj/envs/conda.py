@@ -21,7 +21,7 @@ from proj.envs import activation
 from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
 from proj.envs.cache import EnvCache
 from proj.envs.conda_lockfile import LOCK_FORMAT, LOCK_NAME
-from proj.envs.conda_spec import CondaSpec, fingerprint, load_spec
+from proj.envs.conda_spec import CondaSpec, fingerprint, load_spec, spec_digest
 from proj.errors import EnvError
 from proj.paths import atomic_write, cache_dir
 
@@ -67,7 +67,7 @@ class CondaBackend(Backend):
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> CondaEnv:
         start = time.perf_counter()
         spec = spec_for(choice)
-        target = _shipped_lock(spec) or (None if refresh else _cached_resolution(spec))
+        target = _shipped_lock(spec, log) or (None if refresh else _cached_resolution(spec))
         if target is not None and not refresh:
             env = _warm(target, start)
             if env is not None:
@@ -139,12 +139,23 @@ def _channel_urls(spec: CondaSpec) -> list[tuple[str, str]]:
     return channel_urls(list(spec.channels), spec.root)
 
 
-def _shipped_lock(spec: CondaSpec) -> _Target | None:
-    """A project that ships conda-lock.yml next to its conda.yaml is installed from it, unsolved."""
+def _shipped_lock(spec: CondaSpec, log: BuildLog) -> _Target | None:
+    """A project that ships conda-lock.yml next to its conda.yaml is installed from it, unsolved.
+
+    The lock wins (that is what locking means), but a lock written for a different conda.yaml is
+    called out, since the user probably edited the spec and forgot to re-lock.
+    """
+    from proj.envs.conda_lockfile import recorded_spec_digest
+
     path = spec.root / LOCK_NAME
     if not path.is_file():
         return None
-    return _Target(spec, path.read_text(encoding="utf-8"), str(path), current_platform())
+    text = path.read_text(encoding="utf-8")
+    recorded = recorded_spec_digest(text)
+    if recorded is not None and recorded != spec_digest(spec):
+        log.write(f"warning: {path} was written for a different {spec.path.name}; installing the lock as is "
+                  f"(run `proj env lock` to re-solve)")
+    return _Target(spec, text, str(path), current_platform())
 
 
 def _resolution_file(fp: str) -> Path:
@@ -171,7 +182,7 @@ def resolve(spec: CondaSpec, log: BuildLog) -> _Target:
     pins = _resolve_pip(spec, records, platform, log) if spec.pip else []
     fp = fingerprint(spec, urls, platform)
     resolved = conda_lockfile.Resolved(records, pins)
-    text = conda_lockfile.render(resolved, spec.path, list(spec.channels), platform, fp)
+    text = conda_lockfile.render(resolved, spec.path, list(spec.channels), platform, fp, spec_digest(spec))
     atomic_write(_resolution_file(fp), json.dumps({"lock": text, "spec": str(spec.path)}))
     return _Target(spec, text, "solved", platform)
 

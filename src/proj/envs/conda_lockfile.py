@@ -6,6 +6,7 @@ ships its own ``conda-lock.yml``) goes through rattler and PyYAML only.
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from proj.errors import EnvError
 
 LOCK_FORMAT = "conda-lock.yml"
 LOCK_NAME = "conda-lock.yml"
+SPEC_DIGEST_KEY = "proj_spec_digest"  # in the lock's custom_metadata: which conda.yaml it was solved for
 
 
 @dataclass
@@ -26,7 +28,8 @@ class Resolved:
     pins: list[PipPin]
 
 
-def render(resolved: Resolved, spec_path: Path, channels: list[str], platform: str, fallback_hash: str) -> str:
+def render(resolved: Resolved, spec_path: Path, channels: list[str], platform: str, fallback_hash: str,
+           spec_digest: str) -> str:
     """The conda-lock.yml text for a resolution (deterministic: same resolution, same text)."""
     from conda_lock.lockfile import write_conda_lock_file
     from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile, LockMeta
@@ -36,7 +39,7 @@ def render(resolved: Resolved, spec_path: Path, channels: list[str], platform: s
     packages += [_pip_entry(p, platform, LockedDependency) for p in resolved.pins]
     meta = LockMeta(content_hash={platform: _content_hash(spec_path, platform) or fallback_hash},
                     channels=[Channel.from_string(c) for c in channels], platforms=[platform],
-                    sources=[spec_path.name])
+                    sources=[spec_path.name], custom_metadata={SPEC_DIGEST_KEY: spec_digest})
     with tempfile.TemporaryDirectory(prefix="proj-lock-") as tmp:
         out = Path(tmp) / LOCK_NAME
         write_conda_lock_file(Lockfile(package=packages, metadata=meta), out, metadata_choices=None)
@@ -81,6 +84,12 @@ def _content_hash(spec_path: Path, platform: str) -> str | None:
             return compute_content_hashes(spec, None).get(platform)
     except Exception:  # noqa: BLE001 - the hash is informative only; our own fingerprint replaces it
         return None
+
+
+def recorded_spec_digest(text: str) -> str | None:
+    """The spec digest a lock was written for (a text search: no YAML parse on the warm path)."""
+    match = re.search(rf"^\s+{SPEC_DIGEST_KEY}:\s*'?([0-9a-f]+)'?\s*$", text, re.MULTILINE)
+    return match.group(1) if match else None
 
 
 def parse(text: str, platform: str, origin: str) -> Resolved:

@@ -89,6 +89,11 @@ def fingerprint(spec: CondaSpec, urls: list[tuple[str, str]], platform: str) -> 
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+def spec_digest(spec: CondaSpec) -> str:
+    """The request alone (channels by name, any platform): recorded in a lock to spot a stale one."""
+    return fingerprint(spec, [(c, c) for c in spec.channels], "any")[:32]
+
+
 def _pip_file_digests(spec: CondaSpec) -> dict[str, str]:
     """``-r file`` lines name files whose content is part of the request."""
     digests = {}

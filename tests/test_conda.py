@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -245,3 +246,34 @@ def test_example_project_runs_against_the_local_channel(cproj: Proj, tmp_path: P
     assert out.code == 0, out
     prefix = last_run(cproj)["env"]["prefix"]
     assert f"hi from {prefix} (CONDA_PREFIX={prefix}, EXAMPLE_MODE=demo)" in out.stdout
+
+
+def test_env_lock_and_list_cover_conda_envs(cproj: Proj, make_project) -> None:
+    root = conda_project(make_project, ["greet=1.0", "filler4"], "greet")
+    out = cproj("env", "lock", str(root))
+    assert out.code == 0, out
+    assert (root / "conda-lock.yml").is_file() and "manager: conda" in (root / "conda-lock.yml").read_text()
+    assert cproj("run", str(root)).code == 0
+    key = last_run(cproj)["env"]["key"]
+    listed = cproj("env", "list", "--json")
+    assert listed.code == 0, listed
+    assert any(e["key"] == key and e["backend"] == "conda" for e in listed.json())
+
+
+def test_python_env_yaml_with_env_manager_conda(cproj: Proj, make_project) -> None:
+    root = make_project({"python_env.yaml": f'python: "{sys.version_info.major}.{sys.version_info.minor}"\n',
+                         "MLproject": "name: p\nentry_points:\n  main:\n    command: python -c 'import sys; print(sys.prefix)'\n"})
+    out = cproj("run", str(root), "--env-manager", "conda")
+    assert out.code == 0, out
+    run = last_run(cproj)
+    assert run["env"]["backend"] == "conda" and run["env"]["prefix"] in out.stdout
+
+
+def test_two_concurrent_runs_build_the_env_once(cproj: Proj, make_project) -> None:
+    root = conda_project(make_project, ["greet=1.0", "filler5"], "greet")
+    procs = [cproj.popen("run", str(root)) for _ in range(2)]
+    results = [p.communicate(timeout=240) for p in procs]
+    assert all(p.returncode == 0 for p in procs), results
+    envs = [cproj.show(r["id"])["env"] for r in cproj.runs()]
+    assert len({e["key"] for e in envs}) == 1
+    assert sorted(e["cache_hit"] for e in envs) == [False, True]

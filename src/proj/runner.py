@@ -25,7 +25,7 @@ from proj.tracking.store import RunStore
 
 CHILD_PATH = Path(__file__).parent / "_childpath"
 # Modules with optional ``child_env(store, run) -> dict`` and ``after_run(store, run, code, echo)``.
-RUN_HOOKS: tuple[str, ...] = ()
+RUN_HOOKS: tuple[str, ...] = ("proj.models.collect",)
 Echo = Callable[[str], None]
 
 

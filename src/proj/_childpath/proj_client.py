@@ -12,7 +12,8 @@ import sys
 import time
 from typing import Any, Mapping
 
-__all__ = ["log_metric", "log_metrics", "log_param", "log_params", "set_tag", "run_id", "artifact_dir", "model_dir"]
+__all__ = ["log_metric", "log_metrics", "log_param", "log_params", "set_tag", "run_id", "artifact_dir", "model_dir",
+           "save_model"]
 _warned = False
 
 
@@ -70,3 +71,19 @@ def artifact_dir() -> str | None:
 def model_dir() -> str | None:
     """Where the run's model (an MLmodel directory) goes."""
     return os.environ.get("PROJ_MODEL_DIR")
+
+
+def save_model(obj: Any, path: str | None = None, flavor: str = "sklearn", **options: Any) -> str:
+    """Save ``obj`` as an MLflow-compatible model directory (default: this run's model dir).
+
+    ``flavor="sklearn"`` writes the ``sklearn`` + ``python_function`` flavors MLflow writes, so
+    ``mlflow.sklearn.load_model`` and ``mlflow.pyfunc.load_model`` load it; ``flavor="pickle"`` pickles
+    any object. Options: ``serialization_format`` ("cloudpickle" or "pickle"), ``signature``,
+    ``metadata``, ``pip_requirements``. Returns the model directory.
+    """
+    try:  # imported on first use, so importing proj_client stays free
+        from proj_models import save_model as _save
+    except ImportError:  # imported as proj._childpath.proj_client
+        from proj._childpath.proj_models import save_model as _save
+
+    return _save(obj, path, flavor, **options)

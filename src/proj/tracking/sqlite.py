@@ -48,6 +48,10 @@ _ADDED_COLUMNS = (
     ("runs", "inputs_json", "TEXT NOT NULL DEFAULT '{}'"),
 )
 _REVISION = hashlib.sha256((_SCHEMA + repr(_ADDED_COLUMNS)).encode()).hexdigest()[:16]
+# Added after schema version 1 shipped: created on first use, so older stores gain it too.
+_MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, path TEXT NOT NULL, origin TEXT NOT NULL,
+  valid INTEGER NOT NULL, reason TEXT, flavors_json TEXT NOT NULL, size INTEGER NOT NULL, files_json TEXT NOT NULL,
+  mlmodel_json TEXT NOT NULL, env_source TEXT, created REAL NOT NULL, PRIMARY KEY (run_id, path))"""
 _RUN_COLUMNS = ("r.id, e.name, r.name, r.status, r.start_time, r.end_time, r.user, r.host, r.pid, r.source_json, "
                 "r.project_name, r.entry_point, r.command, r.exit_code, r.failure_phase, r.failure_reason, "
                 "r.env_json, r.parent_run_id, r.inputs_json")
@@ -259,6 +263,41 @@ class SqliteStore(RunStore):
     def running_runs(self) -> list[tuple[str, str, int | None, str | None, int | None, str | None]]:
         return list(self._db.execute("SELECT id, host, pid, pid_start, child_pid, child_start FROM runs"
                                      " WHERE status = ?", (RUNNING,)))
+
+    def _models_table(self) -> None:
+        if not getattr(self, "_has_models", False):
+            with self._tx() as db:
+                db.execute(_MODELS_SCHEMA)
+            self._has_models = True
+
+    def save_model(self, model: Any) -> None:
+        self._models_table()
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       (model.run_id, model.path, model.origin, int(model.valid), model.reason,
+                        json.dumps(model.flavors), model.size, json.dumps(model.files),
+                        json.dumps(model.mlmodel, default=str), model.env_source, model.created or time.time()))
+
+    def list_models(self, *, experiment: str | None = None, run_id: str | None = None) -> list[Any]:
+        from proj.models.record import ModelRecord
+
+        self._models_table()
+        sql = ("SELECT m.run_id, m.path, m.origin, m.valid, m.reason, m.flavors_json, m.size, m.files_json,"
+               " m.mlmodel_json, m.env_source, m.created, e.name FROM models m JOIN runs r ON r.id = m.run_id"
+               " JOIN experiments e ON e.id = r.experiment_id")
+        where, args = [], []
+        if experiment:
+            where.append("e.name = ?")
+            args.append(experiment)
+        if run_id:
+            where.append("m.run_id = ?")
+            args.append(run_id)
+        sql += (" WHERE " + " AND ".join(where)) if where else ""
+        return [ModelRecord(run_id=rid, path=path, origin=origin, valid=bool(valid), reason=reason,
+                            flavors=json.loads(flavors), size=size, files=json.loads(files),
+                            mlmodel=json.loads(mlmodel), env_source=env_source, created=created, experiment=exp)
+                for rid, path, origin, valid, reason, flavors, size, files, mlmodel, env_source, created, exp
+                in self._db.execute(sql + " ORDER BY m.created DESC, m.path", args)]
 
     def close(self) -> None:
         self._db.close()

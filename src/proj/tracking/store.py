@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from proj.tracking.records import MetricPoint, NewRun, ParamRecord, RunRecord
+
+if TYPE_CHECKING:
+    from proj.models.record import ModelRecord
 
 
 class RunStore(ABC):
@@ -52,6 +55,14 @@ class RunStore(ABC):
     @abstractmethod
     def running_runs(self) -> list[tuple[str, str, int | None, str | None, int | None, str | None]]:
         """(id, host, owner pid, owner start time, child pid, child start time) of every RUNNING run."""
+
+    def save_model(self, model: "ModelRecord") -> None:
+        """Record (or replace) a run's model, keyed by run id and path."""
+        raise NotImplementedError(f"{type(self).__name__} does not store models")
+
+    def list_models(self, *, experiment: str | None = None, run_id: str | None = None) -> list["ModelRecord"]:
+        """Recorded models, newest first."""
+        raise NotImplementedError(f"{type(self).__name__} does not store models")
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id

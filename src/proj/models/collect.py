@@ -1,0 +1,89 @@
+"""The run hook for models: give the child a private MLflow store, then collect what the run produced.
+
+``after_run`` costs a directory check and a walk of the artifacts folder when the run used neither
+mlflow nor a model directory: PyYAML, jsonschema and the ingest code are imported only when needed.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+MLFLOW_SUBDIR = "mlflow"
+MODEL_SUBDIR = "model"
+SKIP_ARTIFACTS = ("source",)  # the runner's own copy of the source snapshot
+Echo = Callable[[str], None]
+
+
+def mlflow_root(run_dir: Path) -> Path:
+    """The run's private MLflow file store."""
+    return run_dir / MLFLOW_SUBDIR / "mlruns"
+
+
+def child_env(store: Any, run: Any) -> dict[str, str]:
+    """MLflow in the child logs into a file store private to this run; proj ingests it afterwards.
+
+    No MLFLOW_RUN_ID: that would need a run created beforehand in MLflow's own format; the child's
+    ``start_run()`` creates one in the private store instead. MLflow 3 refuses file stores unless
+    MLFLOW_ALLOW_FILE_STORE is set; MLflow 2 ignores the variable.
+    """
+    return {
+        "MLFLOW_TRACKING_URI": mlflow_root(Path(run.run_dir)).as_uri(),
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+        "MLFLOW_EXPERIMENT_NAME": run.experiment,
+    }
+
+
+def after_run(store: Any, run: Any, exit_code: int, echo: Echo) -> None:
+    run_dir = Path(run.run_dir)
+    artifacts = run_dir / "artifacts"
+    mlflow_models: set[str] = set()
+    if mlflow_root(run_dir).is_dir():
+        from proj.tracking.mlflow_ingest import ingest_mlflow
+
+        mlflow_models = set(ingest_mlflow(store, run.id, mlflow_root(run_dir), artifacts, echo))
+    found = find_model_dirs(artifacts)
+    if not found:
+        _warn_plain_model_dir(artifacts / MODEL_SUBDIR, echo)
+        return
+    from proj.models.mlmodel import LockInfo, package_model
+
+    lock = store.get_lock(run.id)
+    info = LockInfo(lock[0] if lock else None, lock[1] if lock else "", _python_version(store, run.id))
+    for rel in found:
+        origin = "mlflow" if rel in mlflow_models else "run"
+        record = package_model(artifacts / rel, run_id=run.id, run_dir=run_dir, rel=rel, lock=info, echo=echo,
+                               origin=origin)
+        store.save_model(record)
+        if record.valid:
+            echo(f"model {rel}: {', '.join(record.flavors)} ({len(record.files)} files"
+                 + (f", env files from the {record.env_source} lock)" if record.env_source else ")"))
+    if MODEL_SUBDIR not in found:
+        _warn_plain_model_dir(artifacts / MODEL_SUBDIR, echo)
+
+
+def find_model_dirs(artifacts: Path) -> list[str]:
+    """Artifact subfolders holding an MLmodel file (not descending into a model), relative paths."""
+    found: list[str] = []
+    if not artifacts.is_dir():
+        return found
+    for dirpath, dirnames, filenames in os.walk(artifacts):
+        rel = os.path.relpath(dirpath, artifacts)
+        if rel == ".":
+            dirnames[:] = [d for d in dirnames if d not in SKIP_ARTIFACTS]
+        elif "MLmodel" in filenames:
+            found.append(Path(rel).as_posix())
+            dirnames[:] = []
+    return sorted(found)
+
+
+def _warn_plain_model_dir(model_dir: Path, echo: Echo) -> None:
+    if model_dir.is_dir() and any(model_dir.iterdir()):
+        echo(f"warning: {model_dir} has files but no MLmodel file, so it is kept as plain artifacts, not a model. "
+             "To make it a model, save it with proj_client.save_model(obj) (or mlflow.<flavor>.save_model(obj, "
+             "os.environ['PROJ_MODEL_DIR'])), or write an MLmodel file with a 'flavors' block there.")
+
+
+def _python_version(store: Any, run_id: str) -> str | None:
+    env = store.get_run(run_id).env
+    return env.get("python_version") or env.get("python_full_version")

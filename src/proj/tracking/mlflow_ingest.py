@@ -1,0 +1,204 @@
+"""Ingest what a child logged with ``mlflow`` into its private file store, into the proj run.
+
+Reads MLflow's file-store layout directly (no mlflow import): ``<exp>/<run>/{meta.yaml,params,metrics,
+tags,artifacts}`` (MLflow 2 and 3) and ``<exp>/models/<model_id>/{meta.yaml,artifacts}`` (MLflow 3
+logged models). A store the child left half-written is ingested as far as it can be read, with a warning.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from proj.tracking.records import MetricPoint, ParamRecord
+from proj.tracking.store import RunStore
+
+Echo = Callable[[str], None]
+NOT_RUN_DIRS = ("models", ".trash", "datasets", "traces")
+
+
+@dataclass
+class MlflowRun:
+    path: Path
+    run_id: str
+    name: str | None = None
+    start_time: float = 0.0
+    parent: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: list[MetricPoint] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, echo: Echo) -> list[str]:
+    """Params, metrics, tags and artifacts of every MLflow run in ``mlruns``; returns model paths placed
+    under ``artifacts`` (relative). The first top-level run maps onto the proj run as is; any other
+    run's keys are prefixed with its name (``name/key``) so nothing collides."""
+    runs = sorted(find_runs(mlruns), key=lambda r: (r.parent is not None, r.start_time))
+    allowed = artifacts.parent  # the proj run folder
+    models: list[str] = []
+    for index, run in enumerate(runs):
+        prefix = "" if index == 0 else f"{run.name or run.run_id[:8]}/"
+        for problem in run.problems:
+            echo(f"warning: mlflow store: {problem}")
+        params = [ParamRecord(prefix + k, v, v, "string", "logged") for k, v in run.params.items()]
+        metrics = [MetricPoint(prefix + m.key, m.value, m.step, m.timestamp) for m in run.metrics]
+        tags = {prefix + k: v for k, v in run.tags.items() if not k.startswith("mlflow.")}
+        tags[f"{prefix}mlflow.run_id"] = run.run_id
+        store.log_batch(run_id, metrics, params, tags)
+        src = run.path / "artifacts"
+        if src.is_dir() and any(src.iterdir()):
+            dest = artifacts if index == 0 else artifacts / "mlflow" / prefix.rstrip("/")
+            models += _copy_artifacts(src, dest, artifacts, allowed, echo, fallback=f"mlflow/{run.run_id}")
+    for model_dir, name in find_logged_models(mlruns, echo):
+        dest = _free_name(artifacts, name, model_dir.name)
+        _safe_copy(model_dir / "artifacts", artifacts / dest, allowed, echo)
+        models.append(dest)
+    if runs:
+        echo(f"mlflow: ingested {len(runs)} run(s) and {len(models)} model(s) from {mlruns}")
+    return models
+
+
+def find_runs(mlruns: Path) -> list[MlflowRun]:
+    runs = []
+    for exp in _subdirs(mlruns):
+        if exp.name in NOT_RUN_DIRS:
+            continue
+        for run_dir in _subdirs(exp):
+            if run_dir.name not in NOT_RUN_DIRS and any((run_dir / d).exists() for d in ("meta.yaml", "params", "metrics", "tags")):
+                runs.append(read_run(run_dir))
+    return runs
+
+
+def read_run(run_dir: Path) -> MlflowRun:
+    run = MlflowRun(run_dir, run_dir.name)
+    meta = _yaml(run_dir / "meta.yaml", run.problems)
+    if isinstance(meta, dict):
+        if meta.get("lifecycle_stage") == "deleted":
+            run.problems.append(f"run {run.run_id} is marked deleted; ingested anyway")
+        run.run_id = str(meta.get("run_id") or run.run_id)
+        run.name = meta.get("run_name") or None
+        run.start_time = float(meta.get("start_time") or 0) / 1000
+    run.params = _key_files(run_dir / "params", run.problems)
+    run.tags = _key_files(run_dir / "tags", run.problems)
+    run.name = run.name or run.tags.get("mlflow.runName")
+    run.parent = run.tags.get("mlflow.parentRunId")
+    for key, text in _key_files(run_dir / "metrics", run.problems).items():
+        run.metrics += _metric_points(key, text, run.problems)
+    return run
+
+
+def _metric_points(key: str, text: str, problems: list[str]) -> list[MetricPoint]:
+    """Lines ``timestamp_ms value [step]``; exact duplicates (MLflow 3 repeats some) are dropped."""
+    seen, points, bad = set(), [], 0
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            ts, value, step = int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) > 2 else 0
+        except (ValueError, IndexError):
+            bad += 1
+            continue
+        if (ts, value, step) not in seen:
+            seen.add((ts, value, step))
+            points.append(MetricPoint(key, value, step, ts / 1000))
+    if bad:
+        problems.append(f"metric {key!r}: {bad} unreadable line(s) skipped")
+    return points
+
+
+def find_logged_models(mlruns: Path, echo: Echo) -> list[tuple[Path, str]]:
+    """MLflow 3 logged models ``<exp>/models/<model_id>``: (directory, name) of each with an MLmodel."""
+    found = []
+    for exp in _subdirs(mlruns):
+        for model in _subdirs(exp / "models"):
+            problems: list[str] = []
+            meta = _yaml(model / "meta.yaml", problems)
+            for problem in problems:
+                echo(f"warning: mlflow store: {problem}")
+            if not (model / "artifacts" / "MLmodel").is_file():
+                echo(f"warning: mlflow store: logged model {model.name} has no artifacts/MLmodel (half-written?); skipped")
+                continue
+            name = meta.get("name") if isinstance(meta, dict) else None
+            found.append((model, str(name or model.name)))
+    return found
+
+
+def _copy_artifacts(src: Path, dest: Path, artifacts: Path, allowed: Path, echo: Echo, *, fallback: str) -> list[str]:
+    """Copy a run's artifacts into ``dest``; an entry whose name is taken goes under ``fallback``.
+    Returns the model directories (relative to ``artifacts``) among what was copied."""
+    from proj.models.collect import find_model_dirs
+
+    models = []
+    for entry in sorted(src.iterdir()):
+        target = dest / entry.name
+        if target.exists():
+            target = artifacts / fallback / entry.name
+        _safe_copy(entry, target, allowed, echo)
+        if target.is_dir():
+            base = target.relative_to(artifacts)
+            models += [(base / m).as_posix() for m in find_model_dirs(target)]
+            if (target / "MLmodel").is_file():
+                models.append(base.as_posix())
+    return models
+
+
+def _safe_copy(src: Path, dest: Path, allowed: Path, echo: Echo) -> None:
+    """Copy a file or tree, dereferencing symlinks only when they stay inside ``allowed``."""
+    root = allowed.resolve()
+    if src.is_symlink():
+        target = src.resolve()
+        if not target.is_relative_to(root) or not target.exists():
+            echo(f"warning: mlflow store: {src} links outside the run folder ({target}); not copied")
+            return
+    if src.is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(src.iterdir()):
+            _safe_copy(entry, dest / entry.name, allowed, echo)
+    elif src.is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest)
+
+
+def _free_name(artifacts: Path, name: str, model_id: str) -> str:
+    for candidate in (name, f"{name}-{model_id}", f"mlflow/models/{model_id}"):
+        if not (artifacts / candidate).exists():
+            return candidate
+    return f"mlflow/models/{model_id}-{os.getpid()}"
+
+
+def _key_files(folder: Path, problems: list[str]) -> dict[str, str]:
+    """``{key: content}`` of MLflow's one-file-per-key folders (a key with ``/`` is a subfolder)."""
+    out: dict[str, str] = {}
+    if not folder.is_dir():
+        return out
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(dirpath) / name
+            try:
+                out[path.relative_to(folder).as_posix()] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(f"{path} unreadable ({exc}); skipped")
+    return out
+
+
+def _yaml(path: Path, problems: list[str]) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(f"{path} is missing (the run was left half-written?)")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problems.append(f"{path} is unreadable: {str(exc).splitlines()[0]}")
+    return None
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []

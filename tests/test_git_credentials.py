@@ -75,8 +75,6 @@ def test_token_is_used_but_never_stored_or_printed(proj, server, tmp_path) -> No
     assert again.code == 0 and TOKEN not in again.stdout + again.stderr, again
 
 
-@pytest.mark.xfail(strict=True, reason="runner.start_run writes request.json with the raw URI (needs "
-                   "`uri, version = plan.source.replay()` there; runner.py is not ours)")
 def test_token_is_not_in_the_run_folder(proj, server) -> None:
     out = proj("run", f"http://{USER}:{TOKEN}@{server}/repo.git#sub", "--env-manager", "local")
     assert out.code == 0, out

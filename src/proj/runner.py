@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
@@ -104,7 +104,10 @@ def start_run(store: RunStore, plan: Plan) -> RunRecord:
                  env_choice=plan.choice.describe(), parent_run_id=req.parent_run_id, inputs=_inputs(plan))
     run = store.create_run(new, os.getpid())
     run_dir = Path(run.run_dir)
-    atomic_write(run_dir / "request.json", req.to_json())
+    # Stored credential-free and pinned to what was resolved, so a detached worker (or a reproduction)
+    # re-plans exactly this source without the network or the user's token.
+    uri, version = plan.source.replay()
+    atomic_write(run_dir / "request.json", replace(req, uri=uri, version=version).to_json())
     for name, data in plan.source.artifacts.items():
         atomic_write(run_dir / "artifacts" / "source" / name, data)
     return run

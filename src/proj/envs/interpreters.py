@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from proj.errors import EnvError
@@ -35,25 +36,36 @@ def matches(version: str, request: str) -> bool:
 
 
 def find_interpreter(request: str, where: str) -> Interpreter:
-    """The newest installed interpreter matching ``request``; ``where`` names the spec for the error."""
+    """The newest installed interpreter matching ``request``; ``where`` names the spec for the error.
+
+    An exact request that proj's own Python or pyenv satisfies skips asking uv (a subprocess).
+    """
+    cheap = [i for i in [_current(), *_pyenv()] if matches(i.version, request)]
+    if cheap and request.count(".") >= 2:
+        return _best(cheap)
     found = discover()
     candidates = [i for i in found if matches(i.version, request)]
     if candidates:
-        return max(candidates, key=lambda i: (i.parts, -SOURCE_RANK.get(i.source, 9)))
+        return _best(candidates)
     versions = sorted({i.version for i in found}, key=lambda v: tuple(int(p) for p in v.split(".")))
     raise EnvError(f"{where}: python {request!r} is not installed; found: {', '.join(versions) or 'none'} "
                    f"(install it with `pyenv install {request}` or `uv python install {request}`, "
                    "or change the python version)")
 
 
-def discover() -> list[Interpreter]:
+def _best(candidates: list[Interpreter]) -> Interpreter:
+    return max(candidates, key=lambda i: (i.parts, -SOURCE_RANK.get(i.source, 9)))
+
+
+@lru_cache(maxsize=1)  # check() and ensure() run in one process: ask uv once
+def discover() -> tuple[Interpreter, ...]:
     """Every base interpreter on this machine we can use (virtualenvs and pyenv shims excluded)."""
     seen: dict[str, Interpreter] = {}
     for interp in [_current(), *_pyenv(), *_uv_list()]:
         real = os.path.realpath(interp.path)
         if real not in seen and os.access(real, os.X_OK):
             seen[real] = interp
-    return list(seen.values())
+    return tuple(seen.values())
 
 
 def _current() -> Interpreter:
@@ -82,8 +94,11 @@ def _uv_list() -> list[Interpreter]:
     from proj.envs.uvlock import uv_bin, uv_env
 
     try:
+        env = uv_env()
+        # pyenv shims are bash scripts that fail for versions not selected: uv would run each (~1.5 s).
+        env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep) if Path(d).name != "shims")
         out = subprocess.run([uv_bin(), "python", "list", "--only-installed", "--output-format", "json"],
-                             capture_output=True, text=True, env=uv_env(), timeout=30, check=False)
+                             capture_output=True, text=True, env=env, timeout=30, check=False)
         entries = json.loads(out.stdout) if out.returncode == 0 else []
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return []

@@ -167,7 +167,7 @@ def resolve(spec: PythonSpec, log: BuildLog, *, remember: bool = True) -> Resolu
 def build_venv(path: Path, res: Resolution, spec: PythonSpec, log: BuildLog) -> None:
     """Create the virtualenv in ``path`` with the found interpreter and install the lock into it."""
     from proj.envs.pylock import lock_packages
-    from proj.envs.uvlock import install_lock, run_tool
+    from proj.envs.uvlock import compile_bytecode, install_lock, run_tool
 
     log.write(f"creating virtualenv {path.name} with python {res.python_version}")
     run_tool([sys.executable, "-m", "virtualenv", "--no-download", "--no-seed", "--no-periodic-update",
@@ -178,6 +178,7 @@ def build_venv(path: Path, res: Resolution, spec: PythonSpec, log: BuildLog) -> 
     if packages:
         log.write(f"installing {len(packages)} locked package(s)")
         install_lock(lock_path, path / "bin" / "python", log, spec.label)
+        compile_bytecode(path / "bin" / "python", log)
 
 
 def venv_health(path: Path) -> str | None:

@@ -57,14 +57,20 @@ def hash_files(model_dir: Path, files: list[Path]) -> tuple[list[dict[str, Any]]
     """``[{path, size, sha256}]`` relative to the model dir, and the total size."""
     out, total = [], 0
     for path in files:
-        digest, size = hashlib.sha256(), 0
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-        out.append({"path": path.relative_to(model_dir).as_posix(), "size": size, "sha256": digest.hexdigest()})
+        sha, size = file_digest(path)
+        out.append({"path": path.relative_to(model_dir).as_posix(), "size": size, "sha256": sha})
         total += size
     return out, total
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """(sha256 hex, size) of one file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def read_mlmodel(path: Path) -> tuple[dict[str, Any] | None, str | None]:

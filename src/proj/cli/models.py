@@ -1,0 +1,105 @@
+"""``proj models list|show|export``: the models runs produced (MLmodel directories)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from proj.cli.main import App
+from proj.cli.render import print_json, table, when
+
+tracking_option = click.option("--tracking-uri", envvar="PROJ_TRACKING_URI", help="Run store location (default ./.proj).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned envelope).")
+
+
+@click.group()
+def models() -> None:
+    """List, inspect and export the models runs produced."""
+
+
+@models.command("list")
+@click.option("--experiment", help="Only models of runs in this experiment.")
+@tracking_option
+@json_option
+def list_models(experiment: str | None, tracking_uri: str | None, as_json: bool) -> None:
+    """Recorded models, newest first."""
+    from proj.tracking.store import open_store
+
+    records = open_store(tracking_uri).list_models(experiment=experiment)
+    if as_json:
+        print_json("model-list", [m.to_dict() for m in records])
+        return
+    rows = [(f"{m.run_id[:12]}/{m.path}", ", ".join(m.flavors) or "-", _size(m.size), len(m.files),
+             "yes" if m.valid else "INVALID", m.origin, m.experiment, when(m.created)) for m in records]
+    click.echo(table(("MODEL", "FLAVORS", "SIZE", "FILES", "VALID", "FROM", "EXPERIMENT", "CREATED"), rows)
+               if rows else "no models recorded yet")
+
+
+@models.command("show")
+@click.argument("ref", metavar="RUN[/PATH]")
+@tracking_option
+@json_option
+def show(ref: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Flavors, signature, env files, lineage and files of one model."""
+    from proj.models.query import describe, resolve_model
+    from proj.tracking.store import open_store
+
+    store = open_store(tracking_uri)
+    info = describe(store, resolve_model(store, ref))
+    if as_json:
+        print_json("model", info)
+        return
+    click.echo(render(info))
+
+
+@models.command("export")
+@click.argument("ref", metavar="RUN[/PATH]")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--allow-invalid", is_flag=True, help="Export a model whose MLmodel failed validation.")
+@tracking_option
+@click.pass_obj
+def export(app: App, ref: str, dest: Path, allow_invalid: bool, tracking_uri: str | None) -> None:
+    """Copy a model directory to DEST, checking every file against its recorded sha256."""
+    from proj.models.query import export_model, resolve_model
+    from proj.tracking.store import open_store
+
+    store = open_store(tracking_uri)
+    model = resolve_model(store, ref)
+    out = export_model(store, model, dest.resolve(), allow_invalid=allow_invalid)
+    app.info(f"exported model {model.run_id[:12]}/{model.path} ({len(model.files)} files) to {out}")
+
+
+def render(info: dict) -> str:
+    lineage = info["lineage"]
+    lines = [f"model      {info['run_id']}/{info['path']}",
+             f"status     {'valid' if info['valid'] else 'INVALID: ' + str(info['reason'])}",
+             f"dir        {info['dir']}",
+             f"size       {_size(info['size'])} in {len(info['files'])} files, from {info['origin']}",
+             f"env files  " + (f"from the run's {info['env_source']} lock" if info["env_source"] else "as written by the run"),
+             "", "flavors"]
+    for name, conf in (info["flavor_details"] or {}).items():
+        details = ", ".join(f"{k}={v}" for k, v in conf.items() if v is not None and not isinstance(v, dict))
+        lines.append(f"  {name:<16} {details}")
+    if info["signature"]:
+        lines += ["", "signature"] + [f"  {k:<8} {v}" for k, v in info["signature"].items() if v]
+    lines += ["", "lineage",
+              f"  run        {lineage['run_id']} ({lineage['status']}, experiment {lineage['experiment']})",
+              f"  source     {lineage['source']}" + (f" @ {lineage['commit']}" if lineage["commit"] else "")
+              + (" (dirty)" if lineage["dirty"] else ""),
+              f"  entry      {lineage['entry_point']}: {lineage['command']}",
+              f"  env        {lineage['env_backend']}, lock sha256 {str(lineage['lock_sha256'])[:16]}"]
+    lines += [f"  param      {k} = {v}" for k, v in lineage["params"].items()]
+    for name, text in info["env_files"].items():
+        body = text.splitlines()
+        lines += ["", f"{name} ({len(body)} lines)"] + [f"  {line}" for line in body[:12]]
+        lines += [f"  ... {len(body) - 12} more"] if len(body) > 12 else []
+    lines += ["", "files"] + [f"  {f['sha256'][:16]}  {_size(f['size']):>9}  {f['path']}" for f in info["files"]]
+    return "\n".join(lines)
+
+
+def _size(value: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(value)

@@ -50,6 +50,13 @@ def test_human_show_and_list(proj) -> None:
     assert "epoch 4" in logs.stdout
 
 
+def test_json_output_is_clean(proj) -> None:
+    out = proj("run", str(QUICKSTART), "--env-manager", "local", "-P", "alpha=0.1", "--json")
+    assert out.code == 0 and "done: w=" in out.stderr, out
+    run = out.json()
+    assert run["status"] == "FINISHED" and run["metrics"]["loss"]["step"] == 4
+
+
 def test_exit_code_is_propagated_and_the_run_failed(proj, make_project) -> None:
     root = make_project({"MLproject": "entry_points:\n  main:\n    command: 'echo oops >&2; exit 7'\n"})
     out = proj("run", str(root), "--env-manager", "local")

@@ -124,7 +124,7 @@ def _inputs(plan: Plan) -> dict[str, Any]:
 
 
 def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stream: bool = True,
-                lock: Lock | None = None) -> Outcome:
+                lock: Lock | None = None, stdout_to_stderr: bool = False) -> Outcome:
     """Build the env (from ``lock`` when reproducing), run the command, collect outputs; set a final
     status on every path."""
     from proj.tracking.ingest import METRICS_FILE, MetricsTailer
@@ -143,7 +143,8 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         echo(f"environment {env.key[:24]} " + ("reused" if env.cache_hit else f"ready in {env.build_seconds:.1f}s"))
         phase = "execution"
         invocation = _invocation(store, plan, run, run_dir / METRICS_FILE)
-        with OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream) as sink, \
+        with OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream,
+                        stdout_to_stderr=stdout_to_stderr) as sink, \
                 MetricsTailer(store.root, run.id):
             code = env.execute(invocation, sink)
         phase = "finish"

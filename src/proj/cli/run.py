@@ -39,7 +39,8 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--keep-container", is_flag=True, help="Docker: keep the container after the run.")
 @click.option("--conda-frontend", type=click.Choice(["conda", "mamba", "micromamba"]),
               help="Conda: install with this executable instead of the built-in installer.")
-@click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the finished run as JSON on stdout (the entry point's stdout goes to stderr).")
 @click.pass_obj
 def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple[str, ...], env_manager: str | None,
         experiment_name: str | None, run_name: str | None, tags: tuple[str, ...], tracking_uri: str | None,
@@ -70,7 +71,7 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
         click.echo(record.id)
         return 0
     app.info(f"run {record.id} started (experiment {record.experiment!r})")
-    outcome = execute_run(store, plan, record, echo=app.info)
+    outcome = execute_run(store, plan, record, echo=app.info, stdout_to_stderr=as_json)
     app.info(f"run {record.id} {outcome.status} (exit code {outcome.exit_code})")
     if as_json:
         print_json("run", outcome.run.to_dict())

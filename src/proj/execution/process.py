@@ -47,12 +47,14 @@ def shell_argv(command: str) -> list[str]:
 class OutputSink:
     """Receives a child's output: copies it to the terminal and appends it to the run's log files."""
 
-    def __init__(self, stdout_log: Path | None = None, stderr_log: Path | None = None, *, echo: bool = True) -> None:
+    def __init__(self, stdout_log: Path | None = None, stderr_log: Path | None = None, *, echo: bool = True,
+                 stdout_to_stderr: bool = False) -> None:
         self._files: dict[str, BinaryIO | None] = {
             "stdout": open(stdout_log, "ab") if stdout_log else None,
             "stderr": open(stderr_log, "ab") if stderr_log else None,
         }
         self._echo = echo
+        self._stdout_to_stderr = stdout_to_stderr  # keeps our stdout clean for --json output
         self._lock = threading.Lock()
 
     def write(self, stream: str, data: bytes) -> None:
@@ -62,7 +64,7 @@ class OutputSink:
                 fh.write(data)
                 fh.flush()
             if self._echo:
-                out = sys.stdout if stream == "stdout" else sys.stderr
+                out = sys.stdout if stream == "stdout" and not self._stdout_to_stderr else sys.stderr
                 try:
                     out.buffer.write(data)
                     out.flush()

@@ -162,3 +162,15 @@ def test_unreachable_url_fails_fast_without_prompting(proj) -> None:
     assert out.code != 0 and "cannot fetch" in out.stderr, out
     assert "Username" not in out.stderr
 
+
+
+def test_the_git_subdir_example_runs_from_a_repository(proj, tmp_path) -> None:
+    require(shutil.which("git") is not None, "git executable not found")
+    from conftest import EXAMPLES
+
+    repo = tmp_path / "examples-repo"
+    shutil.copytree(EXAMPLES / "git-subdir", repo / "git-subdir")
+    git(repo, "init", "-q", "-b", "main")
+    sha = commit(repo, {}, "examples")
+    out = run(proj, file_url(repo) + "#git-subdir/projects/greeter", "-v", sha[:7], "-P", "name=Ada", "-P", "times=2")
+    assert out.code == 0 and out.stdout.count("hello, Ada") == 2 and sha in out.stdout, out

@@ -18,7 +18,7 @@ def render_run(store: RunStore, run: RunRecord) -> str:
              f"command    {run.command}"]
     if run.parent_run_id:
         lines.append(f"reproduces {run.parent_run_id}")
-    lines += ["", "source"] + [f"  {k:<10} {v}" for k, v in run.source.items() if k != "untracked"]
+    lines += ["", "source"] + [f"  {k:<10} {_value(v)}" for k, v in run.source.items() if k != "untracked"]
     if run.source.get("untracked"):
         lines.append(f"  untracked  {len(run.source['untracked'])} file(s): {', '.join(run.source['untracked'][:5])}")
     lines += ["", "environment"] + [f"  {k:<14} {v}" for k, v in run.env.items()]
@@ -45,6 +45,15 @@ def _files(run_dir: Path) -> list[tuple[str, str]]:
     count = sum(1 for p in artifacts.rglob("*") if p.is_file()) if artifacts.is_dir() else 0
     found.append(("artifacts", f"{artifacts} ({count} file{'s' if count != 1 else ''})"))
     return found
+
+
+def _value(value: object) -> str:
+    """Source fields as text: dicts (snapshot info) and lists (artifacts) without Python reprs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 def _indent(text: str) -> str:

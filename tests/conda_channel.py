@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tarfile
+import time
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,7 @@ def index(channel: Path) -> None:
 
     (channel / "noarch").mkdir(parents=True, exist_ok=True)
     asyncio.run(rattler.index.index_fs(channel, write_zst=False, write_shards=False, force=True))
+    time.sleep(0.01)  # let rattler's thread finish before a short-lived process exits (see conda_solve.run_async)
 
 
 def build_channel(channel: Path, packages: list[Pkg]) -> Path:

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -25,19 +26,41 @@ FRONTENDS = ("conda", "mamba", "micromamba")
 
 def solve(spec: CondaSpec, urls: list[tuple[str, str]], platform: str, log: BuildLog) -> list[Any]:
     """The records that satisfy the spec's conda dependencies, from the mapped channels."""
+    log.write(f"solving {len(spec.conda)} conda dependencies against {describe(urls)} for {platform}")
+    records, error = _solve(spec, urls, platform)
+    if error is not None:
+        raise error
+    log.write("solved: " + ", ".join(f"{r.name.normalized}={r.version}" for r in records))
+    return sorted(records, key=lambda r: r.name.normalized)
+
+
+def run_async(coro: Any) -> Any:
+    """``asyncio.run`` for rattler coroutines, then a 10 ms GIL-free pause.
+
+    rattler's tokio thread finishes its side of a call (dropping Python references) just after the
+    result is delivered; if the interpreter starts shutting down first, the process crashes at exit
+    (py-rattler 0.28: exit code 139/134 in about 1 run in 4 of ``solve`` + exit). The pause lets
+    that thread finish; it is paid on cold paths only.
+    """
+    try:
+        return asyncio.run(coro)
+    finally:
+        time.sleep(0.01)
+
+
+def _solve(spec: CondaSpec, urls: list[tuple[str, str]], platform: str) -> tuple[list[Any], Exception | None]:
+    """Run the solver; failures come back as a value, so no rattler object outlives this frame."""
     import rattler
 
     specs = [_match_spec(s, spec) for s in spec.conda]
     channels = [rattler.Channel(url) for _, url in urls]
-    log.write(f"solving {len(specs)} conda dependencies against {describe(urls)} for {platform}")
     try:
-        records = asyncio.run(rattler.solve(channels, specs, gateway=_gateway(), platforms=[platform, "noarch"],
+        records = run_async(rattler.solve(channels, specs, gateway=_gateway(), platforms=[platform, "noarch"],
                                             virtual_packages=rattler.VirtualPackage.detect(),
                                             channel_relations="disabled"))
-    except Exception as exc:  # noqa: BLE001 - narrowed by _solve_error, re-raised when unknown
-        raise _solve_error(exc, spec, urls) from None
-    log.write("solved: " + ", ".join(f"{r.name.normalized}={r.version}" for r in records))
-    return sorted(records, key=lambda r: r.name.normalized)
+    except Exception as exc:  # noqa: BLE001 - narrowed by _solve_error, returned as-is when unknown
+        return [], _solve_error(exc, spec, urls)
+    return records, None
 
 
 def _match_spec(text: str, spec: CondaSpec) -> Any:
@@ -46,7 +69,8 @@ def _match_spec(text: str, spec: CondaSpec) -> Any:
     try:
         return rattler.MatchSpec(text)
     except Exception as exc:  # noqa: BLE001 - InvalidMatchSpecError and friends
-        raise EnvError(f"{spec.path}: dependencies: {text!r} is not a valid conda match spec: {exc}") from None
+        message = f"{spec.path}: dependencies: {text!r} is not a valid conda match spec: {exc}"
+    raise EnvError(message)
 
 
 def _gateway() -> Any:
@@ -72,9 +96,16 @@ def _solve_error(exc: Exception, spec: CondaSpec, urls: list[tuple[str, str]]) -
 
 
 def _one_line(text: str) -> str:
-    """rattler explains conflicts as a tree; keep its words, drop the drawing."""
-    lines = [line.strip(" │├└─\t") for line in text.strip().splitlines()]
-    return "; ".join(line for line in lines if line)
+    """rattler explains conflicts as a tree; keep its words, drop the drawing, join into one line."""
+    out = ""
+    for line in (ln.strip(" │├└─\t") for ln in text.strip().splitlines()):
+        if not line:
+            continue
+        glue = " " if not out or out.endswith((":", "require")) else "; "
+        out += (glue if out else "") + line
+        if line == "The following packages are incompatible":
+            out += ":"
+    return out
 
 
 def verify_files(records: list[Any]) -> None:
@@ -110,14 +141,22 @@ def install(records: list[Any], prefix: Path, log: BuildLog, frontend: str | Non
     if frontend is not None:
         _install_with_frontend(records, prefix, frontend, log)
         return
+    log.write(f"installing {len(records)} conda packages into {prefix}")
+    error = _install(records, prefix)
+    if error is not None:
+        raise EnvError(f"installing conda packages into {prefix} failed: {error}")
+
+
+def _install(records: list[Any], prefix: Path) -> str | None:
+    """rattler's install; a failure is returned as text (see _solve for why it is not raised here)."""
     import rattler
 
-    log.write(f"installing {len(records)} conda packages into {prefix}")
     try:
-        asyncio.run(rattler.install(records, prefix.resolve(), cache_dir=cache_dir() / "conda-pkgs",
+        run_async(rattler.install(records, prefix.resolve(), cache_dir=cache_dir() / "conda-pkgs",
                                     show_progress=False))
     except Exception as exc:  # noqa: BLE001 - InstallerError, TransactionError, LinkError, ...
-        raise EnvError(f"installing conda packages into {prefix} failed: {_one_line(str(exc))}") from None
+        return _one_line(str(exc))
+    return None
 
 
 def frontend_path(name: str) -> str:

@@ -7,9 +7,7 @@ import click
 
 from proj.cli.main import App
 from proj.cli.render import print_json, table, when
-
-tracking_option = click.option("--tracking-uri", envvar="PROJ_TRACKING_URI", help="Run store location (default ./.proj).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned envelope).")
+from proj.cli.runs import json_option, tracking_option
 
 
 @click.group()

@@ -212,3 +212,31 @@ def _freeze(uv: str, venv: Path) -> set[str]:
     out = subprocess.run([uv, "pip", "freeze", "--python", str(venv / "bin" / "python")], capture_output=True,
                          text=True, check=True)
     return {line.strip() for line in out.stdout.splitlines() if line.strip()}
+
+
+def test_from_lock_rebuilds_the_recorded_env(offline, make_project, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    root = project(make_project, f'python: "{current()}"\ndependencies:\n  - tinyb\n')
+    assert offline("run", str(root)).code == 0
+    run = offline.show(offline.runs()[0]["id"])
+    for key, value in offline.env.items():
+        monkeypatch.setenv(key, value)
+    from proj.envs.base import BuildLog, EnvChoice, Lock
+    from proj.envs.virtualenv import VirtualenvBackend
+
+    choice = EnvChoice("virtualenv", "reproduce", root / "python_env.yaml", None)
+    env = VirtualenvBackend().from_lock(choice, Lock("pylock.toml", run["lock"]["text"]), BuildLog(None))
+    assert env.key == run["env"]["key"] and env.lock.text == run["lock"]["text"]
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_sklearn_example_from_the_package_index(proj) -> None:  # noqa: ANN001
+    from conftest import EXAMPLES
+
+    out = proj("run", str(EXAMPLES / "sklearn"), "-P", "alpha=0.05", timeout=600)
+    assert out.code == 0, out
+    run = proj.show(proj.runs()[0]["id"])
+    assert run["status"] == "FINISHED" and "scikit-learn" in run["lock"]["text"]
+    assert {"rmse", "mae", "r2"} <= set(run["metrics"]), run["metrics"]
+    artifacts = Path(run["run_dir"]) / "artifacts"
+    assert (artifacts / "metrics.yaml").is_file() and (artifacts / "coefficients.json").is_file()

@@ -230,6 +230,24 @@ def test_sigint_stops_the_container_and_marks_killed(proj: Proj, dproject: Calla
     assert client.containers.list(all=True, filters={"label": f"dev.proj.run-id={run_id}"}) == []
 
 
+def test_container_of_a_runner_killed_with_9_is_stopped_by_the_reaper(proj: Proj, dproject: Callable[..., Path],
+                                                                        client: Any, slug: str) -> None:
+    root = dproject("sleep 120")
+    runner = proj.popen("run", str(root))
+    try:
+        container = _wait_for(lambda: client.containers.list(filters={"label": f"dev.proj.project={slug}"}))[0]
+        _wait_for(lambda: proj.runs() and proj.runs()[0].get("status") == "RUNNING")
+        time.sleep(0.5)  # the init pid is recorded right after the container starts
+        runner.kill()
+        runner.wait(timeout=10)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    [run] = proj.runs()  # this command notices the dead owner and stops its container
+    assert run["status"] == "FAILED" and run["failure_phase"] == "runner", run
+    _wait_for(lambda: (container.reload() or container.status) != "running", timeout=20)
+
+
 def test_keep_container(proj: Proj, dproject: Callable[..., Path], client: Any, slug: str) -> None:
     root = dproject("echo kept")
     assert proj("run", str(root), "--keep-container").code == 0

@@ -49,7 +49,8 @@ class DockerImageEnv(Env):
 
     def execute(self, invocation: Invocation, sink: OutputSink) -> int:
         spec = self.container_spec(invocation)
-        return run_container(self.client, spec, sink, keep=bool(self.choice.options.get("keep_container")))
+        return run_container(self.client, spec, sink, keep=bool(self.choice.options.get("keep_container")),
+                             on_start=invocation.on_start)
 
     def container_spec(self, invocation: Invocation) -> ContainerSpec:
         project = self.choice.project

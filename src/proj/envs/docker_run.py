@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from proj.execution.process import OutputSink
 
@@ -55,11 +55,14 @@ def create_kwargs(spec: ContainerSpec) -> dict[str, Any]:
     return kwargs
 
 
-def run_container(client: Any, spec: ContainerSpec, sink: OutputSink, *, keep: bool = False) -> int:
+def run_container(client: Any, spec: ContainerSpec, sink: OutputSink, *, keep: bool = False,
+                  on_start: Callable[[int], None] | None = None) -> int:
     """Run the container to completion and return its exit code; remove it unless ``keep``."""
     container = client.containers.create(**create_kwargs(spec))
     try:
         container.start()
+        if on_start is not None:
+            _report_init_pid(client, container, on_start)
         readers = [_follow(client, container.id, stream, sink) for stream in ("stdout", "stderr")]
         code = _wait(container)
         for reader in readers:
@@ -73,6 +76,17 @@ def run_container(client: Any, spec: ContainerSpec, sink: OutputSink, *, keep: b
             print(f"proj: container {container.name} ({container.short_id}) kept", file=sys.stderr)
         else:
             remove(container)
+
+
+def _report_init_pid(client: Any, container: Any, on_start: Callable[[int], None]) -> None:
+    """Hand the container's init (a process group leader on this host) to the runner, so the reaper
+    of a runner killed with -9 can stop the container like a local process group. Only for a local
+    daemon: a remote daemon's pids mean nothing here."""
+    if not str(client.api.base_url).startswith("http+docker://localhost"):
+        return
+    pid = int(client.api.inspect_container(container.id)["State"].get("Pid") or 0)
+    if pid > 0:
+        on_start(pid)
 
 
 def _follow(client: Any, container_id: str, stream: str, sink: OutputSink) -> threading.Thread:

@@ -26,6 +26,7 @@ class MlflowRun:
     name: str | None = None
     start_time: float = 0.0
     parent: str | None = None
+    has_meta: bool = False
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[MetricPoint] = field(default_factory=list)
@@ -34,9 +35,9 @@ class MlflowRun:
 
 def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, echo: Echo) -> list[str]:
     """Params, metrics, tags and artifacts of every MLflow run in ``mlruns``; returns model paths placed
-    under ``artifacts`` (relative). The first top-level run maps onto the proj run as is; any other
+    under ``artifacts`` (relative). The first top-level run with readable metadata maps onto the proj run as is; any other
     run's keys are prefixed with its name (``name/key``) so nothing collides."""
-    runs = sorted(find_runs(mlruns), key=lambda r: (r.parent is not None, r.start_time))
+    runs = sorted(find_runs(mlruns), key=lambda r: (r.parent is not None, not r.has_meta, r.start_time))
     allowed = artifacts.parent  # the proj run folder
     models: list[str] = []
     for index, run in enumerate(runs):
@@ -76,6 +77,7 @@ def read_run(run_dir: Path) -> MlflowRun:
     run = MlflowRun(run_dir, run_dir.name)
     meta = _yaml(run_dir / "meta.yaml", run.problems)
     if isinstance(meta, dict):
+        run.has_meta = True
         if meta.get("lifecycle_stage") == "deleted":
             run.problems.append(f"run {run.run_id} is marked deleted; ingested anyway")
         run.run_id = str(meta.get("run_id") or run.run_id)

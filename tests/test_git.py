@@ -83,6 +83,12 @@ def test_version_on_a_local_repo_never_touches_the_working_copy(proj, repo) -> N
     assert after == before and (path / "sub" / "version.txt").read_text() == "local edit\n"
     source = last_source(proj)
     assert source["commit"] == shas["v1"] and source["subdir"] == "sub" and source["kind"] == "git"
+    assert source["uri"] == str(path / "sub")
+    detached = run(proj, str(path / "sub"), "-v", "v1.0", "--detach")  # a worker re-plans from request.json
+    assert detached.code == 0, detached
+    logs = proj("runs", "logs", detached.stdout.strip(), "-f", "--stream", "stdout", timeout=60)
+    assert "version: one" in logs.stdout, logs
+    assert proj.show(detached.stdout.strip())["status"] == "FINISHED"
 
 
 def test_concurrent_runs_of_two_versions_do_not_interfere(proj, repo) -> None:

@@ -28,8 +28,8 @@ def resolve_git(uri: str, version: str | None, *, options: dict | None = None,
     project_dir = root / subdir if subdir else root
     if not project_dir.is_dir():
         _missing_subdir(url.url, version or found.branch, found.commit, root, subdir or "")
-    recorded = display_uri or url.url
-    return Source(uri=recorded + (f"#{subdir}" if subdir and "#" not in recorded else ""), project_dir=project_dir,
+    recorded = display_uri or url.url + (f"#{subdir}" if subdir else "")
+    return Source(uri=recorded, project_dir=project_dir,
                   kind="git", version=version, commit=found.commit, branch=found.branch, remote=url.url,
                   subdir=subdir, dirty=False, extra={"fetch": found.action})
 

@@ -22,11 +22,11 @@ def resolve_local(path: Path, subdir: str | None, version: str | None, *, option
     if not project_dir.is_dir():
         raise UsageError(f"#{subdir}: no such directory in {path}")
     tree = provenance.find_worktree(project_dir)
-    if version:
-        if tree is None:
-            raise UsageError(f"-v/--version {version!r} needs a git repository; {path} is a plain directory")
-        return _at_version(tree.top, project_dir, version)
+    if version and tree is None:
+        raise UsageError(f"-v/--version {version!r} needs a git repository; {path} is a plain directory")
     uri = str(path) + (f"#{subdir}" if subdir else "")
+    if version:
+        return _at_version(tree.top, project_dir, version, uri)
     source = Source(uri=uri, project_dir=project_dir, kind="local", subdir=subdir)
     if tree is None:
         if options.get("require_clean"):
@@ -36,14 +36,14 @@ def resolve_local(path: Path, subdir: str | None, version: str | None, *, option
     return _with_worktree(source, provenance.inspect(tree), require_clean=bool(options.get("require_clean")))
 
 
-def _at_version(top: Path, project_dir: Path, version: str) -> Source:
+def _at_version(top: Path, project_dir: Path, version: str, uri: str) -> Source:
     """``path -v VERSION``: fetched like ``file://`` into the cache; the user's checkout is not touched."""
     from proj.sources.git import resolve_git
     from proj.sources.urls import file_url
 
     rel = project_dir.relative_to(top).as_posix()
     fragment = "" if rel == "." else f"#{rel}"
-    return resolve_git(file_url(str(top)) + fragment, version, display_uri=str(project_dir))
+    return resolve_git(file_url(str(top)) + fragment, version, display_uri=uri)
 
 
 def _with_worktree(source: Source, tree: WorkTree, *, require_clean: bool) -> Source:

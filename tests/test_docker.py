@@ -166,8 +166,8 @@ def test_metrics_artifacts_and_model_land_in_the_run(proj: Proj, slug: str, tmp_
     run = _last_run(proj)
     assert run["status"] == "FINISHED"
     assert run["metrics"]["loss"]["step"] == 3 and "w" in run["metrics"]
-    model = Path(run["run_dir"]) / "artifacts" / "model" / "model.json"
-    assert model.is_file() and model.stat().st_uid == os.getuid()
+    model = Path(run["run_dir"]) / "artifacts" / "model"
+    assert (model / "MLmodel").is_file() and (model / "MLmodel").stat().st_uid == os.getuid()
     assert "epoch 3" in (Path(run["run_dir"]) / "logs" / "stdout.log").read_text()
 
 

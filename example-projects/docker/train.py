@@ -1,6 +1,5 @@
 """Fit y = w*x by gradient descent on a tiny built-in data set; log metrics and save the model."""
 import argparse
-import json
 import os
 
 import proj_client  # put on PYTHONPATH by proj (mounted read-only into the container)
@@ -22,10 +21,9 @@ def main() -> None:
         proj_client.log_metric("loss", loss, step=epoch)
         print(f"epoch {epoch}: w={w:.4f} loss={loss:.4f}")
     proj_client.log_metric("w", w)
-    model_dir = os.environ["PROJ_MODEL_DIR"]  # the run's artifacts/model, mounted at the same path
-    os.makedirs(model_dir, exist_ok=True)
-    with open(os.path.join(model_dir, "model.json"), "w") as fh:
-        json.dump({"w": w, "alpha": args.alpha, "epochs": args.epochs}, fh)
+    # An MLmodel directory in the run's artifacts/model (PROJ_MODEL_DIR), which is mounted into the
+    # container at the same absolute path as on the host.
+    model_dir = proj_client.save_model({"w": w, "alpha": args.alpha, "epochs": args.epochs}, flavor="pickle")
     print(f"model written to {model_dir}")
 
 

@@ -206,7 +206,7 @@ def _pin(repo: Path, url: GitUrl, version: str | None) -> tuple[str, str | None]
     if version is None:
         return _default_branch(repo, url)
     if version.startswith("-") or not version.strip() or any(c.isspace() for c in version):
-        _no_such_version(repo, url, version)
+        raise _no_such_version(repo, url, version)
     candidates = [f"{BRANCHES}{version}", f"{TAGS}{version}", version]
     query = "".join(f"{c}^{{commit}}\n" for c in candidates).encode()
     lines = git(["cat-file", "--batch-check=%(objectname)"], repo, stdin=query).stdout.decode().splitlines()
@@ -214,8 +214,7 @@ def _pin(repo: Path, url: GitUrl, version: str | None) -> tuple[str, str | None]
         sha = line.split()[0] if line else ""
         if FULL_SHA.match(sha):
             return sha, version if candidate.startswith(BRANCHES) else None
-    _no_such_version(repo, url, version)
-    raise AssertionError("unreachable")
+    raise _no_such_version(repo, url, version)
 
 
 def _default_branch(repo: Path, url: GitUrl) -> tuple[str, str | None]:
@@ -229,7 +228,7 @@ def _default_branch(repo: Path, url: GitUrl) -> tuple[str, str | None]:
     return sha, symref.removeprefix(BRANCHES) or None
 
 
-def _no_such_version(repo: Path, url: GitUrl, version: str) -> None:
+def _no_such_version(repo: Path, url: GitUrl, version: str) -> SourceError:
     """One line naming the version and the closest branch/tag names (or some of them)."""
     import difflib
 
@@ -239,7 +238,7 @@ def _no_such_version(repo: Path, url: GitUrl, version: str) -> None:
         hint = f"did you mean {', '.join(close)}?"
     else:
         hint = f"branches: {', '.join(branches[:8]) or 'none'}; tags: {', '.join(tags[-8:]) or 'none'}"
-    raise SourceError(f"git source {url.url}: no branch, tag or commit {version!r}; {hint}")
+    return SourceError(f"git source {url.url}: no branch, tag or commit {version!r}; {hint}")
 
 
 def _names(repo: Path, prefix: str) -> list[str]:

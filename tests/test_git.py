@@ -147,7 +147,7 @@ BAD = [
     ("bad-version-far", lambda p: file_url(p) + "#sub", "zzzzzz", "branches: dev, main; tags: v1.0"),
     ("missing-subdir", lambda p: file_url(p) + "#subb", None, "no directory #subb; directories at the top level: sub"),
     ("parent-subdir", lambda p: file_url(p) + "#../x", None, "must be a relative path inside the project"),
-    ("no-mlproject", lambda p: file_url(p), None, "no entry point 'main'; valid entry points: none"),
+    ("no-mlproject", lambda p: file_url(p), None, "no MLproject in file://"),
     ("local-bad-version", lambda p: str(p / "sub"), "nope", "no branch, tag or commit 'nope'"),
 ]
 

@@ -82,7 +82,7 @@ def plan_run(req: RunRequest) -> Plan:
 
     source = resolve_source(req.uri, req.version, cwd=Path(req.cwd), options=req.options)
     project = load_project(source.project_dir)
-    entry = select_entry_point(project, req.entry_point)
+    entry = select_entry_point(project, req.entry_point, display=source.uri)
     params = bind_params(entry.parameters, req.params, cwd=Path(req.cwd), project_root=project.root)
     command = render_command(entry.command, params)
     choice = choose_env(project, req.env_manager)

@@ -131,8 +131,11 @@ def _env_value(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def select_entry_point(project: Project, name: str | None) -> EntryPoint:
-    """The entry point ``name`` (default ``main``), or a ``.py``/``.sh`` script run as MLflow does."""
+def select_entry_point(project: Project, name: str | None, display: str | None = None) -> EntryPoint:
+    """The entry point ``name`` (default ``main``), or a ``.py``/``.sh`` script run as MLflow does.
+
+    ``display`` names the project in errors (a git URL rather than its checkout deep in the cache).
+    """
     name = name or DEFAULT_ENTRY_POINT
     if name in project.entry_points:
         return project.entry_points[name]
@@ -144,9 +147,12 @@ def select_entry_point(project: Project, name: str | None) -> EntryPoint:
         return EntryPoint(name=name, command=f"{runner} {shlex.quote(name)}", is_script=True)
     valid = sorted(project.entry_points)
     scripts = sorted(p.name for p in project.root.iterdir() if p.suffix in SCRIPT_RUNNERS and p.is_file())
+    if project.file is None:
+        raise UsageError(f"no MLproject in {display or project.root} and no script {name!r}; "
+                         f"scripts you can run with -e: {', '.join(scripts) or 'none'}")
     choices = ", ".join(valid + scripts) or "none"
     what = "entry point" if not runner else "script"
-    where = project.file or project.root
+    where = f"{display} ({project.file.name})" if display else project.file
     raise UsageError(f"{where}: no {what} {name!r}; valid entry points: {choices}")
 
 

@@ -111,3 +111,23 @@ def test_mlflow_logging_project_lands_in_the_proj_run(proj, mlflow_venv: Path) -
     loaded = _side(mlflow_venv, LOAD, str(model_dir))
     assert loaded.returncode == 0, loaded.stderr
     assert json.loads(loaded.stdout.strip().splitlines()[-1])["type"] == "ElasticNet"
+
+
+def test_virtualenv_run_pins_model_env_files_to_its_pylock(proj, mlflow_venv: Path) -> None:
+    """The example's own python_env.yaml (virtualenv backend, resolved from the index): the model's env
+    files are exactly the run's pylock.toml, and the model still loads with MLflow's loaders."""
+    from proj.envs.registry import ENV_MANAGERS
+    from proj.models.envfiles import parse_pylock
+
+    require("virtualenv" in ENV_MANAGERS, "the virtualenv backend is not available")
+    out = proj("run", str(EXAMPLES / "sklearn-model"), "--env-manager", "virtualenv", timeout=600)
+    assert out.code == 0, out
+    run = proj.show(proj.runs()[0]["id"])
+    assert run["lock"]["format"] == "pylock.toml"
+    spec = parse_pylock(run["lock"]["text"])
+    model_dir = Path(run["run_dir"]) / "artifacts" / "model"
+    assert (model_dir / "requirements.txt").read_text().splitlines() == spec.pip
+    assert any(line.startswith("scikit-learn==") for line in spec.pip)
+    loaded = _side(mlflow_venv, LOAD, str(model_dir))
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout.strip().splitlines()[-1])["type"] == "Ridge"

@@ -49,7 +49,8 @@ def after_run(store: Any, run: Any, exit_code: int, echo: Echo) -> None:
     from proj.models.mlmodel import LockInfo, package_model
 
     lock = store.get_lock(run.id)
-    info = LockInfo(lock[0] if lock else None, lock[1] if lock else "", _python_version(store, run.id))
+    env = store.get_run(run.id).env
+    info = LockInfo(lock[0] if lock else None, lock[1] if lock else "", env.get("python_version"), env.get("platform"))
     for rel in found:
         origin = "mlflow" if rel in mlflow_models else "run"
         record = package_model(artifacts / rel, run_id=run.id, run_dir=run_dir, rel=rel, lock=info, echo=echo,
@@ -83,7 +84,3 @@ def _warn_plain_model_dir(model_dir: Path, echo: Echo) -> None:
              "To make it a model, save it with proj_client.save_model(obj) (or mlflow.<flavor>.save_model(obj, "
              "os.environ['PROJ_MODEL_DIR'])), or write an MLmodel file with a 'flavors' block there.")
 
-
-def _python_version(store: Any, run_id: str) -> str | None:
-    env = store.get_run(run_id).env
-    return env.get("python_version") or env.get("python_full_version")

@@ -7,9 +7,7 @@ image, not packages: nothing can be derived from it and the model keeps the file
 """
 from __future__ import annotations
 
-import platform
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,14 +33,14 @@ class EnvSpec:
     channels: list[str] = field(default_factory=list)
 
 
-def parse_lock(lock_format: str, text: str) -> EnvSpec | None:
+def parse_lock(lock_format: str, text: str, platform_name: str | None = None) -> EnvSpec | None:
     """The packages a lock holds; ``None`` for a lock that names no packages (a docker image)."""
     if lock_format in ("pip-freeze", "requirements.txt"):
         return _split_build(EnvSpec(lock_format, pip=parse_requirements(text)))
     if lock_format == "pylock.toml":
         return parse_pylock(text)
     if lock_format == "conda-lock.yml":
-        return parse_conda_lock(text)
+        return parse_conda_lock(text, platform_name)
     return None
 
 
@@ -104,7 +102,11 @@ def parse_conda_lock(text: str, platform_name: str | None = None) -> EnvSpec:
         raise LockParseError("conda-lock.yml has no 'package' list")
     meta = data.get("metadata") or {}
     packages = [p for p in data["package"] if isinstance(p, dict) and p.get("name")]
-    wanted = _pick_platform(platform_name or conda_platform(), meta.get("platforms") or [], packages)
+    if platform_name is None:
+        from proj.envs.conda import current_platform
+
+        platform_name = current_platform()
+    wanted = _pick_platform(platform_name, meta.get("platforms") or [], packages)
     channels = [c.get("url") if isinstance(c, dict) else str(c) for c in meta.get("channels") or []]
     spec = EnvSpec("conda-lock.yml", channels=[c for c in channels if c])
     for pkg in packages:
@@ -133,17 +135,6 @@ def _conda_build(url: str, name: str, version: str) -> str:
             base = base[: -len(ext)]
     prefix = f"{name}-{version}-"
     return base[len(prefix):] if base.startswith(prefix) else ""
-
-
-def conda_platform() -> str:
-    """This machine's conda subdir (linux-64, osx-arm64, ...)."""
-    machine = platform.machine().lower()
-    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le"}.get(machine, machine)
-    if sys.platform.startswith("linux"):
-        return f"linux-{arch}"
-    if sys.platform == "darwin":
-        return "osx-arm64" if arch in ("arm64", "aarch64") else "osx-64"
-    return "win-64" if sys.platform == "win32" else f"{sys.platform}-{arch}"
 
 
 def _split_build(spec: EnvSpec) -> EnvSpec:

@@ -32,6 +32,7 @@ class LockInfo:
     format: str | None
     text: str
     python: str | None
+    platform: str | None = None  # the conda subdir the env was built for
 
 
 def files_of(model_dir: Path, allowed_root: Path) -> list[Path]:
@@ -171,7 +172,7 @@ def _write_env(model_dir: Path, lock: LockInfo, data: dict[str, Any], echo: Echo
         echo(f"warning: model {rel}: the run has no recorded lock; its env files are left as they are")
         return None
     try:
-        spec = parse_lock(lock.format, lock.text)
+        spec = parse_lock(lock.format, lock.text, lock.platform)
     except LockParseError as exc:
         echo(f"warning: model {rel}: the run's lock cannot be read ({exc}); env files left as they are")
         return None

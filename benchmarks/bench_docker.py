@@ -39,7 +39,7 @@ def last_env(env: dict[str, str], cwd: Path) -> dict:
 def cold_builds(root: Path, env: dict[str, str], cwd: Path, repeat: int) -> list[float]:
     """Build seconds of project images that are new each time (one file changes), base image cached."""
     seconds = []
-    for i in range(repeat):
+    for _ in range(repeat):
         (root / "version.txt").write_text(f"{uuid.uuid4()}\n")
         time_cmd(proj_cmd("run", str(root)), cwd=cwd, env=env, repeat=1, warmup=0)
         info = last_env(env, cwd)

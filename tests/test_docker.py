@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -47,7 +46,8 @@ def slug(client: Any) -> Iterator[str]:
     # Project images first: a base built from a project's Dockerfile is their parent.
     import docker.errors
 
-    for query in ({"name": f"proj/{name}"}, {"name": f"{name}-base"}, {"filters": {"label": f"dev.proj.project={name}"}}):
+    queries = ({"name": f"proj/{name}"}, {"name": f"{name}-base"}, {"filters": {"label": f"dev.proj.project={name}"}})
+    for query in queries:
         for image in client.images.list(**query):
             try:
                 client.images.remove(image.id, force=True)
@@ -121,8 +121,8 @@ def test_declared_volumes_and_environment_are_passed(proj: Proj, dproject: Calla
     (shared / "in.txt").write_text("from the host volume")
     env_yaml = (f"  volumes: ['{shared}:/shared', './local:/local:ro']\n"
                 "  environment: [COPIED_VAR, [DEFINED_VAR, 'a b'], [NUMBER, 3]]\n")
-    root = dproject('echo "$COPIED_VAR|$DEFINED_VAR|$NUMBER"; cat /shared/in.txt /local/l.txt; echo out > /shared/out.txt',
-                    env_yaml, files={"local/l.txt": "relative volume\n"})
+    command = 'echo "$COPIED_VAR|$DEFINED_VAR|$NUMBER"; cat /shared/in.txt /local/l.txt; echo out > /shared/out.txt'
+    root = dproject(command, env_yaml, files={"local/l.txt": "relative volume\n"})
     out = proj("run", str(root), env={"COPIED_VAR": "copied from host"})
     assert out.code == 0, out
     assert "copied from host|a b|3" in out.stdout

@@ -67,7 +67,7 @@ def test_mounts_use_identical_paths_without_duplicates(tmp_path: Path) -> None:
     run_dir, data = tmp_path / "run", tmp_path / "data.csv"
     inv = Invocation(command="c", cwd=tmp_path, env={}, path_params={"d": data, "inner": run_dir / "x"},
                      mounts={run_dir: "rw", Path("/opt/client"): "ro"})
-    assert invocation_volumes(inv) == [f"/opt/client:/opt/client:ro", f"{data}:{data}:rw", f"{run_dir}:{run_dir}:rw"]
+    assert invocation_volumes(inv) == ["/opt/client:/opt/client:ro", f"{data}:{data}:rw", f"{run_dir}:{run_dir}:rw"]
     spec = DockerEnv(image="i", volumes=("./d:/d:ro", "/abs:/abs", "named:/n"))
     assert declared_volumes(spec, tmp_path) == [f"{tmp_path}/d:/d:ro", "/abs:/abs", "named:/n"]
 

@@ -90,7 +90,8 @@ class DockerBackend(Backend):
         host_environment(denv, _source(choice))
         dockerfile = denv.extra.get("dockerfile")
         if dockerfile and not (choice.project.root / dockerfile).is_file():
-            raise EnvError(f"{_source(choice)}: docker_env.dockerfile {dockerfile!r} not found in {choice.project.root}")
+            raise EnvError(f"{_source(choice)}: docker_env.dockerfile {dockerfile!r} not found "
+                           f"in {choice.project.root}")
         self.client()
 
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> DockerImageEnv:

@@ -155,3 +155,28 @@ print("api-ok", r.run_id, a.run_id)
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=proj_env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and "api-ok" in out.stdout, out.stderr
+
+
+def test_prune_leaves_the_env_and_checkout_of_a_running_run_alone(proj, make_project) -> None:
+    import shutil
+
+    from conftest import require
+
+    require(shutil.which("git") is not None, "git is not installed")
+    root = make_project(SLEEPER)
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=root, check=True)
+    runner = proj.popen("run", f"file://{root}")  # a virtualenv run from a git checkout
+    try:
+        wait_for(lambda: proj.runs() and proj.runs()[0]["env"].get("key"), 120, "the env to be built")
+        run = proj.runs()[0]
+        checkout = Path(proj.show(run["id"])["source"]["dir"])
+        wait_for(lambda: (checkout / "pids.txt").exists(), 60, "the entry point to start")
+        assert proj("env", "prune", "--all").code == 0
+        assert proj("cache", "prune", "--all").code == 0
+        assert Path(proj.show(run["id"])["env"]["env_path"]).is_dir() and checkout.is_dir()
+    finally:
+        runner.send_signal(signal.SIGINT)
+        runner.communicate(timeout=30)
+    assert proj("env", "prune", "--all").code == 0
+    assert not Path(proj.show(run["id"])["env"]["env_path"]).exists()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from proj.envs.base import Backend, BuildLog, EnvChoice, Invocation, Lock
 from proj.errors import ProjError
@@ -145,7 +146,7 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         invocation = _invocation(store, plan, run, run_dir / METRICS_FILE)
         with OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream,
                         stdout_to_stderr=stdout_to_stderr) as sink, \
-                MetricsTailer(store.root, run.id):
+                MetricsTailer(store.root, run.id), _leases(plan, env):
             code = env.execute(invocation, sink)
         phase = "finish"
         _after_run(store, run, code, echo)
@@ -186,6 +187,24 @@ def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path)
     return Invocation(command=plan.command, cwd=plan.project.root, env=env, pythonpath=(CHILD_PATH,),
                       path_params=path_params, mounts={run_dir: "rw", CHILD_PATH: "ro"},
                       on_start=lambda pid: store.set_child(run.id, pid))
+
+
+@contextmanager
+def _leases(plan: Plan, env: Any) -> Iterator[None]:
+    """Hold the cached env dir and git checkout this run uses, so ``prune`` leaves them alone."""
+    from proj.envs.cache import EnvCache, in_use
+
+    paths = [EnvCache().path(env.key)]
+    if plan.source.kind == "git":
+        root = plan.source.project_dir
+        for _ in Path(plan.source.subdir or "").parts:
+            root = root.parent
+        paths.append(root)
+    with ExitStack() as stack:
+        for path in paths:
+            if path.is_dir():
+                stack.enter_context(in_use(path))
+        yield
 
 
 def _hooks() -> list[Any]:

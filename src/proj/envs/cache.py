@@ -127,13 +127,18 @@ class EnvCache:
                 result.append((child.name, child, self.metadata(child.name), marker.stat().st_mtime))
         return result
 
-    def remove(self, key: str) -> None:
+    def remove(self, key: str) -> bool:
+        """Delete an entry unless a running run uses it; returns whether it was removed."""
+        if busy(self.path(key)):
+            return False
         with _flock(self.root / f"{key}.lock"):
             shutil.rmtree(self.path(key), ignore_errors=True)
-        try:
-            (self.root / f"{key}.lock").unlink()
-        except OSError:
-            pass
+        for suffix in (".lock", ".inuse"):
+            try:
+                (self.root / f"{key}{suffix}").unlink()
+            except OSError:
+                pass
+        return True
 
 
 @contextmanager
@@ -146,6 +151,38 @@ def _flock(path: Path) -> Iterator[None]:
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextmanager
+def in_use(path: Path) -> Iterator[None]:
+    """Mark a cached directory as used by a running run (a shared lock on ``<path>.inuse``): prune skips it."""
+    lock = path.with_name(f"{path.name}.inuse")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield  # a read-only cache cannot be pruned by us either
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def busy(path: Path) -> bool:
+    """True while some run holds :func:`in_use` on ``path``."""
+    lock = path.with_name(f"{path.name}.inuse")
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
         os.close(fd)
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from proj.envs.cache import MARKER, EnvCache
+from proj.envs.cache import MARKER, EnvCache, busy
 
 DAY = 86400.0
 
@@ -74,9 +74,9 @@ def prune_envs(*, older_than_days: float | None = None, everything: bool = False
     cutoff = (now or time.time()) - older_than_days * DAY if older_than_days is not None else None
     entries = list_envs(cache)
     doomed = [e for e in entries if everything or (cutoff is not None and e.last_used < cutoff)]
+    doomed = [e for e in doomed if not busy(cache.path(e.key))]  # a running run's env stays
     if not dry_run:
-        for entry in doomed:
-            cache.remove(entry.key)
+        doomed = [e for e in doomed if cache.remove(e.key)]
     leftovers = _leftovers(cache.root, remove=not dry_run)
     return PruneResult(doomed, leftovers, len(entries) - len(doomed))
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from proj.envs.cache import file_lock
+from proj.envs.cache import busy, file_lock
 from proj.errors import SourceError
 from proj.paths import cache_dir
 from proj.sources.gitcmd import GitFailed, Remote, git, text, write_askpass
@@ -136,6 +136,9 @@ class GitCache:
         kept_keys = {e.key for e in self.entries() if e.kind == "checkout" and e not in doomed}
         # A repository stays while a checkout of it stays: the checkout's origin points at the same URL.
         doomed = [e for e in doomed if e.kind == "checkout" or e.key not in kept_keys]
+        doomed = [e for e in doomed if not busy(e.path)]  # a checkout a running run uses stays
+        in_use = {e.key for e in self.entries() if e.kind == "checkout" and busy(e.path)}
+        doomed = [e for e in doomed if e.kind == "checkout" or e.key not in in_use]
         if dry_run:
             return doomed
         for entry in doomed:

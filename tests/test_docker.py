@@ -96,7 +96,7 @@ def test_image_built_once_then_reused_until_copied_content_changes(proj: Proj, d
     (root / "data.txt").write_text("v2\n")  # copied: a new image
     third = proj("run", str(root))
     rebuilt = _last_run(proj)["env"]
-    assert third.code == 0 and "v2" in third.stdout, third
+    assert third.code == 0 and "v2" in third.stdout and "project files changed" in third.stderr, third
     assert rebuilt["cache_hit"] is False and rebuilt["image_id"] != built["image_id"]
 
 

@@ -106,7 +106,8 @@ class DockerBackend(Backend):
         dockerfile = images.project_dockerfile(base["Id"], owner)
         digest = _digest(base["Id"], dockerfile, ctx.digest)
         tag = f"proj/{project_slug(choice)}:{digest[:24]}"
-        inspect, hit = self._project_image(client, ctx, tag, dockerfile, choice, log, refresh)
+        inputs = {"base_id": base["Id"], "context_hash": ctx.digest, "dockerfile": dockerfile, "tag": tag}
+        inspect, hit = self._project_image(client, ctx, inputs, log, refresh)
         lock = _lock(inspect["Id"], denv.image, base["Id"], ctx.digest, dockerfile)
         details = _details(choice, denv, base, inspect, tag, ctx.digest, build_image=True)
         return DockerImageEnv(client, tag, inspect, key=f"docker-{digest[:24]}", lock=lock, details=details,
@@ -135,9 +136,10 @@ class DockerBackend(Backend):
                                        labels=_labels(choice))
         return images.base_image(self.client(), denv.image, log)
 
-    def _project_image(self, client: Any, ctx: images.Context, tag: str, dockerfile: str, choice: EnvChoice,
-                       log: BuildLog, refresh: bool) -> tuple[dict[str, Any], bool]:
+    def _project_image(self, client: Any, ctx: images.Context, inputs: dict[str, str], log: BuildLog,
+                       refresh: bool) -> tuple[dict[str, Any], bool]:
         """The image for this hash: found (a hit), or built under a lock so concurrent runs build it once."""
+        tag = inputs["tag"]
         found = None if refresh else images.find_image(client, tag)
         if found is not None:
             return found, True
@@ -148,8 +150,10 @@ class DockerBackend(Backend):
             found = None if refresh else images.find_image(client, tag)
             if found is not None:
                 return found, True
-            log.write(f"building project image {tag} ({len(ctx.files)} context entries)")
-            images.build(client, ctx, tag=tag, labels=None, log=log, generated=dockerfile)
+            reason = images.rebuild_reason(ctx.root, inputs, refresh)
+            log.write(f"building project image {tag} ({len(ctx.files)} context entries): {reason}")
+            images.build(client, ctx, tag=tag, labels=None, log=log, generated=inputs["dockerfile"])
+            images.remember_inputs(ctx.root, inputs)
             return client.api.inspect_image(tag), False
 
     def _mounted(self, choice: EnvChoice, denv: DockerEnv, base: dict[str, Any], start: float) -> DockerImageEnv:

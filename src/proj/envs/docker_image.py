@@ -231,3 +231,28 @@ def _pull(name: str, log: BuildLog) -> None:
         message = getattr(exc, "explanation", None) or str(exc)
         raise EnvError(f"docker image {name!r} is not available locally and could not be pulled: "
                        f"{_one_line(message)}") from None
+
+
+def rebuild_reason(root: Path, inputs: dict[str, str], refresh: bool) -> str:
+    """Why a project image is being built, in words, from the inputs of the last one built for ``root``."""
+    if refresh:
+        return "--refresh-env asked for a rebuild"
+    try:
+        previous = json.loads(_inputs_file(root).read_text())
+    except (OSError, ValueError):
+        return "no image was built for this project yet"
+    words = {"base_id": "the base image changed", "context_hash": "project files changed",
+             "dockerfile": "the generated Dockerfile changed"}
+    changed = [text for key, text in words.items() if previous.get(key) != inputs.get(key)]
+    return ", ".join(changed) or f"the previous image {previous.get('tag')} is gone"
+
+
+def remember_inputs(root: Path, inputs: dict[str, str]) -> None:
+    try:
+        atomic_write(_inputs_file(root), json.dumps(inputs, indent=2, sort_keys=True))
+    except OSError:
+        pass  # only used to explain the next rebuild
+
+
+def _inputs_file(root: Path) -> Path:
+    return cache_dir() / "docker" / "projects" / (hashlib.sha256(str(root).encode()).hexdigest()[:32] + ".json")

@@ -100,6 +100,15 @@ def test_image_built_once_then_reused_until_copied_content_changes(proj: Proj, d
     assert rebuilt["cache_hit"] is False and rebuilt["image_id"] != built["image_id"]
 
 
+def test_two_concurrent_runs_build_the_image_once(proj: Proj, dproject: Callable[..., Path]) -> None:
+    root = dproject("echo done", files={"big.bin": "x" * 2_000_000})
+    runners = [proj.popen("run", str(root)) for _ in range(2)]
+    outputs = [runner.communicate(timeout=120) for runner in runners]
+    assert [runner.returncode for runner in runners] == [0, 0], outputs
+    assert sum("building project image" in err for _, err in outputs) == 1, outputs
+    assert len({run["env"]["image_id"] for run in map(proj.show, [r["id"] for r in proj.runs()])}) == 1
+
+
 def test_lock_records_image_base_and_context(proj: Proj, dproject: Callable[..., Path]) -> None:
     import json
 

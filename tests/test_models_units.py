@@ -156,6 +156,7 @@ package:
   dependencies: {}
   url: https://conda.example/conda-forge/linux-64/numpy-1.26.4-py311h64a7726_0.conda
   hash: {md5: x, sha256: y}
+  build: py311h64a7726_0
   category: main
   optional: false
 - name: numpy

@@ -116,7 +116,7 @@ def parse_conda_lock(text: str, platform_name: str | None = None) -> EnvSpec:
         if pkg.get("manager", "conda") == "pip":
             spec.pip.append(f"{name}=={version}" if version else name)
             continue
-        build = _conda_build(str(pkg.get("url", "")), name, version)
+        build = str(pkg.get("build") or _conda_build(str(pkg.get("url", "")), name, version))
         spec.conda.append("=".join(x for x in (name, version, build) if x))
         if name == "python":
             spec.python = version

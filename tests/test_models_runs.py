@@ -214,3 +214,13 @@ print(sorted(m for m in heavy if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out
+
+
+def test_symlink_loop_in_a_model_dir_is_rejected_not_followed(proj, make_project) -> None:
+    train = ("import os\nd = os.environ['PROJ_MODEL_DIR']\nos.makedirs(os.path.join(d, 'sub'))\n"
+             "open(os.path.join(d, 'MLmodel'), 'w').write('flavors: {x: {}}\\n')\n"
+             "os.symlink(d, os.path.join(d, 'sub', 'loop'))\n")
+    run, _ = _run(proj, make_project, train)
+    assert run["status"] == "FINISHED"
+    [model] = _models(proj)
+    assert not model["valid"] and "symlink loop" in model["reason"]

@@ -35,9 +35,11 @@ class LockInfo:
     platform: str | None = None  # the conda subdir the env was built for
 
 
-def files_of(model_dir: Path, allowed_root: Path) -> list[Path]:
-    """Every file under ``model_dir``; raises UnsafeModel if a symlink resolves outside ``allowed_root``."""
+def files_of(model_dir: Path, allowed_root: Path, _seen: frozenset[Path] = frozenset()) -> list[Path]:
+    """Every file under ``model_dir``; raises UnsafeModel if a symlink resolves outside ``allowed_root``
+    (or loops back into a folder being listed)."""
     root = allowed_root.resolve()
+    seen = _seen | {model_dir.resolve()}
     found = []
     for dirpath, dirnames, filenames in os.walk(model_dir, followlinks=False):
         for name in dirnames + filenames:
@@ -47,7 +49,9 @@ def files_of(model_dir: Path, allowed_root: Path) -> list[Path]:
                 if not target.is_relative_to(root) or not target.exists():
                     raise UnsafeModel(f"{path.relative_to(model_dir)} is a symlink to {target}, outside the run folder")
                 if target.is_dir():  # os.walk does not descend into it: list it here
-                    found += [path / p.relative_to(target) for p in files_of(target, root)]
+                    if any(target == s or s.is_relative_to(target) for s in seen):
+                        raise UnsafeModel(f"{path.relative_to(model_dir)} is a symlink loop (to {target})")
+                    found += [path / p.relative_to(target) for p in files_of(target, root, seen)]
                     continue
             if name in filenames:
                 found.append(path)
@@ -152,12 +156,16 @@ def package_model(model_dir: Path, *, run_id: str, run_dir: Path, rel: str, lock
         record.files, record.size = hash_files(model_dir, files)
         echo(f"warning: model {rel} is invalid: {reason}")
         return record
-    record.env_source = _write_env(model_dir, lock, data, echo, rel)
-    files = files_of(model_dir, run_dir)
-    size = sum(p.stat().st_size for p in files if p.name != MLMODEL)
-    data = complete(data, run_id, size, record.env_source is not None)
-    write_mlmodel(model_dir / MLMODEL, data)
-    record.files, record.size = hash_files(model_dir, files_of(model_dir, run_dir))
+    try:
+        record.env_source = _write_env(model_dir, lock, data, echo, rel)
+        size = sum(p.stat().st_size for p in files_of(model_dir, run_dir) if p.name != MLMODEL)
+        data = complete(data, run_id, size, record.env_source is not None)
+        write_mlmodel(model_dir / MLMODEL, data)
+        record.files, record.size = hash_files(model_dir, files_of(model_dir, run_dir))
+    except OSError as exc:
+        record.reason = f"cannot be completed: {exc}"
+        echo(f"warning: model {rel} {record.reason}")
+        return record
     record.mlmodel, record.flavors, record.valid = data, list(data["flavors"]), True
     return record
 

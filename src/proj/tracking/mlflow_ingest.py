@@ -156,6 +156,9 @@ def _safe_copy(src: Path, dest: Path, allowed: Path, echo: Echo) -> None:
         if not target.is_relative_to(root) or not target.exists():
             echo(f"warning: mlflow store: {src} links outside the run folder ({target}); not copied")
             return
+        if target.is_dir():  # could loop back into what is being copied
+            echo(f"warning: mlflow store: {src} is a symlinked folder ({target}); not copied")
+            return
     if src.is_dir():
         dest.mkdir(parents=True, exist_ok=True)
         for entry in sorted(src.iterdir()):

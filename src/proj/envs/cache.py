@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from proj.paths import atomic_write, cache_dir
 
@@ -186,6 +186,6 @@ def busy(path: Path) -> bool:
         os.close(fd)
 
 
-def file_lock(path: Path) -> "contextmanager[None]":
+def file_lock(path: Path) -> ContextManager[None]:
     """Public alias of the cache's file lock for other caches (git clones, resolutions)."""
     return _flock(path)

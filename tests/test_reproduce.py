@@ -153,3 +153,12 @@ def test_virtualenv_run_is_rebuilt_from_its_lock_or_fails_clearly(offline, make_
     gone = proj("reproduce", original["id"])
     assert gone.code == 2 and "could not be reproduced" in gone.stderr, gone
     assert "Traceback" not in gone.stderr
+
+
+def test_environment_differences_are_named_per_package() -> None:
+    from proj.reproduce.packages import describe_changes, lock_packages
+
+    old = lock_packages("pylock.toml", 'lock-version = "1.0"\n[[packages]]\nname = "NumPy"\nversion = "1.26.4"\n'
+                                       '[[packages]]\nname = "six"\nversion = "1.16.0"\n')
+    new = lock_packages("pip-freeze", "numpy==2.0.1\nscipy==1.13.0\n")
+    assert describe_changes(old, new) == ["numpy 1.26.4 -> 2.0.1", "added: scipy 1.13.0", "removed: six 1.16.0"]

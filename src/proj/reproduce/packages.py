@@ -6,40 +6,28 @@ import re
 
 
 def lock_packages(lock_format: str, text: str) -> dict[str, str]:
-    """``name -> version`` (conda packages as ``conda:name``, pip ones by normalised name)."""
-    if lock_format == "pylock.toml":
-        from proj.envs.pylock import lock_packages as pylock_packages
+    """``name -> version`` (conda packages as ``conda:name``), read with the models' lock parser."""
+    from proj.models.envfiles import LockParseError, parse_lock
 
-        return pylock_packages(text)
-    if lock_format == "conda-lock.yml":
-        return _conda_lock(text)
     if lock_format == "docker-image":
         try:
             data = json.loads(text)
         except ValueError:
             return {"image": text.strip()}
         return {k: str(v) for k, v in data.items() if isinstance(v, (str, int, float))}
-    return _requirement_lines(text)  # pip-freeze, requirements.txt
-
-
-def _requirement_lines(text: str) -> dict[str, str]:
+    try:
+        spec = parse_lock(lock_format, text)
+    except LockParseError:
+        return {}
+    if spec is None:
+        return {}
     packages = {}
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*([^\s;]+)", line)
-        if match:
-            packages[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
-    return packages
-
-
-def _conda_lock(text: str) -> dict[str, str]:
-    import yaml
-
-    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-    packages = {}
-    for entry in doc.get("package") or []:
-        prefix = "conda:" if entry.get("manager") == "conda" else ""
-        packages[prefix + str(entry.get("name"))] = str(entry.get("version"))
+    for line in spec.pip + spec.build:
+        name, sep, version = line.partition("==")
+        packages[re.sub(r"[-_.]+", "-", name.strip()).lower()] = version.split(";")[0].strip() if sep else line
+    for conda_spec in spec.conda:
+        name, _, rest = conda_spec.partition("=")
+        packages[f"conda:{name}"] = rest.replace("=", " ", 1)
     return packages
 
 

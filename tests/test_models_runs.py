@@ -66,6 +66,10 @@ def test_saved_model_gets_env_files_from_the_lock_and_file_hashes(proj, make_pro
     assert {f["path"] for f in model["files"]} == {"MLmodel", "model.pkl", "requirements.txt", "python_env.yaml",
                                                    "conda.yaml"}
     assert model["size"] == sum(f["size"] for f in model["files"])
+    assert run["models"] == [{"path": "model", "flavors": model["flavors"], "size": model["size"], "valid": True,
+                              "reason": None}]
+    shown = proj("runs", "show", run["id"])
+    assert "models" in shown.stdout and "python_function" in shown.stdout, shown
 
 
 def test_models_show_and_export(proj, make_project, tmp_path: Path) -> None:

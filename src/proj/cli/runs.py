@@ -53,6 +53,8 @@ def show(run_ref: str, tracking_uri: str | None, as_json: bool) -> None:
         data = run.to_dict()
         lock = store.get_lock(run.id)
         data["lock"] = {"format": lock[0], "text": lock[1]} if lock else None
+        data["models"] = [{"path": m.path, "flavors": m.flavors, "size": m.size, "valid": m.valid,
+                           "reason": m.reason} for m in store.list_models(run_id=run.id)]
         print_json("run", data)
         return
     from proj.cli.show import render_run

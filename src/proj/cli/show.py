@@ -35,6 +35,11 @@ def render_run(store: RunStore, run: RunRecord) -> str:
                                                 for m in run.metrics.values()]))]
     if run.tags:
         lines += ["", "tags"] + [f"  {k} = {v}" for k, v in run.tags.items()]
+    models = store.list_models(run_id=run.id)
+    if models:
+        lines += ["", "models", _indent(table(("PATH", "FLAVORS", "SIZE", "VALID"),
+                                              [(m.path, ", ".join(m.flavors), m.size,
+                                                "yes" if m.valid else f"no: {m.reason}") for m in models]))]
     lines += ["", "files"] + [f"  {name:<10} {path}" for name, path in _files(Path(run.run_dir))]
     return "\n".join(lines)
 

@@ -17,6 +17,8 @@ SLEEPER = {
         import os, subprocess, sys, time
         import proj_client
         proj_client.log_metric("started", 1)
+        if os.environ.get("SAVE_MODEL"):
+            proj_client.save_model({"weights": [1, 2]}, flavor="pickle")
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
         with open("pids.txt", "w") as fh:
             fh.write(f"{os.getpid()} {child.pid}\\n")
@@ -72,6 +74,7 @@ def test_interrupt_kills_the_whole_group_and_marks_killed(proj, make_project, si
 
 def test_killed_runner_is_marked_failed_on_the_next_command(proj, make_project) -> None:
     root = make_project(SLEEPER)
+    proj.env["SAVE_MODEL"] = "1"
     runner = proj.popen("run", str(root), "--env-manager", "local")
     pids = pids_of(root)
     runner.kill()  # kill -9: the runner cannot record anything
@@ -82,7 +85,9 @@ def test_killed_runner_is_marked_failed_on_the_next_command(proj, make_project) 
         wait_for(lambda: not alive(pid), 10, f"orphan {pid} to be stopped")
     assert run["status"] == "FAILED" and run["failure_phase"] == "runner", run
     assert "died" in run["failure_reason"]
-    assert proj.show(run["id"])["metrics"]["started"]["value"] == 1.0  # what it reported is kept
+    shown = proj.show(run["id"])
+    assert shown["metrics"]["started"]["value"] == 1.0  # what it reported is kept
+    assert [m["path"] for m in shown["models"]] == ["model"] and shown["models"][0]["valid"]  # and its model
 
 
 def test_eight_concurrent_runs_into_one_store_are_all_recorded(proj, make_project) -> None:

@@ -149,7 +149,7 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
                 MetricsTailer(store.root, run.id), _leases(plan, env):
             code = env.execute(invocation, sink)
         phase = "finish"
-        _after_run(store, run, code, echo)
+        after_run_hooks(store, run, code, echo)
     except (KeyboardInterrupt, Terminated):
         store.finish_run(run.id, KILLED, phase=phase, reason="interrupted (Ctrl-C or SIGTERM)")
         echo(f"run {run.id} KILLED during {phase}; logs kept in {logs}")
@@ -211,7 +211,7 @@ def _hooks() -> list[Any]:
     return [import_module(name) for name in RUN_HOOKS]
 
 
-def _after_run(store: RunStore, run: RunRecord, code: int, echo: Echo) -> None:
+def after_run_hooks(store: RunStore, run: RunRecord, code: int, echo: Echo) -> None:
     for hook in _hooks():
         if hasattr(hook, "after_run"):
             hook.after_run(store, run, code, echo)

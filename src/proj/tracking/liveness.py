@@ -48,6 +48,13 @@ def _stop_orphans(pgid: int) -> None:
         pass
 
 
+def _collect_outputs(store: RunStore, run_id: str) -> None:
+    """What the dead run left (models, MLflow-logged data) is collected as a finished run's would be."""
+    from proj.runner import after_run_hooks
+
+    after_run_hooks(store, store.get_run(run_id), -1, lambda message: None)
+
+
 def reap_dead_runs(store: RunStore) -> list[str]:
     """Mark FAILED every RUNNING run on this host whose owner process is gone; ingest what it left."""
     host = os.uname().nodename
@@ -61,7 +68,8 @@ def reap_dead_runs(store: RunStore) -> list[str]:
 
         try:
             ingest_metrics_file(store, run_id)
-        except Exception:  # noqa: BLE001 - a torn metrics file must not stop the status fix
+            _collect_outputs(store, run_id)
+        except Exception:  # noqa: BLE001 - torn outputs must not stop the status fix
             pass
         store.finish_run(run_id, FAILED, phase="runner",
                          reason=f"the proj process running it (pid {pid}) died without recording an end")

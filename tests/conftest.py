@@ -30,6 +30,19 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 @dataclass
 class Outcome:
     """The result of one `proj` invocation; its repr shows everything a failing assert needs."""

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import EXAMPLES, Proj, require
+from conftest import EXAMPLES, Proj, require, wait_for
 
 pytestmark = pytest.mark.docker
 BASE = "python:3.11-slim"
@@ -297,10 +297,4 @@ def test_project_dockerfile_builds_the_base(proj: Proj, dproject: Callable[..., 
 
 
 def _wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
+    return wait_for(probe, timeout, "the container")

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from wheels import offline, wheelhouse  # noqa: F401 - fixtures
 
 PY = "%d.%d" % sys.version_info[:2]
 

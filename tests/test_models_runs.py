@@ -3,7 +3,6 @@ the lock, bad model directories, `proj models`, and ingest of a hand-written MLf
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
 from pathlib import Path

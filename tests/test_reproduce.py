@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from conftest import require
-from wheels import offline, wheelhouse  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.git
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from conftest import require
-from wheels import offline, wheelhouse  # noqa: F401 - fixtures
 
 SHOW = """\
 import json, os, sys

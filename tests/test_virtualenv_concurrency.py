@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from wheels import make_gated_sdist, offline, wheelhouse  # noqa: F401 - fixtures
+from wheels import make_gated_sdist
 
 PY = "%d.%d" % sys.version_info[:2]
 MLPROJECT = "name: c\nentry_points:\n  main:\n    command: \"python -c 'import {mod}; print({mod}.VERSION)'\"\n"

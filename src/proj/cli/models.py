@@ -73,7 +73,7 @@ def render(info: dict) -> str:
              f"status     {'valid' if info['valid'] else 'INVALID: ' + str(info['reason'])}",
              f"dir        {info['dir']}",
              f"size       {_size(info['size'])} in {len(info['files'])} files, from {info['origin']}",
-             f"env files  " + (f"from the run's {info['env_source']} lock" if info["env_source"] else "as written by the run"),
+             "env files  " + (f"from the run's {info['env_source']} lock" if info["env_source"] else "as written by the run"),
              "", "flavors"]
     for name, conf in (info["flavor_details"] or {}).items():
         details = ", ".join(f"{k}={v}" for k, v in conf.items() if v is not None and not isinstance(v, dict))

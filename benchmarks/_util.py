@@ -18,9 +18,20 @@ def proj_cmd(*args: str) -> list[str]:
     return [str(script) if script.exists() else "proj", *args]
 
 
-def mlflow_cmd(*args: str) -> list[str] | None:
+def find_mlflow() -> str | None:
+    """The mlflow executable to compare with: $MLFLOW_BIN / $MLFLOW, the setup_mlflow.sh venv, or PATH."""
+    import shutil
+
+    given = os.environ.get("MLFLOW_BIN") or os.environ.get("MLFLOW")
+    if given:
+        return given
     exe = MLFLOW_VENV / "bin" / "mlflow"
-    return [str(exe), *args] if exe.exists() else None
+    return str(exe) if exe.exists() else shutil.which("mlflow")
+
+
+def mlflow_cmd(*args: str) -> list[str] | None:
+    exe = find_mlflow()
+    return [exe, *args] if exe else None
 
 
 def time_cmd(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None, repeat: int = 7,

@@ -153,7 +153,9 @@ def _measure(root: Path, repo: Path, url: str, n: int, commits: int) -> None:
 
 def compare_mlflow(url: str, root: Path, env: dict[str, str], n: int, ours: float) -> None:
     """MLflow clones the repository into a fresh temp dir on every run."""
-    mlflow = os.environ.get("MLFLOW") or shutil.which("mlflow")
+    from _util import find_mlflow
+
+    mlflow = find_mlflow()
     if not mlflow:
         print("mlflow: not found (set MLFLOW=/path/to/venv/bin/mlflow) - comparison skipped")
         return

@@ -38,7 +38,7 @@ def make_project(root: Path) -> Path:
     project = root / "project"
     project.mkdir()
     (project / "MLproject").write_text(MLPROJECT)
-    (project / "python_env.yaml").write_text(PYTHON_ENV.format(py="%d.%d" % sys.version_info[:2]))
+    (project / "python_env.yaml").write_text(PYTHON_ENV.format(py="%d.%d.%d" % sys.version_info[:3]))
     return project
 
 
@@ -80,11 +80,13 @@ def bench_ensure(root: Path, project: Path, n: int) -> float:
 
 
 def mlflow_bin(given: str | None) -> str | None:
-    return given or os.environ.get("MLFLOW_BIN") or shutil.which("mlflow")
+    from _util import find_mlflow
+
+    return given or find_mlflow()
 
 
 def bench_mlflow(mlflow: str, root: Path, project: Path, n: int) -> dict[str, float]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{root / 'mlruns'}",
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{root / 'mlruns'}", "MLFLOW_ALLOW_FILE_STORE": "true",
            "MLFLOW_ENV_ROOT": str(root / "mlflow-envs")}
     argv = [mlflow, "run", str(project), "--env-manager", "virtualenv"]
     cold = []

@@ -61,3 +61,41 @@ def test_kill_9_mid_install_then_clean_rebuild(offline, make_project, wheelhouse
     assert "a previous build did not finish" in out.stderr and out.stdout.strip().endswith("1.0"), out
     assert (half[0] / ".proj-env.json").exists()
     assert all((p / ".proj-env.json").exists() for p in envs.iterdir() if p.is_dir())
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_install_marks_the_run_killed_and_leaves_nothing(offline, make_project, wheelhouse: Path,
+                                                                   tmp_path: Path, shared_cache: Path) -> None:  # noqa: ANN001
+    gate = tmp_path / "gate"
+    make_gated_sdist(wheelhouse, "gatedint", "1.0", gate)
+    root = make_project({"MLproject": MLPROJECT.format(mod="gatedint"),
+                         "python_env.yaml": f'python: "{PY}"\ndependencies: [gatedint]\n'})
+    envs = shared_cache / "envs"
+    before = {p.name for p in envs.iterdir()} if envs.is_dir() else set()
+    proc = offline.popen("run", str(root))
+    wait_for(gate / "building")
+    backend_pid = int((gate / "building").read_text())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    [run] = offline.runs()
+    assert run["status"] == "KILLED" and run["failure_phase"] == "environment", run
+    assert (Path(run["run_dir"]) / "logs" / "env-build.log").read_text()  # the build log is kept
+    new = [p for p in envs.iterdir() if p.is_dir() and p.name not in before]
+    assert new == [], "an interrupted build must not leave its directory behind"
+    deadline = time.monotonic() + 10
+    while _alive(backend_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(backend_pid), "the build backend uv started must be stopped too"
+    (gate / "release").touch()
+    out = offline("run", str(root))
+    assert out.code == 0 and out.stdout.strip().endswith("1.0"), out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"

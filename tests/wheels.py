@@ -66,7 +66,8 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     return dist
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    open(os.path.join(GATE, "building"), "w").close()
+    with open(os.path.join(GATE, "building"), "w") as fh:
+        fh.write(str(os.getpid()))
     deadline = time.time() + 120
     while not os.path.exists(os.path.join(GATE, "release")) and time.time() < deadline:
         time.sleep(0.05)

@@ -121,8 +121,9 @@ def run_tool(argv: list[str], log: BuildLog, doing: str, *, cwd: Path, quiet_std
     """Run one build tool, streaming its merged output into ``log``; raise EnvError with its message."""
     log.write(f"$ {' '.join(argv)}")
     out, err = (subprocess.DEVNULL, subprocess.PIPE) if quiet_stdout else (subprocess.PIPE, subprocess.STDOUT)
+    # Its own process group, so an interrupted build stops everything it started (uv's build backends too).
     proc = subprocess.Popen(argv, cwd=cwd, env=uv_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                            text=True, errors="replace", preexec_fn=_die_with_parent)
+                            text=True, errors="replace", preexec_fn=_die_with_parent, start_new_session=True)
     lines: list[str] = []
     try:
         stream = proc.stderr if quiet_stdout else proc.stdout
@@ -132,11 +133,20 @@ def run_tool(argv: list[str], log: BuildLog, doing: str, *, cwd: Path, quiet_std
             log.write("  " + line)  # indented: the tool's words, not proj's (its "error:" is not ours)
         code = proc.wait()
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _kill_group(proc)
         raise
     if code != 0:
         raise EnvError(f"{doing} failed: {tool_message(lines)}")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
 
 
 def tool_message(lines: list[str]) -> str:

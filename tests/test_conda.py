@@ -277,3 +277,15 @@ def test_two_concurrent_runs_build_the_env_once(cproj: Proj, make_project) -> No
     envs = [cproj.show(r["id"])["env"] for r in cproj.runs()]
     assert len({e["key"] for e in envs}) == 1
     assert sorted(e["cache_hit"] for e in envs) == [False, True]
+
+
+def test_reproduce_rebuilds_the_env_from_the_recorded_lock(cproj: Proj, make_project) -> None:
+    root = conda_project(make_project, ["greet=1.0"], "greet")
+    assert cproj("run", str(root)).code == 0
+    original = last_run(cproj)
+    assert cproj("env", "prune", "--all").code == 0  # the cached env is gone: it must be rebuilt
+    (root / "conda.yaml").write_text((root / "conda.yaml").read_text().replace("greet=1.0", "greet"))
+    out = cproj("reproduce", original["id"])
+    assert out.code == 0 and "verdict: identical" in out.stdout, out
+    new = last_run(cproj)
+    assert new["env"]["cache_hit"] is False and new["env"]["lock_sha256"] == original["env"]["lock_sha256"]

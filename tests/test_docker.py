@@ -298,3 +298,19 @@ def test_project_dockerfile_builds_the_base(proj: Proj, dproject: Callable[..., 
 
 def _wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
     return wait_for(probe, timeout, "the container")
+
+
+def test_reproduce_reuses_the_recorded_image_or_rebuilds_from_the_same_base(proj: Proj,
+                                                                            dproject: Callable[..., Path],
+                                                                            client: Any) -> None:
+    root = dproject("python report.py", files={"data.txt": "same input\n",
+                                               "report.py": "import proj_client\nproj_client.log_metric('m', 1.5)\n"})
+    assert proj("run", str(root)).code == 0
+    original = _last_run(proj)
+    same = proj("reproduce", original["id"])
+    assert same.code == 0 and "verdict: identical" in same.stdout, same
+    client.images.remove(original["env"]["image_id"], force=True)  # the recorded image is gone
+    rebuilt = proj("reproduce", original["id"])
+    assert rebuilt.code == 0 and "verdict: identical" in rebuilt.stdout, rebuilt
+    assert "same base image and build context as the recorded run" in rebuilt.stderr, rebuilt
+    assert "image rebuilt from the same base image and build context" in rebuilt.stdout

@@ -119,7 +119,9 @@ class DockerBackend(Backend):
         inspect = images.find_image(self.client(), recorded.get("image_id", ""))
         if inspect is None:
             log.write(f"recorded image {recorded.get('image_id')} is gone; rebuilding from the source")
-            return self.ensure(choice, log)
+            env = self.ensure(choice, log)
+            log.write(_base_change(recorded, json.loads(env.lock.text)))
+            return env
         denv = docker_env(choice)
         base = images.find_image(self.client(), recorded.get("base_id", "")) or {"Id": recorded.get("base_id")}
         details = _details(choice, denv, base, inspect, inspect["Id"], recorded.get("context_hash"),
@@ -220,3 +222,13 @@ def _details(choice: EnvChoice, denv: DockerEnv, base: dict[str, Any], image: di
             "image": tag, "image_id": image.get("Id"), "repo_digests": image.get("RepoDigests") or [],
             "context_hash": context, "build_image": build_image, "workdir": images.WORKDIR,
             "dockerfile": denv.extra.get("dockerfile")}
+
+
+def _base_change(recorded: dict[str, Any], rebuilt: dict[str, Any]) -> str:
+    """Say whether a rebuild started from the same base image and context as the recorded run."""
+    if recorded.get("base_id") != rebuilt.get("base_id"):
+        return (f"the base image changed: {recorded.get('base_image')} was {recorded.get('base_id')}, "
+                f"now {rebuilt.get('base_id')}")
+    if recorded.get("context_hash") != rebuilt.get("context_hash"):
+        return "same base image, but the project files (build context) differ from the recorded run"
+    return "same base image and build context as the recorded run"

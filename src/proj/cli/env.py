@@ -17,11 +17,15 @@ def env() -> None:
 
 @env.command("list")
 @json_option
-def list_cmd(as_json: bool) -> None:
-    """Cached environments of every backend, most recently used first."""
-    from proj.envs.manage import list_envs
+@click.pass_obj
+def list_cmd(app: App, as_json: bool) -> None:
+    """Cached environments of every backend (and the Docker images proj built), most recently used first."""
+    from proj.envs.manage import listing
 
-    entries = list_envs()
+    found = listing()
+    entries = found.entries
+    for note in found.notes:
+        app.info(note)
     if as_json:
         print_json("env-list", [e.to_dict() for e in entries])
         return
@@ -32,8 +36,8 @@ def list_cmd(as_json: bool) -> None:
 
 @env.command("prune")
 @click.option("--older-than", "older_than", type=click.FloatRange(min=0), metavar="DAYS",
-              help="Remove environments not used for DAYS days.")
-@click.option("--all", "everything", is_flag=True, help="Remove every cached environment.")
+              help="Remove environments and images not used for DAYS days.")
+@click.option("--all", "everything", is_flag=True, help="Remove every cached environment and proj-built image.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @json_option
 @click.pass_obj
@@ -45,11 +49,17 @@ def prune(app: App, older_than: float | None, everything: bool, dry_run: bool, a
     if as_json:
         print_json("env-prune", result.to_dict())
         return
+    for note in result.notes:
+        app.info(note)
     verb = "would remove" if dry_run else "removed"
     for entry in result.removed:
         click.echo(f"{verb} {entry.key} ({entry.backend}, {size(entry.size_bytes)}, last used {when(entry.last_used)})")
     for name in result.leftovers:
         click.echo(f"{verb} {name} (an interrupted build)")
+    for key in result.busy:
+        click.echo(f"kept {key} (a running run uses it)")
+    for failure in result.failed:  # e.g. an image a stopped container still uses: the rest was pruned
+        click.echo(f"could not remove {failure['key']}: {failure['reason']}")
     freed = sum(e.size_bytes for e in result.removed)
     click.echo(f"{verb} {len(result.removed)} environment(s), {size(freed)}; {result.kept} kept")
     if older_than is None and not everything:

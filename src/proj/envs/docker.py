@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from proj.envs import docker_cache
 from proj.envs import docker_image as images
 from proj.envs.base import Backend, BuildLog, Env, EnvChoice, Invocation, Lock
 from proj.envs.docker_args import parse_docker_args
@@ -49,8 +50,10 @@ class DockerImageEnv(Env):
 
     def execute(self, invocation: Invocation, sink: OutputSink) -> int:
         spec = self.container_spec(invocation)
-        return run_container(self.client, spec, sink, keep=bool(self.choice.options.get("keep_container")),
-                             on_start=invocation.on_start)
+        # Count the run and hold the image (and its base) until it ends: `proj env prune` skips held images.
+        with docker_cache.lease(self.details.get("image_id"), self.details.get("base_image_id")):
+            return run_container(self.client, spec, sink, keep=bool(self.choice.options.get("keep_container")),
+                                 on_start=invocation.on_start)
 
     def container_spec(self, invocation: Invocation) -> ContainerSpec:
         project = self.choice.project
@@ -134,8 +137,10 @@ class DockerBackend(Backend):
         if denv.extra.get("dockerfile"):
             from proj.envs.docker_base import build_declared_base
 
-            return build_declared_base(self.client(), choice.project.root, denv, log, refresh=refresh,
+            base = build_declared_base(self.client(), choice.project.root, denv, log, refresh=refresh,
                                        labels=_labels(choice))
+            docker_cache.remember(base["Id"])  # listed by `proj env` even if no run gets to use it
+            return base
         return images.base_image(self.client(), denv.image, log)
 
     def _project_image(self, client: Any, ctx: images.Context, inputs: dict[str, str], log: BuildLog,
@@ -154,8 +159,9 @@ class DockerBackend(Backend):
                 return found, True
             reason = images.rebuild_reason(ctx.root, inputs, refresh)
             log.write(f"building project image {tag} ({len(ctx.files)} context entries): {reason}")
-            images.build(client, ctx, tag=tag, labels=None, log=log, generated=inputs["dockerfile"])
+            image_id = images.build(client, ctx, tag=tag, labels=None, log=log, generated=inputs["dockerfile"])
             images.remember_inputs(ctx.root, inputs)
+            docker_cache.remember(image_id)  # listed by `proj env` even if no run gets to use it
             return client.api.inspect_image(tag), False
 
     def _mounted(self, choice: EnvChoice, denv: DockerEnv, base: dict[str, Any], start: float) -> DockerImageEnv:

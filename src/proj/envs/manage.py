@@ -5,7 +5,7 @@ import fcntl
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,16 +36,37 @@ class PruneResult:
     removed: list[EnvEntry]
     leftovers: list[str]  # half-built directories (no completion marker, no builder holding the lock)
     kept: int
+    busy: list[str] = field(default_factory=list)  # expired, but a running run uses them
+    failed: list[dict[str, str]] = field(default_factory=list)  # {key, reason}: the removal was refused
+    notes: list[str] = field(default_factory=list)  # e.g. the Docker daemon could not be reached
 
     def to_dict(self) -> dict[str, Any]:
-        return {"removed": [e.to_dict() for e in self.removed], "leftovers": self.leftovers, "kept": self.kept}
+        return {"removed": [e.to_dict() for e in self.removed], "leftovers": self.leftovers, "kept": self.kept,
+                "busy": self.busy, "failed": self.failed, "notes": self.notes}
+
+
+@dataclass(frozen=True)
+class Listing:
+    entries: list[EnvEntry]
+    notes: list[str]  # why a backend's entries could not be listed (never an error: the rest still are)
 
 
 def list_envs(cache: EnvCache | None = None) -> list[EnvEntry]:
-    """Every complete cache entry, most recently used first."""
-    cache = cache or EnvCache()
-    entries = [_entry(cache, key, path, meta, used) for key, path, meta, used in cache.entries()]
-    return sorted(entries, key=lambda e: e.last_used, reverse=True)
+    """Every complete cache entry and recorded Docker image, most recently used first."""
+    return listing(cache).entries
+
+
+def listing(cache: EnvCache | None = None) -> Listing:
+    """:func:`list_envs` plus the notes of backends that could not be asked (no Docker daemon)."""
+    from proj.envs.docker_cache import inventory
+
+    docker = inventory()
+    entries = _cached(cache or EnvCache()) + [image.entry for image in docker.images]
+    return Listing(sorted(entries, key=lambda e: e.last_used, reverse=True), [docker.note] if docker.note else [])
+
+
+def _cached(cache: EnvCache) -> list[EnvEntry]:
+    return [_entry(cache, key, path, meta, used) for key, path, meta, used in cache.entries()]
 
 
 def _entry(cache: EnvCache, key: str, path: Path, meta: dict[str, Any], used: float) -> EnvEntry:
@@ -70,20 +91,29 @@ def dir_size(path: Path) -> int:
 def prune_envs(*, older_than_days: float | None = None, everything: bool = False, dry_run: bool = False,
                cache: EnvCache | None = None, now: float | None = None) -> PruneResult:
     """Remove entries unused for ``older_than_days`` (or all), and always half-built leftovers."""
+    from proj.envs.docker_cache import prune_images
+
     cache = cache or EnvCache()
     cutoff = (now or time.time()) - older_than_days * DAY if older_than_days is not None else None
-    entries = list_envs(cache)
-    doomed = [e for e in entries if everything or (cutoff is not None and e.last_used < cutoff)]
-    doomed = [e for e in doomed if not busy(cache.path(e.key))]  # a running run's env stays
+
+    def expired(entry: EnvEntry) -> bool:
+        return everything or (cutoff is not None and entry.last_used < cutoff)
+
+    entries = _cached(cache)
+    doomed = [e for e in entries if expired(e)]
+    held = [e.key for e in doomed if busy(cache.path(e.key))]  # a running run's env stays
+    doomed = [e for e in doomed if e.key not in held]
     if not dry_run:
         doomed = [e for e in doomed if cache.remove(e.key)]
     leftovers = _leftovers(cache.root, remove=not dry_run)
-    return PruneResult(doomed, leftovers, len(entries) - len(doomed))
+    images = prune_images(expired, dry_run=dry_run)
+    return PruneResult(doomed + images.removed, leftovers, len(entries) - len(doomed) + images.kept,
+                       busy=held + images.busy, failed=images.failed, notes=[images.note] if images.note else [])
 
 
 def _leftovers(root: Path, *, remove: bool) -> list[str]:
     """Directories without a completion marker whose build lock nobody holds: a crashed build's debris."""
-    found = []
+    found: list[str] = []
     if not root.is_dir():
         return found
     for child in sorted(root.iterdir()):

@@ -173,6 +173,58 @@ def test_shipped_lock_is_used_without_resolving(offline, make_project) -> None: 
     assert env["lock_origin"].startswith("pylock.toml shipped") and shown(out)["tinya"] == "2.0"
 
 
+def test_lock_written_for_another_spec_is_not_used(offline, make_project) -> None:  # noqa: ANN001
+    root = project(make_project, f'python: "{current()}"\ndependencies:\n  - tinya==1.0\n')
+    assert offline("env", "lock", str(root)).code == 0
+    lock = root / "pylock.toml"
+    assert '[tool.proj]\nspec-sha256 = "' in lock.read_text()
+    (root / "python_env.yaml").write_text(f'python: "{current()}"\ndependencies:\n  - tinyb\n')
+    warning = "pylock.toml was written for a different python_env.yaml; resolving again"
+    for _ in range(2):  # cold, then warm: the stale lock is called out every time, never installed
+        out = offline("run", str(root))
+        assert out.code == 0, out
+        assert shown(out)["tinya"] == "1.0" and [ln for ln in out.stderr.splitlines() if warning in ln], out
+        assert last_env(offline)["lock_origin"] == "resolved with uv" and "tinyb" in offline.show(
+            offline.runs()[0]["id"])["lock"]["text"]
+    assert offline("env", "lock", str(root)).code == 0  # re-locking makes the lock current again
+    out = offline("run", str(root))
+    assert out.code == 0 and warning not in out.stderr, out
+    assert last_env(offline)["lock_origin"].startswith("pylock.toml shipped")
+
+
+def test_lock_for_an_empty_env_then_a_new_spec(offline, make_project) -> None:  # noqa: ANN001
+    root = make_project({"MLproject": MLPROJECT, "show.py": SHOW})
+    out = offline("env", "lock", str(root))
+    assert out.code != 0 and "nothing to lock: no python_env.yaml" in out.stderr, out
+    assert len([ln for ln in out.stderr.splitlines() if ln.startswith("proj: error:")]) == 1, out
+    assert not (root / "pylock.toml").exists()
+    (root / "python_env.yaml").write_text(f'python: "{current()}"\ndependencies: [tinya==1.0]\n')
+    out = offline("run", str(root))
+    assert out.code == 0 and shown(out)["tinya"] == "1.0", out
+
+
+def test_stale_lock_from_an_older_spec_is_resolved_again(offline, make_project) -> None:  # noqa: ANN001
+    """The reviewer's repro: a lock proj wrote for an empty spec, then dependencies were added."""
+    root = project(make_project, f'python: "{current()}"\n')
+    assert offline("env", "lock", str(root)).code == 0
+    assert 'name = "tinya"' not in (root / "pylock.toml").read_text()
+    (root / "python_env.yaml").write_text(f'python: "{current()}"\ndependencies: [tinya]\n')
+    out = offline("run", str(root))
+    assert out.code == 0 and shown(out)["tinya"] == "2.0", out
+    assert "run `proj env lock` to update it" in out.stderr
+
+
+def test_lock_without_a_digest_is_used_as_is(offline, make_project, wheelhouse: Path) -> None:  # noqa: ANN001
+    root = project(make_project, f'python: "{current()}"\ndependencies: [tinya]\n')
+    (root / "req.in").write_text("tinya==1.0\n")
+    subprocess.run([_uv(), "pip", "compile", "--format", "pylock.toml", "--no-header", "-q", str(root / "req.in"),
+                    "-o", str(root / "pylock.toml")], check=True, env={**os.environ, **offline.env})
+    out = offline("run", str(root))
+    assert out.code == 0, out
+    assert shown(out)["tinya"] == "1.0" and "written for a different" not in out.stderr  # uv's lock wins
+    assert last_env(offline)["lock_origin"].startswith("pylock.toml shipped")
+
+
 def test_corrupted_env_is_detected_and_rebuilt(offline, make_project, shared_cache: Path) -> None:  # noqa: ANN001
     root = project(make_project, SPEC_A.format(py=current()))
     assert offline("run", str(root)).code == 0

@@ -102,3 +102,44 @@ def test_pip_index_settings_become_uv_options() -> None:
     assert index_args(env) == ["--index-url", "https://m/simple", "--find-links", "/w1", "--find-links", "/w2",
                                "--no-index"]
     assert index_args({**env, "UV_FIND_LINKS": "/u", "UV_INDEX_URL": "https://u"}) == ["--no-index"]
+
+
+LOCK = 'lock-version = "1.0"\ncreated-by = "uv"\n\n[[packages]]\nname = "x"\nversion = "1"\n'
+
+
+def test_stamped_lock_is_used_until_the_spec_changes(tmp_path: Path) -> None:
+    from proj.envs.pylock import lock_packages, recorded_spec_digest, with_spec_digest
+
+    spec_file = write(tmp_path, "python_env.yaml", 'python: "3.11"\ndependencies: [x]\n')
+    stamped = with_spec_digest(LOCK, load_spec(spec_file, tmp_path).digest())
+    assert lock_packages(stamped) == {"x": "1"} and recorded_spec_digest(LOCK) is None
+    write(tmp_path, "pylock.toml", stamped)
+    spec_file.write_text('# same request, other spelling\npython:  "3.11"\ndependencies:\n  - x   # pinned by the lock\n')
+    same = load_spec(spec_file, tmp_path)
+    assert (same.shipped_lock, same.stale_lock) == (stamped, None)
+    spec_file.write_text('python: "3.11"\ndependencies: [x, y]\n')
+    changed = load_spec(spec_file, tmp_path)
+    assert changed.shipped_lock is None and changed.stale_lock is not None
+    assert changed.stale_lock.startswith("pylock.toml was written for a different python_env.yaml; resolving again")
+    # The ignored lock is not part of the fingerprint: the spec resolves as if no lock were shipped.
+    (tmp_path / "pylock.toml").unlink()
+    assert load_spec(spec_file, tmp_path).fingerprint() == changed.fingerprint()
+
+
+def test_digest_survives_moving_the_project_but_not_a_constraint_edit(tmp_path: Path) -> None:
+    specs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        write(tmp_path / name, "c.txt", "x<2\n")
+        specs.append(write(tmp_path / name, "python_env.yaml", 'python: "3.11"\ndependencies: [x, "-c c.txt"]\n'))
+    first, second = (load_spec(s, s.parent) for s in specs)
+    assert first.requirements != second.requirements and first.digest() == second.digest()
+    (tmp_path / "b" / "c.txt").write_text("x<3\n")
+    assert load_spec(specs[1], specs[1].parent).digest() != first.digest()
+
+
+def test_lock_without_digest_is_the_projects_own(tmp_path: Path) -> None:
+    spec_file = write(tmp_path, "python_env.yaml", 'python: "3.11"\ndependencies: [y]\n')
+    write(tmp_path, "pylock.toml", LOCK)
+    spec = load_spec(spec_file, tmp_path)
+    assert (spec.shipped_lock, spec.stale_lock) == (LOCK, None)

@@ -37,6 +37,8 @@ class PythonSpec:
     source: Path | None  # the spec file, None for the default empty env
     shipped_lock: str | None = None  # the text of a pylock.toml the project ships next to its spec
     warnings: tuple[str, ...] = ()
+    # Set when a shipped pylock.toml was ignored because proj wrote it for another spec: said every run.
+    stale_lock: str | None = None
 
     @property
     def label(self) -> str:
@@ -52,6 +54,28 @@ class PythonSpec:
                 "index": {v: os.environ.get(v) for v in INDEX_VARS if os.environ.get(v)},
                 "platform": [sys.platform, platform.machine()]}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+    def digest(self) -> str:
+        """What ``proj env lock`` records in pylock.toml: the request alone, portable across machines."""
+        return spec_digest(self.python, self.requirements)
+
+
+def spec_digest(python: str, requirements: tuple[str, ...]) -> str:
+    """The normalised request (Python + requirement lines), with ``-c`` files by content, not path.
+
+    Constraint lines carry absolute paths (anchored by :func:`_expand`); a lock committed with the
+    project must still match after a clone elsewhere, so the file's content stands in for its path.
+    """
+    lines = [_constraint_content(line) if line.startswith("-c ") else line for line in requirements]
+    data = {"v": 1, "python": python, "requirements": lines}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _constraint_content(line: str) -> str:
+    try:
+        return "-c sha256:" + hashlib.sha256(Path(line[3:]).read_bytes()).hexdigest()
+    except OSError:
+        return line
 
 
 def current_python() -> str:
@@ -69,7 +93,8 @@ def load_spec(spec_file: Path | None, project_root: Path | None, *, conda: bool 
     else:
         python, lines, warnings = _from_python_env(spec_file)
     requirements = tuple(_expand(lines, root, spec_file))
-    return PythonSpec(python, requirements, spec_file, _shipped_lock(spec_file), tuple(warnings))
+    lock, stale = _shipped_lock(spec_file, python, requirements)
+    return PythonSpec(python, requirements, spec_file, lock, tuple(warnings), stale)
 
 
 def _from_python_env(path: Path) -> tuple[str, list[str], list[str]]:
@@ -101,11 +126,10 @@ def _explain_numeric_python(path: Path) -> None:
 
 def _from_conda(path: Path) -> tuple[str, list[str], list[str]]:
     """MLflow's reading of conda.yaml for a virtualenv: the ``python=`` pin and the ``pip:`` list."""
-    from proj.validation import load_yaml
+    from proj.validation import load_validated
 
-    data = load_yaml(path) or {}
-    if not isinstance(data, dict) or not isinstance(data.get("dependencies") or [], list):
-        raise ProjectError(f"{path}: dependencies must be a list")
+    data, _ = load_validated(path, "conda_env")  # the same checks (and messages) as the conda backend
+    data = data or {}
     python, lines, dropped = current_python(), [], []
     for dep in data.get("dependencies") or []:
         if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
@@ -155,12 +179,25 @@ def _include_path(name: str, root: Path, origin: Path) -> Path:
     return target
 
 
-def _shipped_lock(spec_file: Path) -> str | None:
+def _shipped_lock(spec_file: Path, python: str, requirements: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """The project's pylock.toml, unless proj wrote it for a different spec: (lock text, stale warning).
+
+    A lock proj wrote records the spec's digest; when the spec changed since, using the lock would
+    silently run the old environment (MLflow's stale-env bug), so the spec is resolved instead. A
+    lock without a digest (written by uv or pip) is the project's own word and is used as is.
+    """
+    from proj.envs.pylock import recorded_spec_digest
+
     path = spec_file.parent / LOCK_NAME
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError:
-        return None
+        return None, None
+    recorded = recorded_spec_digest(text)
+    if recorded is None or recorded == spec_digest(python, requirements):
+        return text, None
+    return None, (f"{LOCK_NAME} was written for a different {spec_file.name}; resolving again "
+                  f"— run `proj env lock` to update it")
 
 
 def spec_summary(spec: PythonSpec) -> dict[str, Any]:

@@ -6,6 +6,11 @@ from typing import Any
 
 from proj.errors import EnvError
 
+DIGEST_KEY = "spec-sha256"  # in [tool.proj]: which normalised python_env.yaml the lock was written for
+# The key inside the [tool.proj] table (before any later table header).
+_DIGEST = re.compile(r'^\[tool\.proj\][ \t]*$(?:(?!^\[).)*?^spec-sha256\s*=\s*"(?P<digest>[0-9a-f]{16,64})"',
+                     re.M | re.S)
+
 
 def parse_lock(text: str) -> dict[str, Any]:
     """The lock as data; a malformed lock names itself in the error."""
@@ -17,6 +22,20 @@ def parse_lock(text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EnvError(f"pylock.toml is not valid TOML: {exc}") from None
+
+
+def recorded_spec_digest(text: str) -> str | None:
+    """The spec digest proj recorded in ``[tool.proj]`` when it wrote the lock (None: uv's or pip's own).
+
+    A regular expression, not a TOML parser: this runs on every warm run that ships a lock.
+    """
+    match = _DIGEST.search(text)
+    return match.group("digest") if match else None
+
+
+def with_spec_digest(text: str, digest: str) -> str:
+    """The lock uv wrote, with ``[tool.proj] spec-sha256`` added (PEP 751 reserves ``[tool]`` for tools)."""
+    return text.rstrip("\n") + f'\n\n[tool.proj]\n{DIGEST_KEY} = "{digest}"\n'
 
 
 def lock_packages(text: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import Any
 from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
 from proj.envs.cache import EnvCache
 from proj.envs.pyenv_spec import LOCK_NAME, PythonSpec, load_spec
+from proj.errors import EnvError
 from proj.paths import atomic_write, cache_dir
 
 BACKEND = "virtualenv"
@@ -77,6 +78,8 @@ class VirtualenvBackend(Backend):
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> VirtualEnv:
         start = time.perf_counter()
         spec = self.spec(choice)
+        if spec.stale_lock:  # every run, warm or cold, until the lock is rewritten
+            log.write(f"warning: {spec.stale_lock}")
         res = None if refresh else _read_resolution(spec.fingerprint())
         if res is not None and self.cache.ready(res.key, venv_health):
             self.cache.touch(res.key)  # the warm path: no resolver, no build, a few stat calls
@@ -88,13 +91,22 @@ class VirtualenvBackend(Backend):
         return self._build(res, choice, spec, log, start, refresh=refresh)
 
     def write_lock(self, choice: EnvChoice, log: BuildLog) -> Path:
-        """Resolve afresh (ignoring any shipped lock) and write pylock.toml next to the env file."""
+        """Resolve afresh (ignoring any shipped lock) and write pylock.toml next to the env file.
+
+        The lock records the spec's digest, so a later edit of the spec is noticed instead of the
+        old lock being installed silently.
+        """
+        from proj.envs.pylock import with_spec_digest
+
         spec = self.spec(choice)
+        if spec.source is None or spec.lock_path is None:
+            root = choice.project.root if choice.project is not None else Path.cwd()
+            raise EnvError(f"nothing to lock: no python_env.yaml (or conda.yaml) in {root}; "
+                           f"add one listing the dependencies, then run `proj env lock` again")
         fresh = PythonSpec(spec.python, spec.requirements, spec.source, None, spec.warnings)
         res = resolve(fresh, log, remember=False)
-        root = choice.project.root if choice.project is not None else Path.cwd()
-        target = spec.lock_path or Path(root) / LOCK_NAME
-        atomic_write(target, res.lock_text)
+        target = spec.lock_path
+        atomic_write(target, with_spec_digest(res.lock_text, spec.digest()))
         log.write(f"wrote {target} (python {res.python_version})")
         return target
 

@@ -112,6 +112,18 @@ def test_checkout_is_read_only_and_shared(proj, repo) -> None:
     assert code.stat().st_mode & 0o222 == 0
 
 
+def test_a_run_that_writes_into_its_code_does_not_change_the_next_run(proj, repo, make_project) -> None:
+    path, _ = repo
+    commit(path, {"sub/MLproject": "name: writer\nentry_points:\n  main:\n    command: "
+                  "\"cat version.txt; echo polluted >> version.txt; touch leftover.bin\"\n"}, "writes")
+    first, second = run(proj, file_url(path) + "#sub"), run(proj, file_url(path) + "#sub")
+    assert first.code == 0 and second.code == 0, (first, second)
+    assert second.stdout == first.stdout and "polluted" not in second.stdout, second
+    checkout = Path(last_source(proj)["dir"])
+    assert not (checkout / "leftover.bin").exists() and "polluted" not in (checkout / "version.txt").read_text()
+    assert list((Path(proj.env["PROJ_CACHE_DIR"]) / "git" / "work").iterdir()) == []  # private copies removed
+
+
 def test_submodules_are_initialised(proj, tmp_path, repo) -> None:
     path, _ = repo
     lib = tmp_path / "lib"

@@ -166,7 +166,8 @@ def test_prune_leaves_the_env_and_checkout_of_a_running_run_alone(proj, make_pro
         wait_for(lambda: proj.runs() and proj.runs()[0]["env"].get("key"), 120, "the env to be built")
         run = proj.runs()[0]
         checkout = Path(proj.show(run["id"])["source"]["dir"])
-        wait_for(lambda: (checkout / "pids.txt").exists(), 60, "the entry point to start")
+        work = Path(proj.env["PROJ_CACHE_DIR"]) / "git" / "work"  # runs work in a private copy
+        wait_for(lambda: list(work.glob("*/pids.txt")), 60, "the entry point to start")
         assert proj("env", "prune", "--all").code == 0
         assert proj("cache", "prune", "--all").code == 0
         assert Path(proj.show(run["id"])["env"]["env_path"]).is_dir() and checkout.is_dir()

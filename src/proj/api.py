@@ -79,6 +79,7 @@ def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | 
         from proj.execution.worker import spawn
 
         store.set_owner(record.id, spawn(Path(store.root), record.id))
+        plan.close()  # the worker plans (and copies) again
         return SubmittedRun(store, record.id)
     outcome = execute_run(store, plan, record, echo=lambda m: print(f"proj: {m}", file=sys.stderr))
     return SubmittedRun(store, record.id, outcome.exit_code)

@@ -67,6 +67,12 @@ class Plan:
     command: str
     choice: EnvChoice
     backend: Backend
+    workdir: Path | None = None  # the run's private copy of a git checkout, removed by close()
+
+    def close(self) -> None:
+        """Release what planning created (the private working copy)."""
+        _remove_workdir(self.workdir)
+        self.workdir = None
 
 
 @dataclass
@@ -82,15 +88,31 @@ def plan_run(req: RunRequest) -> Plan:
     from proj.sources.resolve import resolve_source
 
     source = resolve_source(req.uri, req.version, cwd=Path(req.cwd), options=req.options)
-    project = load_project(source.project_dir)
-    entry = select_entry_point(project, req.entry_point, display=source.uri)
-    params = bind_params(entry.parameters, req.params, cwd=Path(req.cwd), project_root=project.root)
-    command = render_command(entry.command, params)
-    choice = choose_env(project, req.env_manager)
-    choice = EnvChoice(choice.backend, choice.origin, choice.spec_file, choice.project, dict(req.options))
-    backend = get_backend(choice.backend)
-    backend.check(choice)
-    return Plan(req, source, project, entry, params, command, choice, backend)
+    workdir = None
+    if source.kind == "git":  # runs work in a private copy: the cached checkout stays pristine
+        from proj.sources.workspace import private_copy
+
+        workdir = private_copy(source)
+    try:
+        project = load_project(workdir or source.project_dir)
+        entry = select_entry_point(project, req.entry_point, display=source.uri)
+        params = bind_params(entry.parameters, req.params, cwd=Path(req.cwd), project_root=project.root)
+        command = render_command(entry.command, params)
+        choice = choose_env(project, req.env_manager)
+        choice = EnvChoice(choice.backend, choice.origin, choice.spec_file, choice.project, dict(req.options))
+        backend = get_backend(choice.backend)
+        backend.check(choice)
+    except BaseException:
+        _remove_workdir(workdir)
+        raise
+    return Plan(req, source, project, entry, params, command, choice, backend, workdir)
+
+
+def _remove_workdir(workdir: Path | None) -> None:
+    if workdir is not None:
+        from proj.sources.workspace import remove
+
+        remove(workdir)
 
 
 def start_run(store: RunStore, plan: Plan) -> RunRecord:
@@ -151,15 +173,19 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         phase = "finish"
         after_run_hooks(store, run, code, echo)
     except (KeyboardInterrupt, Terminated):
+        plan.close()
         store.finish_run(run.id, KILLED, phase=phase, reason="interrupted (Ctrl-C or SIGTERM)")
         echo(f"run {run.id} KILLED during {phase}; logs kept in {logs}")
         return Outcome(store.get_run(run.id), 130, KILLED)
     except ProjError as exc:
+        plan.close()
         store.finish_run(run.id, FAILED, phase=phase, reason=str(exc))
         raise
     except BaseException as exc:
+        plan.close()
         store.finish_run(run.id, FAILED, phase=phase, reason=f"internal error: {exc!r}")
         raise
+    plan.close()
     if code == 0:
         store.finish_run(run.id, FINISHED, exit_code=0)
     else:
@@ -180,6 +206,8 @@ def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path)
         "PROJ_METRICS_FILE": str(metrics_file),
         "PROJ_EXPERIMENT_NAME": run.experiment,
     }
+    if plan.source.commit:
+        env["PROJ_SOURCE_COMMIT"] = plan.source.commit
     for hook in _hooks():
         if hasattr(hook, "child_env"):
             env.update(hook.child_env(store, run))
@@ -195,11 +223,10 @@ def _leases(plan: Plan, env: Any) -> Iterator[None]:
     from proj.envs.cache import EnvCache, in_use
 
     paths = [EnvCache().path(env.key)]
-    if plan.source.kind == "git":
-        root = plan.source.project_dir
-        for _ in Path(plan.source.subdir or "").parts:
-            root = root.parent
-        paths.append(root)
+    if plan.source.kind == "git":  # the pristine checkout the private copy came from
+        from proj.sources.workspace import checkout_root
+
+        paths.append(checkout_root(plan.source))
     with ExitStack() as stack:
         for path in paths:
             if path.is_dir():

@@ -68,6 +68,7 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
         from proj.execution.worker import spawn
 
         store.set_owner(record.id, spawn(store.root, record.id))
+        plan.close()  # the worker plans (and copies) again
         click.echo(record.id)
         return 0
     app.info(f"run {record.id} started (experiment {record.experiment!r})")

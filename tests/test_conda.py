@@ -206,6 +206,17 @@ def test_invalid_conda_yaml_is_rejected_before_a_run_exists(proj: Proj, make_pro
     assert proj.runs() == []
 
 
+@pytest.mark.parametrize("bad", ["python>>>3", "numpy[["])
+def test_bad_match_spec_is_rejected_before_a_run_exists(cproj: Proj, make_project, bad: str) -> None:
+    root = conda_project(make_project, ["greet=1.0", f'"{bad}"'], "greet")
+    out = cproj("run", str(root))
+    assert out.code == 2, out
+    errors = [line for line in out.stderr.splitlines() if line.startswith("proj: error:")]
+    assert len(errors) == 1 and "conda.yaml" in errors[0] and repr(bad) in errors[0], out
+    assert "not a valid conda match spec" in errors[0] and "Traceback" not in out.stderr
+    assert cproj.runs() == []
+
+
 def test_missing_frontend_executable_is_a_clear_error(proj: Proj, make_project) -> None:
     root = make_project({"conda.yaml": "channels: [conda-forge]\ndependencies: [greet]\n",
                          "MLproject": "name: p\nentry_points:\n  main:\n    command: 'true'\n"})
@@ -223,7 +234,9 @@ def test_warm_path_imports_neither_rattler_nor_conda_lock(cproj: Proj, make_proj
         from pathlib import Path
         from proj.envs.base import BuildLog, EnvChoice
         from proj.envs.conda import CondaBackend
-        env = CondaBackend().ensure(EnvChoice("conda", "t", Path({str(root / 'conda.yaml')!r})), BuildLog(None))
+        choice = EnvChoice("conda", "t", Path({str(root / 'conda.yaml')!r}))
+        CondaBackend().check(choice)  # a cached resolution: the match specs are not parsed again
+        env = CondaBackend().ensure(choice, BuildLog(None))
         assert env.cache_hit, env.key
         print(sorted(m for m in sys.modules if m.startswith(("rattler", "conda_lock"))))
     """)
@@ -267,6 +280,14 @@ def test_python_env_yaml_with_env_manager_conda(cproj: Proj, make_project) -> No
     assert out.code == 0, out
     run = last_run(cproj)
     assert run["env"]["backend"] == "conda" and run["env"]["prefix"] in out.stdout
+
+
+def test_python_env_yaml_under_conda_is_checked_like_python_env(cproj: Proj, make_project) -> None:
+    root = make_project({"python_env.yaml": "python: [3]\n",
+                         "MLproject": "name: p\nentry_points:\n  main:\n    command: 'true'\n"})
+    out = cproj("run", str(root), "--env-manager", "conda")
+    assert out.code == 2, out
+    assert "python_env.yaml:1: python: [3] is not of type 'string'" in out.stderr and cproj.runs() == []
 
 
 def test_two_concurrent_runs_build_the_env_once(cproj: Proj, make_project) -> None:

@@ -56,8 +56,14 @@ class CondaBackend(Backend):
     name = "conda"
 
     def check(self, choice: EnvChoice) -> None:
+        """Spec, channel mapping, match specs and frontend: what can fail before a run is recorded."""
         spec = spec_for(choice)
-        _channel_urls(spec)  # a bad mirror setting fails before any run exists
+        urls = _channel_urls(spec)  # a bad mirror setting fails before any run exists
+        if not _resolution_file(fingerprint(spec, urls, current_platform())).is_file():
+            from proj.envs.conda_solve import check_match_specs
+
+            # Cold path only: a cached resolution means the spec parsed and solved, and rattler is slow to import.
+            check_match_specs(spec)
         frontend = choice.options.get("conda_frontend")
         if frontend:
             from proj.envs.conda_solve import frontend_path
@@ -103,9 +109,9 @@ def spec_for(choice: EnvChoice) -> CondaSpec:
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     pip: list[str] = []
     if path is not None:
-        from proj.validation import load_yaml
+        from proj.validation import load_validated
 
-        data = load_yaml(path) or {}
+        data = load_validated(path, "python_env")[0] or {}  # the virtualenv backend's checks and messages
         python = str(data.get("python", python))
         pip = [*map(str, data.get("build_dependencies") or []), *map(str, data.get("dependencies") or [])]
     deps: list[Any] = [f"python={python}"] + ([{"pip": pip}] if pip else [])

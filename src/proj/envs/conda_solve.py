@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 from proj.envs.base import BuildLog
 from proj.envs.channels import describe
 from proj.envs.conda_spec import CondaSpec
-from proj.errors import EnvError
+from proj.errors import EnvError, ProjectError
 from proj.paths import cache_dir
 
 FRONTENDS = ("conda", "mamba", "micromamba")
@@ -63,14 +63,22 @@ def _solve(spec: CondaSpec, urls: list[tuple[str, str]], platform: str) -> tuple
     return records, None
 
 
-def _match_spec(text: str, spec: CondaSpec) -> Any:
+def check_match_specs(spec: CondaSpec) -> None:
+    """Parse every conda dependency, so a typo fails before a run is recorded (not at solve time)."""
+    for text, written in zip(spec.conda, spec.written or spec.conda):
+        _match_spec(text, spec, written)
+
+
+def _match_spec(text: str, spec: CondaSpec, written: str | None = None) -> Any:
     import rattler
 
     try:
         return rattler.MatchSpec(text)
     except Exception as exc:  # noqa: BLE001 - InvalidMatchSpecError and friends
-        message = f"{spec.path}: dependencies: {text!r} is not a valid conda match spec: {exc}"
-    raise EnvError(message)
+        # rattler appends a "Caused by:" repetition on further lines: its first line says it all.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = f"{spec.path}: dependencies: {written or text!r} is not a valid conda match spec: {reason}"
+    raise ProjectError(message)  # a mistake in the file, like a schema error (exit 2)
 
 
 def _gateway() -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ class CondaSpec:
     conda: tuple[str, ...]  # match specs, as written (normalised spacing)
     pip: tuple[str, ...]  # requirement lines of the ``pip:`` sub-list
     variables: tuple[tuple[str, str], ...]
+    # ``conda`` as the user wrote it (same order), so an error quotes their text, not our spelling.
+    written: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def root(self) -> Path:
@@ -43,16 +45,17 @@ def load_spec(path: Path) -> CondaSpec:
 
 
 def spec_from_data(path: Path, data: dict[str, Any]) -> CondaSpec:
-    conda: list[str] = []
+    written: list[str] = []
     pip: list[str] = []
     for item in data.get("dependencies") or []:
         if isinstance(item, dict):
             pip.extend(str(line).strip() for line in item.get("pip") or [])
         else:
-            conda.append(_normalise(str(item)))
+            written.append(str(item))
     channels = tuple(data.get("channels") or ["defaults"])
     variables = tuple(sorted((str(k), _scalar(v)) for k, v in (data.get("variables") or {}).items()))
-    return CondaSpec(path.resolve(), data.get("name"), channels, tuple(conda), tuple(pip), variables)
+    conda = tuple(_normalise(item) for item in written)
+    return CondaSpec(path.resolve(), data.get("name"), channels, conda, tuple(pip), variables, tuple(written))
 
 
 def _scalar(value: Any) -> str:

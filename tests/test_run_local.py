@@ -109,7 +109,8 @@ def test_child_sees_run_variables_and_can_report(proj, make_project) -> None:
                 fh.write("not json\\n")
             """,
     })
-    assert proj("run", str(root), "--env-manager", "local").code == 0
+    out = proj("run", str(root), "--env-manager", "local")
+    assert out.code == 0 and "skipped 1 line(s) of metrics.jsonl" in out.stderr, out
     run = proj.show(proj.runs()[0]["id"])
     seen = json.loads((Path(run["run_dir"]) / "artifacts" / "env.json").read_text())
     assert seen["PROJ_RUN_ID"] == run["id"]

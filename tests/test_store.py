@@ -98,3 +98,13 @@ def test_an_older_store_is_upgraded_in_place(tmp_path: Path) -> None:
     upgraded = SqliteStore(tmp_path)
     assert upgraded.get_run(run.id).inputs == {}
     assert upgraded.create_run(new(), 1).status == "RUNNING"
+
+
+def test_out_of_range_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    run = store.create_run(new(), 1)
+    lines = [{"key": "a", "value": 1}, {"key": "b", "value": 2, "step": 10**30},
+             {"key": "t", "value": 2, "timestamp": "inf"}, {"key": "c", "value": 3}]
+    metrics_path(store, run.id).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert ingest_metrics_file(store, run.id) == 2  # two bad lines, counted
+    assert sorted(store.get_run(run.id).metrics) == ["a", "c"]

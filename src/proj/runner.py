@@ -168,9 +168,12 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         invocation = _invocation(store, plan, run, run_dir / METRICS_FILE)
         with OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream,
                         stdout_to_stderr=stdout_to_stderr) as sink, \
-                MetricsTailer(store.root, run.id), _leases(plan, env):
+                MetricsTailer(store.root, run.id) as tailer, _leases(plan, env):
             code = env.execute(invocation, sink)
         phase = "finish"
+        if tailer.bad_lines:
+            echo(f"warning: skipped {tailer.bad_lines} line(s) of {METRICS_FILE} that were not valid metric records "
+                 '(expected {"key": ..., "value": <number>, "step": <int>})')
         after_run_hooks(store, run, code, echo)
     except (KeyboardInterrupt, Terminated):
         plan.close()

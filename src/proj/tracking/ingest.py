@@ -6,6 +6,7 @@ the runner dies and the reaper ingests the rest later.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from proj.tracking.records import MetricPoint, ParamRecord
 from proj.tracking.store import RunStore
 
 METRICS_FILE = "metrics.jsonl"
+MIN_STEP, MAX_STEP = -(2**63), 2**63 - 1
 POLL_SECONDS = 0.5
 
 
@@ -53,6 +55,8 @@ def parse_lines(lines: list[str]) -> tuple[list[MetricPoint], list[ParamRecord],
                 value = float(item["value"])
                 step = int(item.get("step") or 0)
                 ts = float(item.get("timestamp") or now)
+                if not (MIN_STEP <= step <= MAX_STEP) or not math.isfinite(ts):
+                    raise ValueError("step or timestamp out of range")  # SQLite integers are 64-bit
                 metrics.append(MetricPoint(key, value, step, ts))
             elif kind == "param":
                 params.append(ParamRecord(key, str(item["value"]), item["value"], "string", "logged"))
@@ -82,14 +86,20 @@ class MetricsTailer:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        self._ingest_once()  # whatever came last, in this thread: it must land even if the poller failed
 
-    def _loop(self) -> None:
+    def _ingest_once(self) -> None:
         from proj.tracking.sqlite import SqliteStore
 
         store = SqliteStore(self._root)  # its own connection: sqlite connections are per thread
         try:
-            while not self._stop.wait(POLL_SECONDS):
-                self.bad_lines += ingest_metrics_file(store, self._run_id)
-            self.bad_lines += ingest_metrics_file(store, self._run_id)  # whatever came last
+            self.bad_lines += ingest_metrics_file(store, self._run_id)
         finally:
             store.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                self._ingest_once()
+            except Exception:  # noqa: BLE001 - a failed poll is retried; the final ingest reports
+                continue

@@ -82,7 +82,7 @@ def validate(data: Any, schema_name: str, path: Path, text: str, *, marker: Path
             return
     errors = _schema_errors(data, schema_name)
     if errors:
-        raise ProjectError(_describe(errors[0], path, text))
+        raise ProjectError(_describe(errors[0], path, text, schema_name))
     if isinstance(marker, Path):
         _remember(marker, data)
 
@@ -119,10 +119,19 @@ def _schema_errors(data: Any, schema_name: str) -> list[Any]:
     return sorted(validator.iter_errors(data), key=lambda e: (-len(e.absolute_path), e.validator == "oneOf"))
 
 
-def _describe(error: Any, path: Path, text: str) -> str:
+# The file kind each schema describes, for messages that point at the right reference.
+FILE_KINDS = {"mlproject": "MLproject", "python_env": "python_env.yaml", "conda_env": "conda.yaml",
+              "mlmodel": "MLmodel"}
+
+
+def _describe(error: Any, path: Path, text: str, schema_name: str | None = None) -> str:
     keys = list(error.absolute_path)
     where = f"{path}:{_line_of(text, keys)}" if keys else str(path)
     dotted = ".".join(str(k) for k in keys) or "(top level)"
+    if error.validator == "type" and not keys and error.validator_value == "object":
+        # A list or a scalar at the top: naming the keys that belong there says what the file should look like.
+        expected = ", ".join(error.schema.get("properties", {}))
+        return f"{path}: the top level must be a mapping with keys {expected} (found {_kind_of(error.instance)})"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
@@ -137,9 +146,18 @@ def _describe(error: Any, path: Path, text: str) -> str:
     if error.validator == "oneOf":
         for sub in sorted(error.context or [], key=lambda e: -len(e.absolute_path)):
             if sub.validator == "enum":  # e.g. an unknown parameter type, in short or long form
-                return _describe(sub, path, text)
-        return f"{where}: {dotted}: {error.instance!r} is not valid here (see the MLproject reference)"
+                return _describe(sub, path, text, schema_name)
+        if error.schema.get("description"):  # the schema says what belongs here: quote it
+            return f"{where}: {dotted}: {error.instance!r} is not valid here; expected {error.schema['description']}"
+        kind = FILE_KINDS.get(schema_name or "", path.name)
+        return f"{where}: {dotted}: {error.instance!r} is not valid here (see the {kind} reference)"
     return f"{where}: {dotted}: {error.message}"
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "an empty document"
+    return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), f"a {type(value).__name__}")
 
 
 def _line_of(text: str, keys: list[Any]) -> int:

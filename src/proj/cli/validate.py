@@ -1,5 +1,7 @@
-"""``proj validate``: check a project's MLproject and show its entry points and parameters."""
+"""``proj validate``: check a project's MLproject and env spec, and show its entry points and parameters."""
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
@@ -18,16 +20,19 @@ def validate(uri: str, version: str | None, as_json: bool) -> None:
 
     project = load_project(resolve_source(uri, version).project_dir)
     choice = choose_env(project)
+    check_environment(choice)
     entries = {name: {"command": ep.command,
                       "parameters": {p.name: {"type": p.type, "default": p.default, "required": p.required}
                                      for p in ep.parameters.values()}}
                for name, ep in project.entry_points.items()}
     if as_json:
         print_json("project", {"root": str(project.root), "name": project.name, "file": str(project.file or ""),
-                               "environment": choice.describe(), "entry_points": entries})
+                               "environment": choice.describe(), "environment_spec": "OK",
+                               "entry_points": entries})
         return
     click.echo(f"{project.file or project.root}: OK" + (f" (project {project.name})" if project.name else ""))
     click.echo(f"environment: {choice.describe()}")
+    click.echo("environment spec: OK")
     if not entries:
         click.echo("no entry points: run a script with -e script.py or -e script.sh")
     for name, ep in entries.items():
@@ -35,3 +40,34 @@ def validate(uri: str, version: str | None, as_json: bool) -> None:
         rows = [(p, d["type"], "required" if d["required"] else repr(d["default"])) for p, d in ep["parameters"].items()]
         if rows:
             click.echo("\n".join("  " + line for line in table(("PARAM", "TYPE", "DEFAULT"), rows).splitlines()))
+
+
+def check_environment(choice: Any) -> None:  # Any: an EnvChoice (proj.envs is imported lazily)
+    """Check the chosen env spec as ``proj run`` does before recording a run, but build nothing.
+
+    The virtualenv and conda backends' own ``check`` reads and validates the spec file (schema,
+    ``-r`` files, conda match specs, channel mapping). Docker is checked without a daemon, so that
+    validating works on any machine: only the Dockerfile the MLproject declares must exist.
+    Any failure is a mistake in the project, so it exits 2 like the MLproject's own errors.
+    """
+    from proj.errors import EnvError, ProjectError
+
+    try:
+        if choice.backend == "docker":
+            _check_dockerfile(choice)
+        elif choice.backend in ("virtualenv", "conda"):
+            from proj.envs.registry import get_backend
+
+            get_backend(choice.backend).check(choice)
+    except EnvError as exc:
+        raise ProjectError(exc.message, hint=exc.hint) from None
+
+
+def _check_dockerfile(choice: Any) -> None:
+    from proj.errors import ProjectError
+
+    project = choice.project
+    dockerfile = project.docker_env.extra.get("dockerfile") if project.docker_env is not None else None
+    if dockerfile and not (project.root / dockerfile).is_file():
+        raise ProjectError(f"{project.file or project.root / 'MLproject'}: docker_env.dockerfile {dockerfile!r} "
+                           f"not found in {project.root}")

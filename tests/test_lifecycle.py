@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -67,10 +68,14 @@ def test_killed_runner_is_marked_failed_on_the_next_command(proj, make_project) 
     proj.env["SAVE_MODEL"] = "1"
     runner = proj.popen("run", str(root), "--env-manager", "local")
     pids = pids_of(root)
-    runner.kill()  # kill -9: the runner cannot record anything
+    run_id = wait_for(lambda: proj.runs() and proj.runs()[0]["id"], what="the run record")
+    follower = proj.popen("runs", "logs", run_id, "--follow")  # started while the run is alive
+    time.sleep(0.5)
+    runner.kill()  # kill -9: the runner cannot record anything; its entry point is orphaned
     runner.wait(timeout=10)
-    assert all(alive(pid) for pid in pids)  # its entry point is orphaned, still running
-    [run] = proj.runs()  # this command notices the dead owner and stops the orphans
+    out, _ = follower.communicate(timeout=30)  # the follower notices the dead owner and ends
+    assert follower.returncode == 0 and "ready" in out
+    [run] = proj.runs()
     for pid in pids:
         wait_for(lambda: not alive(pid), 10, f"orphan {pid} to be stopped")
     assert run["status"] == "FAILED" and run["failure_phase"] == "runner", run
@@ -176,3 +181,29 @@ def test_prune_leaves_the_env_and_checkout_of_a_running_run_alone(proj, make_pro
         runner.communicate(timeout=30)
     assert proj("env", "prune", "--all").code == 0
     assert not Path(proj.show(run["id"])["env"]["env_path"]).exists()
+
+
+def test_cancel_never_signals_a_process_that_is_not_the_runs_owner(proj) -> None:
+    import sqlite3
+
+    from proj.tracking.records import NewRun
+    from proj.tracking.sqlite import SqliteStore
+
+    store_dir = Path(proj.env["PROJ_TRACKING_URI"])
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run = SqliteStore(store_dir).create_run(NewRun("e", None, {}, "p", "main", "x", [], {}, "local"),
+                                                 pid=bystander.pid)
+        with sqlite3.connect(store_dir / "proj.db") as db:  # as if the owner died and its pid was reused
+            db.execute("UPDATE runs SET pid_start = 'not-its-start-time' WHERE id = ?", (run.id,))
+        out = proj("runs", "cancel", run.id)
+        assert out.code == 0 and bystander.poll() is None, out
+        assert proj.show(run.id)["status"] == "FAILED"  # the reaper saw a dead owner; nobody was signalled
+        with sqlite3.connect(store_dir / "proj.db") as db:
+            db.execute("UPDATE runs SET status = 'RUNNING', host = 'elsewhere' WHERE id = ?", (run.id,))
+        out = proj("runs", "cancel", run.id)
+        assert out.code == 2 and "running on host elsewhere" in out.stderr, out
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()

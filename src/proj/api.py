@@ -47,13 +47,16 @@ class SubmittedRun:
 
 def cancel_run(store: RunStore, run_ref: str, timeout: float = 15.0) -> RunRecord:
     """Ask the run's owner process to stop (it marks the run KILLED); mark it directly if the owner is gone."""
-    from proj.tracking.liveness import is_alive, process_start_time
+    from proj.errors import UsageError
+    from proj.tracking.liveness import is_alive
     from proj.tracking.records import KILLED
 
     run = store.get_run(run_ref)
     if run.status != RUNNING:
         return run
-    if run.pid and run.pid != os.getpid() and is_alive(run.pid, process_start_time(run.pid)):
+    if run.host != os.uname().nodename:
+        raise UsageError(f"run {run.id[:12]} is running on host {run.host}; cancel it there")
+    if run.pid and run.pid != os.getpid() and is_alive(run.pid, run.pid_start):
         os.kill(run.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and store.get_run(run.id).status == RUNNING:

@@ -66,6 +66,7 @@ class RunRecord:
     parent_run_id: str | None = None
     run_dir: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
+    pid_start: str | None = None  # kernel start time of the owner pid (tells pid reuse apart)
     params: list[ParamRecord] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricPoint] = field(default_factory=dict)  # latest point per key

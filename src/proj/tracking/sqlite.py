@@ -54,7 +54,7 @@ _MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, pat
   mlmodel_json TEXT NOT NULL, env_source TEXT, created REAL NOT NULL, PRIMARY KEY (run_id, path))"""
 _RUN_COLUMNS = ("r.id, e.name, r.name, r.status, r.start_time, r.end_time, r.user, r.host, r.pid, r.source_json, "
                 "r.project_name, r.entry_point, r.command, r.exit_code, r.failure_phase, r.failure_reason, "
-                "r.env_json, r.parent_run_id, r.inputs_json")
+                "r.env_json, r.parent_run_id, r.inputs_json, r.pid_start")
 
 
 class SqliteStore(RunStore):
@@ -220,12 +220,12 @@ class SqliteStore(RunStore):
 
     def _record(self, row: tuple) -> RunRecord:
         (rid, exp, name, status, start, end, user, host, pid, source, project, entry, command, code, phase,
-         reason, env, parent, inputs) = row
+         reason, env, parent, inputs, pid_start) = row
         return RunRecord(id=rid, experiment=exp, name=name, status=status, start_time=start, end_time=end,
                          user=user, host=host, pid=pid, source=json.loads(source), project_name=project,
                          entry_point=entry, command=command, exit_code=code, failure_phase=phase,
                          failure_reason=reason, env=json.loads(env), parent_run_id=parent,
-                         run_dir=str(self.run_dir(rid)), inputs=json.loads(inputs))
+                         run_dir=str(self.run_dir(rid)), inputs=json.loads(inputs), pid_start=pid_start)
 
     def _latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, MetricPoint]]:
         result: dict[str, dict[str, MetricPoint]] = {}

@@ -192,6 +192,30 @@ def test_lock_written_for_another_spec_is_not_used(offline, make_project) -> Non
     assert last_env(offline)["lock_origin"].startswith("pylock.toml shipped")
 
 
+def test_warm_run_with_a_stamped_lock_spawns_nothing_and_parses_no_toml(offline, make_project) -> None:  # noqa: ANN001
+    root = project(make_project, f'python: "{current()}"\ndependencies: [tinya==1.0]\n')
+    assert offline("env", "lock", str(root)).code == 0
+    assert offline("run", str(root)).code == 0
+    probe = f"""
+import subprocess, sys
+from pathlib import Path
+def refuse(*args, **kwargs):
+    raise AssertionError("a subprocess on the warm path: %r" % (args,))
+subprocess.Popen = refuse
+from proj.envs.base import BuildLog, EnvChoice
+from proj.envs.virtualenv import VirtualenvBackend
+backend = VirtualenvBackend()
+choice = EnvChoice("virtualenv", "t", Path({str(root / 'python_env.yaml')!r}))
+backend.check(choice)
+env = backend.ensure(choice, BuildLog(None))
+assert env.cache_hit and env.details["lock_origin"].startswith("pylock.toml shipped"), env.details
+print(sorted(m for m in sys.modules if m in ("tomllib", "tomli", "jsonschema", "yaml")))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], env=offline.env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_lock_for_an_empty_env_then_a_new_spec(offline, make_project) -> None:  # noqa: ANN001
     root = make_project({"MLproject": MLPROJECT, "show.py": SHOW})
     out = offline("env", "lock", str(root))

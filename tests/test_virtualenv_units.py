@@ -114,7 +114,7 @@ def test_stamped_lock_is_used_until_the_spec_changes(tmp_path: Path) -> None:
     stamped = with_spec_digest(LOCK, load_spec(spec_file, tmp_path).digest())
     assert lock_packages(stamped) == {"x": "1"} and recorded_spec_digest(LOCK) is None
     write(tmp_path, "pylock.toml", stamped)
-    spec_file.write_text('# same request, other spelling\npython:  "3.11"\ndependencies:\n  - x   # pinned by the lock\n')
+    spec_file.write_text('# same request, other spelling\npython:  "3.11"\ndependencies:\n  - x   # pinned\n')
     same = load_spec(spec_file, tmp_path)
     assert (same.shipped_lock, same.stale_lock) == (stamped, None)
     spec_file.write_text('python: "3.11"\ndependencies: [x, y]\n')

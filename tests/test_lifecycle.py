@@ -69,8 +69,10 @@ def test_killed_runner_is_marked_failed_on_the_next_command(proj, make_project) 
     runner = proj.popen("run", str(root), "--env-manager", "local")
     pids = pids_of(root)
     run_id = wait_for(lambda: proj.runs() and proj.runs()[0]["id"], what="the run record")
+    log = Path(proj.env["PROJ_TRACKING_URI"]) / "runs" / run_id / "logs" / "stdout.log"
+    wait_for(lambda: log.exists() and "ready" in log.read_text(), what="the entry point's output in its log")
     follower = proj.popen("runs", "logs", run_id, "--follow")  # started while the run is alive
-    time.sleep(0.5)
+    time.sleep(0.3)
     runner.kill()  # kill -9: the runner cannot record anything; its entry point is orphaned
     runner.wait(timeout=10)
     out, _ = follower.communicate(timeout=30)  # the follower notices the dead owner and ends

@@ -61,3 +61,18 @@ def test_env_prune_removes_interrupted_builds(private) -> None:  # noqa: ANN001
 def test_env_lock_needs_a_project(private, tmp_path: Path) -> None:  # noqa: ANN001
     out = private("env", "lock", str(tmp_path / "nowhere"))
     assert out.code != 0 and "proj: error:" in out.stderr and "Traceback" not in out.stderr, out
+
+
+def test_env_lock_refuses_a_git_source(private, make_project) -> None:  # noqa: ANN001
+    import shutil
+    import subprocess
+
+    from conftest import require
+
+    require(shutil.which("git") is not None, "git is not installed")
+    root = make_project({"python_env.yaml": f'python: "{PY}"\ndependencies: [tinya]\n', "m.py": "print('ok')\n"})
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=root, check=True)
+    out = private("env", "lock", f"file://{root}")
+    assert out.code == 2 and "is a git source" in out.stderr, out
+    assert not list(Path(private.env["PROJ_CACHE_DIR"]).rglob("pylock.toml"))  # nothing written into the cache

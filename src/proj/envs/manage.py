@@ -149,6 +149,11 @@ def lock_project(uri: str, *, version: str | None = None, env_manager: str | Non
     from proj.sources.resolve import resolve_source
 
     source = resolve_source(uri, version, cwd=cwd or Path.cwd())
+    if source.kind != "local":  # the lock goes next to the env file, to be committed: a checkout is no place
+        from proj.errors import UsageError
+
+        raise UsageError(f"proj env lock writes into your own working copy; {uri} is a git source "
+                         f"(clone it and run `proj env lock` in the clone)")
     project = load_project(source.project_dir)
     choice: EnvChoice = choose_env(project, env_manager)
     backend = get_backend(choice.backend)

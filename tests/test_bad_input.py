@@ -39,6 +39,18 @@ CASES = [
     ("unbalanced-brace", GOOD.replace("{where}", "{where"), ["-P", "alpha=1"], "bad braces", 2),
     ("bad-env-manager", None, ["-P", "alpha=1", "--env-manager", "pipenv"], "Invalid value for '--env-manager'", 2),
     ("missing-env-file", GOOD + "python_env: nothere.yaml\n", ["-P", "alpha=1"], "python_env: file 'nothere.yaml' not found", 2),
+    ("path-unknown-user", None, ["-P", "alpha=1", "-P", "data=~nosuchuser/x"], "parameter 'data' (path) '~nosuchuser/x': cannot expand '~nosuchuser'", 2),
+    ("path-empty", None, ["-P", "alpha=1", "-P", "data="], "parameter 'data' (path): the value is empty", 2),
+    ("path-remote-file-url", None, ["-P", "alpha=1", "-P", "data=file://host/x"], "'file://host/x' is not a local file URL", 2),
+]
+
+# (case id, environment, proj arguments after "run PROJECT" or None for "runs list", expected text)
+ENV_CASES = [
+    ("tracking-uri-unknown-user", {"PROJ_TRACKING_URI": "~nosuchuser/store"}, None, "'~nosuchuser/store': cannot expand '~nosuchuser'"),
+    ("cache-dir-unknown-user", {"PROJ_CACHE_DIR": "~nosuchuser/cache"}, ["-P", "alpha=1"], "PROJ_CACHE_DIR '~nosuchuser/cache': cannot expand"),
+    ("snapshot-cap-not-a-number", {"PROJ_SNAPSHOT_MAX_MB": "lots"}, ["-P", "alpha=1"], "PROJ_SNAPSHOT_MAX_MB='lots' is not a number"),
+    ("git-timeout-not-a-number", {"PROJ_GIT_TIMEOUT": "abc"}, ["file:///no/such/repo"], "PROJ_GIT_TIMEOUT='abc' is not a number"),
+    ("git-connect-timeout-not-a-number", {"PROJ_GIT_CONNECT_TIMEOUT": "1s"}, ["file:///no/such/repo"], "PROJ_GIT_CONNECT_TIMEOUT='1s' is not a number"),
 ]
 
 
@@ -53,6 +65,25 @@ def test_bad_input_is_one_clear_line(proj, make_project, case, mlproject, args, 
     error_lines = [line for line in out.stderr.splitlines() if "error" in line.lower()]
     assert len(error_lines) == 1, out
     assert not (Path(proj.env["PROJ_TRACKING_URI"]) / "proj.db").exists() or proj.runs() == [], out
+
+
+@pytest.mark.parametrize("case,env,args,expected", ENV_CASES, ids=[c[0] for c in ENV_CASES])
+def test_bad_environment_variable_is_one_clear_line(proj, make_project, case, env, args, expected) -> None:
+    root = make_project({"MLproject": GOOD})
+    if args is None:
+        out = proj("runs", "list", env=env)
+    elif args[0].startswith("file://"):
+        out = proj("run", args[0], "--env-manager", "local", env=env)
+    else:
+        out = proj("run", str(root), "--env-manager", "local", *args, env=env)
+    assert out.code == 2 and expected in out.stderr and "Traceback" not in out.stderr, out
+    assert not (Path(proj.env["PROJ_TRACKING_URI"]) / "proj.db").exists() or proj.runs() == [], out
+
+
+def test_project_uri_with_an_unknown_user(proj) -> None:
+    out = proj("run", "~nosuchuser/project", "--env-manager", "local")
+    assert out.code == 2 and "project path '~nosuchuser/project': cannot expand" in out.stderr, out
+    assert "Traceback" not in out.stderr, out
 
 
 def test_project_path_that_does_not_exist(proj) -> None:
@@ -99,3 +130,27 @@ def test_values_reach_the_program_as_one_literal_argument(proj, make_project, tm
 
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [literal, "--extra", literal]
     assert not marker.exists()
+
+
+def test_include_files_that_are_not_utf8_are_one_clear_line(proj, make_project) -> None:
+    root = make_project({"MLproject": "python_env: python_env.yaml\nentry_points:\n  main:\n    command: python -c 'print(1)'\n",
+                         "python_env.yaml": "dependencies:\n  - -r requirements.txt\n",
+                         "requirements.txt": b"tinya\xff\n"})
+    out = proj("run", str(root), "--env-manager", "virtualenv")
+    assert out.code == 2 and "requirements.txt: cannot be read" in out.stderr, out
+    assert "Traceback" not in out.stderr, out
+
+
+def test_dockerignore_that_is_not_utf8_is_a_clear_error(make_project) -> None:
+    from conftest import require
+
+    try:
+        import docker  # noqa: F401 - the SDK's pattern matcher applies .dockerignore
+    except ImportError:
+        require(False, "the docker SDK is not installed")
+    from proj.envs.docker_image import context_files
+    from proj.errors import ProjectError
+
+    root = make_project({"MLproject": "name: p\n", ".dockerignore": b"data/\n\xff\xfe\n"})
+    with pytest.raises(ProjectError, match=r"\.dockerignore: cannot be read"):
+        context_files(root)

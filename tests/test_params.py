@@ -83,3 +83,20 @@ def test_cli_pairs_split_on_first_equals_and_reject_repeats() -> None:
         parse_cli_params(["novalue"])
     with pytest.raises(UsageError, match="more than once"):
         parse_cli_params(["a=1", "a=2"])
+
+
+@pytest.mark.parametrize("raw,message", [
+    ("", "the value is empty"), ("   ", "the value is empty"),
+    ("file://host/data", "is not a local file URL"), ("file://", "is not a local file URL"),
+    ("~nosuchuser/data", "cannot expand '~nosuchuser'"),
+])
+def test_path_values_that_would_mislead_are_refused(raw: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as err:
+        coerce(Parameter("d", "path"), raw, tmp_path)
+    assert "'d'" in str(err.value) and message in str(err.value)
+
+
+def test_local_file_urls_name_absolute_paths(tmp_path: Path) -> None:
+    (tmp_path / "data.csv").write_text("x")
+    for url in (f"file://{tmp_path}/data.csv", f"file://localhost{tmp_path}/data.csv"):
+        assert coerce(Parameter("d", "path"), url, Path("/elsewhere")) == str(tmp_path / "data.csv")

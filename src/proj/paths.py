@@ -1,8 +1,11 @@
 """Where proj keeps its caches and run stores, with the environment-variable overrides in one place."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+
+from proj.errors import UsageError
 
 DEFAULT_STORE_DIRNAME = ".proj"
 
@@ -11,7 +14,7 @@ def cache_dir() -> Path:
     """The user cache root (``PROJ_CACHE_DIR`` overrides the platform default)."""
     override = os.environ.get("PROJ_CACHE_DIR")
     if override:
-        return Path(override).expanduser().resolve()
+        return expand_user(override, "PROJ_CACHE_DIR").resolve()
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("proj", appauthor=False))
@@ -28,10 +31,34 @@ def store_root(tracking_uri: str | None = None, cwd: Path | None = None) -> Path
 
         uri = unquote(urlparse(uri).path)
     elif "://" in uri:
-        from proj.errors import UsageError
-
         raise UsageError(f"tracking URI {uri!r} is not supported: use a directory path or a file:// URL")
-    return (base / Path(uri).expanduser()).resolve()
+    return (base / expand_user(uri, "tracking URI" if tracking_uri else "PROJ_TRACKING_URI")).resolve()
+
+
+def expand_user(text: str, what: str) -> Path:
+    """``text`` as a path with ``~``/``~user`` expanded; an unknown user is a clear error, not a traceback."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "Could not determine home directory": no such user, or no HOME at all
+        raise UsageError(f"{what} {text!r}: cannot expand {text.split('/')[0]!r} "
+                         f"(no such user or no home directory)") from None
+
+
+def env_number(name: str, default: float) -> float:
+    """A non-negative number from the environment variable ``name`` (``default`` when unset or empty).
+
+    Read when needed, never at import, so a typo is reported as one clear line by the command using it.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{name}={raw!r} must be a finite number >= 0")
+    return value
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -44,3 +71,17 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """``dest`` as a hard link to ``src`` (the bytes stored once), or a copy across filesystems; atomic."""
+    import shutil
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)  # left by a crashed run with our pid
+    try:
+        os.link(src, tmp)
+    except OSError:  # another filesystem, or one without hard links
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)

@@ -120,6 +120,7 @@ def start_run(store: RunStore, plan: Plan) -> RunRecord:
     from proj.paths import atomic_write
 
     req = plan.request
+    plan.source.collect_artifacts(store.root)  # e.g. the snapshot of a plain directory: only now a run exists
     params = [ParamRecord(p.name, p.raw, p.value, p.type, p.source) for p in plan.params]
     new = NewRun(experiment=req.experiment or os.environ.get("PROJ_EXPERIMENT_NAME") or "Default",
                  name=req.run_name, source=plan.source.to_record(), project_name=plan.project.name,
@@ -131,8 +132,7 @@ def start_run(store: RunStore, plan: Plan) -> RunRecord:
     # re-plans exactly this source without the network or the user's token.
     uri, version = plan.source.replay()
     atomic_write(run_dir / "request.json", replace(req, uri=uri, version=version).to_json())
-    for name, data in plan.source.artifacts.items():
-        atomic_write(run_dir / "artifacts" / "source" / name, data)
+    plan.source.write_artifacts(run_dir / "artifacts" / "source")
     return run
 
 

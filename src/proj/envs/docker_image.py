@@ -54,10 +54,12 @@ def context_files(root: Path) -> tuple[str, ...]:
 
 
 def _dockerignore(root: Path) -> list[str]:
-    try:
-        text = (root / ".dockerignore").read_text(encoding="utf-8")
-    except FileNotFoundError:
+    from proj.validation import read_text
+
+    path = root / ".dockerignore"
+    if not path.is_file():
         return []
+    text = read_text(path)  # a non-UTF-8 file is one clear error naming it, not a traceback
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 

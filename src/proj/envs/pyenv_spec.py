@@ -147,6 +147,8 @@ def _from_conda(path: Path) -> tuple[str, list[str], list[str]]:
 
 def _expand(lines: list[str], root: Path, origin: Path, depth: int = 0) -> list[str]:
     """Normalise requirement lines, inlining ``-r`` files (relative to ``root``) and anchoring ``-c``."""
+    from proj.validation import read_text
+
     out: list[str] = []
     for raw in lines:
         line = _strip_comment(str(raw))
@@ -156,7 +158,7 @@ def _expand(lines: list[str], root: Path, origin: Path, depth: int = 0) -> list[
         constraint = _CONSTRAINT.match(line)
         if include:
             target = _include_path(include.group("file"), root, origin)
-            text = target.read_text(encoding="utf-8")
+            text = read_text(target)  # a non-UTF-8 file is one clear error naming it
             out.extend(_expand(text.splitlines(), target.parent, target, depth + 1) if depth < 10 else [])
         elif constraint:
             out.append(f"-c {_include_path(constraint.group('file'), root, origin)}")

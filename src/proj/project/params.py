@@ -106,13 +106,30 @@ def coerce(param: Parameter, raw: str, base: Path) -> Any:
 
 
 def _path_value(param: Parameter, raw: str, base: Path) -> str:
+    from proj.paths import expand_user
+
     if _SCHEME.match(raw) and not raw.startswith("file://"):
         return raw  # a remote location: passed through for the program to fetch
-    local = raw[len("file://"):] if raw.startswith("file://") else raw
-    path = (base / Path(local).expanduser()).resolve()
+    if not raw.strip():  # would silently become the working directory
+        raise ParameterError(f"parameter {param.name!r} (path): the value is empty; give a file or directory")
+    local = _file_url_path(param, raw) if raw.startswith("file://") else raw
+    path = (base / expand_user(local, f"parameter {param.name!r} (path)")).resolve()
     if not path.exists():
         raise ParameterError(f"parameter {param.name!r} (path): {raw!r} does not exist (looked for {path})")
     return str(path)
+
+
+def _file_url_path(param: Parameter, raw: str) -> str:
+    """The path of a local ``file:`` URL: ``file:///abs`` or ``file://localhost/abs``, nothing else.
+
+    ``file://host/x`` names a file on another machine; reading it as the relative path ``host/x`` would
+    quietly run on the wrong data.
+    """
+    host, slash, rest = raw[len("file://"):].partition("/")
+    if host not in ("", "localhost") or not slash:
+        raise ParameterError(f"parameter {param.name!r} (path): {raw!r} is not a local file URL; "
+                             f"write file:///absolute/path (or a plain path)")
+    return "/" + rest
 
 
 def bind_params(parameters: dict[str, Parameter], given: dict[str, str], *, cwd: Path,

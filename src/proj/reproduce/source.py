@@ -37,9 +37,9 @@ def materialize(old: RunRecord, workdir: Path) -> Source:
                     version=src.get("version"), commit=src.get("commit"), branch=src.get("branch"),
                     remote=src.get("remote"), subdir=src.get("subdir"), dirty=src.get("dirty"),
                     untracked=list(src.get("untracked") or []),
-                    extra={k: v for k, v in src.items() if k in ("worktree", "repo_path", "snapshot")})
-    if saved.is_dir():  # keep the same provenance files with the new run, so the comparison can match them
-        source.artifacts = {p.name: p.read_bytes() for p in saved.iterdir() if p.is_file()}
+                    extra={k: v for k, v in src.items() if k in ("worktree", "repo_path", "snapshot", "snapshot_sha256")})
+    if saved.is_dir():  # keep the same provenance files with the new run (hard-linked, not copied again)
+        source.artifacts = {p.name: p for p in saved.iterdir() if p.is_file()}
     return source
 
 

@@ -72,12 +72,8 @@ def _attach_untracked(source: Source, tree: WorkTree) -> None:
 
 
 def _with_snapshot(source: Source) -> Source:
-    """A directory outside git: a content snapshot (honouring ignore files) is all we can keep."""
-    from proj.sources.snapshot import snapshot_dir
-
-    archive = snapshot_dir(source.project_dir)
-    if archive.data is not None:
-        source.artifacts["snapshot.tar.gz"] = archive.data
-    source.extra["snapshot"] = archive.info
+    """A directory outside git: a content snapshot is all we can keep. It is taken when a run is
+    created (Source.collect_artifacts), not here: resolving also serves validate, env lock, re-planning
+    workers and rejected runs, none of which keep it."""
+    source.snapshot_root = source.project_dir
     return source
-

@@ -24,10 +24,11 @@ def resolve_source(uri: str, version: str | None = None, *, cwd: Path | None = N
         from proj.sources.git import resolve_git
 
         return resolve_git(uri, version, options=options)
+    from proj.paths import expand_user
     from proj.sources.local import resolve_local
 
     path, _, subdir = uri.partition("#")
-    return resolve_local((cwd / Path(path).expanduser()), subdir or None, version, options=options)
+    return resolve_local(cwd / expand_user(path, "project path"), subdir or None, version, options=options)
 
 
 def check_subdir(subdir: str | None) -> str | None:

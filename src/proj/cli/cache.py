@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from proj.cli.main import App
-from proj.cli.render import print_json, table, when
+from proj.cli.render import json_option, print_json, table, when
 
 
 @click.group()
@@ -13,7 +13,7 @@ def cache() -> None:
 
 
 @cache.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned envelope).")
+@json_option
 def list_cache(as_json: bool) -> None:
     """Cached repositories and checkouts, with their last use."""
     from proj.sources.gitcache import GitCache

@@ -4,10 +4,9 @@ from __future__ import annotations
 import click
 
 from proj.cli.main import App
-from proj.cli.render import print_json, table, when
+from proj.cli.render import human_size, json_option, print_json, table, when
 from proj.envs.registry import ENV_MANAGERS
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned envelope).")
 
 
 @click.group()
@@ -29,7 +28,7 @@ def list_cmd(app: App, as_json: bool) -> None:
     if as_json:
         print_json("env-list", [e.to_dict() for e in entries])
         return
-    rows = [(e.key, e.backend, e.python, size(e.size_bytes), when(e.last_used), e.runs) for e in entries]
+    rows = [(e.key, e.backend, e.python, human_size(e.size_bytes), when(e.last_used), e.runs) for e in entries]
     click.echo(table(("KEY", "BACKEND", "PYTHON", "SIZE", "LAST USED", "RUNS"), rows) if rows
                else "no cached environments")
 
@@ -53,7 +52,7 @@ def prune(app: App, older_than: float | None, everything: bool, dry_run: bool, a
         app.info(note)
     verb = "would remove" if dry_run else "removed"
     for entry in result.removed:
-        click.echo(f"{verb} {entry.key} ({entry.backend}, {size(entry.size_bytes)}, last used {when(entry.last_used)})")
+        click.echo(f"{verb} {entry.key} ({entry.backend}, {human_size(entry.size_bytes)}, last used {when(entry.last_used)})")
     for name in result.leftovers:
         click.echo(f"{verb} {name} (an interrupted build)")
     for key in result.busy:
@@ -61,7 +60,7 @@ def prune(app: App, older_than: float | None, everything: bool, dry_run: bool, a
     for failure in result.failed:  # e.g. an image a stopped container still uses: the rest was pruned
         click.echo(f"could not remove {failure['key']}: {failure['reason']}")
     freed = sum(e.size_bytes for e in result.removed)
-    click.echo(f"{verb} {len(result.removed)} environment(s), {size(freed)}; {result.kept} kept")
+    click.echo(f"{verb} {len(result.removed)} environment(s), {human_size(freed)}; {result.kept} kept")
     if older_than is None and not everything:
         app.info("only interrupted builds are pruned without --older-than DAYS or --all")
 
@@ -77,13 +76,3 @@ def lock(app: App, uri: str, version: str | None, env_manager: str | None) -> No
 
     path = lock_project(uri, version=version, env_manager=env_manager, echo=app.info)
     click.echo(str(path))
-
-
-def size(nbytes: int) -> str:
-    """Human-readable size (binary units, as du -h)."""
-    value = float(nbytes)
-    for unit in ("B", "K", "M", "G"):
-        if value < 1024 or unit == "G":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.1f}G"

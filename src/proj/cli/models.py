@@ -7,7 +7,7 @@ import click
 
 from proj.cli.main import App
 from proj.cli.render import print_json, table, when
-from proj.cli.runs import json_option, tracking_option
+from proj.cli.render import human_size, json_option, tracking_option
 
 
 @click.group()
@@ -27,7 +27,7 @@ def list_models(experiment: str | None, tracking_uri: str | None, as_json: bool)
     if as_json:
         print_json("model-list", [m.to_dict() for m in records])
         return
-    rows = [(f"{m.run_id[:12]}/{m.path}", ", ".join(m.flavors) or "-", _size(m.size), len(m.files),
+    rows = [(f"{m.run_id[:12]}/{m.path}", ", ".join(m.flavors) or "-", human_size(m.size), len(m.files),
              "yes" if m.valid else "INVALID", m.origin, m.experiment, when(m.created)) for m in records]
     click.echo(table(("MODEL", "FLAVORS", "SIZE", "FILES", "VALID", "FROM", "EXPERIMENT", "CREATED"), rows)
                if rows else "no models recorded yet")
@@ -72,7 +72,7 @@ def render(info: dict) -> str:
     lines = [f"model      {info['run_id']}/{info['path']}",
              f"status     {'valid' if info['valid'] else 'INVALID: ' + str(info['reason'])}",
              f"dir        {info['dir']}",
-             f"size       {_size(info['size'])} in {len(info['files'])} files, from {info['origin']}",
+             f"size       {human_size(info['size'])} in {len(info['files'])} files, from {info['origin']}",
              "env files  " + (f"from the run's {info['env_source']} lock" if info["env_source"] else "as written by the run"),
              "", "flavors"]
     for name, conf in (info["flavor_details"] or {}).items():
@@ -91,13 +91,5 @@ def render(info: dict) -> str:
         body = text.splitlines()
         lines += ["", f"{name} ({len(body)} lines)"] + [f"  {line}" for line in body[:12]]
         lines += [f"  ... {len(body) - 12} more"] if len(body) > 12 else []
-    lines += ["", "files"] + [f"  {f['sha256'][:16]}  {_size(f['size']):>9}  {f['path']}" for f in info["files"]]
+    lines += ["", "files"] + [f"  {f['sha256'][:16]}  {human_size(f['size']):>9}  {f['path']}" for f in info["files"]]
     return "\n".join(lines)
-
-
-def _size(value: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(value)

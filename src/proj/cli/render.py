@@ -8,6 +8,22 @@ from typing import Any, Sequence
 import click
 
 
+# Options shared by the reading commands, defined once.
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned envelope).")
+tracking_option = click.option("--tracking-uri", envvar="PROJ_TRACKING_URI",
+                               help="Run store location (default ./.proj).")
+
+
+def human_size(nbytes: float) -> str:
+    """Binary units, as ``du -h`` prints them."""
+    value = float(nbytes)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}G"
+
+
 def print_json(kind: str, data: Any) -> None:
     from proj.tracking.records import envelope
 

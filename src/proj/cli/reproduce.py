@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from proj.cli.main import App
+from proj.cli.render import tracking_option
 from proj.envs.registry import ENV_MANAGERS
 
 
@@ -11,7 +12,7 @@ from proj.envs.registry import ENV_MANAGERS
 @click.argument("run_ref")
 @click.option("--tolerance", type=float, default=0.0, show_default=True, help="Relative tolerance for metrics.")
 @click.option("--env-manager", type=click.Choice(ENV_MANAGERS), help="Rebuild with another backend (from the spec).")
-@click.option("--tracking-uri", envvar="PROJ_TRACKING_URI", help="Run store location (default ./.proj).")
+@tracking_option
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
 @click.pass_obj
 def reproduce(app: App, run_ref: str, tolerance: float, env_manager: str | None, tracking_uri: str | None,

@@ -6,6 +6,7 @@ import os
 import click
 
 from proj.cli.main import App
+from proj.cli.render import tracking_option
 from proj.envs.registry import ENV_MANAGERS
 
 
@@ -30,7 +31,7 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--experiment-name", envvar="PROJ_EXPERIMENT_NAME", help="Experiment to record the run under.")
 @click.option("--run-name", help="A name for the run.")
 @click.option("-T", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag on the run (repeatable).")
-@click.option("--tracking-uri", envvar="PROJ_TRACKING_URI", help="Run store location (default ./.proj).")
+@tracking_option
 @click.option("--detach", is_flag=True, help="Start the run in the background and print its id.")
 @click.option("--refresh-env", is_flag=True, help="Re-resolve and rebuild the environment.")
 @click.option("--require-clean", is_flag=True, help="Refuse to run a git work tree with uncommitted changes.")

@@ -4,11 +4,9 @@ from __future__ import annotations
 import click
 
 from proj.cli.main import App
-from proj.cli.render import number, print_json, seconds, table, when
+from proj.cli.render import json_option, number, print_json, seconds, table, tracking_option, when
 
 STATUS_CHOICES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
-tracking_option = click.option("--tracking-uri", envvar="PROJ_TRACKING_URI", help="Run store location (default ./.proj).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned envelope).")
 
 
 @click.group()

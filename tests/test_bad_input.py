@@ -30,6 +30,8 @@ CASES = [
     ("missing-param", None, [], "missing required parameter alpha", 2),
     ("param-without-equals", None, ["-P", "alpha"], "-P 'alpha': expected KEY=VALUE", 2),
     ("repeated-param", None, ["-P", "alpha=1", "-P", "alpha=2"], "-P alpha: given more than once", 2),
+    ("repeated-tag", None, ["-P", "alpha=1", "-T", "a=1", "-T", "a=2"], "-T a: given more than once", 2),
+    ("tag-without-equals", None, ["-P", "alpha=1", "-T", "team"], "-T 'team': expected KEY=VALUE", 2),
     ("not-a-float", None, ["-P", "alpha=fast"], "parameter 'alpha' (float): 'fast' is not a number", 2),
     ("not-an-int", None, ["-P", "alpha=1", "-P", "n=2.5"], "parameter 'n' (int): '2.5' is not a whole number", 2),
     ("not-a-bool", None, ["-P", "alpha=1", "-P", "flag=perhaps"], "parameter 'flag' (bool): 'perhaps' is not true or false", 2),

@@ -70,10 +70,11 @@ def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | 
         run_name: str | None = None, tags: dict[str, str] | None = None, tracking_uri: str | None = None,
         synchronous: bool = True, refresh_env: bool = False, **options: Any) -> SubmittedRun:
     """Run a project. Synchronous runs stream output here; asynchronous ones run in a detached worker."""
+    from proj.project.params import as_text
     from proj.runner import RunRequest, execute_run, plan_run, start_run
 
     store = open_store(tracking_uri)
-    req = RunRequest(uri=uri, entry_point=entry_point, params={k: _text(v) for k, v in (parameters or {}).items()},
+    req = RunRequest(uri=uri, entry_point=entry_point, params={k: as_text(v) for k, v in (parameters or {}).items()},
                      version=version, env_manager=env_manager, experiment=experiment_name, run_name=run_name,
                      tags=dict(tags or {}), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
     plan = plan_run(req)
@@ -86,9 +87,3 @@ def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | 
         return SubmittedRun(store, record.id)
     outcome = execute_run(store, plan, record, echo=lambda m: print(f"proj: {m}", file=sys.stderr))
     return SubmittedRun(store, record.id, outcome.exit_code)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

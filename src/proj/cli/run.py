@@ -10,18 +10,6 @@ from proj.cli.render import tracking_option
 from proj.envs.registry import ENV_MANAGERS
 
 
-def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    from proj.errors import UsageError
-
-    result: dict[str, str] = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} {value!r}: expected KEY=VALUE")
-        result[key] = val
-    return result
-
-
 @click.command(context_settings={"show_default": True})
 @click.argument("uri", default=".")
 @click.option("-e", "--entry-point", default="main", help="Entry point name, or a .py/.sh script in the project.")
@@ -60,7 +48,7 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
         options["conda_frontend"] = conda_frontend
     req = RunRequest(uri=uri, entry_point=entry_point, params=parse_cli_params(params), version=version,
                      env_manager=env_manager, experiment=experiment_name, run_name=run_name,
-                     tags=_pairs(tags, "-T"), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
+                     tags=parse_cli_params(tags, "-T"), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
     install_sigterm_handler()
     plan = plan_run(req)
     store = open_store(tracking_uri)

@@ -37,7 +37,7 @@ class Parameter:
             return cls(name=name, type=decl)
         decl = decl or {}
         default = decl.get("default")
-        return cls(name=name, type=decl.get("type", "string"), default=None if default is None else _raw(default))
+        return cls(name=name, type=decl.get("type", "string"), default=None if default is None else as_text(default))
 
 
 @dataclass(frozen=True)
@@ -56,21 +56,23 @@ class BoundParam:
         return str(self.value) if self.type == "path" else self.raw
 
 
-def _raw(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A YAML or Python value as a parameter's text: booleans as ``true``/``false``, as YAML writes them."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def parse_cli_params(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """Turn ``-P k=v`` options into a dict: split on the first ``=``; reject repeats and missing ``=``."""
+def parse_cli_params(pairs: tuple[str, ...] | list[str], flag: str = "-P") -> dict[str, str]:
+    """Turn ``-P k=v`` (or ``-T k=v``) options into a dict: split on the first ``=``; reject repeats and
+    a missing ``=``."""
     result: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"-P {pair!r}: expected KEY=VALUE")
+            raise UsageError(f"{flag} {pair!r}: expected KEY=VALUE")
         if key in result:
-            raise UsageError(f"-P {key}: given more than once ({result[key]!r} and {value!r})")
+            raise UsageError(f"{flag} {key}: given more than once ({result[key]!r} and {value!r})")
         result[key] = value
     return result
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import ProjectError, UsageError
-from proj.project.params import PARAM_TYPES, Parameter, placeholders
+from proj.project.params import PARAM_TYPES, Parameter, as_text, placeholders
 from proj.validation import load_validated
 
 MLPROJECT = "mlproject"
@@ -122,13 +122,9 @@ def _env_file(root: Path, path: Path, key: str, value: str | None) -> Path | Non
 def _docker_env(data: dict[str, Any] | None) -> DockerEnv | None:
     if data is None:
         return None
-    environment = tuple(e if isinstance(e, str) else (str(e[0]), _env_value(e[1])) for e in data.get("environment") or ())
+    environment = tuple(e if isinstance(e, str) else (str(e[0]), as_text(e[1])) for e in data.get("environment") or ())
     extra = {k: v for k, v in data.items() if k not in ("image", "volumes", "environment")}
     return DockerEnv(image=data["image"], volumes=tuple(data.get("volumes") or ()), environment=environment, extra=extra)
-
-
-def _env_value(value: Any) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def select_entry_point(project: Project, name: str | None, display: str | None = None) -> EntryPoint:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proj.envs.cache import busy, file_lock
+from proj.tracking.liveness import is_alive
 from proj.errors import SourceError
 from proj.paths import cache_dir
 from proj.sources.gitcmd import GitFailed, Remote, git, text, write_askpass
@@ -284,18 +285,10 @@ def _remove_stale(folder: Path) -> None:
     """Leftovers of builds whose process died (kill -9, power loss) are removed, never reused."""
     for child in folder.glob(".tmp-*"):
         pid = child.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not is_alive(int(pid), None):
             shutil.rmtree(child, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _touch(path: Path) -> None:

@@ -32,7 +32,6 @@ LABEL = "dev.proj"  # = proj.envs.docker_image.LABEL; not imported, to keep `pro
 BUILT_BY = f"{LABEL}.built-by"
 RUN_ID = f"{LABEL}.run-id"
 DEFAULT_SOCKET = "/var/run/docker.sock"
-PROBE_TIMEOUT = float(os.environ.get("PROJ_DOCKER_LIST_TIMEOUT", "3"))  # seconds; `env list` never hangs
 
 
 def record(image_id: str) -> Path:
@@ -131,7 +130,9 @@ def _no_daemon() -> str | None:
 def _connect() -> Any:
     import docker  # only here: `proj env` without docker images never pays for the SDK
 
-    return docker.from_env(timeout=max(1, int(PROBE_TIMEOUT)))
+    from proj.paths import env_number
+
+    return docker.from_env(timeout=max(1, int(env_number("PROJ_DOCKER_LIST_TIMEOUT", 3.0))))  # `env list` never hangs
 
 
 def _ours(raw: dict[str, Any]) -> bool:

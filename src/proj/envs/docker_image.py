@@ -27,7 +27,6 @@ WORKDIR = "/mlflow/projects/code"  # MLflow's own path: code that hard-codes it 
 GENERATED_DOCKERFILE = "Dockerfile.proj-generated"
 ALWAYS_EXCLUDED = (".git", ".proj")  # VCS data and proj's own store never go into an image
 LABEL = "dev.proj"  # prefix of the labels on everything proj builds or starts
-PULL_TIMEOUT = float(os.environ.get("PROJ_DOCKER_PULL_TIMEOUT", "30"))
 
 
 @dataclass(frozen=True)
@@ -208,7 +207,7 @@ def base_image(client: Any, name: str, log: BuildLog) -> dict[str, Any]:
     found = find_image(client, name)
     if found is not None:
         return found
-    log.write(f"image {name} is not available locally; trying to pull it (timeout {PULL_TIMEOUT:.0f}s)")
+    log.write(f"image {name} is not available locally; trying to pull it (timeout {_pull_timeout():.0f}s)")
     _pull(name, log)
     found = find_image(client, name)
     if found is None:
@@ -223,7 +222,7 @@ def _pull(name: str, log: BuildLog) -> None:
 
     repo, tag = parse_repository_tag(name)
     try:
-        puller = docker.from_env(timeout=int(PULL_TIMEOUT))  # its own short socket timeout
+        puller = docker.from_env(timeout=max(1, int(_pull_timeout())))  # its own short socket timeout
         for chunk in puller.api.pull(repo, tag or "latest", stream=True, decode=True):
             if "error" in chunk:
                 raise docker.errors.APIError(chunk["error"])
@@ -258,3 +257,9 @@ def remember_inputs(root: Path, inputs: dict[str, str]) -> None:
 
 def _inputs_file(root: Path) -> Path:
     return cache_dir() / "docker" / "projects" / (hashlib.sha256(str(root).encode()).hexdigest()[:32] + ".json")
+
+
+def _pull_timeout() -> float:
+    from proj.paths import env_number
+
+    return env_number("PROJ_DOCKER_PULL_TIMEOUT", 30.0)

@@ -310,3 +310,13 @@ def test_reproduce_rebuilds_the_env_from_the_recorded_lock(cproj: Proj, make_pro
     assert out.code == 0 and "verdict: identical" in out.stdout, out
     new = last_run(cproj)
     assert new["env"]["cache_hit"] is False and new["env"]["lock_sha256"] == original["env"]["lock_sha256"]
+
+
+def test_declared_variables_are_data_not_shell(cproj: Proj, make_project, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    root = conda_project(make_project, ["greet=1.0"], "echo \"value=[$TRICKY]\"",
+                         extra=f"  TRICKY: $(touch {marker}) and $HOME")
+    out = cproj("run", str(root))
+    assert out.code == 0, out
+    assert f"value=[$(touch {marker}) and $HOME]" in out.stdout, out
+    assert not marker.exists()

@@ -27,6 +27,10 @@ def compute(prefix: Path) -> Delta:
     script = activate(prefix, ActivationVariables(None, [_PLACEHOLDER]), Shell.bash).script
     # rattler lists the current PATH itself and appends ${PATH}; keep only the live ${PATH}.
     script = script.replace(f"{_PLACEHOLDER}:", "").replace(_PLACEHOLDER, "")
+    declared = _declared_variables(prefix)
+    # Declared variables are set literally below; bash must never see (and expand or run) their values.
+    script = "\n".join(line for line in script.splitlines()
+                       if not any(line.startswith((f"export {n}=", f"{n}=")) for n in declared))
     before = {k: v for k, v in os.environ.items() if k not in _SHELL_NOISE}
     after = _run(script + "\nenv -0\n", before, prefix)
     delta: Delta = {k: None for k in before if k not in after and k not in _SHELL_NOISE}
@@ -36,7 +40,20 @@ def compute(prefix: Path) -> Delta:
         old = before.get(name)
         delta[name] = value.replace(old, HOLE, 1) if old and len(old) > 1 and old in value else value
     delta["CONDA_DEFAULT_ENV"] = str(prefix)
+    delta.update(declared)
     return delta
+
+
+def _declared_variables(prefix: Path) -> dict[str, str]:
+    """conda.yaml ``variables`` exactly as declared: the activation script would let bash expand
+    ``$(...)`` and ``$X`` in them (as data, they must not run)."""
+    import json
+
+    try:
+        state = json.loads((prefix / "conda-meta" / "state").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in (state.get("env_vars") or {}).items()}
 
 
 def _run(script: str, env: dict[str, str], prefix: Path) -> dict[str, str]:

@@ -64,8 +64,11 @@ class LocalBackend(Backend):
 
 def _freeze(project_root: Path, refresh: bool) -> tuple[dict[str, Any], bool]:
     python = shutil.which("python") or shutil.which("python3") or sys.executable
-    ident = "\0".join([python, str(project_root), *(os.environ.get(v, "") for v in
-                                                     ("PYENV_VERSION", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH"))])
+    # What decides the interpreter behind `python` (a pyenv shim reads .python-version from the working
+    # directory upwards) -- not the project's path, which changes for every run of a git source.
+    ident = "\0".join([python, _version_file(project_root), *(os.environ.get(v, "") for v in
+                                                              ("PYENV_VERSION", "VIRTUAL_ENV", "CONDA_PREFIX",
+                                                               "PYTHONPATH"))])
     entry = cache_dir() / "local-freeze" / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
     if not refresh:
         cached = _load_if_fresh(entry, python)
@@ -81,6 +84,16 @@ def _freeze(project_root: Path, refresh: bool) -> tuple[dict[str, Any], bool]:
     except OSError:
         pass  # caching is optional
     return info, False
+
+
+def _version_file(start: Path) -> str:
+    """The content of the nearest ``.python-version`` at or above ``start`` (empty when there is none)."""
+    for folder in (start, *start.parents):
+        try:
+            return (folder / ".python-version").read_text().strip()
+        except OSError:
+            continue
+    return ""
 
 
 def _load_if_fresh(entry: Path, python: str) -> dict[str, Any] | None:

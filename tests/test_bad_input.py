@@ -93,7 +93,21 @@ def test_project_path_that_does_not_exist(proj) -> None:
     assert out.code == 2 and "project path" in out.stderr and "does not exist" in out.stderr, out
 
 
-def test_unknown_run_id(proj) -> None:
+def test_reading_commands_never_create_a_store(proj, tmp_path) -> None:
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    env = {"PROJ_TRACKING_URI": str(empty / ".proj")}
+    assert proj("runs", "list", cwd=empty, env=env).stdout.strip() == "no runs recorded yet"
+    assert proj("models", "list", "--json", cwd=empty, env=env).json() == []
+    for args in (["runs", "show", "abc"], ["runs", "logs", "abc"], ["reproduce", "abc"], ["runs", "diff", "a", "b"]):
+        out = proj(*args, cwd=empty, env=env)
+        assert out.code == 2 and "no runs recorded in" in out.stderr and "Traceback" not in out.stderr, out
+    assert list(empty.iterdir()) == []
+
+
+def test_unknown_run_id(proj, make_project) -> None:
+    root = make_project({"MLproject": "entry_points:\n  main:\n    command: 'true'\n"})
+    assert proj("run", str(root), "--env-manager", "local").code == 0  # a store with one run in it
     for args in (["runs", "show", "abc123"], ["runs", "show", "not-hex"], ["runs", "logs", "ffff"], ["runs", "cancel", "ab"]):
         out = proj(*args)
         assert out.code == 2 and "not found" in out.stderr and "Traceback" not in out.stderr, out

@@ -42,6 +42,12 @@ class StoreError(ProjError):
     """The run store could not be opened or a run could not be found."""
 
 
+class StoreMissing(StoreError):
+    """A reading command was pointed at a directory that holds no run store."""
+
+    exit_code = 2
+
+
 class RunNotFound(StoreError):
     """No run (or more than one run) matches an id or prefix."""
 

@@ -21,9 +21,10 @@ def models() -> None:
 @json_option
 def list_models(experiment: str | None, tracking_uri: str | None, as_json: bool) -> None:
     """Recorded models, newest first."""
-    from proj.tracking.store import open_store
+    from proj.tracking.store import existing_store
 
-    records = open_store(tracking_uri).list_models(experiment=experiment)
+    store = existing_store(tracking_uri)
+    records = store.list_models(experiment=experiment) if store else []
     if as_json:
         print_json("model-list", [m.to_dict() for m in records])
         return
@@ -42,7 +43,7 @@ def show(ref: str, tracking_uri: str | None, as_json: bool) -> None:
     from proj.models.query import describe, resolve_model
     from proj.tracking.store import open_store
 
-    store = open_store(tracking_uri)
+    store = open_store(tracking_uri, create=False)
     info = describe(store, resolve_model(store, ref))
     if as_json:
         print_json("model", info)
@@ -61,7 +62,7 @@ def export(app: App, ref: str, dest: Path, allow_invalid: bool, tracking_uri: st
     from proj.models.query import export_model, resolve_model
     from proj.tracking.store import open_store
 
-    store = open_store(tracking_uri)
+    store = open_store(tracking_uri, create=False)
     model = resolve_model(store, ref)
     out = export_model(store, model, dest.resolve(), allow_invalid=allow_invalid)
     app.info(f"exported model {model.run_id[:12]}/{model.path} ({len(model.files)} files) to {out}")

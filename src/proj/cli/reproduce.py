@@ -27,7 +27,7 @@ def reproduce(app: App, run_ref: str, tolerance: float, env_manager: str | None,
     from proj.tracking.store import open_store
 
     install_sigterm_handler()
-    result = run_reproduce(open_store(tracking_uri), run_ref, tolerance=tolerance, env_manager=env_manager,
+    result = run_reproduce(open_store(tracking_uri, create=False), run_ref, tolerance=tolerance, env_manager=env_manager,
                            echo=app.info)
     for note in result.notes:
         app.warn(note)

@@ -24,9 +24,10 @@ def runs() -> None:
 def list_runs(experiment: str | None, status: str | None, commit: str | None, limit: int,
               tracking_uri: str | None, as_json: bool) -> None:
     """Recent runs, newest first."""
-    from proj.tracking.store import open_store
+    from proj.tracking.store import existing_store
 
-    records = open_store(tracking_uri).list_runs(experiment=experiment, status=status, commit=commit, limit=limit or None)
+    store = existing_store(tracking_uri)
+    records = store.list_runs(experiment=experiment, status=status, commit=commit, limit=limit or None) if store else []
     if as_json:
         print_json("run-list", [r.to_dict() for r in records])
         return
@@ -45,7 +46,7 @@ def show(run_ref: str, tracking_uri: str | None, as_json: bool) -> None:
     """Everything recorded about one run (an id or unique prefix)."""
     from proj.tracking.store import open_store
 
-    store = open_store(tracking_uri)
+    store = open_store(tracking_uri, create=False)
     run = store.get_run(run_ref)
     if as_json:
         data = run.to_dict()
@@ -70,7 +71,7 @@ def logs(run_ref: str, stream: str, follow: bool, tracking_uri: str | None) -> N
     from proj.tracking.logs import print_logs
     from proj.tracking.store import open_store
 
-    store = open_store(tracking_uri)
+    store = open_store(tracking_uri, create=False)
     print_logs(store, store.get_run(run_ref), stream, follow, click.echo)
 
 
@@ -83,7 +84,7 @@ def cancel(app: App, run_ref: str, tracking_uri: str | None) -> None:
     from proj.api import cancel_run
     from proj.tracking.store import open_store
 
-    run = cancel_run(open_store(tracking_uri), run_ref)
+    run = cancel_run(open_store(tracking_uri, create=False), run_ref)
     app.info(f"run {run.id} is {run.status}")
 
 
@@ -98,7 +99,7 @@ def diff(run_a: str, run_b: str, tolerance: float, tracking_uri: str | None, as_
     from proj.reproduce.compare import compare_runs
     from proj.tracking.store import open_store
 
-    store = open_store(tracking_uri)
+    store = open_store(tracking_uri, create=False)
     result = compare_runs(store, store.get_run(run_a), store.get_run(run_b), tolerance)
     if as_json:
         print_json("comparison", result.to_dict())

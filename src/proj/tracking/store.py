@@ -68,14 +68,34 @@ class RunStore(ABC):
         return self.root / "runs" / run_id
 
 
-def open_store(tracking_uri: str | None = None, *, reap: bool = True) -> RunStore:
-    """Open (creating if needed) the store a tracking URI names; mark runs whose runner died."""
-    from proj.paths import store_root
-    from proj.tracking.sqlite import SqliteStore
+def open_store(tracking_uri: str | None = None, *, reap: bool = True, create: bool = True) -> RunStore:
+    """Open the store a tracking URI names (creating it only if ``create``); mark runs whose runner died.
 
-    store = SqliteStore(store_root(tracking_uri))
+    Reading commands pass ``create=False``: looking at runs must not leave a ``.proj/`` in every
+    directory it is tried in.
+    """
+    from proj.paths import store_root
+    from proj.tracking.sqlite import DB_NAME, SqliteStore
+
+    root = store_root(tracking_uri)
+    if not create and not (root / DB_NAME).is_file():
+        from proj.errors import StoreMissing
+
+        raise StoreMissing(f"no runs recorded in {root} yet (`proj run` creates the store there; "
+                           f"use --tracking-uri or PROJ_TRACKING_URI to read another one)")
+    store = SqliteStore(root)
     if reap:
         from proj.tracking.liveness import reap_dead_runs
 
         reap_dead_runs(store)
     return store
+
+
+def existing_store(tracking_uri: str | None = None) -> RunStore | None:
+    """The store if one exists there, else None (listing an empty place is not an error)."""
+    from proj.errors import StoreMissing
+
+    try:
+        return open_store(tracking_uri, create=False)
+    except StoreMissing:
+        return None

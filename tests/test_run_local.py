@@ -43,6 +43,7 @@ def test_human_show_and_list(proj) -> None:
     run_id = proj.runs()[0]["id"]
     listing = proj("runs", "list")
     assert run_id[:12] in listing.stdout and "FINISHED" in listing.stdout
+    assert proj("runs", "show", "last", "--json").json()["id"] == run_id
     shown = proj("runs", "show", run_id[:8])
     for text in ("FINISHED", "alpha", "0.2", "loss", "command    python train.py", "logs"):
         assert text in shown.stdout, shown

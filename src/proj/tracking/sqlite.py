@@ -197,6 +197,11 @@ class SqliteStore(RunStore):
     def resolve_id(self, run_ref: str) -> str:
         """A full run id from an id or an unambiguous prefix."""
         ref = run_ref.strip().lower()
+        if ref in ("last", "latest"):  # the most recent run: what people look at after `proj run`
+            row = self._db.execute("SELECT id FROM runs ORDER BY start_time DESC LIMIT 1").fetchone()
+            if row is None:
+                raise RunNotFound(f"no runs recorded in {self.root} yet")
+            return row[0]
         if not ref or not all(c in "0123456789abcdef" for c in ref):
             raise RunNotFound(f"run {run_ref!r} not found: run ids are hexadecimal (see `proj runs list`)")
         rows = self._db.execute("SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 3",

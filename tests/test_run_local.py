@@ -45,7 +45,8 @@ def test_human_show_and_list(proj) -> None:
     assert run_id[:12] in listing.stdout and "FINISHED" in listing.stdout
     assert proj("runs", "show", "last", "--json").json()["id"] == run_id
     shown = proj("runs", "show", run_id[:8])
-    for text in ("FINISHED", "alpha", "0.2", "loss", "command    python train.py", "logs"):
+    for text in ("FINISHED", "alpha", "0.2", "loss", "command    python train.py", "logs", "stdout (last 5 lines",
+                 "done: w="):
         assert text in shown.stdout, shown
     logs = proj("runs", "logs", run_id, "--stream", "stdout")
     assert "epoch 4" in logs.stdout

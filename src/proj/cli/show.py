@@ -41,7 +41,23 @@ def render_run(store: RunStore, run: RunRecord) -> str:
                                               [(m.path, ", ".join(m.flavors), m.size,
                                                 "yes" if m.valid else f"no: {m.reason}") for m in models]))]
     lines += ["", "files"] + [f"  {name:<10} {path}" for name, path in _files(Path(run.run_dir))]
+    lines += _log_tail(Path(run.run_dir) / "logs")
     return "\n".join(lines)
+
+
+def _log_tail(logs: Path, count: int = 5) -> list[str]:
+    """The last lines the entry point wrote, so `show` answers "what happened" without another command."""
+    out = []
+    for name in ("stdout", "stderr"):
+        try:
+            with open(logs / f"{name}.log", "rb") as fh:
+                fh.seek(max(0, fh.seek(0, 2) - 8192))
+                tail = fh.read().decode(errors="replace").splitlines()[-count:]
+        except OSError:
+            continue
+        if tail:
+            out += ["", f"{name} (last {len(tail)} lines; `proj runs logs` for all)"] + [f"  {line}" for line in tail]
+    return out
 
 
 def _files(run_dir: Path) -> list[tuple[str, str]]:

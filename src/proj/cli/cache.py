@@ -1,6 +1,8 @@
 """``proj cache list|prune``: the git clone cache (bare repositories and per-commit checkouts)."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from proj.cli.main import App
@@ -19,7 +21,7 @@ def list_cache(as_json: bool) -> None:
     from proj.sources.gitcache import GitCache
 
     entries = GitCache().entries()
-    rows = [{"kind": e.kind, "key": e.key, "commit": e.commit, "last_used": e.last_used, "path": str(e.path)}
+    rows: list[dict[str, Any]] = [{"kind": e.kind, "key": e.key, "commit": e.commit, "last_used": e.last_used, "path": str(e.path)}
             for e in entries]
     if as_json:
         print_json("cache-list", rows)

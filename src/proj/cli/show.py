@@ -27,7 +27,7 @@ def render_run(store: RunStore, run: RunRecord) -> str:
                                               [(p.key, p.typed if p.type == "path" else p.value, p.type, p.source)
                                                for p in run.params]))]
     if run.metrics:
-        history = {}
+        history: dict[str, int] = {}
         for point in store.metric_history(run.id):
             history[point.key] = history.get(point.key, 0) + 1
         lines += ["", "metrics", _indent(table(("KEY", "LAST", "STEP", "POINTS"),

@@ -21,7 +21,7 @@ def validate(uri: str, version: str | None, as_json: bool) -> None:
     project = load_project(resolve_source(uri, version).project_dir)
     choice = choose_env(project)
     check_environment(choice)
-    entries = {name: {"command": ep.command,
+    entries: dict[str, dict[str, Any]] = {name: {"command": ep.command,
                       "parameters": {p.name: {"type": p.type, "default": p.default, "required": p.required}
                                      for p in ep.parameters.values()}}
                for name, ep in project.entry_points.items()}

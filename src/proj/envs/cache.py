@@ -118,7 +118,7 @@ class EnvCache:
 
     def entries(self) -> list[tuple[str, Path, dict[str, Any], float]]:
         """Every complete entry: (key, path, metadata, last used)."""
-        result = []
+        result: list[tuple[str, Path, dict[str, Any], float]] = []
         if not self.root.is_dir():
             return result
         for child in sorted(self.root.iterdir()):

@@ -45,7 +45,7 @@ def _expand(name: str, mapping: dict[str, object], alias: str | None, base: Path
         targets = target if isinstance(target, list) else [target]
         if not targets or not all(isinstance(t, str) and t for t in targets):
             raise EnvError(f"[conda.channels] {name!r} must map to a URL, a directory or a list of them")
-        return [_as_url(t, base) for t in targets]
+        return [_as_url(str(t), base) for t in targets]
     if "://" in name or _looks_like_path(name):
         return [_as_url(name, base)]
     if alias is not None:

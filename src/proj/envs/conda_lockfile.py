@@ -105,7 +105,7 @@ def parse(text: str, platform: str, origin: str) -> Resolved:
         except Exception as exc:  # noqa: BLE001 - rattler's parse errors are typed per cause; all mean "bad file"
             raise EnvError(f"{origin}: not a valid conda-lock file: {_first_line(exc)}") from None
     platforms = [p.name for p in env.platforms()] if env is not None else []
-    if platform not in platforms:
+    if env is None or platform not in platforms:
         raise EnvError(f"{origin}: no packages for platform {platform} (the lock has: {', '.join(platforms) or 'none'})")
     records = env.conda_repodata_records().get(platform) or []
     doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}

@@ -108,7 +108,7 @@ def _wheel_fits(filename: str, pytag: tuple[int, int], arch: str) -> bool:
 
 def _cp_at_most(tag: str, major: int, minor: int) -> bool:
     match = re.fullmatch(r"cp(\d)(\d+)", tag)
-    return bool(match) and int(match.group(1)) == major and int(match.group(2)) <= minor
+    return match is not None and int(match.group(1)) == major and int(match.group(2)) <= minor
 
 
 def _python_tag(python: Path) -> tuple[int, int]:

@@ -55,7 +55,7 @@ def _solve(spec: CondaSpec, urls: list[tuple[str, str]], platform: str) -> tuple
     specs = [_match_spec(s, spec) for s in spec.conda]
     channels = [rattler.Channel(url) for _, url in urls]
     try:
-        records = run_async(rattler.solve(channels, specs, gateway=_gateway(), platforms=[platform, "noarch"],
+        records = run_async(rattler.solve(channels, specs, gateway=_gateway(), platforms=[platform, "noarch"],  # type: ignore[list-item]
                                             virtual_packages=rattler.VirtualPackage.detect(),
                                             channel_relations="disabled"))
     except Exception as exc:  # noqa: BLE001 - narrowed by _solve_error, returned as-is when unknown

@@ -130,12 +130,12 @@ def _from_conda(path: Path) -> tuple[str, list[str], list[str]]:
 
     data, _ = load_validated(path, "conda_env")  # the same checks (and messages) as the conda backend
     data = data or {}
-    python, lines, dropped = current_python(), [], []
+    python, lines, dropped = current_python(), list[str](), list[str]()
     for dep in data.get("dependencies") or []:
         if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
             lines.extend(str(line) for line in dep["pip"])
-        elif isinstance(dep, str) and _CONDA_PYTHON.match(dep.strip()):
-            python = _CONDA_PYTHON.match(dep.strip()).group("version")
+        elif isinstance(dep, str) and (pin := _CONDA_PYTHON.match(dep.strip())):
+            python = pin.group("version")
         elif isinstance(dep, str) and dep.strip().split("=")[0].strip() == "pip":
             lines.insert(0, "pip")
         else:

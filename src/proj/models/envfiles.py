@@ -139,7 +139,8 @@ def _conda_build(url: str, name: str, version: str) -> str:
 
 def _split_build(spec: EnvSpec) -> EnvSpec:
     """Move pip/setuptools/wheel pins to ``build`` (python_env.yaml's build_dependencies)."""
-    keep, build = [], []
+    keep: list[str] = []
+    build: list[str] = []
     for line in spec.pip:
         name = re.split(r"[\s=<>!~;@\[]", line, maxsplit=1)[0].lower()
         (build if name in BUILD_TOOLS else keep).append(line)

@@ -161,10 +161,10 @@ def _history_lengths(store: RunStore, run_id: str) -> dict[str, int]:
     return counts
 
 
-def artifact_hashes(run_dir: Path) -> dict[str, str]:
-    """sha256 of every artifact file (MLmodel files without their run-specific keys)."""
+def artifact_hashes(run_dir: Path) -> dict[str, str | None]:
+    """sha256 of every artifact file (MLmodel files without their run-specific keys; None if unreadable)."""
     root = run_dir / "artifacts"
-    hashes = {}
+    hashes: dict[str, str | None] = {}
     if not root.is_dir():
         return hashes
     for path in sorted(root.rglob("*")):

@@ -25,7 +25,7 @@ def resolve_local(path: Path, subdir: str | None, version: str | None, *, option
     if version and tree is None:
         raise UsageError(f"-v/--version {version!r} needs a git repository; {path} is a plain directory")
     uri = str(path) + (f"#{subdir}" if subdir else "")
-    if version:
+    if version and tree is not None:
         return _at_version(tree.top, project_dir, version, uri)
     source = Source(uri=uri, project_dir=project_dir, kind="local", subdir=subdir)
     if tree is None:

@@ -54,9 +54,9 @@ def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, e
             dest = artifacts if index == 0 else artifacts / "mlflow" / prefix.rstrip("/")
             models += _copy_artifacts(src, dest, artifacts, allowed, echo, fallback=f"mlflow/{run.run_id}")
     for model_dir, name in find_logged_models(mlruns, echo):
-        dest = _free_name(artifacts, name, model_dir.name)
-        _safe_copy(model_dir / "artifacts", artifacts / dest, allowed, echo)
-        models.append(dest)
+        folder = _free_name(artifacts, name, model_dir.name)
+        _safe_copy(model_dir / "artifacts", artifacts / folder, allowed, echo)
+        models.append(folder)
     if runs:
         echo(f"mlflow: ingested {len(runs)} run(s) and {len(models)} model(s) from {mlruns}")
     return models

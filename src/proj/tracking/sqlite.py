@@ -116,7 +116,8 @@ class SqliteStore(RunStore):
         row = db.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
         if row:
             return row[0]
-        return db.execute("INSERT INTO experiments (name, created) VALUES (?, ?)", (name, time.time())).lastrowid
+        cursor = db.execute("INSERT INTO experiments (name, created) VALUES (?, ?)", (name, time.time()))
+        return int(cursor.lastrowid or 0)
 
     def create_run(self, new: NewRun, pid: int) -> RunRecord:
         from proj.tracking.liveness import process_start_time

@@ -119,6 +119,14 @@ def test_debug_shows_the_traceback(proj, make_project) -> None:
     assert out.code != 0 and "Traceback" in out.stderr and "missing required parameter" in out.stderr, out
 
 
+def test_bad_defaults_are_the_mlprojects_mistake(proj, make_project) -> None:
+    root = make_project({"MLproject": GOOD.replace("n: {type: int, default: 1}", "n: {type: int, default: oops}")})
+    out = proj("validate", str(root))
+    assert out.code == 2 and "entry_points.main: parameter 'n' (int): 'oops' is not a whole number" in out.stderr, out
+    out = proj("run", str(root), "--env-manager", "local", "-P", "alpha=1")
+    assert out.code == 2 and "this is the default declared in the MLproject" in out.stderr, out
+
+
 def test_validate_reports_the_same_errors(proj, make_project) -> None:
     root = make_project({"MLproject": GOOD.replace("alpha: float", "alpha: double")})
     out = proj("validate", str(root))

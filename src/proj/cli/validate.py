@@ -15,10 +15,11 @@ from proj.cli.render import print_json, table
 def validate(uri: str, version: str | None, as_json: bool) -> None:
     """Check the MLproject (schema, placeholders, env files) and list its entry points."""
     from proj.envs.registry import choose_env
-    from proj.project.spec import load_project
+    from proj.project.spec import check_defaults, load_project
     from proj.sources.resolve import resolve_source
 
     project = load_project(resolve_source(uri, version).project_dir)
+    check_defaults(project)
     choice = choose_env(project)
     check_environment(choice)
     entries: dict[str, dict[str, Any]] = {name: {"command": ep.command,

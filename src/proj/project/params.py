@@ -57,9 +57,8 @@ class BoundParam:
 
 
 def as_text(value: Any) -> str:
-    """A YAML or Python value as a parameter's text: booleans as ``true``/``false``, as YAML writes them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """A YAML or Python value as the text a command gets: ``str()``, exactly as MLflow passes defaults
+    (``true`` in YAML reaches the program as ``True``), so scripts written for ``mlflow run`` see the same."""
     return str(value)
 
 
@@ -134,6 +133,15 @@ def _file_url_path(param: Parameter, raw: str) -> str:
     return "/" + rest
 
 
+def coerce_default(param: Parameter, project_root: Path) -> Any:
+    """The typed default; a bad one is the MLproject's mistake, and the message says so."""
+    try:
+        return coerce(param, param.default or "", project_root)
+    except ParameterError as exc:
+        raise ParameterError(f"{exc.message} -- this is the default declared in the MLproject; "
+                             f"fix it there or pass -P {param.name}=...") from None
+
+
 def bind_params(parameters: dict[str, Parameter], given: dict[str, str], *, cwd: Path,
                 project_root: Path) -> list[BoundParam]:
     """Validate and type every parameter. User paths resolve against ``cwd``, defaults against the project."""
@@ -149,7 +157,7 @@ def bind_params(parameters: dict[str, Parameter], given: dict[str, str], *, cwd:
             bound.append(BoundParam(name, param.type, given[name], coerce(param, given[name], cwd), "user"))
         else:
             raw = param.default or ""
-            bound.append(BoundParam(name, param.type, raw, coerce(param, raw, project_root), "default"))
+            bound.append(BoundParam(name, param.type, raw, coerce_default(param, project_root), "default"))
     for name, raw in given.items():
         if name not in parameters:
             if not _KEY.match(name):

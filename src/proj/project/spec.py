@@ -127,6 +127,20 @@ def _docker_env(data: dict[str, Any] | None) -> DockerEnv | None:
     return DockerEnv(image=data["image"], volumes=tuple(data.get("volumes") or ()), environment=environment, extra=extra)
 
 
+def check_defaults(project: Project) -> None:
+    """Every declared default must be a valid value of its type (``proj validate``; runs check lazily)."""
+    from proj.errors import ParameterError
+    from proj.project.params import coerce_default
+
+    for entry in project.entry_points.values():
+        for param in entry.parameters.values():
+            if param.default is not None:
+                try:
+                    coerce_default(param, project.root)
+                except ParameterError as exc:
+                    raise ParameterError(f"{project.file}: entry_points.{entry.name}: {exc.message}") from None
+
+
 def select_entry_point(project: Project, name: str | None, display: str | None = None) -> EntryPoint:
     """The entry point ``name`` (default ``main``), or a ``.py``/``.sh`` script run as MLflow does.
 

@@ -138,11 +138,23 @@ def test_detached_run_finishes_and_follow_returns(proj, make_project) -> None:
 
 def test_python_api_sync_and_async(proj_env, make_project, tmp_path) -> None:
     root = make_project(SLEEPER)
-    quick = make_project({"MLproject": "entry_points:\n  main:\n    parameters: {x: float}\n    command: 'exit 0'\n"}, name="quick")
+    quick = make_project({"MLproject": "entry_points:\n  main:\n    parameters: {x: float}\n    command: 'exit 0'\n",
+                          "fail.sh": "exit 3\n"}, name="quick")
     script = f"""
 import proj, time
 r = proj.run({str(quick)!r}, parameters={{"x": 0.5}}, env_manager="local")
 assert r.wait() and r.get_status() == "FINISHED", r.get_status()
+try:
+    proj.run({str(quick)!r}, parameters={{"x": 0.5}}, env_manager="local", experiment_nmae="typo")
+    raise SystemExit("a misspelled option was accepted")
+except TypeError:
+    pass
+from proj.errors import RunFailed
+try:
+    proj.run({str(quick)!r}, parameters={{"x": 0.5}}, env_manager="local", entry_point="fail.sh")
+    raise SystemExit("a failed synchronous run did not raise")
+except RunFailed as exc:
+    assert exc.run.get_status() == "FAILED"
 a = proj.run({str(root)!r}, env_manager="local", synchronous=False)
 assert a.get_status() == "RUNNING"
 import pathlib

@@ -68,11 +68,21 @@ def cancel_run(store: RunStore, run_ref: str, timeout: float = 15.0) -> RunRecor
 def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | None = None, *,
         version: str | None = None, env_manager: str | None = None, experiment_name: str | None = None,
         run_name: str | None = None, tags: dict[str, str] | None = None, tracking_uri: str | None = None,
-        synchronous: bool = True, refresh_env: bool = False, **options: Any) -> SubmittedRun:
-    """Run a project. Synchronous runs stream output here; asynchronous ones run in a detached worker."""
+        synchronous: bool = True, refresh_env: bool = False, require_clean: bool = False,
+        docker_args: list[str] | None = None, build_image: bool = True, keep_container: bool = False,
+        conda_frontend: str | None = None) -> SubmittedRun:
+    """Run a project, as ``mlflow.projects.run`` does.
+
+    Synchronous runs stream output here and raise :class:`proj.errors.RunFailed` (carrying the
+    :class:`SubmittedRun`) when the run does not finish; asynchronous ones run in a detached worker and
+    return at once. Bad input raises :class:`proj.errors.ProjError` before any run exists.
+    """
+    from proj.errors import RunFailed
     from proj.project.params import as_text
     from proj.runner import RunRequest, execute_run, plan_run, start_run
 
+    options = {"require_clean": require_clean, "docker_args": list(docker_args or []), "build_image": build_image,
+               "keep_container": keep_container, "conda_frontend": conda_frontend}
     store = open_store(tracking_uri)
     req = RunRequest(uri=uri, entry_point=entry_point, params={k: as_text(v) for k, v in (parameters or {}).items()},
                      version=version, env_manager=env_manager, experiment=experiment_name, run_name=run_name,
@@ -86,4 +96,7 @@ def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | 
         plan.close()  # the worker plans (and copies) again
         return SubmittedRun(store, record.id)
     outcome = execute_run(store, plan, record, echo=lambda m: print(f"proj: {m}", file=sys.stderr))
-    return SubmittedRun(store, record.id, outcome.exit_code)
+    submitted = SubmittedRun(store, record.id, outcome.exit_code)
+    if outcome.status != "FINISHED":
+        raise RunFailed(f"run {record.id} {outcome.status} (exit code {outcome.exit_code})", submitted)
+    return submitted

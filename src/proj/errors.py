@@ -42,6 +42,14 @@ class StoreError(ProjError):
     """The run store could not be opened or a run could not be found."""
 
 
+class RunFailed(ProjError):
+    """A synchronous run did not finish (as MLflow's ExecutionException); ``.run`` is the SubmittedRun."""
+
+    def __init__(self, message: str, run: object) -> None:
+        super().__init__(message)
+        self.run = run
+
+
 class StoreMissing(StoreError):
     """A reading command was pointed at a directory that holds no run store."""
 

@@ -227,3 +227,13 @@ def test_symlink_loop_in_a_model_dir_is_rejected_not_followed(proj, make_project
     assert run["status"] == "FINISHED"
     [model] = _models(proj)
     assert not model["valid"] and "symlink loop" in model["reason"]
+
+
+def test_a_users_mlflow_tracking_uri_is_redirected_with_a_note_or_kept_on_request(proj, make_project) -> None:
+    root = make_project({"MLproject": "entry_points:\n  main:\n    command: 'echo uri=$MLFLOW_TRACKING_URI'\n"})
+    proj.env["MLFLOW_TRACKING_URI"] = "http://mlflow.example:5000"
+    out = proj("run", str(root), "--env-manager", "local")
+    assert out.code == 0 and "uri=file://" in out.stdout and "is redirected" in out.stderr, out
+    proj.env["PROJ_KEEP_MLFLOW_TRACKING_URI"] = "1"
+    out = proj("run", str(root), "--env-manager", "local")
+    assert out.code == 0 and "uri=http://mlflow.example:5000" in out.stdout and "redirected" not in out.stderr, out

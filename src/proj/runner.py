@@ -125,7 +125,8 @@ def start_run(store: RunStore, plan: Plan) -> RunRecord:
     new = NewRun(experiment=req.experiment or os.environ.get("PROJ_EXPERIMENT_NAME") or "Default",
                  name=req.run_name, source=plan.source.to_record(), project_name=plan.project.name,
                  entry_point=plan.entry_point.name, command=plan.command, params=params, tags=dict(req.tags),
-                 env_choice=plan.choice.describe(), parent_run_id=req.parent_run_id, inputs=_inputs(plan))
+                 env_choice=plan.choice.describe(), parent_run_id=req.parent_run_id, inputs=_inputs(plan),
+                 env_backend=plan.choice.backend)
     run = store.create_run(new, os.getpid())
     run_dir = Path(run.run_dir)
     # Stored credential-free and pinned to what was resolved, so a detached worker (or a reproduction)

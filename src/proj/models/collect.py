@@ -27,6 +27,14 @@ def child_env(store: Any, run: Any) -> dict[str, str]:
     ``start_run()`` creates one in the private store instead. MLflow 3 refuses file stores unless
     MLFLOW_ALLOW_FILE_STORE is set; MLflow 2 ignores the variable.
     """
+    if os.environ.get("PROJ_KEEP_MLFLOW_TRACKING_URI"):
+        return {}  # the user's own server gets the data; proj records only what it sees itself
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        import sys
+
+        print("proj: note: your MLFLOW_TRACKING_URI is redirected to this run's private MLflow store, so what "
+              "the program logs lands in the proj run (set PROJ_KEEP_MLFLOW_TRACKING_URI=1 to keep yours)",
+              file=sys.stderr)
     return {
         "MLFLOW_TRACKING_URI": mlflow_root(Path(run.run_dir)).as_uri(),
         "MLFLOW_ALLOW_FILE_STORE": "true",

@@ -41,6 +41,7 @@ class NewRun:
     tags: dict[str, str]
     env_choice: str
     parent_run_id: str | None = None
+    env_backend: str = ""  # known before the build, so a run that failed building still shows it
     inputs: dict[str, Any] = field(default_factory=dict)  # fingerprints of path parameters
 
 

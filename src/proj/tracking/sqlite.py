@@ -126,7 +126,7 @@ class SqliteStore(RunStore):
         now = time.time()
         user, host = _user(), os.uname().nodename
         commit = new.source.get("commit")
-        env = {"choice": new.env_choice}
+        env = {"choice": new.env_choice, **({"backend": new.env_backend} if new.env_backend else {})}
         with self._tx() as db:
             exp = self._experiment_id(db, new.experiment or DEFAULT_EXPERIMENT)
             db.execute(

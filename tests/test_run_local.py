@@ -59,6 +59,11 @@ def test_json_output_is_clean(proj) -> None:
     assert run["status"] == "FINISHED" and run["metrics"]["loss"]["step"] == 4
 
 
+def test_a_typo_in_a_parameter_name_is_warned_about(proj) -> None:
+    out = proj("run", str(QUICKSTART), "--env-manager", "local", "-P", "alpha=0.1", "-P", "Epochs=3")
+    assert "-P Epochs is not declared by entry point main; did you mean epochs?" in out.stderr, out
+
+
 def test_exit_code_is_propagated_and_the_run_failed(proj, make_project) -> None:
     root = make_project({"MLproject": "entry_points:\n  main:\n    command: 'echo oops >&2; exit 7'\n"})
     out = proj("run", str(root), "--env-manager", "local")

@@ -68,6 +68,7 @@ class Plan:
     choice: EnvChoice
     backend: Backend
     workdir: Path | None = None  # the run's private copy of a git checkout, removed by close()
+    notes: list[str] = field(default_factory=list)  # warnings shown when the run starts
 
     def close(self) -> None:
         """Release what planning created (the private working copy)."""
@@ -105,7 +106,25 @@ def plan_run(req: RunRequest) -> Plan:
     except BaseException:
         _remove_workdir(workdir)
         raise
-    return Plan(req, source, project, entry, params, command, choice, backend, workdir)
+    return Plan(req, source, project, entry, params, command, choice, backend, workdir,
+                notes=_undeclared_notes(entry, params))
+
+
+def _undeclared_notes(entry: EntryPoint, params: list[BoundParam]) -> list[str]:
+    """An undeclared -P is passed on as --key value (as MLflow does); one that looks like a typo of a
+    declared parameter gets a warning, since the declared one silently kept its default."""
+    import difflib
+
+    notes = []
+    declared = list(entry.parameters)
+    for p in params:
+        if p.source != "extra" or not declared:
+            continue
+        close = [d for d in declared if d.lower() == p.name.lower()] or difflib.get_close_matches(p.name, declared, 1)
+        if close:
+            notes.append(f"-P {p.name} is not declared by entry point {entry.name}; did you mean {close[0]}? "
+                         f"(passed on as --{p.name}, and {close[0]} keeps its default)")
+    return notes
 
 
 def _remove_workdir(workdir: Path | None) -> None:
@@ -156,6 +175,8 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
     run_dir = Path(run.run_dir)
     logs = run_dir / "logs"
     phase = "environment"
+    for note in plan.notes:
+        echo(f"warning: {note}")
     try:
         echo(f"environment: {plan.choice.describe()}")
         build_log = BuildLog(logs / "env-build.log", echo)

@@ -75,8 +75,8 @@ def test_killed_runner_is_marked_failed_on_the_next_command(proj, make_project) 
     time.sleep(0.3)
     runner.kill()  # kill -9: the runner cannot record anything; its entry point is orphaned
     runner.wait(timeout=10)
-    out, _ = follower.communicate(timeout=30)  # the follower notices the dead owner and ends
-    assert follower.returncode == 0 and "ready" in out
+    out, err = follower.communicate(timeout=30)  # the follower notices the dead owner and ends
+    assert follower.returncode == 1 and "ready" in out and "FAILED" in err, err
     [run] = proj.runs()
     for pid in pids:
         wait_for(lambda: not alive(pid), 10, f"orphan {pid} to be stopped")
@@ -132,8 +132,11 @@ def test_detached_run_finishes_and_follow_returns(proj, make_project) -> None:
     root = make_project({"MLproject": "entry_points:\n  main:\n    command: 'for i in 1 2 3; do echo line $i; sleep 0.2; done'\n"})
     run_id = proj("run", str(root), "--env-manager", "local", "--detach").stdout.strip()
     follow = proj("runs", "logs", run_id, "--follow", "--stream", "stdout", timeout=60)
-    assert follow.code == 0 and "line 3" in follow.stdout, follow
-    assert proj.show(run_id)["status"] == "FINISHED"
+    assert follow.code == 0 and "line 3" in follow.stdout and "FINISHED (exit code 0)" in follow.stderr, follow
+    failing = make_project({"MLproject": "entry_points:\n  main:\n    command: 'sleep 0.5; exit 4'\n"}, name="f")
+    run_id = proj("run", str(failing), "--env-manager", "local", "--detach").stdout.strip()
+    follow = proj("runs", "logs", "last", "--follow", timeout=60)
+    assert follow.code == 4 and f"run {run_id} FAILED (exit code 4)" in follow.stderr, follow
 
 
 def test_python_api_sync_and_async(proj_env, make_project, tmp_path) -> None:

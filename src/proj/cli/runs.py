@@ -66,13 +66,24 @@ def show(run_ref: str, tracking_uri: str | None, as_json: bool) -> None:
 @click.option("--stream", type=click.Choice(["stdout", "stderr", "env-build", "all"]), default="all", show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the run ends.")
 @tracking_option
-def logs(run_ref: str, stream: str, follow: bool, tracking_uri: str | None) -> None:
-    """Print a run's logs."""
+@click.pass_obj
+def logs(app: App, run_ref: str, stream: str, follow: bool, tracking_uri: str | None) -> int:
+    """Print a run's logs (RUN: an id, a unique prefix, or `last`).
+
+    With --follow, ends when the run does, with its status, and exits with the run's exit code
+    (so `proj run --detach` + `proj runs logs -f` works in CI scripts).
+    """
     from proj.tracking.logs import print_logs
     from proj.tracking.store import open_store
 
     store = open_store(tracking_uri, create=False)
-    print_logs(store, store.get_run(run_ref), stream, follow, click.echo)
+    run = store.get_run(run_ref)
+    print_logs(store, run, stream, follow, click.echo)
+    if not follow:
+        return 0
+    final = store.get_run(run.id)
+    app.info(f"run {final.id} {final.status}" + (f" (exit code {final.exit_code})" if final.exit_code is not None else ""))
+    return final.exit_code if final.exit_code is not None else (0 if final.status == "FINISHED" else 1)
 
 
 @runs.command("cancel")

@@ -75,6 +75,7 @@ def test_dirty_local_tree_is_reproduced_with_its_uncommitted_changes(proj, repo)
     assert proj("run", str(repo), "--env-manager", "local", "-P", "alpha=2").code == 0
     original = last_run(proj)
     assert original["source"]["dirty"] is True
+    assert original["source"]["commit"][:8] + "+" in proj("runs", "list").stdout  # + marks uncommitted changes
     git(repo, "checkout", "--", "train.py")  # the user throws the edit away
     out = proj("reproduce", original["id"])
     assert out.code == 0 and "verdict: identical" in out.stdout, out
@@ -113,7 +114,7 @@ def test_changed_input_data_is_reported_as_a_data_change(proj, repo, tmp_path) -
     out = proj("reproduce", original["id"])
     assert out.code == 1, out
     assert "your data changed: input 'data'" in out.stderr
-    assert "inputs       DIFFERS" in out.stdout and "data data" in out.stdout
+    assert "inputs       DIFFERS" in out.stdout and f"data ({data}): sha256" in out.stdout, out
     data.unlink()
     gone = proj("reproduce", original["id"])
     assert gone.code == 2 and "no longer exists" in gone.stderr, gone

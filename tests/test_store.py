@@ -23,6 +23,7 @@ def test_create_get_and_finish(tmp_path: Path) -> None:
     run = store.create_run(new(), pid=12345)
     assert run.status == "RUNNING" and run.params[0].typed == 0.1 and run.tags == {"t": "1"}
     assert (tmp_path / "runs" / run.id / "artifacts").is_dir()
+    assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == "*"  # never shows up in git status
     store.finish_run(run.id, FAILED, exit_code=3, phase="execution", reason="boom")
     store.finish_run(run.id, FINISHED)  # a final status is final: this is ignored
     again = store.get_run(run.id)

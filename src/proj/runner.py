@@ -188,6 +188,7 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         echo(f"environment {env.key[:24]} " + ("reused" if env.cache_hit else f"ready in {env.build_seconds:.1f}s"))
         phase = "execution"
         invocation = _invocation(store, plan, run, run_dir / METRICS_FILE)
+        echo(f"running: {plan.command}")
         with OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream,
                         stdout_to_stderr=stdout_to_stderr) as sink, \
                 MetricsTailer(store.root, run.id) as tailer, _leases(plan, env):
@@ -197,11 +198,10 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
             echo(f"warning: skipped {tailer.bad_lines} line(s) of {METRICS_FILE} that were not valid metric records "
                  '(expected {"key": ..., "value": <number>, "step": <int>})')
         after_run_hooks(store, run, code, echo)
-    except (KeyboardInterrupt, Terminated):
+    except (KeyboardInterrupt, Terminated) as exc:
         plan.close()
         store.finish_run(run.id, KILLED, phase=phase, reason="interrupted (Ctrl-C or SIGTERM)")
-        echo(f"run {run.id} KILLED during {phase}; logs kept in {logs}")
-        return Outcome(store.get_run(run.id), 130, KILLED)
+        return Outcome(store.get_run(run.id), 143 if isinstance(exc, Terminated) else 130, KILLED)
     except ProjError as exc:
         plan.close()
         store.finish_run(run.id, FAILED, phase=phase, reason=str(exc))

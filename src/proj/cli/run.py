@@ -62,7 +62,9 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
         return 0
     app.info(f"run {record.id} started (experiment {record.experiment!r})")
     outcome = execute_run(store, plan, record, echo=app.info, stdout_to_stderr=as_json)
-    app.info(f"run {record.id} {outcome.status} (exit code {outcome.exit_code})")
+    where = "" if outcome.status == "FINISHED" else f"; logs in {outcome.run.run_dir}/logs"
+    phase = f" in phase {outcome.run.failure_phase}" if outcome.run.failure_phase else ""
+    app.info(f"run {record.id} {outcome.status}{phase} (exit code {outcome.exit_code}){where}")
     if as_json:
         print_json("run", outcome.run.to_dict())
     return outcome.exit_code

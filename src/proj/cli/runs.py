@@ -32,10 +32,12 @@ def list_runs(experiment: str | None, status: str | None, commit: str | None, li
         print_json("run-list", [r.to_dict() for r in records])
         return
     rows = [(r.id[:12], r.status + (f" ({r.failure_phase})" if r.failure_phase else ""), r.experiment, r.entry_point,
-             when(r.start_time), seconds(r.duration), r.env.get("backend", ""), (r.source.get("commit") or "")[:8],
+             when(r.start_time), seconds(r.duration), r.env.get("backend", ""),
+             (r.source.get("commit") or "")[:8] + ("+" if r.source.get("dirty") else ""),  # + = uncommitted changes
              r.name or "") for r in records]
+    filtered = experiment or status or commit
     click.echo(table(("RUN", "STATUS", "EXPERIMENT", "ENTRY", "STARTED", "TIME", "ENV", "COMMIT", "NAME"), rows)
-               if rows else "no runs recorded yet")
+               if rows else ("no runs match" if filtered and store else "no runs recorded yet"))
 
 
 @runs.command("show")

@@ -67,7 +67,8 @@ class BuildLog:
         if self.path is not None:
             with open(self.path, "a", encoding="utf-8", errors="replace") as fh:
                 fh.write(text if text.endswith("\n") else text + "\n")
-        self.echo(text.rstrip("\n"))
+        if not text.startswith("$ "):  # the exact tool command lines are for the log, not the terminal
+            self.echo(text.rstrip("\n"))
 
 
 class Env(ABC):

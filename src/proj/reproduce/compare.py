@@ -100,11 +100,12 @@ def _short(digest: str | None) -> str:
 
 
 def _inputs(a: RunRecord, b: RunRecord) -> Section:
-    def view(run: RunRecord) -> dict[str, Any]:
-        return {k: v.get("sha256") for k, v in run.inputs.items()}
-
-    lines = [line.replace("->", "changed:", 1) if "->" in line else line for line in _diff_maps(view(a), view(b))]
-    lines = [f"data {line}" for line in lines]
+    lines = []
+    for name in sorted(a.inputs.keys() | b.inputs.keys()):
+        old, new = a.inputs.get(name, {}), b.inputs.get(name, {})
+        if old.get("sha256") != new.get("sha256"):
+            lines.append(f"{name} ({new.get('path') or old.get('path')}): sha256 "
+                         f"{(old.get('sha256') or 'none')[:12]} -> {(new.get('sha256') or 'none')[:12]}")
     return Section("inputs", not lines, lines)
 
 

@@ -48,6 +48,7 @@ def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_mana
         req = _request(RunRequest.from_json(request_file.read_text()), old, source.project_dir, env_manager, notes)
         plan = plan_run(req)
         plan.source = source  # the new run records the original provenance, not the private copy
+        plan.choice = dataclasses.replace(plan.choice, origin=f"run {old.id[:12]} (reproduced)")
         lock = _recorded_lock(store, old, plan.choice.backend, notes)
         echo(f"reproducing {old.id[:12]} ({old.entry_point}) at {source.commit or 'snapshot'}"
              f"{' with its uncommitted changes' if source.dirty else ''}")

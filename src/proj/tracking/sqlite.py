@@ -62,6 +62,7 @@ class SqliteStore(RunStore):
         self.root = root
         try:
             root.mkdir(parents=True, exist_ok=True)
+            _ignore_in_git(root)
             self._db = sqlite3.connect(root / DB_NAME, timeout=60, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout = 60000")
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -314,3 +315,13 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return "unknown"
+
+
+def _ignore_in_git(root: Path) -> None:
+    """A store inside a work tree must not show up in `git status` (nor be committed by accident)."""
+    marker = root / ".gitignore"
+    if not marker.exists():
+        try:
+            marker.write_text("# created by proj: the run store is not source code\n*\n")
+        except OSError:
+            pass

@@ -129,12 +129,12 @@ def test_declared_volumes_and_environment_are_passed(proj: Proj, dproject: Calla
     shared.mkdir()
     (shared / "in.txt").write_text("from the host volume")
     env_yaml = (f"  volumes: ['{shared}:/shared', './local:/local:ro']\n"
-                "  environment: [COPIED_VAR, [DEFINED_VAR, 'a b'], [NUMBER, 3]]\n")
-    command = 'echo "$COPIED_VAR|$DEFINED_VAR|$NUMBER"; cat /shared/in.txt /local/l.txt; echo out > /shared/out.txt'
+                "  environment: [COPIED_VAR, [DEFINED_VAR, 'a b'], [NUMBER, 3], 'EQ_VAR=x=y']\n")
+    command = 'echo "$COPIED_VAR|$DEFINED_VAR|$NUMBER|$EQ_VAR"; cat /shared/in.txt /local/l.txt; echo out > /shared/out.txt'
     root = dproject(command, env_yaml, files={"local/l.txt": "relative volume\n"})
     out = proj("run", str(root), env={"COPIED_VAR": "copied from host"})
     assert out.code == 0, out
-    assert "copied from host|a b|3" in out.stdout
+    assert "copied from host|a b|3|x=y" in out.stdout
     assert "from the host volume" in out.stdout and "relative volume" in out.stdout
     assert (shared / "out.txt").read_text() == "out\n"
     assert (shared / "out.txt").stat().st_uid == os.getuid()  # the container ran as the invoking user

@@ -122,7 +122,7 @@ def _env_file(root: Path, path: Path, key: str, value: str | None) -> Path | Non
 def _docker_env(data: dict[str, Any] | None) -> DockerEnv | None:
     if data is None:
         return None
-    environment = tuple(e if isinstance(e, str) else (str(e[0]), as_text(e[1])) for e in data.get("environment") or ())
+    environment = tuple(_env_entry(e) for e in data.get("environment") or ())
     extra = {k: v for k, v in data.items() if k not in ("image", "volumes", "environment")}
     return DockerEnv(image=data["image"], volumes=tuple(data.get("volumes") or ()), environment=environment, extra=extra)
 
@@ -139,6 +139,14 @@ def check_defaults(project: Project) -> None:
                     coerce_default(param, project.root)
                 except ParameterError as exc:
                     raise ParameterError(f"{project.file}: entry_points.{entry.name}: {exc.message}") from None
+
+
+def _env_entry(entry: Any) -> str | tuple[str, str]:
+    """NAME (copied from the host), or a defined variable: [NAME, value] or NAME=value (docker -e style)."""
+    if isinstance(entry, str):
+        name, sep, value = entry.partition("=")
+        return (name, value) if sep else entry
+    return (str(entry[0]), as_text(entry[1]))
 
 
 def select_entry_point(project: Project, name: str | None, display: str | None = None) -> EntryPoint:

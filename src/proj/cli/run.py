@@ -28,14 +28,16 @@ from proj.envs.registry import ENV_MANAGERS
 @click.option("--keep-container", is_flag=True, help="Docker: keep the container after the run.")
 @click.option("--conda-frontend", type=click.Choice(["conda", "mamba", "micromamba"]),
               help="Conda: install with this executable instead of the built-in installer.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the entry point's own output (same as `proj -q run`).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the finished run as JSON on stdout (the entry point's stdout goes to stderr).")
 @click.pass_obj
 def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple[str, ...], env_manager: str | None,
         experiment_name: str | None, run_name: str | None, tags: tuple[str, ...], tracking_uri: str | None,
         detach: bool, refresh_env: bool, require_clean: bool, docker_args: tuple[str, ...], build_image: bool,
-        keep_container: bool, conda_frontend: str | None, as_json: bool) -> int:
+        keep_container: bool, conda_frontend: str | None, quiet: bool, as_json: bool) -> int:
     """Run a project (a directory or a git URL, optionally URL#subdir)."""
+    app.quiet = app.quiet or quiet
     from proj.cli.render import print_json
     from proj.execution.process import install_sigterm_handler
     from proj.project.params import parse_cli_params

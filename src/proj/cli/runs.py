@@ -45,7 +45,7 @@ def list_runs(experiment: str | None, status: str | None, commit: str | None, li
 @tracking_option
 @json_option
 def show(run_ref: str, tracking_uri: str | None, as_json: bool) -> None:
-    """Everything recorded about one run (an id or unique prefix)."""
+    """Everything recorded about one run (RUN: an id, a unique prefix, or `last`)."""
     from proj.tracking.store import open_store
 
     store = open_store(tracking_uri, create=False)

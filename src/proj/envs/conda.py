@@ -246,6 +246,7 @@ def build(target: _Target, log: BuildLog, start: float, frontend: str | None, *,
         conda_pip.install(resolved.pins, python, target.spec.root, log)
         meta = _metadata(target, resolved, slot.path, frontend)
         cache.publish(target.key, meta)
+    cache.touch(target.key)  # counts this run as a use, as the warm path does
     return _env(target.key, slot.path, target, cache.metadata(target.key), False, time.perf_counter() - start)
 
 

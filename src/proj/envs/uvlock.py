@@ -72,6 +72,8 @@ def compile_lock(requirements: list[str], python: str, log: BuildLog, what: str)
         out = Path(tmp) / LOCK_NAME
         argv = [uv_bin(), "pip", "compile", "--format", "pylock.toml", "--no-header", "--python", python,
                 *index_args(), str(req), "-o", str(out)]
+        if not any(line.strip() for line in requirements):
+            argv.append("--quiet")  # an empty env is normal (no env file): no "file has no dependencies" warning
         # uv echoes the lock on stdout as well as writing it: keep only its messages (stderr) in the log.
         run_tool(argv, log, f"resolving {what} with uv", cwd=Path(tmp), quiet_stdout=True)
         return out.read_text(encoding="utf-8")

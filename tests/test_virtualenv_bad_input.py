@@ -46,3 +46,16 @@ def test_bad_python_env(offline, make_project, shared_cache: Path, case) -> None
         assert runs == [], runs
     envs = shared_cache / "envs"
     assert not envs.is_dir() or all((p / ".proj-env.json").exists() for p in envs.iterdir() if p.is_dir())
+
+
+def test_a_python_too_old_for_virtualenv_is_refused_before_the_run(offline, make_project) -> None:  # noqa: ANN001
+    from proj.envs.interpreters import MIN_PYTHON, discover
+
+    old = sorted((i for i in discover() if i.parts[:2] < MIN_PYTHON and i.parts[0] == 3), key=lambda i: i.parts)
+    if not old:  # a machine condition, not a missing part: never a CI failure
+        pytest.skip("no Python older than 3.8 is installed to try")
+    version = ".".join(map(str, old[-1].parts[:2]))
+    root = make_project({"MLproject": MLPROJECT, "python_env.yaml": f'python: "{version}"\n'})
+    out = offline("run", str(root), timeout=60)
+    assert out.code != 0 and "is too old for proj's virtualenvs" in out.stderr and "Traceback" not in out.stderr, out
+    assert offline.runs() == []

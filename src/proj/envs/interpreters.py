@@ -15,6 +15,7 @@ from pathlib import Path
 
 from proj.errors import EnvError
 
+MIN_PYTHON = (3, 8)
 SOURCE_RANK = {"current": 0, "pyenv": 1, "uv": 2}  # equal versions: prefer the most stable path
 
 
@@ -42,15 +43,25 @@ def find_interpreter(request: str, where: str) -> Interpreter:
     """
     cheap = [i for i in [_current(), *_pyenv()] if matches(i.version, request)]
     if cheap and request.count(".") >= 2:
-        return _best(cheap)
+        return _supported(_best(cheap), where)
     found = discover()
     candidates = [i for i in found if matches(i.version, request)]
     if candidates:
-        return _best(candidates)
+        return _supported(_best(candidates), where)
     versions = sorted({i.version for i in found}, key=lambda v: tuple(int(p) for p in v.split(".")))
     raise EnvError(f"{where}: python {request!r} is not installed; found: {', '.join(versions) or 'none'} "
                    f"(install it with `pyenv install {request}` or `uv python install {request}`, "
                    "or change the python version)")
+
+
+def _supported(interp: Interpreter, where: str) -> Interpreter:
+    """The virtualenv tool proj builds with cannot create environments for very old Pythons: say so
+    before anything is built, instead of failing half-way with the tool's traceback."""
+    if interp.parts[:2] < MIN_PYTHON:
+        raise EnvError(f"{where}: python {interp.version} is too old for proj's virtualenvs (it needs "
+                       f"{'.'.join(map(str, MIN_PYTHON))} or newer); change the python version, or run it "
+                       f"with --env-manager local or conda")
+    return interp
 
 
 def _best(candidates: list[Interpreter]) -> Interpreter:

@@ -189,3 +189,23 @@ def busy(path: Path) -> bool:
 def file_lock(path: Path) -> ContextManager[None]:
     """Public alias of the cache's file lock for other caches (git clones, resolutions)."""
     return _flock(path)
+
+
+def resolution_path(backend: str, fingerprint: str) -> Path:
+    """Where a backend keeps the lock it resolved for a spec fingerprint (so warm runs never resolve)."""
+    return cache_dir() / "resolutions" / backend / f"{fingerprint}.json"
+
+
+def read_resolution(backend: str, fingerprint: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(resolution_path(backend, fingerprint).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_resolution(backend: str, fingerprint: str, data: dict[str, Any]) -> None:
+    try:
+        atomic_write(resolution_path(backend, fingerprint), json.dumps(data, indent=2))
+    except OSError:
+        pass  # without the cache the next run just resolves again

@@ -19,7 +19,7 @@ from typing import Any
 
 from proj.envs import activation
 from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
-from proj.envs.cache import EnvCache
+from proj.envs.cache import EnvCache, read_resolution, resolution_path, write_resolution
 from proj.envs.conda_lockfile import LOCK_FORMAT, LOCK_NAME
 from proj.envs.conda_spec import CondaSpec, fingerprint, load_spec, spec_digest
 from proj.errors import EnvError
@@ -52,14 +52,17 @@ class _Target:
         return env_key(self.lock_text, self.platform, self.spec.variables)
 
 
+BACKEND = "conda"
+
+
 class CondaBackend(Backend):
-    name = "conda"
+    name = BACKEND
 
     def check(self, choice: EnvChoice) -> None:
         """Spec, channel mapping, match specs and frontend: what can fail before a run is recorded."""
         spec = spec_for(choice)
         urls = _channel_urls(spec)  # a bad mirror setting fails before any run exists
-        if not _resolution_file(fingerprint(spec, urls, current_platform())).is_file():
+        if not resolution_path(BACKEND, fingerprint(spec, urls, current_platform())).is_file():
             from proj.envs.conda_solve import check_match_specs
 
             # Cold path only: a cached resolution means the spec parsed and solved, and rattler is slow to import.
@@ -164,15 +167,10 @@ def _shipped_lock(spec: CondaSpec, log: BuildLog) -> _Target | None:
     return _Target(spec, text, str(path), current_platform())
 
 
-def _resolution_file(fp: str) -> Path:
-    return cache_dir() / "conda-resolutions" / f"{fp}.json"
-
-
 def _cached_resolution(spec: CondaSpec) -> _Target | None:
     platform = current_platform()
-    try:
-        data = json.loads(_resolution_file(fingerprint(spec, _channel_urls(spec), platform)).read_text())
-    except (OSError, ValueError):
+    data = read_resolution(BACKEND, fingerprint(spec, _channel_urls(spec), platform))
+    if data is None or not isinstance(data.get("lock"), str):
         return None
     return _Target(spec, data["lock"], "cached resolution", platform)
 
@@ -189,7 +187,7 @@ def resolve(spec: CondaSpec, log: BuildLog) -> _Target:
     fp = fingerprint(spec, urls, platform)
     resolved = conda_lockfile.Resolved(records, pins)
     text = conda_lockfile.render(resolved, spec.path, list(spec.channels), platform, fp, spec_digest(spec))
-    atomic_write(_resolution_file(fp), json.dumps({"lock": text, "spec": str(spec.path)}))
+    write_resolution(BACKEND, fp, {"lock": text, "spec": str(spec.path)})
     return _Target(spec, text, "solved", platform)
 
 

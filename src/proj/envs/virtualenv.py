@@ -8,7 +8,6 @@ lock, interpreter version, platform and backend, to a built environment publishe
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import sys
@@ -18,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
-from proj.envs.cache import EnvCache
+from proj.envs.cache import EnvCache, read_resolution, write_resolution
 from proj.envs.pyenv_spec import LOCK_NAME, PythonSpec, load_spec
 from proj.errors import EnvError
-from proj.paths import atomic_write, cache_dir
+from proj.paths import atomic_write
 
 BACKEND = "virtualenv"
 LOCK_FORMAT = "pylock.toml"
@@ -220,21 +219,15 @@ def _metadata(res: Resolution, spec: PythonSpec) -> dict[str, Any]:
             "spec_file": str(spec.source) if spec.source else None, "packages": len(lock_packages(res.lock_text))}
 
 
-def _resolution_file(fingerprint: str) -> Path:
-    return cache_dir() / "resolutions" / BACKEND / f"{fingerprint}.json"
-
-
 def _read_resolution(fingerprint: str) -> Resolution | None:
     """The cached resolution for a spec, if its interpreter is still there."""
+    data = read_resolution(BACKEND, fingerprint)
     try:
-        res = Resolution(**json.loads(_resolution_file(fingerprint).read_text()))
-    except (OSError, ValueError, TypeError):
+        res = Resolution(**data) if data is not None else None
+    except TypeError:
         return None
-    return res if os.access(res.python, os.X_OK) else None
+    return res if res is not None and os.access(res.python, os.X_OK) else None
 
 
 def _write_resolution(fingerprint: str, res: Resolution) -> None:
-    try:
-        atomic_write(_resolution_file(fingerprint), json.dumps(asdict(res), indent=2))
-    except OSError:
-        pass  # without the cache the next run just resolves again
+    write_resolution(BACKEND, fingerprint, asdict(res))

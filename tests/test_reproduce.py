@@ -162,3 +162,14 @@ def test_environment_differences_are_named_per_package() -> None:
                                        '[[packages]]\nname = "six"\nversion = "1.16.0"\n')
     new = lock_packages("pip-freeze", "numpy==2.0.1\nscipy==1.13.0\n")
     assert describe_changes(old, new) == ["numpy 1.26.4 -> 2.0.1", "added: scipy 1.13.0", "removed: six 1.16.0"]
+
+
+def test_a_damaged_source_snapshot_is_a_clear_cannot_reproduce(proj, make_project) -> None:
+    root = make_project(DETERMINISTIC, name="plain-damaged")
+    assert proj("run", str(root), "--env-manager", "local", "-P", "alpha=1").code == 0
+    original = last_run(proj)
+    snapshot = Path(original["run_dir"]) / "artifacts" / "source" / "snapshot.tar.gz"
+    snapshot.unlink()  # a hard link to the shared blob: replace, never edit in place
+    snapshot.write_bytes(b"not a tar archive")
+    out = proj("reproduce", original["id"])
+    assert out.code == 2 and "cannot be unpacked" in out.stderr and "Traceback" not in out.stderr, out

@@ -81,8 +81,11 @@ def _apply_local_changes(root: Path, saved: Path) -> None:
 
 def _untar(archive: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")  # refuses absolute paths, '..' and devices
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")  # refuses absolute paths, '..' and devices
+    except (tarfile.TarError, OSError) as exc:
+        raise CannotReproduce(f"the recorded source archive {archive} cannot be unpacked: {exc}") from None
 
 
 def workspace() -> tempfile.TemporaryDirectory:

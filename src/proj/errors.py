@@ -38,6 +38,10 @@ class EnvError(ProjError):
     """An environment could not be chosen, resolved or built."""
 
 
+class UnsafePath(ProjError):
+    """A name a run, a shipped file or a command line chose would lead outside the folder it belongs in."""
+
+
 class StoreError(ProjError):
     """The run store could not be opened or a run could not be found."""
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
-from proj.errors import UsageError
+from proj.errors import UnsafePath, UsageError
 
 DEFAULT_STORE_DIRNAME = ".proj"
 
@@ -85,3 +86,57 @@ def link_or_copy(src: Path, dest: Path) -> None:
     except OSError:  # another filesystem, or one without hard links
         shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def unsafe_reason(name: object) -> str | None:
+    """Why ``name`` is not a plain relative path (None when it is): checked on the text, before any join."""
+    if not isinstance(name, str):
+        return f"is of type {type(name).__name__}, not a text name"
+    if not name.strip() or all(part in ("", ".") for part in name.split("/")):
+        return "is empty"
+    if "\0" in name:
+        return "contains a NUL byte"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/"):
+        return "is absolute"
+    if _DRIVE.match(name):
+        return "starts with a drive letter"
+    if ".." in name.split("/"):
+        return "contains '..'"
+    return None
+
+
+def contained(root: Path, name: str, *, what: str) -> Path:
+    """``root/name`` resolved (existing symlinks followed), or UnsafePath when it would lead outside ``root``.
+
+    The one containment check for every path built from a name a run produced or a file shipped (MLflow run
+    and model names, artifact entries, archive members, ``#subdir``, recorded model paths): proj runs with
+    more rights than the child (on the host, for a container), so such a name must never choose where it writes.
+    """
+    reason = unsafe_reason(name)
+    base = root.resolve()
+    if reason is None:
+        target = (base / name).resolve()
+        if not target.is_relative_to(base):
+            reason = f"leads outside through a symlink (to {shorten(str(target))})"
+        elif target == base:
+            reason = "resolves to the folder itself through a symlink"
+        else:
+            return target
+    raise UnsafePath(f"{what} {shorten(repr(name))} {reason}; it must be a relative path inside {base}")
+
+
+def safe_name(name: object, prefix: str = "unsafe") -> str:
+    """A generated folder name standing for a refused ``name``: the same name always gives the same folder."""
+    import hashlib
+
+    return f"{prefix}-{hashlib.sha256(repr(name).encode('utf-8', 'backslashreplace')).hexdigest()[:12]}"
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, so a hostile value cannot flood a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

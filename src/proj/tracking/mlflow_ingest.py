@@ -3,6 +3,10 @@
 Reads MLflow's file-store layout directly (no mlflow import): ``<exp>/<run>/{meta.yaml,params,metrics,
 tags,artifacts}`` (MLflow 2 and 3) and ``<exp>/models/<model_id>/{meta.yaml,artifacts}`` (MLflow 3
 logged models). A store the child left half-written is ingested as far as it can be read, with a warning.
+
+Every name in the store was chosen by the child (run names, model names, artifact entries, even symlinks),
+while proj writes as the user who started it, on the host for a ``docker_env`` run: each destination goes
+through ``proj.paths.contained`` and a refused name is stored under a generated one, with a warning.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from proj.errors import UnsafePath
+from proj.paths import contained, safe_name, shorten, unsafe_reason
 from proj.tracking.records import MetricPoint, ParamRecord
 from proj.tracking.store import RunStore
 
@@ -41,22 +47,26 @@ def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, e
     allowed = artifacts.parent  # the proj run folder
     models: list[str] = []
     for index, run in enumerate(runs):
-        prefix = "" if index == 0 else f"{run.name or run.run_id[:8]}/"
         for problem in run.problems:
             echo(f"warning: mlflow store: {problem}")
+        label = "" if index == 0 else _label(run.name or run.run_id[:8], "mlflow run name", artifacts, echo)
+        prefix = f"{label}/" if label else ""
         params = [ParamRecord(prefix + k, v, v, "string", "logged") for k, v in run.params.items()]
         metrics = [MetricPoint(prefix + m.key, m.value, m.step, m.timestamp) for m in run.metrics]
         tags = {prefix + k: v for k, v in run.tags.items() if not k.startswith("mlflow.")}
         tags[f"{prefix}mlflow.run_id"] = run.run_id
         store.log_batch(run_id, metrics, params, tags)
         src = run.path / "artifacts"
-        if src.is_dir() and any(src.iterdir()):
-            dest = artifacts if index == 0 else artifacts / "mlflow" / prefix.rstrip("/")
-            models += _copy_artifacts(src, dest, artifacts, allowed, echo, fallback=f"mlflow/{run.run_id}")
+        if src.is_symlink():  # would copy whatever folder it names, e.g. one of the host's
+            echo(f"warning: mlflow store: {src} is a symlink; its artifacts are not copied")
+        elif src.is_dir() and any(src.iterdir()):
+            dest = "" if index == 0 else f"mlflow/{label}"
+            fallback = f"mlflow/{_label(run.run_id, 'mlflow run id', artifacts, echo)}"
+            models += _copy_artifacts(src, dest, artifacts, allowed, echo, fallback=fallback)
     for model_dir, name in find_logged_models(mlruns, echo):
-        folder = _free_name(artifacts, name, model_dir.name)
-        _safe_copy(model_dir / "artifacts", artifacts / folder, allowed, echo)
-        models.append(folder)
+        folder = _free_name(artifacts, name, model_dir.name, echo)
+        if _safe_copy(model_dir / "artifacts", artifacts, folder, allowed, echo):
+            models.append(folder)
     if runs:
         echo(f"mlflow: ingested {len(runs)} run(s) and {len(models)} model(s) from {mlruns}")
     return models
@@ -129,50 +139,82 @@ def find_logged_models(mlruns: Path, echo: Echo) -> list[tuple[Path, str]]:
     return found
 
 
-def _copy_artifacts(src: Path, dest: Path, artifacts: Path, allowed: Path, echo: Echo, *, fallback: str) -> list[str]:
-    """Copy a run's artifacts into ``dest``; an entry whose name is taken goes under ``fallback``.
+def _copy_artifacts(src: Path, dest: str, artifacts: Path, allowed: Path, echo: Echo, *, fallback: str) -> list[str]:
+    """Copy a run's artifacts into ``artifacts/dest``; an entry whose name is taken goes under ``fallback``.
     Returns the model directories (relative to ``artifacts``) among what was copied."""
     from proj.models.collect import find_model_dirs
 
     models = []
     for entry in sorted(src.iterdir()):
-        target = dest / entry.name
-        if target.exists():
-            target = artifacts / fallback / entry.name
-        _safe_copy(entry, target, allowed, echo)
+        rel = f"{dest}/{entry.name}" if dest else entry.name
+        if _taken(artifacts, rel):
+            rel = f"{fallback}/{entry.name}"
+        if not _safe_copy(entry, artifacts, rel, allowed, echo):
+            continue
+        target = artifacts / rel
         if target.is_dir():
-            base = target.relative_to(artifacts)
-            models += [(base / m).as_posix() for m in find_model_dirs(target)]
+            models += [f"{rel}/{m}" for m in find_model_dirs(target)]
             if (target / "MLmodel").is_file():
-                models.append(base.as_posix())
+                models.append(rel)
     return models
 
 
-def _safe_copy(src: Path, dest: Path, allowed: Path, echo: Echo) -> None:
-    """Copy a file or tree, dereferencing symlinks only when they stay inside ``allowed``."""
+def _safe_copy(src: Path, artifacts: Path, rel: str, allowed: Path, echo: Echo) -> bool:
+    """Copy a file or tree to ``artifacts/rel``, dereferencing symlinks only when they stay inside ``allowed``;
+    False when it was refused. Every destination is checked, as the child may have planted symlinks there."""
     root = allowed.resolve()
     if src.is_symlink():
         target = src.resolve()
         if not target.is_relative_to(root) or not target.exists():
             echo(f"warning: mlflow store: {src} links outside the run folder ({target}); not copied")
-            return
+            return False
         if target.is_dir():  # could loop back into what is being copied
             echo(f"warning: mlflow store: {src} is a symlinked folder ({target}); not copied")
-            return
+            return False
+    try:
+        dest = contained(artifacts, rel, what="mlflow artifact destination")
+    except UnsafePath as exc:
+        echo(f"warning: mlflow store: {exc}; {src} not copied")
+        return False
     if src.is_dir():
         dest.mkdir(parents=True, exist_ok=True)
         for entry in sorted(src.iterdir()):
-            _safe_copy(entry, dest / entry.name, allowed, echo)
+            _safe_copy(entry, artifacts, f"{rel}/{entry.name}", allowed, echo)
     elif src.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
+    return True
 
 
-def _free_name(artifacts: Path, name: str, model_id: str) -> str:
-    for candidate in (name, f"{name}-{model_id}", f"mlflow/models/{model_id}"):
-        if not (artifacts / candidate).exists():
+def _label(name: str, what: str, artifacts: Path, echo: Echo) -> str:
+    """``name`` as a folder under ``artifacts/mlflow`` (and a key prefix), or a generated one when refused."""
+    reason = unsafe_reason(name)
+    if reason is None:
+        return name
+    fallback = safe_name(name)
+    echo(f"warning: mlflow store: {what} {shorten(repr(name))} {reason}; stored as mlflow/{fallback} instead")
+    return fallback
+
+
+def _free_name(artifacts: Path, name: str, model_id: str, echo: Echo) -> str:
+    """The folder for a logged model: its name when free and safe, else one under ``mlflow/models``."""
+    candidates = [name, f"{name}-{model_id}"]
+    reason = unsafe_reason(name)
+    if reason is not None:
+        echo(f"warning: mlflow store: logged model name {shorten(repr(name))} {reason}; "
+             f"stored as mlflow/models/{model_id} instead")
+        candidates = []
+    for candidate in candidates + [f"mlflow/models/{model_id}"]:
+        if not _taken(artifacts, candidate):
             return candidate
     return f"mlflow/models/{model_id}-{os.getpid()}"
+
+
+def _taken(artifacts: Path, rel: str) -> bool:
+    """Whether ``artifacts/rel`` exists (a dangling symlink counts: it is not ours to replace)."""
+    path = artifacts / rel
+    return path.exists() or path.is_symlink()
+
 
 
 def _key_files(folder: Path, problems: list[str]) -> dict[str, str]:
@@ -183,6 +225,9 @@ def _key_files(folder: Path, problems: list[str]) -> dict[str, str]:
     for dirpath, _dirs, files in os.walk(folder):
         for name in files:
             path = Path(dirpath) / name
+            if path.is_symlink():  # MLflow never writes one; it could name any file proj can read
+                problems.append(f"{path} is a symlink; skipped")
+                continue
             try:
                 out[path.relative_to(folder).as_posix()] = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
@@ -193,6 +238,9 @@ def _key_files(folder: Path, problems: list[str]) -> dict[str, str]:
 def _yaml(path: Path, problems: list[str]) -> Any:
     import yaml
 
+    if path.is_symlink():  # MLflow never writes one; it could name any file proj can read
+        problems.append(f"{path} is a symlink; skipped")
+        return None
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

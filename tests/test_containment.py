@@ -1,0 +1,169 @@
+"""No name a run chose (MLflow run and model names, artifact entries, archive members, #subdir, recorded
+model paths) makes proj write or run anything outside the folder it belongs in (issue 11, section 1)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import require
+from proj.errors import UnsafePath
+from proj.paths import contained, safe_name, unsafe_reason
+
+MLPROJECT = "name: hostile\nentry_points:\n  main:\n    command: python train.py\n"
+
+# Writes MLflow's file-store layout by hand, the way mlflow does, with names chosen to escape the run folder.
+HOSTILE_WRITER = '''\
+import os, sys
+from urllib.parse import urlparse
+root = urlparse(os.environ["MLFLOW_TRACKING_URI"]).path
+OUT = sys.argv[1]  # a unique directory outside the run folder that must stay untouched
+
+def write(rel, text):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+
+write("1/aaaa1111/meta.yaml", "run_id: aaaa1111\\nrun_name: main\\nstart_time: 1700000000000\\nstatus: 3\\n")
+write("1/aaaa1111/params/lr", "0.1")
+mlmodel = "flavors: {python_function: {loader_module: mlflow.pyfunc.model}}\\n"
+for model_id, name in (("m-abs", OUT + "/x"), ("m-up", "../../escape")):
+    write(f"1/models/{model_id}/meta.yaml", f"model_id: {model_id}\\nname: {name}\\n")
+    write(f"1/models/{model_id}/artifacts/MLmodel", mlmodel)
+    write(f"1/models/{model_id}/artifacts/data.txt", "escaped")
+for run_id, name, start in (("bbbb2222", "../../../x", 2), ("cccc3333", OUT + "/abs-run", 3)):
+    write(f"1/{run_id}/meta.yaml", f"run_id: {run_id}\\nrun_name: {name}\\nstart_time: 170000000{start}000\\n")
+    write(f"1/{run_id}/params/p", "v")
+    write(f"1/{run_id}/artifacts/file.txt", "escaped")
+print("hostile store written")
+'''
+
+
+# --- the helper ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, reason", [
+    ("/tmp/x", "is absolute"), ("../x", "contains '..'"), ("a/../../x", "contains '..'"),
+    ("a\\..\\x", "contains a backslash"), ("C:x", "starts with a drive letter"), ("a\0b", "contains a NUL byte"),
+    ("", "is empty"), ("./", "is empty"), (".", "is empty"),
+])
+def test_contained_refuses_names_that_are_not_plain_relative_paths(tmp_path: Path, name: str, reason: str) -> None:
+    with pytest.raises(UnsafePath) as err:
+        contained(tmp_path, name, what="model name")
+    message = str(err.value)
+    assert reason in message and repr(name) in message and str(tmp_path.resolve()) in message
+    assert "\n" not in message and unsafe_reason(name) == reason
+
+
+def test_contained_follows_existing_symlinks_before_deciding(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "inner").mkdir(parents=True)
+    outside.mkdir()
+    (root / "out").symlink_to(outside)
+    (root / "dangling").symlink_to(outside / "nothing-yet")
+    (root / "self").symlink_to(root)
+    (root / "ok").symlink_to(root / "inner")
+    assert contained(root, "a/b/c", what="x") == root.resolve() / "a/b/c"
+    assert contained(root, "ok/f", what="x") == root.resolve() / "inner/f"
+    for name in ("out", "out/f", "dangling", "dangling/f"):
+        with pytest.raises(UnsafePath, match="leads outside through a symlink"):
+            contained(root, name, what="x")
+    with pytest.raises(UnsafePath, match="resolves to the folder itself"):
+        contained(root, "self", what="x")
+
+
+def test_contained_messages_are_one_short_line(tmp_path: Path) -> None:
+    with pytest.raises(UnsafePath) as err:
+        contained(tmp_path, "/" + "x\n" * 5000, what="model name")
+    assert len(str(err.value)) < 400 and "\n" not in str(err.value)
+
+
+def test_safe_name_is_stable_and_plain() -> None:
+    assert safe_name("../x") == safe_name("../x") != safe_name("../y")
+    assert unsafe_reason(safe_name("/abs")) is None and safe_name("/abs").startswith("unsafe-")
+
+
+# --- MLflow names chosen by the entry point --------------------------------------------------------------
+
+def _hostile_project(make_project, out: Path) -> Path:
+    return make_project({"MLproject": MLPROJECT.replace("python train.py", f"python train.py {out}"),
+                         "train.py": HOSTILE_WRITER})
+
+
+def test_hostile_mlflow_names_are_stored_under_generated_names(proj, make_project, tmp_path: Path) -> None:
+    out = Path(f"/tmp/proj-escape-{uuid.uuid4().hex[:12]}")  # absolute, outside pytest's tmp_path too
+    root = _hostile_project(make_project, out)
+    try:
+        result = proj("run", str(root), "--env-manager", "local")
+        assert result.code == 0, result
+        run = proj.show(proj.runs()[0]["id"])
+        run_dir = Path(run["run_dir"])
+        artifacts = run_dir / "artifacts"
+        assert run["status"] == "FINISHED"
+        # nothing escaped: not the absolute names, not the '..' names relative to any folder on the way
+        assert not out.exists()
+        for base in (artifacts, artifacts / "mlflow", artifacts / "mlflow" / "models", run_dir):
+            assert not (base / "../../escape").resolve().exists() or (base / "../../escape").resolve() == base
+        assert not (artifacts / "../../../x").resolve().exists()
+        assert not (artifacts / "mlflow" / "../../../x").resolve().exists()
+        assert not (run_dir.parent / "escape").exists() and not (run_dir.parent.parent / "escape").exists()
+        # one warning line per refused name, saying where the data went instead
+        warnings = [line for line in result.stderr.splitlines() if "warning: mlflow store:" in line]
+        assert any("logged model name" in w and str(out) in w and "mlflow/models/m-abs" in w for w in warnings), result
+        assert any("'../../escape'" in w and "mlflow/models/m-up" in w for w in warnings), result
+        up, absolute = safe_name("../../../x"), safe_name(str(out / "abs-run"))
+        assert any("'../../../x'" in w and f"mlflow/{up}" in w for w in warnings), result
+        assert any(str(out / "abs-run") in w and f"mlflow/{absolute}" in w for w in warnings), result
+        # the data is kept, under the generated names
+        assert (artifacts / "mlflow/models/m-abs/data.txt").read_text() == "escaped"
+        assert (artifacts / "mlflow/models/m-up/data.txt").read_text() == "escaped"
+        assert (artifacts / "mlflow" / up / "file.txt").read_text() == "escaped"
+        assert (artifacts / "mlflow" / absolute / "file.txt").read_text() == "escaped"
+        params = {p["key"]: p["value"] for p in run["params"]}
+        assert params[f"{up}/p"] == "v" and params[f"{absolute}/p"] == "v" and params["lr"] == "0.1"
+        models = proj("models", "list", "--json").json()
+        assert {m["path"] for m in models} == {"mlflow/models/m-abs", "mlflow/models/m-up"}
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+SYMLINK_PLANTER = '''\
+import os, sys
+from urllib.parse import urlparse
+root = urlparse(os.environ["MLFLOW_TRACKING_URI"]).path
+OUT = sys.argv[1]
+artifacts = os.path.join(os.path.dirname(os.path.dirname(root)), "artifacts")
+os.makedirs(artifacts, exist_ok=True)
+os.symlink(OUT, os.path.join(artifacts, "mlflow"))  # so that artifacts/mlflow/... would land in OUT
+os.symlink(OUT + "/plot.txt", os.path.join(artifacts, "plot.txt"))  # a dangling link the copy would follow
+os.makedirs(os.path.join(root, "1/aaaa1111/params"))
+os.makedirs(os.path.join(root, "1/bbbb2222/artifacts"))
+open(os.path.join(root, "1/aaaa1111/meta.yaml"), "w").write("run_id: aaaa1111\\nrun_name: main\\n")
+os.makedirs(os.path.join(root, "1/aaaa1111/artifacts"))
+open(os.path.join(root, "1/aaaa1111/artifacts/plot.txt"), "w").write("escaped")
+open(os.path.join(root, "1/bbbb2222/meta.yaml"), "w").write("run_id: bbbb2222\\nrun_name: two\\nstart_time: 5\\n")
+open(os.path.join(root, "1/bbbb2222/artifacts/f.txt"), "w").write("escaped")
+os.symlink("/etc/hostname", os.path.join(root, "1/aaaa1111/params/secret"))  # reading the host's files
+'''
+
+
+def test_symlinks_planted_in_the_run_folder_do_not_redirect_writes(proj, make_project) -> None:
+    out = Path(f"/tmp/proj-escape-{uuid.uuid4().hex[:12]}")
+    out.mkdir()
+    root = make_project({"MLproject": MLPROJECT.replace("python train.py", f"python train.py {out}"),
+                         "train.py": SYMLINK_PLANTER})
+    try:
+        result = proj("run", str(root), "--env-manager", "local")
+        assert result.code == 0, result
+        run = proj.show(proj.runs()[0]["id"])
+        assert run["status"] == "FINISHED"
+        assert list(out.iterdir()) == [], result
+        assert "secret" not in {p["key"] for p in run["params"]}
+        assert "symlink" in result.stderr and "not copied" in result.stderr, result
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

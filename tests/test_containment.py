@@ -167,3 +167,56 @@ def test_symlinks_planted_in_the_run_folder_do_not_redirect_writes(proj, make_pr
         assert "symlink" in result.stderr and "not copied" in result.stderr, result
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+# --- #subdir through a symlink ---------------------------------------------------------------------------
+
+OUTSIDE_PROJECT = {"MLproject": "name: outside\nentry_points:\n  main:\n    command: python -c \"open('RAN', 'w')\"\n"}
+
+
+def _outside_project(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for rel, text in OUTSIDE_PROJECT.items():
+        (outside / rel).write_text(text)
+    return outside
+
+
+def _assert_refused(proj, out, outside: Path) -> None:
+    assert out.code != 0 and "Traceback" not in out.stderr, out
+    [line] = [l for l in out.stderr.splitlines() if l.strip()]
+    assert "#subdir 'sub' leads outside through a symlink" in line and str(outside) in line, out
+    assert proj.runs() == [] and not (outside / "RAN").exists()
+
+
+def test_git_subdir_symlinked_out_of_the_checkout_is_refused(proj, tmp_path: Path) -> None:
+    require(shutil.which("git") is not None, "git is not installed")
+    from test_git_repos import commit, file_url, git
+
+    outside = _outside_project(tmp_path)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "sub").symlink_to(outside)
+    commit(repo, {"README": "x\n"}, "a symlinked subdir")
+    assert git(repo, "ls-files", "-s", "sub").startswith("120000")  # committed as a symlink
+    out = proj("run", file_url(repo) + "#sub", "--env-manager", "local")
+    _assert_refused(proj, out, outside)
+
+
+def test_local_subdir_symlinked_out_of_the_project_is_refused(proj, tmp_path: Path) -> None:
+    outside = _outside_project(tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "sub").symlink_to(outside)
+    out = proj("run", f"{project}#sub", "--env-manager", "local")
+    _assert_refused(proj, out, outside)
+
+
+def test_subdir_text_is_checked_before_anything_is_resolved(proj, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    for bad, reason in (("../x", "contains '..'"), ("/etc", "is absolute"), ("a\\b", "backslash")):
+        out = proj("run", f"{project}#{bad}", "--env-manager", "local")
+        assert out.code == 2 and reason in out.stderr and "Traceback" not in out.stderr, out
+    assert proj.runs() == []

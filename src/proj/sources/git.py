@@ -6,7 +6,7 @@ from pathlib import Path
 from proj.errors import SourceError, UsageError
 from proj.sources.base import Source
 from proj.sources.gitcache import GitCache
-from proj.sources.resolve import check_subdir
+from proj.sources.resolve import check_subdir, subdir_path
 from proj.sources.urls import parse_git_url, split_fragment
 
 
@@ -25,7 +25,7 @@ def resolve_git(uri: str, version: str | None, *, options: dict | None = None,
     cache = GitCache()
     found = cache.resolve(url, version)
     root = cache.checkout(url, found)
-    project_dir = root / subdir if subdir else root
+    project_dir = subdir_path(root, subdir, f"git source {url.url} at {found.commit[:12]}")
     if not project_dir.is_dir():
         _missing_subdir(url.url, version or found.branch, found.commit, root, subdir or "")
     recorded = display_uri or url.url + (f"#{subdir}" if subdir else "")

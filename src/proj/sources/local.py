@@ -7,7 +7,7 @@ from proj.errors import SourceError, UsageError
 from proj.sources import provenance
 from proj.sources.base import Source
 from proj.sources.provenance import WorkTree
-from proj.sources.resolve import check_subdir
+from proj.sources.resolve import check_subdir, subdir_path
 
 
 def resolve_local(path: Path, subdir: str | None, version: str | None, *, options: dict) -> Source:
@@ -18,7 +18,7 @@ def resolve_local(path: Path, subdir: str | None, version: str | None, *, option
     if not path.is_dir():
         raise UsageError(f"project path {path} is not a directory")
     subdir = check_subdir(subdir)
-    project_dir = (path / subdir) if subdir else path
+    project_dir = subdir_path(path, subdir, f"project path {path}")
     if not project_dir.is_dir():
         raise UsageError(f"#{subdir}: no such directory in {path}")
     tree = provenance.find_worktree(project_dir)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from proj.errors import UsageError
+from proj.errors import SourceError, UnsafePath, UsageError
+from proj.paths import contained, shorten, unsafe_reason
 from proj.sources.base import Source
 
 _GIT_URL = re.compile(r"^(https?://|ssh://|git://|file://|git\+[a-z]+://)|^[\w.-]+@[\w.-]+:")
@@ -32,10 +33,25 @@ def resolve_source(uri: str, version: str | None = None, *, cwd: Path | None = N
 
 
 def check_subdir(subdir: str | None) -> str | None:
-    """A ``#subdir`` must stay inside the project: no absolute paths, no ``..``."""
+    """A ``#subdir`` must stay inside the project: no absolute paths, no ``..`` (checked on the text)."""
     if not subdir:
         return None
-    parts = Path(subdir).parts
-    if Path(subdir).is_absolute() or ".." in parts:
-        raise UsageError(f"#{subdir}: the subdirectory must be a relative path inside the project (no '..')")
+    reason = unsafe_reason(subdir)
+    if reason is not None:
+        raise UsageError(f"#{shorten(subdir)}: the subdirectory {reason}; it must be a relative path inside "
+                         f"the project (no '..')")
     return subdir.strip("/")
+
+
+def subdir_path(root: Path, subdir: str | None, what: str) -> Path:
+    """``root/subdir`` once the subdirectory resolves inside ``root`` with symlinks followed (a committed
+    ``sub -> /elsewhere`` would otherwise run code from outside the checkout); SourceError if not.
+
+    The path returned is not resolved: callers count its parts back to ``root``."""
+    if not subdir:
+        return root
+    try:
+        contained(root, subdir, what=f"{what}: #subdir")
+    except UnsafePath as exc:
+        raise SourceError(str(exc)) from None
+    return root / subdir

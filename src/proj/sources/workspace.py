@@ -38,6 +38,14 @@ def private_copy(source: Source) -> Path:
     shutil.copytree(checkout_root(source), work, symlinks=True, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(".git"))
     _make_writable(work)
+    if source.subdir:  # checked on the pristine checkout; an absolute link inside it points back there
+        from proj.paths import contained
+
+        try:
+            contained(work, source.subdir, what="#subdir in the run's copy of the checkout")
+        except Exception:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
     return work / (source.subdir or "")
 
 

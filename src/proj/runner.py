@@ -45,14 +45,17 @@ class RunRequest:
     cwd: str = field(default_factory=os.getcwd)
     refresh_env: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # backend and source options
-    parent_run_id: str | None = None
+    reproduces: str | None = None  # the run `proj reproduce` re-runs
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "RunRequest":
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        if "parent_run_id" in data:  # written before child runs took that name
+            data["reproduces"] = data.pop("parent_run_id")
+        return cls(**data)
 
 
 @dataclass
@@ -144,7 +147,7 @@ def start_run(store: RunStore, plan: Plan) -> RunRecord:
     new = NewRun(experiment=req.experiment or os.environ.get("PROJ_EXPERIMENT_NAME") or "Default",
                  name=req.run_name, source=plan.source.to_record(), project_name=plan.project.name,
                  entry_point=plan.entry_point.name, command=plan.command, params=params, tags=dict(req.tags),
-                 env_choice=plan.choice.describe(), parent_run_id=req.parent_run_id, inputs=_inputs(plan),
+                 env_choice=plan.choice.describe(), reproduces=req.reproduces, inputs=_inputs(plan),
                  env_backend=plan.choice.backend)
     run = store.create_run(new, os.getpid())
     run_dir = Path(run.run_dir)
@@ -191,7 +194,7 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         echo(f"running: {plan.command}")
         with OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream,
                         stdout_to_stderr=stdout_to_stderr) as sink, \
-                MetricsTailer(store.root, run.id) as tailer, _leases(plan, env):
+                MetricsTailer(store.root, run.id) as tailer, _leases(plan, env, run.id):
             code = env.execute(invocation, sink)
         phase = "finish"
         if tailer.bad_lines:
@@ -243,19 +246,21 @@ def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path)
 
 
 @contextmanager
-def _leases(plan: Plan, env: Any) -> Iterator[None]:
-    """Hold the cached env dir and git checkout this run uses, so ``prune`` leaves them alone."""
-    from proj.envs.cache import EnvCache, in_use
+def _leases(plan: Plan, env: Any, run_id: str) -> Iterator[None]:
+    """Hold the cached env dir and git checkout this run uses, so neither ``prune`` nor a
+    ``--refresh-env`` of another run removes them under it."""
+    from proj.envs.cache import MARKER, in_use
 
-    paths = [EnvCache().path(env.key)]
-    if plan.source.kind == "git":  # the pristine checkout the private copy came from
-        from proj.sources.workspace import checkout_root
-
-        paths.append(checkout_root(plan.source))
     with ExitStack() as stack:
-        for path in paths:
-            if path.is_dir():
-                stack.enter_context(in_use(path))
+        home = env.home()
+        if home is not None and home.is_dir():  # the exact slot it was given, not whatever is published now
+            stack.enter_context(in_use(home, run_id, marker=MARKER))
+        if plan.source.kind == "git":  # the pristine checkout the private copy came from
+            from proj.sources.workspace import checkout_root
+
+            checkout = checkout_root(plan.source)
+            if checkout.is_dir():
+                stack.enter_context(in_use(checkout))
         yield
 
 

@@ -55,6 +55,8 @@ def prune(app: App, older_than: float | None, everything: bool, dry_run: bool, a
         click.echo(f"{verb} {entry.key} ({entry.backend}, {human_size(entry.size_bytes)}, last used {when(entry.last_used)})")
     for name in result.leftovers:
         click.echo(f"{verb} {name} (an interrupted build)")
+    for name in result.retired:
+        click.echo(f"{verb} {name} (replaced by --refresh-env, no longer in use)")
     for key in result.busy:
         click.echo(f"kept {key} (a running run uses it)")
     for failure in result.failed:  # e.g. an image a stopped container still uses: the rest was pruned

@@ -93,6 +93,10 @@ class Env(ABC):
             **self.details,
         }
 
+    def home(self) -> Path | None:
+        """The env cache directory this env runs from (leased by the run, so no rebuild removes it)."""
+        return None
+
     @abstractmethod
     def execute(self, invocation: Invocation, sink: OutputSink) -> int:
         """Run the command to completion, streaming output to ``sink``; return its exit code.

@@ -4,6 +4,11 @@ Environments embed their own absolute path (shebangs, pyvenv.cfg, conda prefixes
 in place and *published by a completion marker* written last. A directory without the marker is a
 half-built leftover (crash, kill -9, Ctrl-C): it is never used and is removed before a rebuild.
 Builders of the same key serialise on a file lock, so two concurrent runs build it once.
+
+A key's env normally lives in ``<key>``. A rebuild (``--refresh-env``, a broken env) never deletes a
+directory a running run has leased: it builds a *slot* beside it (``<key>.<n>``) and publishes it by
+writing its name to ``<key>.current``. The replaced slot is *retired*: ``proj env prune`` collects it
+once its lease ends.
 """
 from __future__ import annotations
 
@@ -17,10 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
+from proj.errors import EnvError
 from proj.paths import atomic_write, cache_dir
 
 MARKER = ".proj-env.json"
 USES = ".proj-uses"
+CURRENT = ".current"  # ``<key>.current`` names the published slot when it is not ``<key>`` itself
+LEASE = ".lease-"  # ``<slot>.lease-<run id>``: held (flock) by the run using the slot, names who uses it
 Health = Callable[[Path], "str | None"]  # returns a reason when a published env is broken
 
 
@@ -31,6 +39,7 @@ class Slot:
     path: Path
     hit: bool
     rebuild_reason: str | None = None
+    beside: list[str] | None = None  # built beside a slot these runs still use (None: built in place)
 
 
 class EnvCache:
@@ -38,42 +47,67 @@ class EnvCache:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or cache_dir() / "envs"
+        self._building: tuple[str, Path] | None = None  # (key, slot) while :meth:`slot` builds
 
     def path(self, key: str) -> Path:
-        return self.root / key
+        """The key's published slot (one read of a tiny pointer file; ENOENT in the common case)."""
+        try:
+            name = (self.root / f"{key}{CURRENT}").read_text(encoding="utf-8").strip()
+        except OSError:
+            return self.root / key
+        return self.root / name if slot_key(name) == key and "/" not in name else self.root / key
 
     def ready(self, key: str, health: Health | None = None) -> bool:
-        """Fast, lock-free check used on the warm path: the marker exists and the env looks healthy."""
+        return self.lookup(key, health) is not None
+
+    def lookup(self, key: str, health: Health | None = None) -> Path | None:
+        """Fast, lock-free check used on the warm path: the published slot, if complete and healthy."""
         path = self.path(key)
         if not (path / MARKER).is_file():
-            return False
-        return health is None or health(path) is None
+            return None
+        return path if health is None or health(path) is None else None
 
     @contextmanager
-    def slot(self, key: str, health: Health | None = None) -> Iterator[Slot]:
+    def slot(self, key: str, health: Health | None = None, *, refresh: bool = False) -> Iterator[Slot]:
         """Hold the key's build lock. Yields a hit, or an empty directory to build into.
 
+        ``refresh`` rebuilds even a healthy env. A published slot that a running run has leased is
+        never removed: the new one is built beside it and :meth:`publish` switches later runs to it.
         If the body raises, the partial directory is removed; if it returns, the caller must have
         called :meth:`publish`.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         with _flock(self.root / f"{key}.lock"):
-            path = self.path(key)
-            reason = self._stale_reason(path, health)
-            if path.exists() and reason is None:
-                yield Slot(path, hit=True)
+            current = self.path(key)
+            reason = "--refresh-env asked for a rebuild" if refresh and current.exists() \
+                else self._stale_reason(current, health)
+            if current.exists() and reason is None:
+                yield Slot(current, hit=True)
                 return
-            if path.exists():
-                shutil.rmtree(path, ignore_errors=True)
+            path, users = current, None
+            if current.exists():
+                users = _discard(current)
+                if users is not None:  # leased: leave it to its run, build beside it
+                    path = self._free_slot(key)
             path.mkdir(parents=True)
+            self._building = (key, path)
             try:
-                yield Slot(path, hit=False, rebuild_reason=reason if reason != "missing" else None)
+                yield Slot(path, hit=False, rebuild_reason=reason if reason != "missing" else None, beside=users)
             except BaseException:
                 shutil.rmtree(path, ignore_errors=True)
                 raise
+            finally:
+                self._building = None
             if not (path / MARKER).is_file():
                 shutil.rmtree(path, ignore_errors=True)
                 raise RuntimeError(f"environment {key} was built but never published")
+
+    def _free_slot(self, key: str) -> Path:
+        """A fresh ``<key>.<n>`` directory name (called under the key's build lock)."""
+        n = 2
+        while (self.root / f"{key}.{n}").exists():
+            n += 1
+        return self.root / f"{key}.{n}"
 
     def _stale_reason(self, path: Path, health: Health | None) -> str | None:
         if not path.exists():
@@ -85,23 +119,31 @@ class EnvCache:
     def publish(self, key: str, metadata: dict[str, Any]) -> None:
         """Mark a built env complete. Written last and atomically: its presence means 'usable'."""
         meta = {"key": key, "created": time.time(), **metadata}
-        atomic_write(self.path(key) / MARKER, json.dumps(meta, indent=2, sort_keys=True))
+        building = self._building
+        path = building[1] if building is not None and building[0] == key else self.path(key)
+        atomic_write(path / MARKER, json.dumps(meta, indent=2, sort_keys=True))
+        pointer = self.root / f"{key}{CURRENT}"
+        if path.name != key:
+            atomic_write(pointer, path.name)  # later runs use the new slot; the old one is retired
+        elif pointer.exists():
+            pointer.unlink()
 
-    def metadata(self, key: str) -> dict[str, Any]:
+    def metadata(self, key: str, path: Path | None = None) -> dict[str, Any]:
         try:
-            return json.loads((self.path(key) / MARKER).read_text())
+            return json.loads(((path or self.path(key)) / MARKER).read_text())
         except (OSError, ValueError):
             return {}
 
-    def touch(self, key: str) -> None:
+    def touch(self, key: str, path: Path | None = None) -> None:
         """Record a use (the marker's mtime is the 'last used' time shown by ``proj env list``).
 
         Each use also appends one byte to a counter file: a single O_APPEND write, so concurrent
         runs never lose a count and the warm path stays one syscall cheap.
         """
+        path = path or self.path(key)
         try:
-            os.utime(self.path(key) / MARKER)
-            fd = os.open(self.path(key) / USES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.utime(path / MARKER)
+            fd = os.open(path / USES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, b".")
             finally:
@@ -117,28 +159,84 @@ class EnvCache:
             return 0
 
     def entries(self) -> list[tuple[str, Path, dict[str, Any], float]]:
-        """Every complete entry: (key, path, metadata, last used)."""
+        """Every complete, published entry: (key, path, metadata, last used)."""
         result: list[tuple[str, Path, dict[str, Any], float]] = []
         if not self.root.is_dir():
             return result
         for child in sorted(self.root.iterdir()):
-            marker = child / MARKER
-            if child.is_dir() and marker.is_file():
-                result.append((child.name, child, self.metadata(child.name), marker.stat().st_mtime))
+            marker, key = child / MARKER, slot_key(child.name)
+            if child.is_dir() and marker.is_file() and self.path(key) == child:
+                result.append((key, child, self.metadata(key), marker.stat().st_mtime))
         return result
+
+    def retired(self) -> list[Path]:
+        """Slots a rebuild replaced (no longer published): ``prune`` removes them once unleased."""
+        if not self.root.is_dir():
+            return []
+        return [child for child in sorted(self.root.iterdir())
+                if child.is_dir() and (child / MARKER).is_file() and self.path(slot_key(child.name)) != child]
+
+    def remove_retired(self, path: Path) -> bool:
+        """Delete a retired slot unless a run still uses it; returns whether it was removed."""
+        key = slot_key(path.name)
+        with _flock(self.root / f"{key}.lock"):
+            if self.path(key) == path or _discard(path) is not None:
+                return False
+        return True
 
     def remove(self, key: str) -> bool:
         """Delete an entry unless a running run uses it; returns whether it was removed."""
-        if busy(self.path(key)):
-            return False
+        path = self.path(key)
         with _flock(self.root / f"{key}.lock"):
-            shutil.rmtree(self.path(key), ignore_errors=True)
-        for suffix in (".lock", ".inuse"):
+            if _discard(path) is not None:
+                return False
+            for suffix in (".lock", CURRENT):
+                try:
+                    (self.root / f"{key}{suffix}").unlink()
+                except OSError:
+                    pass
+        return True
+
+
+def report_beside(slot: Slot, log: Any) -> None:
+    """The one line a rebuild prints when a running run kept the old env (``log`` is a BuildLog)."""
+    if slot.beside:
+        runs = ", ".join(slot.beside)
+        log.write(f"refreshing: built a new env beside the one in use by run {runs}; later runs use the new one")
+
+
+def slot_key(name: str) -> str:
+    """The cache key a slot directory belongs to (``venv-ab12.3`` -> ``venv-ab12``; keys have no dot)."""
+    return name.split(".", 1)[0]
+
+
+def _discard(path: Path) -> list[str] | None:
+    """Remove a slot unless leased; returns None when removed, else the ids of the runs using it.
+
+    The slot's ``.inuse`` lock is held exclusively while deleting, so a run cannot lease it
+    half-way; :func:`in_use` then sees the marker gone and refuses instead of running in a hole.
+    """
+    lock = path.with_name(f"{path.name}.inuse")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        fd = -1
+    try:
+        if fd >= 0:
             try:
-                (self.root / f"{key}{suffix}").unlink()
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return holders(path) or ["another run"]
+        shutil.rmtree(path, ignore_errors=True)
+        for leftover in [lock, *path.parent.glob(f"{path.name}{LEASE}*")]:
+            try:
+                leftover.unlink()
             except OSError:
                 pass
-        return True
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 @contextmanager
@@ -155,19 +253,63 @@ def _flock(path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def in_use(path: Path) -> Iterator[None]:
-    """Mark a cached directory as used by a running run (a shared lock on ``<path>.inuse``): prune skips it."""
+def in_use(path: Path, holder: str | None = None, *, marker: str | None = None) -> Iterator[None]:
+    """Mark a cached directory as used by a running run (a shared lock on ``<path>.inuse``): prune skips it.
+
+    ``holder`` (a run id) is recorded in a lease file of its own, held for the block, so a refresh can
+    say who uses the slot. With ``marker``, the directory must still hold that file once leased: a
+    concurrent rebuild may have removed it between the lookup and the lease.
+    """
     lock = path.with_name(f"{path.name}.inuse")
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
         yield  # a read-only cache cannot be pruned by us either
         return
+    named = -1
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
+        if marker is not None and not (path / marker).is_file():
+            raise EnvError(f"environment {path} was removed while this run was starting (a concurrent "
+                           f"--refresh-env or prune); run again")
+        if holder is not None:
+            named = _hold(path.with_name(f"{path.name}{LEASE}{holder}"))
         yield
     finally:
+        if named >= 0:
+            try:
+                os.unlink(path.with_name(f"{path.name}{LEASE}{holder}"))
+            except OSError:
+                pass
+            os.close(named)
         os.close(fd)
+
+
+def _hold(lease: Path) -> int:
+    try:
+        named = os.open(lease, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return -1
+    fcntl.flock(named, fcntl.LOCK_EX)
+    return named
+
+
+def holders(path: Path) -> list[str]:
+    """The run ids holding a lease on ``path`` right now (stale lease files of dead runs are removed)."""
+    found: list[str] = []
+    for lease in sorted(path.parent.glob(f"{path.name}{LEASE}*")):
+        try:
+            fd = os.open(lease, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            lease.unlink(missing_ok=True)  # its run died without cleaning up
+        except BlockingIOError:
+            found.append(lease.name[len(path.name) + len(LEASE):])
+        finally:
+            os.close(fd)
+    return found
 
 
 def busy(path: Path) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from proj.envs import activation
 from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
-from proj.envs.cache import EnvCache, read_resolution, resolution_path, write_resolution
+from proj.envs.cache import EnvCache, read_resolution, report_beside, resolution_path, write_resolution
 from proj.envs.conda_lockfile import LOCK_FORMAT, LOCK_NAME
 from proj.envs.conda_spec import CondaSpec, fingerprint, load_spec, spec_digest
 from proj.errors import EnvError
@@ -33,6 +33,9 @@ class CondaEnv(SubprocessEnv):
                  details: dict[str, Any]) -> None:
         self.key, self.prefix, self.lock, self.delta = key, prefix, lock, delta
         self.cache_hit, self.build_seconds, self.details = hit, seconds, details
+
+    def home(self) -> Path:
+        return self.prefix
 
     def process_env(self, base: dict[str, str]) -> dict[str, str]:
         return activation.apply(self.delta, base)
@@ -215,13 +218,14 @@ def _warm(target: _Target, start: float) -> CondaEnv | None:
     """The published env for this lock, or None; reads only JSON (no rattler, no conda-lock)."""
     cache = EnvCache()
     key = target.key
-    if not cache.ready(key, _health):
+    path = cache.lookup(key, _health)
+    if path is None:
         return None
-    meta = cache.metadata(key)
+    meta = cache.metadata(key, path)
     if "activation" not in meta:
         return None
-    cache.touch(key)
-    return _env(key, cache.path(key), target, meta, hit=True, seconds=time.perf_counter() - start)
+    cache.touch(key, path)
+    return _env(key, path, target, meta, hit=True, seconds=time.perf_counter() - start)
 
 
 def build(target: _Target, log: BuildLog, start: float, frontend: str | None, *, refresh: bool = False) -> CondaEnv:
@@ -230,11 +234,10 @@ def build(target: _Target, log: BuildLog, start: float, frontend: str | None, *,
     from proj.envs.conda_solve import install
 
     cache = EnvCache()
-    if refresh:
-        cache.remove(target.key)
-    with cache.slot(target.key, _health) as slot:
+    with cache.slot(target.key, _health, refresh=refresh) as slot:  # a leased env is rebuilt beside, never removed
         if slot.hit:
-            return _env(target.key, slot.path, target, cache.metadata(target.key), True, time.perf_counter() - start)
+            return _env(target.key, slot.path, target, cache.metadata(target.key, slot.path), True,
+                        time.perf_counter() - start)
         if slot.rebuild_reason:
             log.write(f"rebuilding {target.key}: {slot.rebuild_reason}")
         resolved = conda_lockfile.parse(target.lock_text, target.platform, target.source)
@@ -244,8 +247,10 @@ def build(target: _Target, log: BuildLog, start: float, frontend: str | None, *,
         conda_pip.install(resolved.pins, python, target.spec.root, log)
         meta = _metadata(target, resolved, slot.path, frontend)
         cache.publish(target.key, meta)
-    cache.touch(target.key)  # counts this run as a use, as the warm path does
-    return _env(target.key, slot.path, target, cache.metadata(target.key), False, time.perf_counter() - start)
+        report_beside(slot, log)
+    cache.touch(target.key, slot.path)  # counts this run as a use, as the warm path does
+    return _env(target.key, slot.path, target, cache.metadata(target.key, slot.path), False,
+                time.perf_counter() - start)
 
 
 def _write_state(spec: CondaSpec, prefix: Path) -> None:

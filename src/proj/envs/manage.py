@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from proj.envs.cache import MARKER, EnvCache, busy
+from proj.envs.cache import MARKER, EnvCache, busy, slot_key
 
 DAY = 86400.0
 
@@ -39,10 +39,11 @@ class PruneResult:
     busy: list[str] = field(default_factory=list)  # expired, but a running run uses them
     failed: list[dict[str, str]] = field(default_factory=list)  # {key, reason}: the removal was refused
     notes: list[str] = field(default_factory=list)  # e.g. the Docker daemon could not be reached
+    retired: list[str] = field(default_factory=list)  # slots a --refresh-env replaced, no longer leased
 
     def to_dict(self) -> dict[str, Any]:
         return {"removed": [e.to_dict() for e in self.removed], "leftovers": self.leftovers, "kept": self.kept,
-                "busy": self.busy, "failed": self.failed, "notes": self.notes}
+                "busy": self.busy, "failed": self.failed, "notes": self.notes, "retired": self.retired}
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,23 @@ def prune_envs(*, older_than_days: float | None = None, everything: bool = False
     if not dry_run:
         doomed = [e for e in doomed if cache.remove(e.key)]
     leftovers = _leftovers(cache.root, remove=not dry_run)
+    retired, still_used = _retired(cache, remove=not dry_run)
     images = prune_images(expired, dry_run=dry_run)
     return PruneResult(doomed + images.removed, leftovers, len(entries) - len(doomed) + images.kept,
-                       busy=held + images.busy, failed=images.failed, notes=[images.note] if images.note else [])
+                       busy=held + still_used + images.busy, failed=images.failed,
+                       notes=[images.note] if images.note else [], retired=retired)
+
+
+def _retired(cache: EnvCache, *, remove: bool) -> tuple[list[str], list[str]]:
+    """Slots a refresh replaced: always collected once no run leases them (whatever their age)."""
+    gone: list[str] = []
+    held: list[str] = []
+    for path in cache.retired():
+        if busy(path) or (remove and not cache.remove_retired(path)):
+            held.append(path.name)
+        else:
+            gone.append(path.name)
+    return gone, held
 
 
 def _leftovers(root: Path, *, remove: bool) -> list[str]:
@@ -116,8 +131,8 @@ def _leftovers(root: Path, *, remove: bool) -> list[str]:
     found: list[str] = []
     if not root.is_dir():
         return found
-    for child in sorted(root.iterdir()):
-        if child.is_dir() and not (child / MARKER).exists() and _unlocked(root / f"{child.name}.lock"):
+    for child in sorted(root.iterdir()):  # a slot built beside a leased one is locked by its key's lock
+        if child.is_dir() and not (child / MARKER).exists() and _unlocked(root / f"{slot_key(child.name)}.lock"):
             found.append(child.name)
             if remove:
                 shutil.rmtree(child, ignore_errors=True)

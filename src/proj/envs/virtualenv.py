@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
-from proj.envs.cache import EnvCache, read_resolution, write_resolution
+from proj.envs.cache import EnvCache, read_resolution, report_beside, write_resolution
 from proj.envs.pyenv_spec import LOCK_NAME, PythonSpec, load_spec
 from proj.errors import EnvError
 from proj.paths import atomic_write
@@ -51,6 +51,9 @@ class VirtualEnv(SubprocessEnv):
         self.build_seconds = seconds
         self.details = details
 
+    def home(self) -> Path:
+        return self.path
+
     def process_env(self, base: dict[str, str]) -> dict[str, str]:
         env = dict(base)
         env.pop("PYTHONHOME", None)  # would point the venv's python at another installation's stdlib
@@ -80,9 +83,10 @@ class VirtualenvBackend(Backend):
         if spec.stale_lock:  # every run, warm or cold, until the lock is rewritten
             log.write(f"warning: {spec.stale_lock}")
         res = None if refresh else _read_resolution(spec.fingerprint())
-        if res is not None and self.cache.ready(res.key, venv_health):
-            self.cache.touch(res.key)  # the warm path: no resolver, no build, a few stat calls
-            return self._env(res, choice, spec, hit=True, start=start)
+        path = self.cache.lookup(res.key, venv_health) if res is not None else None
+        if res is not None and path is not None:
+            self.cache.touch(res.key, path)  # the warm path: no resolver, no build, a few stat calls
+            return self._env(res, choice, spec, path, hit=True, start=start)
         for warning in spec.warnings:
             log.write(f"warning: {warning}")
         if res is None:
@@ -137,23 +141,23 @@ class VirtualenvBackend(Backend):
 
     def _build(self, res: Resolution, choice: EnvChoice, spec: PythonSpec, log: BuildLog, start: float, *,
                refresh: bool) -> VirtualEnv:
-        health = _rebuild_requested if refresh else venv_health
-        with self.cache.slot(res.key, health) as slot:
+        with self.cache.slot(res.key, venv_health, refresh=refresh) as slot:
             hit = slot.hit
             if not hit:
                 if slot.rebuild_reason:
                     log.write(f"rebuilding environment {res.key}: {slot.rebuild_reason}")
                 build_venv(slot.path, res, spec, log)
                 self.cache.publish(res.key, _metadata(res, spec))
-        self.cache.touch(res.key)
-        return self._env(res, choice, spec, hit=hit, start=start)
+                report_beside(slot, log)
+        self.cache.touch(res.key, slot.path)
+        return self._env(res, choice, spec, slot.path, hit=hit, start=start)
 
-    def _env(self, res: Resolution, choice: EnvChoice, spec: PythonSpec, *, hit: bool, start: float) -> VirtualEnv:
+    def _env(self, res: Resolution, choice: EnvChoice, spec: PythonSpec, path: Path, *, hit: bool,
+             start: float) -> VirtualEnv:
         details = {"python": res.python, "python_version": res.python_version, "python_source": res.python_source,
                    "python_request": spec.python, "origin": choice.origin, "lock_origin": res.lock_origin,
-                   "spec_file": str(spec.source) if spec.source else None, "env_path": str(self.cache.path(res.key))}
-        return VirtualEnv(self.cache.path(res.key), res, hit=hit, seconds=time.perf_counter() - start,
-                          details=details)
+                   "spec_file": str(spec.source) if spec.source else None, "env_path": str(path)}
+        return VirtualEnv(path, res, hit=hit, seconds=time.perf_counter() - start, details=details)
 
 
 def resolve(spec: PythonSpec, log: BuildLog, *, remember: bool = True) -> Resolution:
@@ -199,10 +203,6 @@ def venv_health(path: Path) -> str | None:
     if not os.path.exists(path / "bin" / "python"):
         return "bin/python is missing (or the interpreter it points to is gone)"
     return None
-
-
-def _rebuild_requested(path: Path) -> str | None:
-    return "--refresh-env asked for a rebuild"
 
 
 def env_key(lock_text: str, python_version: str) -> str:

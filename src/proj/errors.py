@@ -1,6 +1,37 @@
 """The one family of user-facing errors: each carries a message that names the file, key or value."""
 from __future__ import annotations
 
+import re
+
+# Every user error is printed as one line of at most this many characters, whatever value it quotes.
+MESSAGE_LIMIT = 400
+# Characters that would break the line or the terminal: C0/C1 controls, Unicode line breaks, and the lone
+# surrogates a non-UTF-8 byte becomes in a filename or argv (surrogateescape).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` as one printable line of at most ``limit`` characters, cut in the middle with "...".
+
+    The head names the file and key and the tail usually lists the valid choices, so both are kept.
+    """
+    flat = _UNPRINTABLE.sub(_escape, text)
+    if len(flat) <= limit:
+        return flat
+    head = (limit - 3) * 2 // 3
+    return f"{flat[:head]}...{flat[len(flat) - (limit - 3 - head):]}"
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not valid UTF-8, shown as that byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
 
 class ProjError(Exception):
     """A user-facing failure: the CLI prints the message on one line and exits with ``exit_code``."""
@@ -13,7 +44,7 @@ class ProjError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        return one_line(f"{self.message} ({self.hint})" if self.hint else self.message)
 
 
 class UsageError(ProjError):
@@ -44,6 +75,10 @@ class UnsafePath(ProjError):
 
 class StoreError(ProjError):
     """The run store could not be opened or a run could not be found."""
+
+
+class StoreDamaged(StoreError):
+    """proj.db is damaged, not a database, or empty beside run folders: nothing is written to it."""
 
 
 class RunFailed(ProjError):

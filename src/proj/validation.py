@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import ProjectError
+from proj.safe_yaml import read_yaml_text, safe_compose, safe_load
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -27,18 +28,8 @@ def read_text(path: Path) -> str:
 
 
 def load_yaml(path: Path, text: str | None = None) -> Any:
-    """Parse YAML safely; a syntax error names the file, line and column."""
-    import yaml
-
-    text = read_text(path) if text is None else text
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ProjectError(f"{path}{where}: invalid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ProjectError(f"{path}: invalid YAML: {exc}") from None
+    """Parse YAML safely (no aliases, bounded size and depth); an error names the file and line."""
+    return safe_load(read_yaml_text(path) if text is None else text, path)
 
 
 def load_validated(path: Path, schema_name: str) -> tuple[Any, str]:
@@ -47,7 +38,7 @@ def load_validated(path: Path, schema_name: str) -> tuple[Any, str]:
     The parsed form of a document that already passed is kept as JSON under its content hash, so a
     warm run neither imports PyYAML's resolver nor jsonschema.
     """
-    text = read_text(path)
+    text = read_yaml_text(path)
     marker = _validated_marker(_fingerprint(schema_name, text))
     if marker is not None:
         try:
@@ -165,8 +156,8 @@ def _line_of(text: str, keys: list[Any]) -> int:
     import yaml
 
     try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
+        node = safe_compose(text, Path("<yaml>"))
+    except ProjectError:
         return 1
     line = node.start_mark.line if node else 0
     for key in keys:

@@ -63,7 +63,7 @@ def test_git_source_reproduces_identical_and_so_does_its_reproduction(proj, repo
     again = proj("reproduce", original["id"][:8])
     assert again.code == 0 and "verdict: identical" in again.stdout, again
     new = last_run(proj)
-    assert new["parent_run_id"] == original["id"] and new["tags"]["proj.reproduces"] == original["id"]
+    assert new["reproduces"] == original["id"] and new["parent_run_id"] is None and new["tags"]["proj.reproduces"] == original["id"]
     assert new["source"]["commit"] == original["source"]["commit"]
     twice = proj("reproduce", new["id"], "--json")
     assert twice.code == 0 and twice.json()["verdict"] == "identical", twice

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from importlib import import_module
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from proj.envs.base import Backend, BuildLog, EnvChoice, Invocation, Lock
 from proj.errors import ProjError
-from proj.execution.process import OutputSink, Terminated
+from proj.execution.process import OutputLost, OutputSink, Terminated
 from proj.project.params import BoundParam, bind_params, render_command
 from proj.project.spec import EntryPoint, Project, load_project, select_entry_point
 from proj.sources.base import Source
@@ -28,6 +29,7 @@ CHILD_PATH = Path(__file__).parent / "_childpath"
 # Modules with optional ``child_env(store, run) -> dict`` and ``after_run(store, run, code, echo)``.
 RUN_HOOKS: tuple[str, ...] = ("proj.models.collect",)
 Echo = Callable[[str], None]
+FINISH_RETRY_SECONDS = 3.0  # how long a run's end is retried on a full disk before the runner exits anyway
 
 
 @dataclass
@@ -196,6 +198,8 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
                         stdout_to_stderr=stdout_to_stderr) as sink, \
                 MetricsTailer(store.root, run.id) as tailer, _leases(plan, env, run.id):
             code = env.execute(invocation, sink)
+        if sink.failure is not None:  # e.g. a full disk: the child was stopped, its output is incomplete
+            raise OutputLost(sink.failure)
         phase = "finish"
         if tailer.bad_lines:
             echo(f"warning: skipped {tailer.bad_lines} line(s) of {METRICS_FILE} that were not valid metric records "
@@ -205,6 +209,10 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         plan.close()
         store.finish_run(run.id, KILLED, phase=phase, reason="interrupted (Ctrl-C or SIGTERM)")
         return Outcome(store.get_run(run.id), 143 if isinstance(exc, Terminated) else 130, KILLED)
+    except OutputLost as exc:
+        plan.close()
+        _finish_when_writable(store, run.id, FAILED, phase=phase, reason=str(exc))
+        raise
     except ProjError as exc:
         plan.close()
         store.finish_run(run.id, FAILED, phase=phase, reason=str(exc))
@@ -220,6 +228,20 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         store.finish_run(run.id, FAILED, exit_code=code, phase="execution", reason=f"entry point exited with code {code}")
     final = store.get_run(run.id)
     return Outcome(final, code, final.status)
+
+
+def _finish_when_writable(store: RunStore, run_id: str, status: str, *, phase: str, reason: str) -> bool:
+    """Record the end of a run on a disk that may be full: retry briefly (a stopped child, a deleted temp
+    file free space), then give up -- the runner exits anyway and the next reaper marks the run."""
+    deadline = time.monotonic() + FINISH_RETRY_SECONDS
+    while True:
+        try:
+            store.finish_run(run_id, status, phase=phase, reason=reason)
+            return True
+        except Exception:  # noqa: BLE001 - "database or disk is full" and its kin, whatever the store raises
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
 
 
 def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path) -> Invocation:

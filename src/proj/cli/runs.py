@@ -1,10 +1,16 @@
 """``proj runs list|show|logs|cancel``: read the run store."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from proj.cli.main import App
 from proj.cli.render import json_option, number, print_json, seconds, table, tracking_option, when
+
+if TYPE_CHECKING:
+    from proj.tracking.records import RunRecord
+    from proj.tracking.store import RunStore
 
 STATUS_CHOICES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 
@@ -19,25 +25,47 @@ def runs() -> None:
 @click.option("--status", type=click.Choice(STATUS_CHOICES, case_sensitive=False), help="Only runs with this status.")
 @click.option("--commit", help="Only runs of this source commit (prefix).")
 @click.option("-n", "--limit", default=50, show_default=True, help="How many runs (0 = all).")
+@click.option("--children/--no-children", default=True, show_default=True,
+              help="Show child runs (a program's other MLflow runs) indented under their parent.")
 @tracking_option
 @json_option
-def list_runs(experiment: str | None, status: str | None, commit: str | None, limit: int,
+def list_runs(experiment: str | None, status: str | None, commit: str | None, limit: int, children: bool,
               tracking_uri: str | None, as_json: bool) -> None:
-    """Recent runs, newest first."""
+    """Recent runs, newest first; the filters and the limit apply to top-level runs."""
     from proj.tracking.store import existing_store
 
     store = existing_store(tracking_uri)
-    records = store.list_runs(experiment=experiment, status=status, commit=commit, limit=limit or None) if store else []
+    tops = store.list_runs(experiment=experiment, status=status, commit=commit, limit=limit or None,
+                           top_level=True) if store else []
+    tree = _with_children(store, tops) if store and children else [(r, 0) for r in tops]
     if as_json:
-        print_json("run-list", [r.to_dict() for r in records])
+        print_json("run-list", [{**r.to_dict(), "depth": depth} for r, depth in tree])
         return
-    rows = [(r.id[:12], r.status + (f" ({r.failure_phase})" if r.failure_phase else ""), r.experiment, r.entry_point,
+    rows = [("  " * depth + ("└ " if depth else "") + r.id[:12], r.status + (f" ({r.failure_phase})" if r.failure_phase else ""), r.experiment, r.entry_point,
              when(r.start_time), seconds(r.duration), r.env.get("backend", ""),
              (r.source.get("commit") or "")[:8] + ("+" if r.source.get("dirty") else ""),  # + = uncommitted changes
-             r.name or "") for r in records]
+             r.name or "") for r, depth in tree]
     filtered = experiment or status or commit
     click.echo(table(("RUN", "STATUS", "EXPERIMENT", "ENTRY", "STARTED", "TIME", "ENV", "COMMIT", "NAME"), rows)
                if rows else ("no runs match" if filtered and store else "no runs recorded yet"))
+
+
+def _with_children(store: RunStore, tops: list[RunRecord]) -> list[tuple[RunRecord, int]]:
+    """Each run followed by its child runs (depth first, oldest child first), with its depth."""
+    out: list[tuple[RunRecord, int]] = []
+    seen: set[str] = set()
+
+    def add(run: RunRecord, depth: int) -> None:
+        if run.id in seen:  # a parent link can never loop, but a damaged store must not hang the listing
+            return
+        seen.add(run.id)
+        out.append((run, depth))
+        for child in store.list_children(run.id):
+            add(child, depth + 1)
+
+    for run in tops:
+        add(run, 0)
+    return out
 
 
 @runs.command("show")
@@ -54,6 +82,7 @@ def show(run_ref: str, tracking_uri: str | None, as_json: bool) -> None:
         data = run.to_dict()
         lock = store.get_lock(run.id)
         data["lock"] = {"format": lock[0], "text": lock[1]} if lock else None
+        data["children"] = [child.id for child in store.list_children(run.id)]
         data["models"] = [{"path": m.path, "flavors": m.flavors, "size": m.size, "valid": m.valid,
                            "reason": m.reason} for m in store.list_models(run_id=run.id)]
         print_json("run", data)

@@ -16,8 +16,13 @@ def render_run(store: RunStore, run: RunRecord) -> str:
              f"started    {when(run.start_time)} by {run.user}@{run.host}" + (f", took {seconds(run.duration)}" if run.duration else ""),
              f"project    {run.project_name or '-'}, entry point {run.entry_point}",
              f"command    {run.command}"]
+    if run.reproduces:
+        lines.append(f"reproduces {run.reproduces}")
     if run.parent_run_id:
-        lines.append(f"reproduces {run.parent_run_id}")
+        lines.append(f"child of   {run.parent_run_id}: MLflow run {run.mlflow_run_id or '?'} that the program "
+                     "opened besides its first one")
+    elif run.mlflow_run_id:
+        lines.append(f"mlflow run {run.mlflow_run_id}")
     lines += ["", "source"] + [f"  {k:<10} {_value(v)}" for k, v in run.source.items() if k != "untracked"]
     if run.source.get("untracked"):
         lines.append(f"  untracked  {len(run.source['untracked'])} file(s): {', '.join(run.source['untracked'][:5])}")
@@ -35,6 +40,12 @@ def render_run(store: RunStore, run: RunRecord) -> str:
                                                 for m in run.metrics.values()]))]
     if run.tags:
         lines += ["", "tags"] + [f"  {k} = {v}" for k, v in run.tags.items()]
+    children = store.list_children(run.id)
+    if children:
+        lines += ["", f"child runs ({len(children)}; `proj runs show ID` for each)",
+                  _indent(table(("RUN", "NAME", "STATUS", "MLFLOW RUN", "METRICS"),
+                                [(c.id[:12], c.name or "", c.status, (c.mlflow_run_id or "")[:12], _brief(c))
+                                 for c in children]))]
     models = store.list_models(run_id=run.id)
     if models:
         lines += ["", "models", _indent(table(("PATH", "FLAVORS", "SIZE", "VALID"),
@@ -43,6 +54,12 @@ def render_run(store: RunStore, run: RunRecord) -> str:
     lines += ["", "files"] + [f"  {name:<10} {path}" for name, path in _files(Path(run.run_dir))]
     lines += _log_tail(Path(run.run_dir) / "logs")
     return "\n".join(lines)
+
+
+def _brief(run: RunRecord, count: int = 3) -> str:
+    """A child's first few latest metrics, so the parent's view shows which trial did best."""
+    shown = [f"{m.key}={number(m.value)}" for m in list(run.metrics.values())[:count]]
+    return ", ".join(shown) + (", ..." if len(run.metrics) > count else "")
 
 
 def _log_tail(logs: Path, count: int = 5) -> list[str]:

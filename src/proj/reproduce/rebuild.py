@@ -73,7 +73,7 @@ def _request(req: RunRequest, old: RunRecord, project_dir: Path, env_manager: st
     backend = env_manager or old.env.get("backend") or req.env_manager
     tags = {**req.tags, REPRODUCES_TAG: old.id}
     return dataclasses.replace(req, uri=str(project_dir), version=None, params=params, env_manager=backend,
-                               tags=tags, parent_run_id=old.id, refresh_env=False,
+                               tags=tags, reproduces=old.id, refresh_env=False,
                                options={**req.options, "require_clean": False})
 
 

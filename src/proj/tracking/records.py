@@ -40,7 +40,7 @@ class NewRun:
     params: list[ParamRecord]
     tags: dict[str, str]
     env_choice: str
-    parent_run_id: str | None = None
+    reproduces: str | None = None  # the run this one re-runs (`proj reproduce`)
     env_backend: str = ""  # known before the build, so a run that failed building still shows it
     inputs: dict[str, Any] = field(default_factory=dict)  # fingerprints of path parameters
 
@@ -64,10 +64,13 @@ class RunRecord:
     failure_phase: str | None = None
     failure_reason: str | None = None
     env: dict[str, Any] = field(default_factory=dict)
-    parent_run_id: str | None = None
+    parent_run_id: str | None = None  # set on a child run: one of several MLflow runs the program opened
     run_dir: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
     pid_start: str | None = None  # kernel start time of the owner pid (tells pid reuse apart)
+    collected: bool = True  # False: its runner died and no command has collected it yet (liveness.presented)
+    reproduces: str | None = None  # the run this one re-runs (`proj reproduce`); not a parent
+    mlflow_run_id: str | None = None  # the MLflow run a child run (or the run itself) was ingested from
     params: list[ParamRecord] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricPoint] = field(default_factory=dict)  # latest point per key
@@ -80,6 +83,19 @@ class RunRecord:
         data = asdict(self)
         data["duration"] = self.duration
         return data
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One MLflow run the program opened besides the first top-level one, as read from MLflow's files."""
+
+    parent_run_id: str
+    mlflow_run_id: str
+    name: str | None
+    status: str
+    start_time: float
+    end_time: float | None
+    failure_reason: str | None = None
 
 
 def envelope(kind: str, data: Any) -> dict[str, Any]:

@@ -12,13 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from proj.errors import RunNotFound, StoreError
+from proj.errors import RunNotFound, StoreError, StoreMissing
+from proj.tracking.dbfile import DB_NAME, connect, guarded, translate, verify
+from proj.tracking.liveness import presented
 from proj.tracking.records import (
-    DEFAULT_EXPERIMENT, RUNNING, SCHEMA_VERSION, MetricPoint, NewRun, ParamRecord, RunRecord,
+    DEFAULT_EXPERIMENT, RUNNING, SCHEMA_VERSION, ChildRun, MetricPoint, NewRun, ParamRecord, RunRecord,
 )
 from proj.tracking.store import RunStore
 
-DB_NAME = "proj.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiments (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL);
@@ -28,8 +29,10 @@ CREATE TABLE IF NOT EXISTS runs (
   start_time REAL NOT NULL, end_time REAL, user TEXT, host TEXT, pid INTEGER, pid_start TEXT,
   source_json TEXT NOT NULL, source_commit TEXT, project_name TEXT, entry_point TEXT, command TEXT,
   env_json TEXT NOT NULL DEFAULT '{}', parent_run_id TEXT, ingest_offset INTEGER NOT NULL DEFAULT 0,
-  child_pid INTEGER, child_start TEXT, inputs_json TEXT NOT NULL DEFAULT '{}');
+  child_pid INTEGER, child_start TEXT, inputs_json TEXT NOT NULL DEFAULT '{}', reproduces_run_id TEXT,
+  mlflow_run_id TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs(start_time DESC);
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs(parent_run_id);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_by_commit ON runs(source_commit);
 CREATE TABLE IF NOT EXISTS params (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -46,7 +49,12 @@ _ADDED_COLUMNS = (
     ("runs", "child_pid", "INTEGER"),
     ("runs", "child_start", "TEXT"),
     ("runs", "inputs_json", "TEXT NOT NULL DEFAULT '{}'"),
+    ("runs", "reproduces_run_id", "TEXT"),
+    ("runs", "mlflow_run_id", "TEXT"),
 )
+# Run once, when the column is added: until child runs existed, parent_run_id meant "reproduces".
+_BACKFILL = {("runs", "reproduces_run_id"): "UPDATE runs SET reproduces_run_id = parent_run_id, parent_run_id = NULL"
+                                            " WHERE parent_run_id IS NOT NULL"}
 _REVISION = hashlib.sha256((_SCHEMA + repr(_ADDED_COLUMNS)).encode()).hexdigest()[:16]
 # Added after schema version 1 shipped: created on first use, so older stores gain it too.
 _MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, path TEXT NOT NULL, origin TEXT NOT NULL,
@@ -54,24 +62,45 @@ _MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, pat
   mlmodel_json TEXT NOT NULL, env_source TEXT, created REAL NOT NULL, PRIMARY KEY (run_id, path))"""
 _RUN_COLUMNS = ("r.id, e.name, r.name, r.status, r.start_time, r.end_time, r.user, r.host, r.pid, r.source_json, "
                 "r.project_name, r.entry_point, r.command, r.exit_code, r.failure_phase, r.failure_reason, "
-                "r.env_json, r.parent_run_id, r.inputs_json, r.pid_start")
+                "r.env_json, r.parent_run_id, r.inputs_json, r.pid_start, r.reproduces_run_id, r.mlflow_run_id")
 
 
+@guarded
 class SqliteStore(RunStore):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, readonly: bool = False) -> None:
+        """``readonly``: never write, create or migrate anything (reading commands; a read-only or full disk)."""
         self.root = root
+        self.readonly = readonly
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            _ignore_in_git(root)
-            self._db = sqlite3.connect(root / DB_NAME, timeout=60, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 60000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            if not readonly:
+                root.mkdir(parents=True, exist_ok=True)
+                _ignore_in_git(root)
+            self._db = connect(root / DB_NAME, readonly=readonly)
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"run store {root / DB_NAME} cannot be opened: {exc}") from None
+        except sqlite3.Error as exc:
+            error = translate(exc, root / DB_NAME)
+            if error is None:
+                raise
+            raise error from None
         except OSError as exc:
             raise StoreError(f"run store {root} cannot be created: {exc}") from None
+
+    def reopen(self) -> "SqliteStore":
+        return SqliteStore(self.root, readonly=self.readonly)
+
+    def verify(self) -> None:
+        verify(self.root / DB_NAME)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            with self._tx():
+                yield
+        except sqlite3.Error as exc:
+            error = translate(exc, self.root / DB_NAME)
+            if error is None:
+                raise
+            raise error from None
 
     def _migrate(self) -> None:
         """Create or upgrade the schema. The common case (up to date) is one SELECT, no write lock."""
@@ -85,6 +114,9 @@ class SqliteStore(RunStore):
                              f"this proj reads up to {SCHEMA_VERSION}: upgrade proj")
         if rows.get("schema_revision") == _REVISION:
             return
+        if self.readonly:
+            self._read_as_is()
+            return
         with self._tx() as db:  # one transaction: concurrent first users migrate once
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -93,8 +125,23 @@ class SqliteStore(RunStore):
                 existing = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
                 if column not in existing:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                    if (table, column) in _BACKFILL:
+                        db.execute(_BACKFILL[table, column])
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_revision', ?)", (_REVISION,))
+
+    def _read_as_is(self) -> None:
+        """Read a store whose schema is older without migrating it: temporary (in-memory) stand-ins give
+        the queries the columns and tables a migration would add, with their defaults."""
+        db = self._db
+        tables = {r[0] for r in db.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+        if not {"runs", "experiments"} <= tables:
+            raise StoreMissing(f"no runs recorded in {self.root} yet ({DB_NAME} holds no proj tables)")
+        existing = {r[1] for r in db.execute("PRAGMA main.table_info(runs)")}
+        added = [f"{_default(decl)} AS {column}" for table, column, decl in _ADDED_COLUMNS
+                 if table == "runs" and column not in existing]
+        if added:  # the temp schema is searched first, so `runs` below means this view
+            db.execute(f"CREATE TEMP VIEW runs AS SELECT *, {', '.join(added)} FROM main.runs")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -132,16 +179,54 @@ class SqliteStore(RunStore):
             exp = self._experiment_id(db, new.experiment or DEFAULT_EXPERIMENT)
             db.execute(
                 "INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, pid, pid_start, source_json,"
-                " source_commit, project_name, entry_point, command, env_json, parent_run_id, inputs_json)"
+                " source_commit, project_name, entry_point, command, env_json, reproduces_run_id, inputs_json)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, exp, new.name, RUNNING, now, user, host, pid, process_start_time(pid),
                  json.dumps(new.source), commit, new.project_name, new.entry_point, new.command, json.dumps(env),
-                 new.parent_run_id, json.dumps(new.inputs)))
+                 new.reproduces, json.dumps(new.inputs)))
             self._insert_params(db, run_id, new.params)
             db.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", [(run_id, k, v) for k, v in new.tags.items()])
         for sub in ("artifacts", "logs"):
             (self.run_dir(run_id) / sub).mkdir(parents=True, exist_ok=True)
         return self.get_run(run_id)
+
+    def record_child_run(self, child: ChildRun) -> RunRecord:
+        """Create (or, ingested again, update) the child run of ``child.parent_run_id`` for one MLflow run.
+
+        It shares the parent's experiment, source, entry point and environment: the same program made it.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM runs WHERE parent_run_id=? AND mlflow_run_id=?",
+                             (child.parent_run_id, child.mlflow_run_id)).fetchone()
+            run_id = row[0] if row else os.urandom(16).hex()
+            if row is None:
+                db.execute(
+                    "INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, source_json,"
+                    " source_commit, project_name, entry_point, command, env_json, parent_run_id, mlflow_run_id)"
+                    " SELECT ?, experiment_id, ?, ?, ?, user, host, source_json, source_commit, project_name,"
+                    " entry_point, command, env_json, id, ? FROM runs WHERE id=?",
+                    (run_id, child.name, child.status, child.start_time, child.mlflow_run_id, child.parent_run_id))
+            db.execute("UPDATE runs SET name=?, status=?, start_time=?, end_time=?, failure_phase=?, failure_reason=?"
+                       " WHERE id=?", (child.name, child.status, child.start_time, child.end_time,
+                                       "execution" if child.failure_reason else None, child.failure_reason, run_id))
+        for sub in ("artifacts", "logs"):
+            (self.run_dir(run_id) / sub).mkdir(parents=True, exist_ok=True)
+        return self.get_run(run_id)
+
+    def set_mlflow_run_id(self, run_id: str, mlflow_run_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET mlflow_run_id=? WHERE id=?", (mlflow_run_id, run_id))
+
+    def list_children(self, run_id: str) -> list[RunRecord]:
+        """The direct child runs of ``run_id``, oldest first (the order the program opened them), with their
+        latest metrics."""
+        sql = (f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+               " WHERE r.parent_run_id = ? ORDER BY r.start_time, r.rowid")
+        children = [self._record(row) for row in self._db.execute(sql, (run_id,))]
+        metrics = self._latest_metrics([c.id for c in children]) if children else {}
+        for child in children:
+            child.metrics = metrics.get(child.id, {})
+        return children
 
     @staticmethod
     def _insert_params(db: sqlite3.Connection, run_id: str, params: Iterable[ParamRecord]) -> None:
@@ -200,7 +285,8 @@ class SqliteStore(RunStore):
         """A full run id from an id or an unambiguous prefix."""
         ref = run_ref.strip().lower()
         if ref in ("last", "latest"):  # the most recent run: what people look at after `proj run`
-            row = self._db.execute("SELECT id FROM runs ORDER BY start_time DESC LIMIT 1").fetchone()
+            row = self._db.execute("SELECT id FROM runs WHERE parent_run_id IS NULL"  # not one of its children
+                                   " ORDER BY start_time DESC LIMIT 1").fetchone()
             if row is None:
                 raise RunNotFound(f"no runs recorded in {self.root} yet")
             return row[0]
@@ -227,12 +313,13 @@ class SqliteStore(RunStore):
 
     def _record(self, row: tuple) -> RunRecord:
         (rid, exp, name, status, start, end, user, host, pid, source, project, entry, command, code, phase,
-         reason, env, parent, inputs, pid_start) = row
-        return RunRecord(id=rid, experiment=exp, name=name, status=status, start_time=start, end_time=end,
+         reason, env, parent, inputs, pid_start, reproduces, mlflow_run_id) = row
+        return presented(RunRecord(id=rid, experiment=exp, name=name, status=status, start_time=start, end_time=end,
                          user=user, host=host, pid=pid, source=json.loads(source), project_name=project,
                          entry_point=entry, command=command, exit_code=code, failure_phase=phase,
                          failure_reason=reason, env=json.loads(env), parent_run_id=parent,
-                         run_dir=str(self.run_dir(rid)), inputs=json.loads(inputs), pid_start=pid_start)
+                         run_dir=str(self.run_dir(rid)), inputs=json.loads(inputs), pid_start=pid_start,
+                         reproduces=reproduces, mlflow_run_id=mlflow_run_id))
 
     def _latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, MetricPoint]]:
         result: dict[str, dict[str, MetricPoint]] = {}
@@ -246,21 +333,27 @@ class SqliteStore(RunStore):
         return result
 
     def list_runs(self, *, experiment: str | None = None, status: str | None = None,
-                  commit: str | None = None, limit: int | None = 50) -> list[RunRecord]:
-        where, args = [], []
+                  commit: str | None = None, limit: int | None = 50, top_level: bool = False) -> list[RunRecord]:
+        where: list[str] = ["r.parent_run_id IS NULL"] if top_level else []
+        args: list[str] = []
         if experiment:
             where.append("e.name = ?")
             args.append(experiment)
-        if status:
-            where.append("r.status = ?")
-            args.append(status.upper())
+        if status:  # a RUNNING row whose runner died reads as FAILED (liveness.presented): filter after that
+            where.append("r.status IN (?, ?)")
+            args += [status.upper(), RUNNING]
+            if limit:  # the rows dropped below are RUNNING ones: fetch that many more
+                limit += self._db.execute("SELECT count(*) FROM runs WHERE status = ?", (RUNNING,)).fetchone()[0]
         if commit:
             where.append("r.source_commit LIKE ?")
             args.append(commit.lower() + "%")
         sql = f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
         sql += (" WHERE " + " AND ".join(where)) if where else ""
         sql += " ORDER BY r.start_time DESC" + (f" LIMIT {int(limit)}" if limit else "")
-        return [self._record(row) for row in self._db.execute(sql, args)]
+        found = [self._record(row) for row in self._db.execute(sql, args)]
+        if status:
+            found = [r for r in found if r.status == status.upper()][:limit]
+        return found
 
     def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]:
         sql = "SELECT key, value, step, timestamp FROM metrics WHERE run_id=?" + (" AND key=?" if key else "")
@@ -272,10 +365,15 @@ class SqliteStore(RunStore):
                                      " WHERE status = ?", (RUNNING,)))
 
     def _models_table(self) -> None:
-        if not getattr(self, "_has_models", False):
+        if getattr(self, "_has_models", False):
+            return
+        if not self.readonly:
             with self._tx() as db:
                 db.execute(_MODELS_SCHEMA)
-            self._has_models = True
+        elif not self._db.execute("SELECT 1 FROM main.sqlite_master WHERE name = 'models'").fetchone():
+            # Nothing may be written: an empty in-memory stand-in, so "no models yet" reads as that.
+            self._db.execute(_MODELS_SCHEMA.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE"))
+        self._has_models = True
 
     def save_model(self, model: Any) -> None:
         self._models_table()
@@ -308,6 +406,12 @@ class SqliteStore(RunStore):
 
     def close(self) -> None:
         self._db.close()
+
+
+def _default(decl: str) -> str:
+    """The SQL default of a column declaration ("TEXT NOT NULL DEFAULT '{}'" -> "'{}'"), else NULL."""
+    _, found, default = decl.partition(" DEFAULT ")
+    return default.strip() if found else "NULL"
 
 
 def _user() -> str:

@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from proj.tracking.records import MetricPoint, NewRun, ParamRecord, RunRecord
+from proj.tracking.records import ChildRun, MetricPoint, NewRun, ParamRecord, RunRecord
 
 if TYPE_CHECKING:
     from proj.models.record import ModelRecord
@@ -44,7 +44,8 @@ class RunStore(ABC):
 
     @abstractmethod
     def list_runs(self, *, experiment: str | None = None, status: str | None = None,
-                  commit: str | None = None, limit: int | None = 50) -> list[RunRecord]: ...
+                  commit: str | None = None, limit: int | None = 50, top_level: bool = False) -> list[RunRecord]:
+        """Newest first; ``top_level`` leaves out child runs."""
 
     @abstractmethod
     def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]: ...
@@ -55,6 +56,17 @@ class RunStore(ABC):
     @abstractmethod
     def running_runs(self) -> list[tuple[str, str, int | None, str | None, int | None, str | None]]:
         """(id, host, owner pid, owner start time, child pid, child start time) of every RUNNING run."""
+
+    @abstractmethod
+    def record_child_run(self, child: ChildRun) -> RunRecord:
+        """Create (or update, when ingested again) the child run for one of the program's other MLflow runs."""
+
+    @abstractmethod
+    def set_mlflow_run_id(self, run_id: str, mlflow_run_id: str) -> None: ...
+
+    @abstractmethod
+    def list_children(self, run_id: str) -> list[RunRecord]:
+        """Direct child runs, oldest first."""
 
     def save_model(self, model: "ModelRecord") -> None:
         """Record (or replace) a run's model, keyed by run id and path."""

@@ -73,7 +73,7 @@ def validate(data: Any, schema_name: str, path: Path, text: str, *, marker: Path
             return
     errors = _schema_errors(data, schema_name)
     if errors:
-        raise ProjectError(_describe(errors[0], path, text, schema_name))
+        raise ProjectError(_first_error(errors, path, text, schema_name))
     if isinstance(marker, Path):
         _remember(marker, data)
 
@@ -110,6 +110,42 @@ def _schema_errors(data: Any, schema_name: str) -> list[Any]:
     return sorted(validator.iter_errors(data), key=lambda e: (-len(e.absolute_path), e.validator == "oneOf"))
 
 
+def _first_error(errors: list[Any], path: Path, text: str, schema_name: str) -> str:
+    """The error nearest the top of the file (then by key path), with a count of the rest.
+
+    jsonschema's order follows the schema, not the file, so the same file must be ordered here to give
+    the same message every time; among errors at one place the most specific one wins (see above).
+    """
+    rank = {id(error): n for n, error in enumerate(errors)}
+    ordered = sorted(errors, key=lambda e: (_error_line(e, text), _path_key(list(e.absolute_path)), rank[id(e)]))
+    message = _describe(ordered[0], path, text, schema_name)
+    return f"{message} (and {len(ordered) - 1} more)" if len(ordered) > 1 else message
+
+
+def _error_line(error: Any, text: str) -> int:
+    keys = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        keys += _unknown_keys(error)[:1]  # the message points at the first unknown key
+    return _line_of(text, keys)
+
+
+def _path_key(keys: list[Any]) -> list[tuple[int, int, str]]:
+    """A sort key for a key path that mixes list indexes and (possibly non-string) mapping keys."""
+    return [(0, k, "") if isinstance(k, int) and not isinstance(k, bool) else (1, 0, str(k)) for k in keys]
+
+
+def _unknown_keys(error: Any) -> list[Any]:
+    allowed = set(error.schema.get("properties", {}))
+    # YAML keys need not be strings (``true: 1``): order them by their text, never by comparing types.
+    return sorted((k for k in error.instance if k not in allowed), key=lambda k: (str(k), type(k).__name__))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut with an ellipsis: the value is quoted so it can be found, not reproduced."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 # The file kind each schema describes, for messages that point at the right reference.
 FILE_KINDS = {"mlproject": "MLproject", "python_env": "python_env.yaml", "conda_env": "conda.yaml",
               "mlmodel": "MLmodel"}
@@ -125,24 +161,32 @@ def _describe(error: Any, path: Path, text: str, schema_name: str | None = None)
         return f"{path}: the top level must be a mapping with keys {expected} (found {_kind_of(error.instance)})"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
-        bad = ", ".join(repr(e) for e in extra)
+        extra = _unknown_keys(error) if isinstance(error.instance, dict) else []
+        bad = ", ".join(_short(e) for e in extra)
         key_where = f"{path}:{_line_of(text, keys + extra[:1])}"
         return f"{key_where}: unknown key {bad} in {dotted}; valid keys: {', '.join(allowed)}"
     if error.validator == "required":
-        return f"{where}: {dotted}: {error.message}"
+        return f"{where}: {dotted}: {_message(error)}"
     if error.validator == "enum":
         choices = ", ".join(str(c) for c in error.validator_value)
-        return f"{where}: {dotted}: {error.instance!r} is not one of: {choices}"
+        return f"{where}: {dotted}: {_short(error.instance)} is not one of: {choices}"
     if error.validator == "oneOf":
         for sub in sorted(error.context or [], key=lambda e: -len(e.absolute_path)):
             if sub.validator == "enum":  # e.g. an unknown parameter type, in short or long form
                 return _describe(sub, path, text, schema_name)
         if error.schema.get("description"):  # the schema says what belongs here: quote it
-            return f"{where}: {dotted}: {error.instance!r} is not valid here; expected {error.schema['description']}"
+            return f"{where}: {dotted}: {_short(error.instance)} is not valid here; expected {error.schema['description']}"
         kind = FILE_KINDS.get(schema_name or "", path.name)
-        return f"{where}: {dotted}: {error.instance!r} is not valid here (see the {kind} reference)"
-    return f"{where}: {dotted}: {error.message}"
+        return f"{where}: {dotted}: {_short(error.instance)} is not valid here (see the {kind} reference)"
+    return f"{where}: {dotted}: {_message(error)}"
+
+
+def _message(error: Any) -> str:
+    """jsonschema's message, with the value it starts with (often the whole offending subtree) shortened."""
+    quoted = repr(error.instance)
+    if error.message.startswith(quoted) and len(quoted) > 80:
+        return _short(error.instance) + error.message[len(quoted):]
+    return error.message
 
 
 def _kind_of(value: Any) -> str:
@@ -151,18 +195,26 @@ def _kind_of(value: Any) -> str:
     return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), f"a {type(value).__name__}")
 
 
+@lru_cache(maxsize=4)
+def _composed(text: str) -> Any:
+    """The node tree of ``text`` (False when it does not parse), composed once for all its errors."""
+    try:
+        return safe_compose(text, Path("<yaml>"))
+    except ProjectError:
+        return False
+
+
 def _line_of(text: str, keys: list[Any]) -> int:
     """The 1-based line of the node at ``keys`` in the YAML text (best effort; 1 if not found)."""
     import yaml
 
-    try:
-        node = safe_compose(text, Path("<yaml>"))
-    except ProjectError:
+    node = _composed(text)
+    if node is False:
         return 1
     line = node.start_mark.line if node else 0
     for key in keys:
         if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            match = next(((k, v) for k, v in node.value if _spells(k, key)), None)
             if match is None:
                 break
             line = match[0].start_mark.line
@@ -173,3 +225,10 @@ def _line_of(text: str, keys: list[Any]) -> int:
         else:
             break
     return line + 1
+
+
+def _spells(node: Any, key: Any) -> bool:
+    """Whether the YAML key ``node`` is ``key`` (a boolean key is written true/True/TRUE)."""
+    if isinstance(key, bool):
+        return isinstance(node.value, str) and node.value.lower() == str(key).lower()
+    return node.value == str(key)

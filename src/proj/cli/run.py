@@ -2,23 +2,49 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
 from proj.cli.main import App
 from proj.cli.render import tracking_option
 from proj.envs.registry import ENV_MANAGERS
+from proj.errors import UsageError
+
+
+def _utf8(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Refuse text that is not UTF-8 (argv bytes Python kept as surrogates) before anything is recorded.
+
+    The store, the run folder and the entry point's environment all need real text; caught here it is one
+    line naming the option, instead of a UnicodeEncodeError after the run record exists.
+    """
+    for text in value if isinstance(value, tuple) else (value,):
+        if isinstance(text, str) and not _encodable(text):
+            shown = repr(os.fsencode(text))[2:-1]
+            raise UsageError(f"{param.opts[0]} {shown}: not valid UTF-8 text; pass names and values in UTF-8")
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @click.command(context_settings={"show_default": True})
 @click.argument("uri", default=".")
 @click.option("-e", "--entry-point", default="main", help="Entry point name, or a .py/.sh script in the project.")
 @click.option("-v", "--version", "version", help="Git branch, tag or commit to run.")
-@click.option("-P", "--param-list", "params", multiple=True, metavar="KEY=VALUE", help="A parameter (repeatable).")
+@click.option("-P", "--param-list", "params", multiple=True, metavar="KEY=VALUE", callback=_utf8,
+              help="A parameter (repeatable).")
 @click.option("--env-manager", type=click.Choice(ENV_MANAGERS), help="Override the environment backend.")
-@click.option("--experiment-name", envvar="PROJ_EXPERIMENT_NAME", help="Experiment to record the run under.")
-@click.option("--run-name", help="A name for the run.")
-@click.option("-T", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag on the run (repeatable).")
+@click.option("--experiment-name", envvar="PROJ_EXPERIMENT_NAME", callback=_utf8,
+              help="Experiment to record the run under.")
+@click.option("--run-name", callback=_utf8, help="A name for the run.")
+@click.option("-T", "--tag", "tags", multiple=True, metavar="KEY=VALUE", callback=_utf8,
+              help="A tag on the run (repeatable).")
 @tracking_option
 @click.option("--detach", is_flag=True, help="Start the run in the background and print its id.")
 @click.option("--refresh-env", is_flag=True, help="Re-resolve and rebuild the environment.")

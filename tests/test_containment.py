@@ -220,3 +220,69 @@ def test_subdir_text_is_checked_before_anything_is_resolved(proj, tmp_path: Path
         out = proj("run", f"{project}#{bad}", "--env-manager", "local")
         assert out.code == 2 and reason in out.stderr and "Traceback" not in out.stderr, out
     assert proj.runs() == []
+
+
+# --- archive members on reproduce ------------------------------------------------------------------------
+
+PLAIN = {"MLproject": "name: plain\nentry_points:\n  main:\n    command: python train.py\n",
+         "train.py": "print('ran')\n"}
+
+
+def _hostile_tar(path: Path, members: list[tuple[str, str | None, str | None]]) -> None:
+    """(name, content, symlink target) members, written as a hostile archiver would."""
+    import io
+
+    path.unlink()  # a hard link to the shared blob: replace, never edit in place
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content, link in members:
+            info = tarfile.TarInfo(name)
+            if link is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                tar.addfile(info)
+            else:
+                data = (content or "").encode()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("members, refused", [
+    ([("../../escape-{u}", "x", None)], "contains '..'"),
+    ([("/tmp/proj-escape-{u}", "x", None)], "is absolute"),
+    ([("link", None, "/tmp/proj-escape-{u}"), ("link/f", "x", None)], "symlink to an absolute path"),
+    ([("link", None, "../../../../../../../../../tmp/proj-escape-{u}")], "contains '..'"),
+])
+def test_hostile_snapshot_members_are_refused_on_reproduce(proj, make_project, members, refused) -> None:
+    unique = uuid.uuid4().hex[:12]
+    root = make_project(PLAIN, name="plain")
+    assert proj("run", str(root), "--env-manager", "local").code == 0
+    original = proj.show(proj.runs()[0]["id"])
+    snapshot = Path(original["run_dir"]) / "artifacts" / "source" / "snapshot.tar.gz"
+    filled = [(n.format(u=unique), c, l and l.format(u=unique)) for n, c, l in members]
+    _hostile_tar(snapshot, [(k, v, None) for k, v in PLAIN.items()] + filled)
+    out = proj("reproduce", original["id"])
+    assert out.code == 2 and "Traceback" not in out.stderr, out
+    [line] = [l for l in out.stderr.splitlines() if l.strip()]
+    assert "is refused" in line and refused in line, out
+    assert not Path(f"/tmp/proj-escape-{unique}").exists()
+    cache = Path(proj.env["PROJ_CACHE_DIR"])
+    assert not list(cache.rglob(f"escape-{unique}")) and len(proj.runs()) == 1
+
+
+def test_hostile_untracked_archive_member_is_refused_on_reproduce(proj, tmp_path: Path) -> None:
+    require(shutil.which("git") is not None, "git is not installed")
+    from test_git_repos import commit, git
+
+    unique = uuid.uuid4().hex[:12]
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, PLAIN, "plain")
+    (repo / "notes.txt").write_text("untracked\n")
+    assert proj("run", str(repo), "--env-manager", "local").code == 0
+    original = proj.show(proj.runs()[0]["id"])
+    archive = Path(original["run_dir"]) / "artifacts" / "source" / "untracked.tar.gz"
+    assert archive.is_file()
+    _hostile_tar(archive, [("notes.txt", "untracked\n", None), (f"../escape-{unique}", "x", None)])
+    out = proj("reproduce", original["id"])
+    assert out.code == 2 and "untracked.tar.gz is refused" in out.stderr and "contains '..'" in out.stderr, out
+    assert not list(Path(proj.env["PROJ_CACHE_DIR"]).rglob(f"escape-{unique}"))

@@ -2,13 +2,15 @@
 files) or the snapshot of a directory outside git, in a private directory that nothing else mutates."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
-from proj.errors import ProjError
+from proj.errors import ProjError, UnsafePath
+from proj.paths import contained
 from proj.sources.base import Source
 from proj.tracking.records import RunRecord
 
@@ -27,7 +29,8 @@ def materialize(old: RunRecord, workdir: Path) -> Source:
         root = _checkout(src, workdir)
         _apply_local_changes(root, saved)
         # Local work trees record the project's path inside the repository; git sources their #subdir.
-        project_dir = root / ((src.get("repo_path") if src.get("kind") == "local" else src.get("subdir")) or "")
+        rel = (src.get("repo_path") if src.get("kind") == "local" else src.get("subdir")) or ""
+        project_dir = _inside(root, rel) if rel else root
     elif (saved / "snapshot.tar.gz").is_file():
         project_dir = workdir / "snapshot"
         _untar(saved / "snapshot.tar.gz", project_dir)
@@ -41,6 +44,15 @@ def materialize(old: RunRecord, workdir: Path) -> Source:
     if saved.is_dir():  # keep the same provenance files with the new run (hard-linked, not copied again)
         source.artifacts = {p.name: p for p in saved.iterdir() if p.is_file()}
     return source
+
+
+def _inside(root: Path, rel: str) -> Path:
+    """``root/rel`` for the recorded project path inside the checkout, which must stay inside it."""
+    try:
+        contained(root, rel, what="recorded project path")
+    except UnsafePath as exc:
+        raise CannotReproduce(str(exc)) from None
+    return root / rel
 
 
 def _checkout(src: dict, workdir: Path) -> Path:
@@ -80,12 +92,38 @@ def _apply_local_changes(root: Path, saved: Path) -> None:
 
 
 def _untar(archive: Path, dest: Path) -> None:
+    """Unpack ``archive`` into ``dest`` member by member, each checked just before it is written (an
+    earlier member may be a symlink a later one would write through); anything leading outside is refused."""
     dest.mkdir(parents=True, exist_ok=True)
+    # tarfile's own "data" filter (Python >= 3.10.12) also drops modes and owners it should not restore
+    extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(dest, filter="data")  # refuses absolute paths, '..' and devices
+            for member in tar:
+                _check_member(member, dest, archive)
+                tar.extract(member, dest, **extra)
+    except UnsafePath as exc:
+        raise CannotReproduce(f"the recorded source archive {archive} is refused: {exc}") from None
     except (tarfile.TarError, OSError) as exc:
         raise CannotReproduce(f"the recorded source archive {archive} cannot be unpacked: {exc}") from None
+
+
+def _check_member(member: tarfile.TarInfo, dest: Path, archive: Path) -> None:
+    """UnsafePath unless ``member`` is a file, folder or link that stays inside ``dest``."""
+    what = f"member of {archive.name}"
+    if member.name.strip("/") in ("", ".") and member.isdir() and not member.name.startswith("/"):
+        return  # the archive's own top folder ("./")
+    target = contained(dest, member.name, what=what)
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise UnsafePath(f"{what} {member.name!r} is a device or fifo; only files, folders and links are restored")
+    if member.issym():
+        if member.linkname.startswith("/"):
+            raise UnsafePath(f"{what} {member.name!r} is a symlink to an absolute path ({member.linkname!r})")
+        link = os.path.normpath(os.path.join(target.parent.relative_to(dest.resolve()), member.linkname))
+        if link != ".":  # a link to the top folder itself stays inside
+            contained(dest, link, what=f"symlink target of {what} {member.name!r}")
+    elif member.islnk():
+        contained(dest, member.linkname, what=f"hard link target of {what} {member.name!r}")
 
 
 def workspace() -> tempfile.TemporaryDirectory:

@@ -29,6 +29,7 @@ CHILD_PATH = Path(__file__).parent / "_childpath"
 # Modules with optional ``child_env(store, run) -> dict`` and ``after_run(store, run, code, echo)``.
 RUN_HOOKS: tuple[str, ...] = ("proj.models.collect",)
 Echo = Callable[[str], None]
+RESERVE_NAME, RESERVE_BYTES = ".space-reserve", 256 * 1024  # see _space_reserve
 FINISH_RETRY_SECONDS = 3.0  # how long a run's end is retried on a full disk before the runner exits anyway
 
 
@@ -194,7 +195,7 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         phase = "execution"
         invocation = _invocation(store, plan, run, run_dir / METRICS_FILE)
         echo(f"running: {plan.command}")
-        with OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream,
+        with _space_reserve(run_dir), OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream,
                         stdout_to_stderr=stdout_to_stderr) as sink, \
                 MetricsTailer(store.root, run.id) as tailer, _leases(plan, env, run.id):
             code = env.execute(invocation, sink)
@@ -228,6 +229,22 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         store.finish_run(run.id, FAILED, exit_code=code, phase="execution", reason=f"entry point exited with code {code}")
     final = store.get_run(run.id)
     return Outcome(final, code, final.status)
+
+
+@contextmanager
+def _space_reserve(run_dir: Path) -> Iterator[None]:
+    """A little disk space held while the child runs and given back when it ends, so that when its output
+    fills the disk the run's end can still be recorded."""
+    path = run_dir / RESERVE_NAME
+    try:
+        with open(path, "wb") as fh:
+            fh.write(bytes(RESERVE_BYTES))  # written, not sparse: the blocks are really taken
+    except OSError:
+        pass  # already full: the retries below are all there is
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _finish_when_writable(store: RunStore, run_id: str, status: str, *, phase: str, reason: str) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.tracking.records import RUNNING, RunRecord
-from proj.tracking.store import RunStore, open_store
+from proj.tracking.store import RunStore
 
 
 class SubmittedRun:
@@ -83,11 +83,15 @@ def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | 
 
     options = {"require_clean": require_clean, "docker_args": list(docker_args or []), "build_image": build_image,
                "keep_container": keep_container, "conda_frontend": conda_frontend}
-    store = open_store(tracking_uri)
+    from proj.tracking.liveness import open_to_act
+
+    store = open_to_act(tracking_uri)
     req = RunRequest(uri=uri, entry_point=entry_point, params={k: as_text(v) for k, v in (parameters or {}).items()},
                      version=version, env_manager=env_manager, experiment=experiment_name, run_name=run_name,
                      tags=dict(tags or {}), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
     plan = plan_run(req)
+    for warning in plan.project.warnings:
+        print(f"proj: warning: {warning}", file=sys.stderr)
     record = start_run(store, plan)
     if not synchronous:
         from proj.execution.worker import spawn

@@ -68,7 +68,7 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
     from proj.execution.process import install_sigterm_handler
     from proj.project.params import parse_cli_params
     from proj.runner import RunRequest, execute_run, plan_run, start_run
-    from proj.tracking.store import open_store
+    from proj.tracking.liveness import open_to_act
 
     options = {"require_clean": require_clean, "docker_args": list(docker_args), "build_image": build_image,
                "keep_container": keep_container}
@@ -79,7 +79,10 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
                      tags=parse_cli_params(tags, "-T"), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
     install_sigterm_handler()
     plan = plan_run(req)
-    store = open_store(tracking_uri)
+    for note in [*plan.project.warnings, *plan.notes]:  # warnings, so shown even with -q, before the run starts
+        app.warn(note)
+    plan.notes.clear()
+    store = open_to_act(tracking_uri)  # checked before the run exists; runs whose runner died are collected
     record = start_run(store, plan)
     if detach:
         from proj.execution.worker import spawn

@@ -5,6 +5,7 @@ from typing import Any
 
 import click
 
+from proj.cli.main import App
 from proj.cli.render import print_json, table
 
 
@@ -12,13 +13,24 @@ from proj.cli.render import print_json, table
 @click.argument("uri", default=".")
 @click.option("-v", "--version", "version", help="Git branch, tag or commit.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def validate(uri: str, version: str | None, as_json: bool) -> None:
+@click.option("--strict", is_flag=True,
+              help="Fail (exit 2) on what MLflow accepts but proj warns about: unknown keys or types, quoted placeholders.")
+@click.pass_obj
+def validate(app: App, uri: str, version: str | None, as_json: bool, strict: bool) -> None:
     """Check the MLproject (schema, placeholders, env files) and list its entry points."""
     from proj.envs.registry import choose_env
+    from proj.errors import ProjectError
     from proj.project.spec import check_defaults, load_project
     from proj.sources.resolve import resolve_source
 
     project = load_project(resolve_source(uri, version).project_dir)
+    findings = [*project.warnings, *project.nonstandard]
+    if strict and findings:
+        more = len(findings) - 1
+        raise ProjectError(findings[0] + (f" (and {more} more finding{'s' * (more > 1)})" if more else "")
+                           + " [--strict]")
+    for warning in project.warnings:  # on stderr, even with -q: stdout stays the report (or the JSON)
+        app.warn(warning)
     check_defaults(project)
     choice = choose_env(project)
     check_environment(choice)
@@ -29,9 +41,10 @@ def validate(uri: str, version: str | None, as_json: bool) -> None:
     if as_json:
         print_json("project", {"root": str(project.root), "name": project.name, "file": str(project.file or ""),
                                "environment": choice.describe(), "environment_spec": "OK",
-                               "entry_points": entries})
+                               "entry_points": entries, "warnings": list(project.warnings)})
         return
-    click.echo(f"{project.file or project.root}: OK" + (f" (project {project.name})" if project.name else ""))
+    warned = f" with {len(project.warnings)} warning{'s' * (len(project.warnings) > 1)}" if project.warnings else ""
+    click.echo(f"{project.file or project.root}: OK{warned}" + (f" (project {project.name})" if project.name else ""))
     click.echo(f"environment: {choice.describe()}")
     click.echo("environment spec: OK")
     if not entries:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 import string
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,9 @@ from proj.errors import ParameterError, UsageError
 PARAM_TYPES = ("string", "float", "int", "bool", "path", "uri")
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# A URI as MLflow's ``is_uri`` sees one (``urlparse(v).scheme`` is non-empty): ``s3://b/k``, but also
+# MLflow's own ``runs:/<id>/model`` and ``models:/name/1``, which have no ``//``.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
@@ -32,12 +36,30 @@ class Parameter:
 
     @classmethod
     def from_yaml(cls, name: str, decl: Any) -> "Parameter":
-        """Read the short form (``alpha: float``) or the long form (``{type, default}``)."""
+        """Read the short form (``alpha: float``) or the long form (``{type, default}``) as MLflow does:
+        ``str`` is ``string``, and any other unknown type is passed through as a string (see
+        :func:`declared_type`)."""
         if isinstance(decl, str):
-            return cls(name=name, type=decl)
+            return cls(name=name, type=normalise_type(decl))
         decl = decl or {}
         default = decl.get("default")
-        return cls(name=name, type=decl.get("type", "string"), default=None if default is None else as_text(default))
+        return cls(name=name, type=normalise_type(decl.get("type", "string")),
+                   default=None if default is None else as_text(default))
+
+
+def declared_type(decl: Any) -> Any:
+    """The ``type`` a parameter declaration names, as written (``string`` when it names none)."""
+    if isinstance(decl, str):
+        return decl
+    return (decl or {}).get("type", "string") if isinstance(decl, dict) else "string"
+
+
+def normalise_type(declared: Any) -> str:
+    """One of PARAM_TYPES: ``str`` is MLflow's common spelling of ``string``; an unknown type behaves
+    as MLflow treats it, a string passed through unchecked."""
+    if declared in PARAM_TYPES:
+        return str(declared)
+    return "string"
 
 
 @dataclass(frozen=True)
@@ -167,25 +189,149 @@ def bind_params(parameters: dict[str, Parameter], given: dict[str, str], *, cwd:
 
 
 def placeholders(command: str) -> list[str]:
-    """Names used as ``{name}`` in a command; ``{{``/``}}`` are literal braces. Raises ValueError on bad braces."""
-    names = []
-    for _literal, field, spec, conversion in string.Formatter().parse(command):
+    """Names used as ``{name}`` in a command; ``{{``/``}}`` are literal braces. Raises ValueError on bad braces.
+
+    A name may hold ``-`` and ``.`` (``{batch-size}``, ``{learning.rate}``), as MLflow's parameter names
+    do; positional (``{0}``), indexed (``{a[0]}``), converted (``{a!r}``) and formatted (``{a:.2f}``)
+    fields are refused: the value is a shell word, not a Python object.
+    """
+    return [name for name, _context in placeholder_contexts(command)]
+
+
+# The quoting a placeholder sits in, in the shell text the author wrote.
+BARE, SINGLE, DOUBLE = "bare", "single", "double"
+_PLACEHOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def placeholder_contexts(command: str) -> list[tuple[str, str]]:
+    """Each placeholder with the shell quote context around it (BARE, SINGLE or DOUBLE)."""
+    found = []
+    scanner = _QuoteScanner()
+    for literal, field, spec, conversion in string.Formatter().parse(command):
+        scanner.feed(literal)
         if field is None:
             continue
-        if not field or spec or conversion or not field.isidentifier():
+        if not field or spec or conversion or not _PLACEHOLDER.match(field) or field.isdigit():
             raise ValueError(f"unsupported placeholder {{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}")
-        names.append(field)
-    return names
+        found.append((field, scanner.context()))
+        scanner.feed("x")  # the value is a word: a following '#' does not start a comment
+    return found
+
+
+class _QuoteScanner:
+    """Tracks POSIX shell quoting through a command, as far as a placeholder's context needs: quotes,
+    backslashes, comments, and the nesting of ``$(...)``, backticks and ``${...}``."""
+
+    def __init__(self) -> None:
+        self.stack = ["bare"]  # frames: bare, single, double, sub ($( )), tick (` `), brace (${ })
+        self.prev = "\n"
+        self.comment = False
+
+    def context(self) -> str:
+        for frame in reversed(self.stack):
+            if frame != "brace":  # ${x:-...} takes its quoting from around it
+                return {"single": SINGLE, "double": DOUBLE}.get(frame, BARE)
+        return BARE
+
+    def feed(self, text: str) -> None:
+        i = 0
+        while i < len(text):
+            i = self._step(text, i)
+
+    def _step(self, text: str, i: int) -> int:
+        char, top = text[i], self.stack[-1]
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        self.prev, prev = char, self.prev
+        if self.comment:
+            self.comment = char != "\n"
+            return i + 1
+        if top == "single":
+            if char == "'":
+                self.stack.pop()
+            return i + 1
+        if char == "\\":
+            self.prev = nxt
+            return i + 2
+        if char == "$" and nxt in "({":
+            self.stack.append("sub" if nxt == "(" else "brace")
+            return i + 2
+        if char == "`":
+            if top == "tick":
+                self.stack.pop()
+            else:
+                self.stack.append("tick")
+            return i + 1
+        if top == "double":
+            if char == '"':
+                self.stack.pop()
+            return i + 1
+        if (char == ")" and top == "sub") or (char == "}" and top == "brace"):
+            self.stack.pop()
+        elif char == "(" and top == "sub":
+            self.stack.append("sub")  # a subshell inside $( ): its ')' is not the end
+        elif char == "'":
+            self.stack.append("single")
+        elif char == '"':
+            self.stack.append("double")
+        elif char == "#" and top != "brace" and (prev.isspace() or prev in ";&|()"):
+            self.comment = True
+        return i + 1
+
+
+def quote_in_context(value: str, context: str) -> str:
+    """``value`` as exactly one literal word at a place in the command with the given quote context.
+
+    Inside the author's quotes (``"{v}"`` or ``'{v}'``) a plain ``shlex.quote`` would be wrong: its
+    single quotes are literal inside double quotes, so ``$(cmd)`` in the value would run. Close the
+    author's quote, insert the quoted value, and reopen it: the shell joins the pieces into one word.
+    """
+    quoted = shlex.quote(value)
+    if context == SINGLE:
+        return f"'{quoted}'"
+    if context == DOUBLE:
+        return f'"{quoted}"'
+    return quoted
 
 
 def render_command(template: str, params: list[BoundParam]) -> str:
     """Fill ``{name}`` placeholders with shell-quoted values and append undeclared params as ``--key value``."""
-    values = {p.name: shlex.quote(p.command_text) for p in params if p.source != "extra"}
+    values = {p.name: p.command_text for p in params if p.source != "extra"}
     parts = []
+    scanner = _QuoteScanner()
     for literal, field, _spec, _conv in string.Formatter().parse(template):
         parts.append(literal)
+        scanner.feed(literal)
         if field is not None:
-            parts.append(values[field])
+            parts.append(quote_in_context(values[field], scanner.context()))
+            scanner.feed("x")
     command = "".join(parts)
     extras = [f"--{shlex.quote(p.name)} {shlex.quote(p.raw)}" for p in params if p.source == "extra"]
-    return " ".join([command, *extras]) if extras else command
+    command = " ".join([command, *extras]) if extras else command
+    check_command_size(command)
+    return command
+
+
+# Linux refuses one argv string over MAX_ARG_STRLEN (32 pages) with E2BIG, and the command reaches the
+# shell as one argument (``bash -c COMMAND``). Other systems only have the total limit.
+MAX_ARG_STRLEN = 131072 if sys.platform.startswith("linux") else None
+
+
+def check_command_size(command: str) -> None:
+    """Refuse, while planning, a command line the system would refuse to execute (E2BIG)."""
+    size = len(command.encode("utf-8", "surrogateescape")) + 1
+    hint = "pass large values in a file (a path parameter) instead"
+    if MAX_ARG_STRLEN is not None and size > MAX_ARG_STRLEN:
+        raise ParameterError(f"the command is {size:,} bytes after filling in the parameters; the system limit "
+                             f"for one argument is {MAX_ARG_STRLEN:,} bytes (MAX_ARG_STRLEN); {hint}")
+    limit = _arg_max()
+    environment = sum(len(k) + len(v) + 2 for k, v in os.environ.items())
+    if limit and size + environment + 4096 > limit:  # 4096: the shell's path, "-c", proj's own variables
+        raise ParameterError(f"the command is {size:,} bytes after filling in the parameters; with the environment "
+                             f"({environment:,} bytes) it exceeds the system limit ARG_MAX of {limit:,} bytes; {hint}")
+
+
+def _arg_max() -> int:
+    try:
+        return int(os.sysconf("SC_ARG_MAX"))
+    except (AttributeError, ValueError, OSError):
+        return 0

@@ -1,4 +1,9 @@
-"""Find, parse and validate an MLproject file into a :class:`Project` (MLflow-compatible, but strict)."""
+"""Find, parse and validate an MLproject file into a :class:`Project`.
+
+What MLflow's loader accepts is accepted; where proj would be stricter (an unknown key or type, a quoted
+placeholder) the project still loads and :attr:`Project.warnings` says what is off, one line each, with
+file and line. ``proj validate --strict`` turns those warnings into an error.
+"""
 from __future__ import annotations
 
 import os
@@ -7,13 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import ProjectError, UsageError
-from proj.project.params import PARAM_TYPES, Parameter, as_text, placeholders
-from proj.validation import load_validated
+from proj.project.params import (BARE, DOUBLE, PARAM_TYPES, Parameter, as_text, declared_type, normalise_type,
+                                 placeholder_contexts)
+from proj.validation import _line_of, load_validated
 
 MLPROJECT = "mlproject"
 DEFAULT_ENTRY_POINT = "main"
 # Scripts that run without an MLproject entry, as MLflow does (`-e train.py`).
 SCRIPT_RUNNERS = {".py": "python", ".sh": "bash"}
+TOP_KEYS = ("name", "python_env", "conda_env", "docker_env", "entry_points")
+ENTRY_KEYS = ("command", "parameters", "description")
+PARAM_KEYS = ("type", "default", "description")
+DOCKER_KEYS = ("image", "volumes", "environment", "dockerfile", "build_args")
+# Spellings of a known type seen in MLflow projects; used only to suggest the right one in a warning.
+_TYPE_HINTS = {"integer": "int", "number": "float", "boolean": "bool", "double": "float", "str": "string",
+               "text": "string", "file": "path", "dir": "path", "url": "uri"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,8 @@ class Project:
     python_env: Path | None = None
     conda_env: Path | None = None
     docker_env: DockerEnv | None = None
+    warnings: tuple[str, ...] = ()  # what MLflow accepts but is likely a mistake; errors under --strict
+    nonstandard: tuple[str, ...] = ()  # fine for proj and said nowhere, but an error under --strict
 
 
 def find_mlproject(root: Path) -> Path | None:
@@ -69,17 +84,41 @@ def load_project(root: Path) -> Project:
     path = find_mlproject(root)
     if path is None:
         return Project(root=root, name=None, file=None, entry_points={})
-    data, _text = load_validated(path, "mlproject")
-    return _build(root, path, data)
+    data, text = load_validated(path, "mlproject")
+    return _build(root, path, data, text)
 
 
-def _build(root: Path, path: Path, data: dict[str, Any]) -> Project:
+class _Warnings:
+    """Collects one-line warnings, each naming the file and the line of the key it is about."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path, self.text, self.items, self.quiet = path, text, [], []
+
+    def add(self, keys: list[Any], message: str, *, quiet: bool = False) -> None:
+        """A warning; a ``quiet`` one is only reported by ``proj validate --strict``."""
+        line = _line_of(self.text, keys)
+        (self.quiet if quiet else self.items).append((line, f"{self.path}:{line}: {message}"))
+
+    @staticmethod
+    def in_order(found: list[tuple[int, str]]) -> tuple[str, ...]:
+        return tuple(message for _line, message in sorted(found, key=lambda item: item[0]))
+
+
+def _build(root: Path, path: Path, data: dict[str, Any], text: str = "") -> Project:
     env_keys = [k for k in ("docker_env", "python_env", "conda_env") if k in data]
     if len(env_keys) > 1:
         raise ProjectError(f"{path}: {' and '.join(env_keys)} are both set; a project may name only one environment")
+    warn = _Warnings(path, text)
+    _unknown_keys(warn, [], data, TOP_KEYS, "top level")
+    for key in env_keys:
+        if not data[key]:  # MLflow skips an empty env key and goes on choosing the environment
+            warn.add([key], f"{key} is empty; ignored, as MLflow does")
+            data = {k: v for k, v in data.items() if k != key}
     entry_points = {
-        str(name): _entry_point(path, str(name), body) for name, body in (data.get("entry_points") or {}).items()
+        str(name): _entry_point(path, str(name), body, warn) for name, body in (data.get("entry_points") or {}).items()
     }
+    if data.get("docker_env"):
+        _docker_notes(warn, data["docker_env"])
     return Project(
         root=root,
         name=None if data.get("name") is None else str(data["name"]),
@@ -88,16 +127,78 @@ def _build(root: Path, path: Path, data: dict[str, Any]) -> Project:
         python_env=_env_file(root, path, "python_env", data.get("python_env")),
         conda_env=_env_file(root, path, "conda_env", data.get("conda_env")),
         docker_env=_docker_env(data.get("docker_env")),
+        warnings=warn.in_order(warn.items),
+        nonstandard=warn.in_order(warn.quiet),
     )
 
 
-def _entry_point(path: Path, name: str, body: dict[str, Any]) -> EntryPoint:
+def _unknown_keys(warn: _Warnings, keys: list[Any], block: Any, known: tuple[str, ...], where: str) -> None:
+    """MLflow ignores keys it does not know; so does proj, with a warning (a typo loses a setting)."""
+    if not isinstance(block, dict):
+        return
+    unknown = sorted((k for k in block if k not in known), key=str)
+    if not unknown:
+        return
+    names = ", ".join(repr(str(k)) for k in unknown)
+    hint = ""
+    if "databricks_spark_job" in unknown:
+        hint = " (databricks_spark_job is MLflow's Databricks backend, which proj does not run)"
+    warn.add(keys + unknown[:1], f"unknown key{'s' if len(unknown) > 1 else ''} {names} in {where} ignored, "
+                                 f"as MLflow does{hint}; valid keys: {', '.join(known)}")
+
+
+def _docker_notes(warn: _Warnings, block: dict[str, Any]) -> None:
+    _unknown_keys(warn, ["docker_env"], block, DOCKER_KEYS, "docker_env")
+    for key in ("dockerfile", "build_args"):
+        if key in block:
+            warn.add(["docker_env", key], f"docker_env.{key} is a proj extension; `mlflow run` ignores it", quiet=True)
+    for entry in block.get("environment") or ():
+        if isinstance(entry, str) and "=" in entry:
+            warn.add(["docker_env", "environment"], f"docker_env.environment {entry.partition('=')[0]}=... is a proj "
+                     f"extension; `mlflow run` reads it as the name of a host variable (write [NAME, value])", quiet=True)
+            break
+
+
+def _parameter(warn: _Warnings, keys: list[Any], name: str, decl: Any) -> Parameter:
+    """One parameter, read as MLflow reads it; what MLflow would silently misread is warned about."""
+    declared = declared_type(decl)
+    if isinstance(decl, dict):
+        extra = [str(k) for k in decl if k not in PARAM_KEYS]
+        typo = next((k for k in extra if k.split()[:1] == ["type"] and len(k.split()) == 2), None)
+        if typo:  # `{type str, default: x}` is YAML for the key "type str" with no value
+            warn.add(keys + [typo], f"parameter {name!r} has a key {typo!r}: a missing ':' after 'type'? "
+                                    f"MLflow reads it as a string parameter, and so does proj; "
+                                    f"write `type: {typo.split()[1]}`")
+        _unknown_keys(warn, keys, {k: v for k, v in decl.items() if str(k) != typo}, PARAM_KEYS, f"parameter {name!r}")
+        default = decl.get("default")
+        if isinstance(default, (list, dict)):
+            warn.add(keys + ["default"], f"parameter {name!r}: the default is a YAML {type(default).__name__}; "
+                                         f"the command gets its Python text {as_text(default)!r}, as with MLflow")
+    if declared == "str":
+        warn.add(keys + (["type"] if isinstance(decl, dict) else []),
+                 f"parameter {name!r}: type 'str' is read as 'string' (known types: {', '.join(PARAM_TYPES)})",
+                 quiet=True)
+    elif normalise_type(declared) != declared:
+        suggestion = _TYPE_HINTS.get(str(declared).strip().lower())
+        if suggestion is None and str(declared).strip().lower() in PARAM_TYPES:
+            suggestion = str(declared).strip().lower()
+        did_you = f"; did you mean {suggestion}?" if suggestion else ""
+        warn.add(keys + (["type"] if isinstance(decl, dict) else []),
+                 f"parameter {name!r} has unknown type {declared!r}; passed through unchecked as a string, as MLflow "
+                 f"does (known types: {', '.join(PARAM_TYPES)}){did_you}")
+    return Parameter.from_yaml(name, decl)
+
+
+def _entry_point(path: Path, name: str, body: dict[str, Any], warn: _Warnings | None = None) -> EntryPoint:
+    warn = warn or _Warnings(path, "")
+    _unknown_keys(warn, ["entry_points", name], body, ENTRY_KEYS, f"entry point {name!r}")
     params = {}
     for pname, pdecl in (body.get("parameters") or {}).items():
-        params[str(pname)] = Parameter.from_yaml(str(pname), pdecl)
+        params[str(pname)] = _parameter(warn, ["entry_points", name, "parameters", pname], str(pname), pdecl)
     command = body["command"]
     try:
-        used = placeholders(command)
+        contexts = placeholder_contexts(command)
+        used = [p for p, _context in contexts]
     except ValueError as exc:
         raise ProjectError(f"{path}: entry_points.{name}.command: bad braces ({exc}); write {{{{ and }}}} for literal braces") from None
     unknown = [p for p in used if p not in params]
@@ -107,6 +208,16 @@ def _entry_point(path: Path, name: str, body: dict[str, Any]) -> EntryPoint:
             f"{path}: entry_points.{name}.command uses {{{unknown[0]}}} but no such parameter is declared"
             f" (declared: {declared})"
         )
+    for pname in dict.fromkeys(p for p in used if "." in p):
+        warn.add(["entry_points", name, "command"],
+                 f"entry_points.{name}.command: placeholder {{{pname}}} works in proj, but `mlflow run` fails on it "
+                 f"(Python's format reads '.' as attribute access)", quiet=True)
+    for pname, context in dict.fromkeys(c for c in contexts if c[1] != BARE):
+        quote = '"' if context == DOUBLE else "'"
+        warn.add(["entry_points", name, "command"],
+                 f"entry_points.{name}.command: placeholder {{{pname}}} is inside {quote} quotes; values are quoted "
+                 f"already, so write {{{pname}}} without them (proj renders it as one literal word, but `mlflow run` "
+                 f"would let a value such as $(cmd) execute)")
     return EntryPoint(name=name, command=command, parameters=params)
 
 

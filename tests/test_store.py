@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def new(experiment: str = "e", commit: str | None = None) -> NewRun:
 
 def test_create_get_and_finish(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path)
-    run = store.create_run(new(), pid=12345)
+    run = store.create_run(new(), pid=os.getpid())  # a live owner: a dead one's run reads as FAILED
     assert run.status == "RUNNING" and run.params[0].typed == 0.1 and run.tags == {"t": "1"}
     assert (tmp_path / "runs" / run.id / "artifacts").is_dir()
     assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == "*"  # never shows up in git status
@@ -83,7 +84,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_a_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "proj.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="cannot be opened"):
+    with pytest.raises(StoreError, match="is damaged and cannot be used .*file is not a database"):
         SqliteStore(tmp_path)
 
 

@@ -197,7 +197,7 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         echo(f"running: {plan.command}")
         with _space_reserve(run_dir), OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream,
                         stdout_to_stderr=stdout_to_stderr) as sink, \
-                MetricsTailer(store.root, run.id) as tailer, _leases(plan, env, run.id):
+                MetricsTailer(store, run.id) as tailer, _leases(plan, env, run.id):
             code = env.execute(invocation, sink)
         if sink.failure is not None:  # e.g. a full disk: the child was stopped, its output is incomplete
             raise OutputLost(sink.failure)

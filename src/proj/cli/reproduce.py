@@ -24,10 +24,10 @@ def reproduce(app: App, run_ref: str, tolerance: float, env_manager: str | None,
     from proj.cli.render import print_json
     from proj.execution.process import install_sigterm_handler
     from proj.reproduce.rebuild import reproduce as run_reproduce
-    from proj.tracking.store import open_store
+    from proj.tracking.liveness import open_to_act
 
     install_sigterm_handler()
-    result = run_reproduce(open_store(tracking_uri, create=False), run_ref, tolerance=tolerance, env_manager=env_manager,
+    result = run_reproduce(open_to_act(tracking_uri, create=False), run_ref, tolerance=tolerance, env_manager=env_manager,
                            echo=app.info)
     for note in result.notes:
         app.warn(note)

@@ -41,7 +41,7 @@ def list_runs(experiment: str | None, status: str | None, commit: str | None, li
     if as_json:
         print_json("run-list", [{**r.to_dict(), "depth": depth} for r, depth in tree])
         return
-    rows = [("  " * depth + ("└ " if depth else "") + r.id[:12], r.status + (f" ({r.failure_phase})" if r.failure_phase else ""), r.experiment, r.entry_point,
+    rows = [("  " * depth + ("└ " if depth else "") + r.id[:12], status_text(r), r.experiment, r.entry_point,
              when(r.start_time), seconds(r.duration), r.env.get("backend", ""),
              (r.source.get("commit") or "")[:8] + ("+" if r.source.get("dirty") else ""),  # + = uncommitted changes
              r.name or "") for r, depth in tree]
@@ -113,7 +113,7 @@ def logs(app: App, run_ref: str, stream: str, follow: bool, tracking_uri: str | 
     if not follow:
         return 0
     final = store.get_run(run.id)
-    app.info(f"run {final.id} {final.status}" + (f" (exit code {final.exit_code})" if final.exit_code is not None else ""))
+    app.info(f"run {final.id} {final.status}" + ("" if final.collected else " (runner, not yet collected)") + (f" (exit code {final.exit_code})" if final.exit_code is not None else ""))
     return final.exit_code if final.exit_code is not None else (0 if final.status == "FINISHED" else 1)
 
 
@@ -124,10 +124,23 @@ def logs(app: App, run_ref: str, stream: str, follow: bool, tracking_uri: str | 
 def cancel(app: App, run_ref: str, tracking_uri: str | None) -> None:
     """Stop a running run (its process group or container) and mark it KILLED."""
     from proj.api import cancel_run
+    from proj.tracking.liveness import open_to_act
+
+    run = cancel_run(open_to_act(tracking_uri, create=False), run_ref)
+    app.info(f"run {run.id} is {run.status}")
+
+
+@runs.command("collect")
+@tracking_option
+@click.pass_obj
+def collect(app: App, tracking_uri: str | None) -> None:
+    """Collect runs whose runner died: stop what they left running, ingest their metrics and models, mark
+    them FAILED. Reading commands only show such runs; `proj run`, `runs cancel` and `reproduce` collect too."""
+    from proj.tracking.liveness import reap_dead_runs
     from proj.tracking.store import open_store
 
-    run = cancel_run(open_store(tracking_uri, create=False), run_ref)
-    app.info(f"run {run.id} is {run.status}")
+    reaped = reap_dead_runs(open_store(tracking_uri, create=False, write=True))
+    app.info(f"collected {len(reaped)} run(s) whose runner died" + (f": {', '.join(r[:12] for r in reaped)}" if reaped else ""))
 
 
 @runs.command("diff")
@@ -150,4 +163,10 @@ def diff(run_a: str, run_b: str, tolerance: float, tracking_uri: str | None, as_
     return 1 if result.verdict == "differs" else 0
 
 
-__all__ = ["runs", "number"]
+def status_text(run: RunRecord) -> str:
+    """FAILED (runner, not yet collected): a reader sees a dead runner's run without writing anything."""
+    detail = ", ".join(([run.failure_phase] if run.failure_phase else []) + ([] if run.collected else ["not yet collected"]))
+    return run.status + (f" ({detail})" if detail else "")
+
+
+__all__ = ["runs", "number", "status_text"]

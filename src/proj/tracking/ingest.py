@@ -1,7 +1,8 @@
 """Ingesting what an entry point reports through its metrics file (JSON lines), live and at the end.
 
-The file offset is stored with the data in one transaction, so each line lands exactly once even if
-the runner dies and the reaper ingests the rest later.
+The offset is read, the lines ingested and the new offset written in one transaction, so each line
+lands exactly once: between the live tailer and the runner's final ingest, and between any number of
+concurrent reapers after the runner died.
 """
 from __future__ import annotations
 
@@ -26,18 +27,22 @@ def metrics_path(store: RunStore, run_id: str) -> Path:
 def ingest_metrics_file(store: RunStore, run_id: str) -> int:
     """Ingest complete lines past the stored offset; returns how many lines were bad (skipped)."""
     path = metrics_path(store, run_id)
-    offset = store.ingest_offset(run_id)
     try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size <= store.ingest_offset(run_id):
+        return 0  # nothing new: no write lock taken (the tailer looks every 0.5 s)
+    with store.transaction():  # the offset read again under the lock: another ingester may have been first
+        offset = store.ingest_offset(run_id)
         with open(path, "rb") as fh:
             fh.seek(offset)
             chunk = fh.read()
-    except FileNotFoundError:
-        return 0
-    end = chunk.rfind(b"\n")
-    if end < 0:
-        return 0  # only a partial line so far
-    metrics, params, tags, bad = parse_lines(chunk[: end + 1].decode("utf-8", errors="replace").splitlines())
-    store.log_batch(run_id, metrics, params, tags, offset=offset + end + 1)
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return 0  # only a partial line so far
+        metrics, params, tags, bad = parse_lines(chunk[: end + 1].decode("utf-8", errors="replace").splitlines())
+        store.log_batch(run_id, metrics, params, tags, offset=offset + end + 1)
     return bad
 
 
@@ -72,8 +77,8 @@ def parse_lines(lines: list[str]) -> tuple[list[MetricPoint], list[ParamRecord],
 class MetricsTailer:
     """A background thread that ingests the metrics file while the entry point runs."""
 
-    def __init__(self, store_root: Path, run_id: str) -> None:
-        self._root = store_root
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self._store = store
         self._run_id = run_id
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="proj-metrics", daemon=True)
@@ -89,9 +94,7 @@ class MetricsTailer:
         self._ingest_once()  # whatever came last, in this thread: it must land even if the poller failed
 
     def _ingest_once(self) -> None:
-        from proj.tracking.sqlite import SqliteStore
-
-        store = SqliteStore(self._root)  # its own connection: sqlite connections are per thread
+        store = self._store.reopen()  # its own connection: a transaction belongs to one thread
         try:
             self.bad_lines += ingest_metrics_file(store, self._run_id)
         finally:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -76,31 +77,50 @@ class RunStore(ABC):
         """Recorded models, newest first."""
         raise NotImplementedError(f"{type(self).__name__} does not store models")
 
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction; store calls made inside it join it (reading, deciding and writing at once)."""
+
+    @abstractmethod
+    def reopen(self) -> "RunStore":
+        """Another handle on the same store, with its own connection (for another thread)."""
+
+    def verify(self) -> None:
+        """Refuse (StoreDamaged) a store that fails its integrity check; a backend without one has nothing to do."""
+
+    def close(self) -> None:
+        """Release this handle (its connection)."""
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 
 
-def open_store(tracking_uri: str | None = None, *, reap: bool = True, create: bool = True) -> RunStore:
-    """Open the store a tracking URI names (creating it only if ``create``); mark runs whose runner died.
+def open_store(tracking_uri: str | None = None, *, create: bool = True, write: bool | None = None) -> RunStore:
+    """Open the store a tracking URI names. Opening is pure: it never collects dead runs (commands that act
+    on runs use ``liveness.open_to_act``).
 
-    Reading commands pass ``create=False``: looking at runs must not leave a ``.proj/`` in every
-    directory it is tried in.
+    ``write`` (default: ``create``) opens it for writing: created if missing (only if ``create``), checked
+    for damage before anything is written, migrated. Otherwise it is opened read-only: nothing is created,
+    written or migrated, so a read-only or full disk can still be read. Reading commands pass
+    ``create=False``: looking at runs must not leave a ``.proj/`` in every directory it is tried in.
     """
     from proj.paths import store_root
-    from proj.tracking.sqlite import DB_NAME, SqliteStore
+    from proj.tracking.dbfile import DB_NAME, check_beside_runs, verify
+    from proj.tracking.sqlite import SqliteStore
 
     root = store_root(tracking_uri)
-    if not create and not (root / DB_NAME).is_file():
+    db = root / DB_NAME
+    check_beside_runs(root, db)
+    if not create and not db.is_file():
         from proj.errors import StoreMissing
 
         raise StoreMissing(f"no runs recorded in {root} yet (`proj run` creates the store there; "
                            f"use --tracking-uri or PROJ_TRACKING_URI to read another one)")
-    store = SqliteStore(root)
-    if reap:
-        from proj.tracking.liveness import reap_dead_runs
-
-        reap_dead_runs(store)
-    return store
+    if not (create if write is None else write):
+        return SqliteStore(root, readonly=True)
+    if db.is_file():
+        verify(db)  # before the first write (a migration, a new run) touches a damaged file
+    return SqliteStore(root)
 
 
 def existing_store(tracking_uri: str | None = None) -> RunStore | None:

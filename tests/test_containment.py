@@ -286,3 +286,70 @@ def test_hostile_untracked_archive_member_is_refused_on_reproduce(proj, tmp_path
     out = proj("reproduce", original["id"])
     assert out.code == 2 and "untracked.tar.gz is refused" in out.stderr and "contains '..'" in out.stderr, out
     assert not list(Path(proj.env["PROJ_CACHE_DIR"]).rglob(f"escape-{unique}"))
+
+
+# --- proj models export ----------------------------------------------------------------------------------
+
+MODEL_WRITER = ("import os\nd = os.environ['PROJ_MODEL_DIR']\nos.makedirs(d, exist_ok=True)\n"
+                "open(os.path.join(d, 'MLmodel'), 'w').write('flavors: {x: {}}\\n')\n"
+                "open(os.path.join(d, 'w.bin'), 'w').write('weights')\n")
+
+
+def _model_run(proj, make_project) -> dict:
+    root = make_project({"MLproject": MLPROJECT, "train.py": MODEL_WRITER})
+    out = proj("run", str(root), "--env-manager", "local")
+    assert out.code == 0, out
+    return proj.show(proj.runs()[0]["id"])
+
+
+def _tamper(proj, sql: str, *args: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(Path(proj.env["PROJ_TRACKING_URI"]) / "proj.db") as db:
+        assert db.execute(sql, args).rowcount == 1
+
+
+@pytest.mark.parametrize("recorded", ["/tmp/proj-escape-{u}", "../../proj-escape-{u}"])
+def test_export_of_a_model_recorded_with_an_unsafe_path_is_refused(proj, make_project, tmp_path, recorded) -> None:
+    """A store written before the containment checks may hold a logged model's name such as ``/tmp/x``."""
+    run = _model_run(proj, make_project)
+    unsafe = recorded.format(u=uuid.uuid4().hex[:12])
+    outside = (Path(run["run_dir"]) / "artifacts" / unsafe).resolve()
+    outside.mkdir(parents=True)  # what the old ingester would have written there
+    try:
+        (outside / "MLmodel").write_text("flavors: {x: {}}\n")
+        _tamper(proj, "UPDATE models SET path = ? WHERE run_id = ?", unsafe, run["id"])
+        for args in (("export", run["id"], str(tmp_path / "out")), ("show", run["id"])):
+            out = proj("models", *args)
+            assert out.code == 1 and "Traceback" not in out.stderr, out
+            [line] = [l for l in out.stderr.splitlines() if l.strip()]
+            assert repr(unsafe) in line and "refusing" in line, out
+        assert not (tmp_path / "out").exists()
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+
+
+def test_export_of_a_recorded_file_name_leading_outside_is_refused(proj, make_project, tmp_path) -> None:
+    import json
+
+    run = _model_run(proj, make_project)
+    [model] = proj("models", "list", "--json").json()
+    files = [dict(f, path="../../../../w.bin" if f["path"] == "w.bin" else f["path"]) for f in model["files"]]
+    _tamper(proj, "UPDATE models SET files_json = ? WHERE run_id = ?", json.dumps(files), run["id"])
+    out = proj("models", "export", run["id"], str(tmp_path / "out"))
+    assert out.code == 1 and "contains '..'" in out.stderr and "refusing to export" in out.stderr, out
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial"))
+
+
+def test_export_destinations_are_checked(proj, make_project, tmp_path) -> None:
+    run = _model_run(proj, make_project)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    for dest, message in (("/", "exists and is not an empty directory"),
+                          (str(tmp_path / "full"), "exists and is not an empty directory"),
+                          (str(Path(run["run_dir"]) / "artifacts" / "model" / "again"), "inside the model's own folder")):
+        out = proj("models", "export", run["id"], dest)
+        assert out.code == 1 and message in out.stderr and "Traceback" not in out.stderr, out
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    out = proj("models", "export", run["id"], str(tmp_path / "new" / "deeper"))
+    assert out.code == 0 and (tmp_path / "new" / "deeper" / "w.bin").read_text() == "weights", out

@@ -5,10 +5,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from proj.errors import ProjError, UsageError
+from proj.errors import ProjError, UnsafePath, UsageError
 from proj.models.envfiles import ENV_FILES
 from proj.models.mlmodel import file_digest
 from proj.models.record import ModelRecord
+from proj.paths import contained
 from proj.tracking.store import RunStore
 
 
@@ -40,7 +41,12 @@ def resolve_model(store: RunStore, ref: str) -> ModelRecord:
 
 
 def model_dir(store: RunStore, model: ModelRecord) -> Path:
-    return store.run_dir(model.run_id) / "artifacts" / model.path
+    """The model's folder, which must lie inside its run's artifacts (a record from a proj before the
+    containment checks may name e.g. ``/tmp/x``, taken from a logged model's name)."""
+    try:
+        return contained(store.run_dir(model.run_id) / "artifacts", model.path, what=f"model {model.ref}: path")
+    except UnsafePath as exc:
+        raise ModelExportError(f"{exc}; refusing to read it") from None
 
 
 def describe(store: RunStore, model: ModelRecord) -> dict[str, Any]:
@@ -76,13 +82,15 @@ def export_model(store: RunStore, model: ModelRecord, dest: Path, *, allow_inval
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ModelExportError(f"destination {dest} exists and is not an empty directory")
     source = model_dir(store, model)
+    if dest.resolve().is_relative_to(source):
+        raise ModelExportError(f"destination {dest} is inside the model's own folder {source}")
     staging = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         for entry in model.files:
-            target = staging / entry["path"]
+            src, target = _member(store.run_dir(model.run_id), source, staging, entry["path"], model)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / entry["path"], target)  # follows links: all checked inside the run folder
+            shutil.copyfile(src, target)  # follows links: all checked inside the run folder
             if file_digest(target)[0] != entry["sha256"]:
                 raise ModelExportError(f"{source / entry['path']} changed since the run recorded it (sha256 differs)")
         if dest.exists():
@@ -93,4 +101,15 @@ def export_model(store: RunStore, model: ModelRecord, dest: Path, *, allow_inval
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+
+def _member(run_dir: Path, source: Path, staging: Path, rel: str, model: ModelRecord) -> tuple[Path, Path]:
+    """(where to read, where to write) one recorded file: read inside the run folder (a model's links may
+    point elsewhere in it, as packaging checked), written inside the export."""
+    try:
+        write = contained(staging, rel, what=f"model {model.ref}: file")  # first: refuses absolute names
+        read = contained(run_dir, (source / rel).relative_to(run_dir.resolve()).as_posix(), what=f"model {model.ref}: file")
+        return read, write
+    except UnsafePath as exc:
+        raise ModelExportError(f"{exc}; refusing to export it") from None
 

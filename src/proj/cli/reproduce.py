@@ -1,6 +1,8 @@
 """``proj reproduce RUN``: rebuild a recorded run from its record, rerun it, and compare."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import click
 
 from proj.cli.main import App
@@ -8,21 +10,35 @@ from proj.cli.render import tracking_option
 from proj.envs.registry import ENV_MANAGERS
 
 
+def artifact_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--strict-artifacts and --ignore GLOB, shared by ``proj reproduce`` and ``proj runs diff``."""
+    fn = click.option("--ignore", multiple=True, metavar="GLOB",
+                      help="Leave artifacts matching GLOB (path under artifacts/, repeatable) out of the comparison.")(fn)
+    return click.option("--strict-artifacts", is_flag=True,
+                        help="Text artifacts must match byte for byte (no allowance for volatile lines).")(fn)
+
+
 @click.command()
 @click.argument("run_ref")
 @click.option("--tolerance", type=float, default=0.0, show_default=True, help="Relative tolerance for metrics.")
 @click.option("--env-manager", type=click.Choice(ENV_MANAGERS), help="Rebuild with another backend (from the spec).")
+@artifact_options
 @tracking_option
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
 @click.pass_obj
-def reproduce(app: App, run_ref: str, tolerance: float, env_manager: str | None, tracking_uri: str | None,
-              as_json: bool) -> int:
+def reproduce(app: App, run_ref: str, tolerance: float, env_manager: str | None, strict_artifacts: bool,
+              ignore: tuple[str, ...], tracking_uri: str | None, as_json: bool) -> int:
     """Rerun RUN from its record (same commit and changes, same lock, same params) and compare.
+
+    Artifacts are compared in levels: the same bytes, else the same archive contents (zip/tar members by
+    content), else text differing only in volatile lines (timestamps, durations, hosts, pids, temp paths),
+    else for MLflow models the same predictions on the model's input example, loaded in the reproduced env.
 
     Exit code: 0 identical or within tolerance, 1 differs, 2 could not be reproduced.
     """
     from proj.cli.render import print_json
     from proj.execution.process import install_sigterm_handler
+    from proj.reproduce.compare import ArtifactOptions
     from proj.reproduce.rebuild import reproduce as run_reproduce
     from proj.tracking.liveness import open_to_act
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import click
 
 from proj.cli.main import App
+from proj.cli.reproduce import artifact_options
 from proj.cli.render import json_option, number, print_json, seconds, table, tracking_option, when
 
 if TYPE_CHECKING:
@@ -147,15 +148,21 @@ def collect(app: App, tracking_uri: str | None) -> None:
 @click.argument("run_a")
 @click.argument("run_b")
 @click.option("--tolerance", type=float, default=0.0, show_default=True, help="Relative tolerance for metrics.")
+@artifact_options
 @tracking_option
 @json_option
-def diff(run_a: str, run_b: str, tolerance: float, tracking_uri: str | None, as_json: bool) -> int:
-    """Compare two runs: params, source, inputs, environment, metrics, artifacts. Exit 1 if they differ."""
-    from proj.reproduce.compare import compare_runs
+def diff(run_a: str, run_b: str, tolerance: float, strict_artifacts: bool, ignore: tuple[str, ...],
+         tracking_uri: str | None, as_json: bool) -> int:
+    """Compare two runs: params, source, inputs, environment, metrics, artifacts. Exit 1 if they differ.
+
+    Artifacts are compared in levels as by ``proj reproduce``; MLflow models that differ in bytes are
+    loaded in RUN_B's environment while it is still cached, and compared by their predictions."""
+    from proj.reproduce.compare import ArtifactOptions, compare_runs
     from proj.tracking.store import open_store
 
     store = open_store(tracking_uri, create=False)
-    result = compare_runs(store, store.get_run(run_a), store.get_run(run_b), tolerance)
+    result = compare_runs(store, store.get_run(run_a), store.get_run(run_b), tolerance,
+                          ArtifactOptions(strict=strict_artifacts, ignore=ignore))
     if as_json:
         print_json("comparison", result.to_dict())
     else:

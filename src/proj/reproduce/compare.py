@@ -1,23 +1,29 @@
 """Comparing two runs: params, source, inputs, environment, metrics and artifacts, with a verdict.
 
-Verdicts: ``identical`` (everything equal), ``within tolerance`` (only metrics differ, and each within
-the relative tolerance), ``differs`` (anything else; each difference is named).
+Verdicts: ``identical`` (everything equal), ``within tolerance`` (only metrics or model predictions differ,
+each within the relative tolerance), ``differs`` (anything else; each difference is named). Artifacts are
+compared in levels (see :mod:`proj.reproduce.artifacts`): bytes, archive contents, volatile lines only, and
+for MLflow model directories the models' behaviour; the verdict says which level it rests on.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proj.reproduce.artifacts import ARCHIVE, BEHAVIOUR, BYTES, DIFFERS, VOLATILE, Level, compare_files, file_hash
+from proj.reproduce.behaviour import Behaviour, PythonRunner, cached_env_runner, compare_behaviour
 from proj.reproduce.packages import describe_changes, lock_packages
 from proj.tracking.records import RunRecord
 from proj.tracking.store import RunStore
 
-IDENTICAL, WITHIN, DIFFERS = "identical", "within tolerance", "differs"
+IDENTICAL, WITHIN, DIFFERS_VERDICT = "identical", "within tolerance", "differs"
 # MLmodel keys that name the run or the moment, not the model: ignored when hashing model files.
 VOLATILE_MLMODEL_KEYS = ("run_id", "model_uuid", "model_id", "utc_time_created", "artifact_path", "model_size_bytes")
-SKIPPED_ARTIFACTS = ("source/",)  # our own provenance copies, compared under "source"
+SKIPPED_ARTIFACTS = ("source/",)
+WITHIN_MARK = " (within tolerance)"  # our own provenance copies, compared under "source"
 
 
 @dataclass
@@ -26,6 +32,18 @@ class Section:
     same: bool
     lines: list[str] = field(default_factory=list)
     tolerable: bool = False  # differs, but only within the tolerance
+    basis: list[str] = field(default_factory=list)  # what "same" rests on beyond equal bytes
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> {"level", "detail"}
+
+
+@dataclass
+class ArtifactOptions:
+    """How artifacts are compared: volatile lines allowed or not, files dropped, where models are loaded."""
+
+    strict: bool = False  # --strict-artifacts: text must match byte for byte (archives still by content)
+    ignore: tuple[str, ...] = ()  # --ignore GLOB, matched against the path under artifacts/
+    runner: PythonRunner | None = None  # runs the model comparison in the run's environment
+    runner_note: str = ""  # why there is no runner
 
 
 @dataclass
@@ -41,11 +59,25 @@ class Comparison:
             return IDENTICAL
         if all(s.same or s.tolerable for s in self.sections):
             return WITHIN
-        return DIFFERS
+        return DIFFERS_VERDICT
+
+    @property
+    def verdict_line(self) -> str:
+        """The verdict and what it rests on: ``identical (bytes)``, ``differs (artifacts: ...)``."""
+        verdict = self.verdict
+        if verdict == DIFFERS_VERDICT:
+            reasons = [f"{s.name}: {s.lines[0] if s.lines else 'differs'}"
+                       + (f" (+{len(s.lines) - 1} more)" if len(s.lines) > 1 else "")
+                       for s in self.sections if not s.same and not s.tolerable]
+            return f"{verdict} ({'; '.join(reasons)})"
+        basis = [b for s in self.sections for b in s.basis]
+        if verdict == WITHIN:
+            basis = [s.name for s in self.sections if s.tolerable and s.name != "artifacts"] + basis
+        return f"{verdict} ({'; '.join(basis) or 'bytes'})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "tolerance": self.tolerance, "verdict": self.verdict,
-                "sections": [asdict(s) for s in self.sections]}
+                "verdict_line": self.verdict_line, "sections": [asdict(s) for s in self.sections]}
 
     def render(self) -> str:
         out = [f"comparing {self.a[:12]} (A) with {self.b[:12]} (B), relative tolerance {self.tolerance:g}"]
@@ -53,13 +85,20 @@ class Comparison:
             mark = "same" if s.same else ("within tolerance" if s.tolerable else "DIFFERS")
             out.append(f"  {s.name:<12} {mark}")
             out.extend(f"      {line}" for line in s.lines)
-        out.append(f"verdict: {self.verdict}")
+        out.append(f"verdict: {self.verdict_line}")
         return "\n".join(out)
 
 
-def compare_runs(store: RunStore, a: RunRecord, b: RunRecord, tolerance: float = 0.0) -> Comparison:
+def compare_runs(store: RunStore, a: RunRecord, b: RunRecord, tolerance: float = 0.0,
+                 options: ArtifactOptions | None = None) -> Comparison:
+    """Compare run B with run A. Model behaviour is compared with ``options.runner`` (the reproduced
+    environment); without one, run B's environment is used when it is still cached."""
+    options = options or ArtifactOptions()
+    if options.runner is None:
+        runner, note = cached_env_runner(b)
+        options = ArtifactOptions(options.strict, options.ignore, runner, note)
     sections = [_outcome(a, b), _params(a, b), _source(a, b), _inputs(a, b), _environment(store, a, b),
-                _metrics(store, a, b, tolerance), _artifacts(a, b)]
+                _metrics(store, a, b, tolerance), _artifacts(a, b, tolerance, options)]
     return Comparison(a.id, b.id, tolerance, sections)
 
 
@@ -88,7 +127,7 @@ def _source(a: RunRecord, b: RunRecord) -> Section:
     def view(run: RunRecord) -> dict[str, Any]:
         src = run.source
         return {"commit": src.get("commit"), "subdir": src.get("subdir"),
-                "uncommitted changes": _short(_file_hash(Path(run.run_dir) / "artifacts" / "source" / "uncommitted.patch")),
+                "uncommitted changes": _short(file_hash(Path(run.run_dir) / "artifacts" / "source" / "uncommitted.patch")),
                 "snapshot": src.get("snapshot_sha256")}
 
     lines = _diff_maps(view(a), view(b))
@@ -162,7 +201,7 @@ def _history_lengths(store: RunStore, run_id: str) -> dict[str, int]:
     return counts
 
 
-def artifact_hashes(run_dir: Path) -> dict[str, str | None]:
+def artifact_hashes(run_dir: Path, ignore: tuple[str, ...] = ()) -> dict[str, str | None]:
     """sha256 of every artifact file (MLmodel files without their run-specific keys; None if unreadable)."""
     root = run_dir / "artifacts"
     hashes: dict[str, str | None] = {}
@@ -170,29 +209,75 @@ def artifact_hashes(run_dir: Path) -> dict[str, str | None]:
         return hashes
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if path.is_symlink() or not path.is_file() or rel.startswith(SKIPPED_ARTIFACTS):
+        if path.is_symlink() or not path.is_file() or rel.startswith(SKIPPED_ARTIFACTS) or _ignored(rel, ignore):
             continue
-        hashes[rel] = _mlmodel_hash(path) if path.name == "MLmodel" else _file_hash(path)
+        hashes[rel] = _mlmodel_hash(path) if path.name == "MLmodel" else file_hash(path)
     return hashes
 
 
-def _artifacts(a: RunRecord, b: RunRecord) -> Section:
-    ha, hb = artifact_hashes(Path(a.run_dir)), artifact_hashes(Path(b.run_dir))
-    lines = [f"changed: {k}" for k in sorted(ha.keys() & hb.keys()) if ha[k] != hb[k]]
+def _ignored(rel: str, globs: tuple[str, ...]) -> bool:
+    # A glob matches the path under artifacts/ or any folder above it ("plots" drops plots/a.png).
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return any(fnmatch.fnmatchcase(p, g) for g in globs for p in prefixes)
+
+
+def _artifacts(a: RunRecord, b: RunRecord, tolerance: float, options: ArtifactOptions) -> Section:
+    root_a, root_b = Path(a.run_dir) / "artifacts", Path(b.run_dir) / "artifacts"
+    ha, hb = artifact_hashes(Path(a.run_dir), options.ignore), artifact_hashes(Path(b.run_dir), options.ignore)
+    levels = {k: compare_files(root_a / k, root_b / k, hash_a=ha[k], hash_b=hb[k], strict=options.strict)
+              for k in sorted(ha.keys() & hb.keys())}
+    basis = []
+    for model in _model_dirs(ha.keys() & hb.keys()):
+        inside = [k for k in levels if _under(k, model) and not levels[k].same]
+        if not inside:
+            continue  # every file of the model matched already: no need to load it
+        behaviour = _behaviour(root_a / model, root_b / model, tolerance, options)
+        for k in inside:
+            levels[k] = _model_level(levels[k], behaviour)
+        if behaviour.same:
+            basis.append(f"model behaviour on {_rows(behaviour.rows)}")
+    lines = [f"{k} {lv.detail}" if lv.detail else f"changed: {k}" for k, lv in levels.items() if not lv.same]
     lines += [f"added: {k}" for k in sorted(hb.keys() - ha.keys())]
     lines += [f"removed: {k}" for k in sorted(ha.keys() - hb.keys())]
-    return Section("artifacts", not lines, lines)
+    differs = bool(lines)
+    lines += [f"{k}: {lv.detail}" for k, lv in levels.items() if lv.same and lv.level != BYTES]
+    for kind in (ARCHIVE, VOLATILE):
+        hit = [k for k, lv in levels.items() if lv.level == kind]
+        if hit:
+            basis.append(f"{kind}: {', '.join(hit[:3])}" + (" ..." if len(hit) > 3 else ""))
+    inexact = any(lv.level == BEHAVIOUR and lv.detail.endswith(WITHIN_MARK) for lv in levels.values())
+    return Section("artifacts", not differs and not inexact, lines, tolerable=not differs and inexact,
+                   basis=[] if differs else basis,
+                   artifacts={k: {"level": lv.level, "same": lv.same, "detail": lv.detail} for k, lv in levels.items()})
 
 
-def _file_hash(path: Path) -> str | None:
-    try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-    except OSError:
-        return None
+def _rows(n: int) -> str:
+    return f"{n} example row{'s' if n != 1 else ''}"
+
+
+def _model_dirs(paths: set[str]) -> list[str]:
+    """Folders (under artifacts/) holding an MLmodel file in both runs, deepest first."""
+    dirs = {p.rsplit("/", 1)[0] if "/" in p else "" for p in paths if p.rsplit("/", 1)[-1] == "MLmodel"}
+    return sorted(dirs, key=lambda d: -d.count("/"))
+
+
+def _under(path: str, folder: str) -> bool:
+    return folder == "" or path.startswith(folder + "/")
+
+
+def _behaviour(model_a: Path, model_b: Path, tolerance: float, options: ArtifactOptions) -> Behaviour:
+    if options.runner is None:
+        return Behaviour(error=f"model behaviour not compared: {options.runner_note or 'no environment to load it in'}")
+    return compare_behaviour(model_a, model_b, options.runner, tolerance)
+
+
+def _model_level(level: Level, behaviour: Behaviour) -> Level:
+    if behaviour.same:
+        return Level(BEHAVIOUR, f"same predictions on {_rows(behaviour.rows)}" + ("" if behaviour.exact else WITHIN_MARK))
+    if behaviour.error is not None:
+        return Level(DIFFERS, f"{level.detail + '; ' if level.detail else 'bytes differ; '}{behaviour.error}")
+    return Level(DIFFERS, f"predictions differ on {behaviour.differing} of {behaviour.rows} rows")
 
 
 def _mlmodel_hash(path: Path) -> str | None:
@@ -203,8 +288,8 @@ def _mlmodel_hash(path: Path) -> str | None:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
-        return _file_hash(path)
+        return file_hash(path)
     if not isinstance(data, dict):
-        return _file_hash(path)
+        return file_hash(path)
     stable = {k: v for k, v in data.items() if k not in VOLATILE_MLMODEL_KEYS}
     return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from proj.envs.base import Lock
+from proj.envs.base import BuildLog, Env, Lock
 from proj.errors import ProjError
-from proj.reproduce.compare import Comparison, compare_runs
+from proj.reproduce.behaviour import env_runner
+from proj.reproduce.compare import ArtifactOptions, Comparison, compare_runs
 from proj.reproduce.source import CannotReproduce, materialize, workspace
-from proj.runner import RunRequest, execute_run, plan_run, start_run
+from proj.runner import Plan, RunRequest, execute_run, plan_run, start_run
 from proj.tracking.records import RUNNING, RunRecord
 from proj.tracking.store import RunStore
 
@@ -35,7 +36,9 @@ class Reproduction:
 
 
 def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_manager: str | None = None,
-              echo: Callable[[str], None]) -> Reproduction:
+              echo: Callable[[str], None], options: ArtifactOptions | None = None) -> Reproduction:
+    """Rerun ``run_ref`` and compare; MLflow models that differ in bytes are compared by behaviour, loaded
+    inside the reproduced environment."""
     old = store.get_run(run_ref)
     if old.status == RUNNING:
         raise CannotReproduce(f"run {old.id[:12]} is still RUNNING; wait for it or cancel it first")
@@ -57,8 +60,28 @@ def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_mana
             outcome = execute_run(store, plan, new, echo=echo, lock=lock)
         except ProjError as exc:  # recorded FAILED in phase environment by the runner; the verdict is "cannot"
             raise CannotReproduce(f"run {old.id[:12]} could not be reproduced: {exc}") from None
-    final = store.get_run(outcome.run.id)
-    return Reproduction(old, final, compare_runs(store, old, final, tolerance), notes)
+        final = store.get_run(outcome.run.id)
+        options = options or ArtifactOptions()
+        env = _reproduced_env(store, plan, final, lock)
+        if env is not None:
+            options = dataclasses.replace(options, runner=env_runner(env))
+        comparison = compare_runs(store, old, final, tolerance, options)
+    return Reproduction(old, final, comparison, notes)
+
+
+def _reproduced_env(store: RunStore, plan: Plan, run: RunRecord, lock: Lock | None) -> Env | None:
+    """The environment the reproduction ran in, for loading its models: the same cached env again (a cache
+    hit on the lock it recorded; None when it recorded none)."""
+    recorded = store.get_lock(run.id)
+    if recorded is None:
+        return None
+    quiet = BuildLog(None)
+    try:
+        if plan.choice.backend == "local":
+            return plan.backend.ensure(plan.choice, quiet)
+        return plan.backend.from_lock(plan.choice, lock or Lock(*recorded), quiet)
+    except ProjError:
+        return None
 
 
 def _request(req: RunRequest, old: RunRecord, project_dir: Path, env_manager: str | None,

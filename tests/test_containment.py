@@ -353,3 +353,33 @@ def test_export_destinations_are_checked(proj, make_project, tmp_path) -> None:
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
     out = proj("models", "export", run["id"], str(tmp_path / "new" / "deeper"))
     assert out.code == 0 and (tmp_path / "new" / "deeper" / "w.bin").read_text() == "weights", out
+
+
+# --- the container escape --------------------------------------------------------------------------------
+
+@pytest.mark.docker
+def test_docker_env_run_cannot_make_proj_write_to_a_host_path(proj, make_project) -> None:
+    """The container cannot see the host's /tmp; through a logged model name it must not make proj write there."""
+    from test_docker import BASE
+
+    try:
+        import docker
+
+        docker.from_env().images.get(BASE)
+    except Exception as exc:  # noqa: BLE001 - no daemon or no image
+        require(False, f"docker or image {BASE} unavailable ({exc})")
+    out_dir = Path(f"/tmp/proj-escape-{uuid.uuid4().hex[:12]}")
+    slug = f"ptest-{uuid.uuid4().hex[:10]}"
+    root = make_project({"MLproject": f"name: {slug}\ndocker_env:\n  image: {BASE}\n"
+                                      f"entry_points:\n  main:\n    command: 'python train.py {out_dir}'\n",
+                         "train.py": HOSTILE_WRITER}, name=slug)
+    try:
+        result = proj("run", str(root), "--no-build-image")
+        assert result.code == 0 and "hostile store written" in result.stdout, result
+        assert not out_dir.exists(), result
+        assert "warning: mlflow store: logged model name" in result.stderr, result
+        run = proj.show(proj.runs()[0]["id"])
+        assert run["status"] == "FINISHED"
+        assert (Path(run["run_dir"]) / "artifacts/mlflow/models/m-abs/data.txt").read_text() == "escaped"
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from proj.sources.urls import mask_url
+
 # Every user error is printed as one line of at most this many characters, whatever value it quotes.
 MESSAGE_LIMIT = 400
 # Characters that would break the line or the terminal: C0/C1 controls, Unicode line breaks, and the lone
@@ -12,11 +14,13 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """``text`` as one printable line of at most ``limit`` characters, cut in the middle with "...".
+    """``text`` as one printable line of at most ``limit`` characters, URL credentials masked, cut in the
+    middle with "...".
 
     The head names the file and key and the tail usually lists the valid choices, so both are kept.
     """
-    flat = _UNPRINTABLE.sub(_escape, text)
+    # Credentials are masked after escaping (a newline inside a URL no longer ends it) and before cutting.
+    flat = mask_url(_UNPRINTABLE.sub(_escape, text))
     if len(flat) <= limit:
         return flat
     head = (limit - 3) * 2 // 3

@@ -7,7 +7,7 @@ from proj.errors import SourceError, UsageError
 from proj.sources.base import Source
 from proj.sources.gitcache import GitCache
 from proj.sources.resolve import check_subdir, subdir_path
-from proj.sources.urls import parse_git_url, split_fragment
+from proj.sources.urls import split_git_uri
 
 
 def resolve_git(uri: str, version: str | None, *, options: dict | None = None,
@@ -16,8 +16,7 @@ def resolve_git(uri: str, version: str | None, *, options: dict | None = None,
 
     ``display_uri`` replaces the recorded URI (a local repository path given with ``-v``).
     """
-    raw, subdir = split_fragment(uri)
-    url = parse_git_url(raw)
+    url, subdir = split_git_uri(uri)  # credentials off the raw string before any other parsing
     try:
         subdir = check_subdir(subdir)
     except UsageError as exc:

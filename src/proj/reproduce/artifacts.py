@@ -34,7 +34,7 @@ _VOLATILE_TOKENS = [re.compile(p, re.IGNORECASE) for p in (
 # A labelled value whose label says it is the moment, the duration or the machine: the rest of the line.
 _VOLATILE_LABEL = re.compile(r"^(?P<label>[^:=]{0,40}?\b(time|date|timestamp|elapsed|duration|took|runtime|"
                              r"started|finished|created|generated|host(name)?|pid|tmp|temp(dir)?)\b"
-                             r"[^:=]{0,20}?[:=])(?P<value>.*)$", re.IGNORECASE)
+                             r"[^:=\d]{0,20}?[:=])(?P<value>.*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

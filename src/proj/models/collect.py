@@ -45,30 +45,42 @@ def child_env(store: Any, run: Any) -> dict[str, str]:
 def after_run(store: Any, run: Any, exit_code: int, echo: Echo) -> None:
     run_dir = Path(run.run_dir)
     artifacts = run_dir / "artifacts"
-    mlflow_models: set[str] = set()
+    mlflow_models: dict[str, list[str]] = {}
     if mlflow_root(run_dir).is_dir():
         from proj.tracking.mlflow_ingest import ingest_mlflow
 
-        mlflow_models = set(ingest_mlflow(store, run.id, mlflow_root(run_dir), artifacts, echo))
+        mlflow_models = ingest_mlflow(store, run.id, mlflow_root(run_dir), artifacts, echo, exit_code=exit_code)
+    # Child runs (the program's other MLflow runs) hold only what MLflow logged into them; their models
+    # get the parent's environment files, as the same program in the same environment made them.
+    for child_id, rels in mlflow_models.items():
+        if child_id != run.id and rels:
+            _package(store, run, Path(store.run_dir(child_id)), child_id, set(rels), echo)
+    found = _package(store, run, run_dir, run.id, set(mlflow_models.get(run.id, ())), echo)
+    if MODEL_SUBDIR not in found:
+        _warn_plain_model_dir(artifacts / MODEL_SUBDIR, echo)
+
+
+def _package(store: Any, run: Any, run_dir: Path, owner_id: str, mlflow_models: set[str], echo: Echo) -> list[str]:
+    """Package and record every model under ``run_dir/artifacts`` as a model of ``owner_id``; returns them."""
+    artifacts = run_dir / "artifacts"
     found = find_model_dirs(artifacts)
     if not found:
-        _warn_plain_model_dir(artifacts / MODEL_SUBDIR, echo)
-        return
+        return found
     from proj.models.mlmodel import LockInfo, package_model
 
     lock = store.get_lock(run.id)
     env = store.get_run(run.id).env
     info = LockInfo(lock[0] if lock else None, lock[1] if lock else "", env.get("python_version"), env.get("platform"))
+    label = "" if owner_id == run.id else f" of child run {owner_id[:12]}"
     for rel in found:
         origin = "mlflow" if rel in mlflow_models else "run"
-        record = package_model(artifacts / rel, run_id=run.id, run_dir=run_dir, rel=rel, lock=info, echo=echo,
+        record = package_model(artifacts / rel, run_id=owner_id, run_dir=run_dir, rel=rel, lock=info, echo=echo,
                                origin=origin)
         store.save_model(record)
         if record.valid:
-            echo(f"model {rel}: {', '.join(record.flavors)} ({len(record.files)} files"
+            echo(f"model {rel}{label}: {', '.join(record.flavors)} ({len(record.files)} files"
                  + (f", env files from the {record.env_source} lock)" if record.env_source else ")"))
-    if MODEL_SUBDIR not in found:
-        _warn_plain_model_dir(artifacts / MODEL_SUBDIR, echo)
+    return found
 
 
 def find_model_dirs(artifacts: Path) -> list[str]:

@@ -10,6 +10,7 @@ through ``proj.paths.contained`` and a refused name is stored under a generated 
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -18,11 +19,13 @@ from typing import Any, Callable
 
 from proj.errors import UnsafePath
 from proj.paths import contained, safe_name, shorten, unsafe_reason
-from proj.tracking.records import MetricPoint, ParamRecord
+from proj.tracking.records import FAILED, FINISHED, KILLED, ChildRun, MetricPoint, ParamRecord
 from proj.tracking.store import RunStore
 
 Echo = Callable[[str], None]
 NOT_RUN_DIRS = ("models", ".trash", "datasets", "traces")
+# MLflow's RunStatus numbers as its file store writes them; RUNNING (1) and SCHEDULED (2) were never ended.
+ENDED_STATUSES = {3: FINISHED, 4: FAILED, 5: KILLED, "FINISHED": FINISHED, "FAILED": FAILED, "KILLED": KILLED}
 
 
 @dataclass
@@ -31,6 +34,8 @@ class MlflowRun:
     run_id: str
     name: str | None = None
     start_time: float = 0.0
+    end_time: float | None = None
+    status: Any = None  # as meta.yaml has it (a RunStatus number)
     parent: str | None = None
     has_meta: bool = False
     params: dict[str, str] = field(default_factory=dict)
@@ -39,37 +44,100 @@ class MlflowRun:
     problems: list[str] = field(default_factory=list)
 
 
-def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, echo: Echo) -> list[str]:
-    """Params, metrics, tags and artifacts of every MLflow run in ``mlruns``; returns model paths placed
-    under ``artifacts`` (relative). The first top-level run with readable metadata maps onto the proj run as is; any other
-    run's keys are prefixed with its name (``name/key``) so nothing collides."""
-    runs = sorted(find_runs(mlruns), key=lambda r: (r.parent is not None, not r.has_meta, r.start_time))
-    allowed = artifacts.parent  # the proj run folder
-    models: list[str] = []
-    for index, run in enumerate(runs):
+def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, echo: Echo, *,
+                  exit_code: int | None = None) -> dict[str, list[str]]:
+    """Params, metrics, tags, artifacts and models of every MLflow run in ``mlruns``.
+
+    The first top-level run with readable metadata is the proj run itself (as ``mlflow run`` makes it); every
+    other MLflow run becomes a child run of it, or of the child its ``mlflow.parentRunId`` names, with its
+    own data and run folder. Returns ``{proj run id: model paths relative to that run's artifacts}``.
+    """
+    runs = _parents_first(sorted(find_runs(mlruns), key=lambda r: (r.parent is not None, not r.has_meta, r.start_time)))
+    allowed = artifacts.parent  # the proj run folder, where the MLflow store lives
+    owners: dict[str, str] = {}  # MLflow run id -> proj run id
+    models: dict[str, list[str]] = {run_id: []}
+    started = store.get_run(run_id).start_time if runs else 0.0
+    for run in runs:
         for problem in run.problems:
             echo(f"warning: mlflow store: {problem}")
-        label = "" if index == 0 else _label(run.name or run.run_id[:8], "mlflow run name", artifacts, echo)
-        prefix = f"{label}/" if label else ""
-        params = [ParamRecord(prefix + k, v, v, "string", "logged") for k, v in run.params.items()]
-        metrics = [MetricPoint(prefix + m.key, m.value, m.step, m.timestamp) for m in run.metrics]
-        tags = {prefix + k: v for k, v in run.tags.items() if not k.startswith("mlflow.")}
-        tags[f"{prefix}mlflow.run_id"] = run.run_id
-        store.log_batch(run_id, metrics, params, tags)
+        if not owners:
+            target = run_id
+            store.set_mlflow_run_id(run_id, run.run_id)
+        else:
+            target = store.record_child_run(_child(run, owners.get(run.parent or "", run_id), started, exit_code)).id
+        owners.setdefault(run.run_id, target)
+        models.setdefault(target, [])
+        params = [ParamRecord(k, v, v, "string", "logged") for k, v in run.params.items()]
+        tags = {k: v for k, v in run.tags.items() if not k.startswith("mlflow.")}
+        tags["mlflow.run_id"] = run.run_id
+        store.log_batch(target, run.metrics, params, tags)
+        dest = _artifacts_of(store, target, run_id, artifacts)
         src = run.path / "artifacts"
         if src.is_symlink():  # would copy whatever folder it names, e.g. one of the host's
             echo(f"warning: mlflow store: {src} is a symlink; its artifacts are not copied")
         elif src.is_dir() and any(src.iterdir()):
-            dest = "" if index == 0 else f"mlflow/{label}"
-            fallback = f"mlflow/{_label(run.run_id, 'mlflow run id', artifacts, echo)}"
-            models += _copy_artifacts(src, dest, artifacts, allowed, echo, fallback=fallback)
-    for model_dir, name in find_logged_models(mlruns, echo):
-        folder = _free_name(artifacts, name, model_dir.name, echo)
-        if _safe_copy(model_dir / "artifacts", artifacts, folder, allowed, echo):
-            models.append(folder)
+            fallback = f"mlflow/{_label(run.run_id, 'mlflow run id', dest, echo)}"
+            models[target] += _copy_artifacts(src, "", dest, allowed, echo, fallback=fallback)
+    for model in find_logged_models(mlruns, echo):
+        target = _model_owner(model, runs, owners, run_id, echo)
+        dest = _artifacts_of(store, target, run_id, artifacts)
+        folder = _free_name(dest, model.name, model.path.name, echo)
+        if _safe_copy(model.path / "artifacts", dest, folder, allowed, echo):
+            models.setdefault(target, []).append(folder)
     if runs:
-        echo(f"mlflow: ingested {len(runs)} run(s) and {len(models)} model(s) from {mlruns}")
+        children = len(set(owners.values()) - {run_id})
+        echo(f"mlflow: ingested {len(runs)} run(s)" + (f" ({children} as child runs)" if children else "")
+             + f" and {sum(len(v) for v in models.values())} model(s) from {mlruns}")
     return models
+
+
+def _parents_first(runs: list[MlflowRun]) -> list[MlflowRun]:
+    """``runs`` reordered so a nested run comes after the run it names as parent (the first stays first)."""
+    known = {r.run_id for r in runs}
+    done: set[str] = set()
+    ordered: list[MlflowRun] = []
+    pending = list(runs)
+    while pending:
+        ready = [r for r in pending if not ordered or r.parent not in known or r.parent in done or r.parent == r.run_id]
+        if not ready:  # parent tags that form a loop: take them as they come (they attach to the proj run)
+            ready = pending[:1]
+        for run in ready if ordered else ready[:1]:
+            ordered.append(run)
+            done.add(run.run_id)
+            pending.remove(run)
+    return ordered
+
+
+def _child(run: MlflowRun, parent: str, started: float, exit_code: int | None) -> ChildRun:
+    """The child-run record of ``run``: MLflow's own status and times; a run never ended counts as failed."""
+    status, reason = ENDED_STATUSES.get(run.status), None
+    if status is None:
+        how = "the runner died" if exit_code in (None, -1) else f"the program exited with code {exit_code}"
+        status, reason = FAILED, (f"its MLflow run was never ended ({how})" if run.has_meta
+                                  else "its MLflow run has no meta.yaml (left half-written)")
+    start = run.start_time or min((m.timestamp for m in run.metrics), default=started)
+    end = run.end_time or max((m.timestamp for m in run.metrics), default=start)
+    return ChildRun(parent_run_id=parent, mlflow_run_id=run.run_id, name=run.name, status=status,
+                    start_time=start, end_time=end, failure_reason=reason)
+
+
+def _artifacts_of(store: RunStore, target: str, run_id: str, artifacts: Path) -> Path:
+    return artifacts if target == run_id else store.run_dir(target) / "artifacts"
+
+
+def _model_owner(model: LoggedModel, runs: list[MlflowRun], owners: dict[str, str], run_id: str, echo: Echo) -> str:
+    """The proj run of the MLflow run that logged ``model``: its ``source_run_id``, else the ``run_id`` in its
+    MLmodel, else the run whose ``outputs`` name it. Never another run's: unknown means the proj run itself."""
+    for source in (model.source_run_id, model.mlmodel_run_id):
+        if source and source in owners:
+            return owners[source]
+    for run in runs:
+        if (run.path / "outputs" / model.path.name).is_dir():
+            return owners[run.run_id]
+    if model.source_run_id or model.mlmodel_run_id:
+        echo(f"warning: mlflow store: logged model {model.path.name} names run "
+             f"{shorten(str(model.source_run_id or model.mlmodel_run_id))}, which is not in the store; kept with the run itself")
+    return run_id
 
 
 def find_runs(mlruns: Path) -> list[MlflowRun]:
@@ -92,7 +160,9 @@ def read_run(run_dir: Path) -> MlflowRun:
             run.problems.append(f"run {run.run_id} is marked deleted; ingested anyway")
         run.run_id = str(meta.get("run_id") or run.run_id)
         run.name = meta.get("run_name") or None
-        run.start_time = float(meta.get("start_time") or 0) / 1000
+        run.start_time = _seconds(meta.get("start_time"), run.problems) or 0.0
+        run.end_time = _seconds(meta.get("end_time"), run.problems)
+        run.status = meta.get("status")
     run.params = _key_files(run_dir / "params", run.problems)
     run.tags = _key_files(run_dir / "tags", run.problems)
     run.name = run.name or run.tags.get("mlflow.runName")
@@ -100,6 +170,18 @@ def read_run(run_dir: Path) -> MlflowRun:
     for key, text in _key_files(run_dir / "metrics", run.problems).items():
         run.metrics += _metric_points(key, text, run.problems)
     return run
+
+
+def _seconds(ms: Any, problems: list[str]) -> float | None:
+    """MLflow's millisecond timestamps as seconds; None when absent or not a number."""
+    if ms is None or ms == "":
+        return None
+    try:
+        value = float(ms) / 1000
+    except (TypeError, ValueError):
+        problems.append(f"timestamp {shorten(repr(ms))} in meta.yaml is not a number; ignored")
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def _metric_points(key: str, text: str, problems: list[str]) -> list[MetricPoint]:
@@ -122,8 +204,17 @@ def _metric_points(key: str, text: str, problems: list[str]) -> list[MetricPoint
     return points
 
 
-def find_logged_models(mlruns: Path, echo: Echo) -> list[tuple[Path, str]]:
-    """MLflow 3 logged models ``<exp>/models/<model_id>``: (directory, name) of each with an MLmodel."""
+@dataclass
+class LoggedModel:
+    path: Path  # <exp>/models/<model_id>
+    name: str
+    source_run_id: str | None
+    mlmodel_run_id: str | None
+    created: float
+
+
+def find_logged_models(mlruns: Path, echo: Echo) -> list[LoggedModel]:
+    """MLflow 3 logged models ``<exp>/models/<model_id>`` that have an MLmodel, in the order they were logged."""
     found = []
     for exp in _subdirs(mlruns):
         for model in _subdirs(exp / "models"):
@@ -134,9 +225,14 @@ def find_logged_models(mlruns: Path, echo: Echo) -> list[tuple[Path, str]]:
             if not (model / "artifacts" / "MLmodel").is_file():
                 echo(f"warning: mlflow store: logged model {model.name} has no artifacts/MLmodel (half-written?); skipped")
                 continue
-            name = meta.get("name") if isinstance(meta, dict) else None
-            found.append((model, str(name or model.name)))
-    return found
+            meta = meta if isinstance(meta, dict) else {}
+            mlmodel = _yaml(model / "artifacts" / "MLmodel", [])
+            source = meta.get("source_run_id")
+            logged_by = mlmodel.get("run_id") if isinstance(mlmodel, dict) else None
+            found.append(LoggedModel(model, str(meta.get("name") or model.name), str(source) if source else None,
+                                     str(logged_by) if logged_by else None,
+                                     _seconds(meta.get("creation_timestamp"), []) or 0.0))
+    return sorted(found, key=lambda m: (m.created, m.path.name))
 
 
 def _copy_artifacts(src: Path, dest: str, artifacts: Path, allowed: Path, echo: Echo, *, fallback: str) -> list[str]:

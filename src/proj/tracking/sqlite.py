@@ -199,7 +199,9 @@ class SqliteStore(RunStore):
             row = db.execute("SELECT id FROM runs WHERE parent_run_id=? AND mlflow_run_id=?",
                              (child.parent_run_id, child.mlflow_run_id)).fetchone()
             run_id = row[0] if row else os.urandom(16).hex()
-            if row is None:
+            if row is not None:  # ingested again (a reaper after a runner died mid-ingest): points are re-added
+                db.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            else:
                 db.execute(
                     "INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, source_json,"
                     " source_commit, project_name, entry_point, command, env_json, parent_run_id, mlflow_run_id)"

@@ -1,11 +1,13 @@
 """`--refresh-env` while another run uses the env: the running env is never deleted, the new one is built beside it."""
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import require
 from wheels import _dist_info, _write_wheel
 
 PY = "%d.%d" % sys.version_info[:2]
@@ -117,3 +119,22 @@ def test_refresh_of_an_unleased_env_rebuilds_in_place(offline, private_cache: Pa
     paths = {r["env"]["env_path"] for r in (offline.show(r["id"]) for r in offline.runs())}
     assert len(paths) == 1, paths
     assert [p.name for p in (private_cache / "envs").iterdir() if p.is_dir()] == [Path(paths.pop()).name]
+
+
+@pytest.mark.conda
+def test_refresh_while_a_conda_run_uses_the_env(proj, private_cache: Path, make_project, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    require(importlib.util.find_spec("rattler") is not None, "py-rattler is not installed")
+    import conda_channel as cc
+
+    site = f"lib/python{cc.PY_VERSION}/site-packages/leasepkg"
+    pkg = cc.Pkg("leasepkg", "1.0", ["python"], files={f"{site}/__init__.py": "VERSION = '1.0'\n",
+                                                         f"{site}/later.py": "WORD = 'still-here'\n"})
+    mirror = tmp_path / "mirror"
+    cc.build_channel(mirror / "conda-forge", [cc.python_pkg(), pkg])
+    proj.env["PROJ_CONDA_CHANNEL_ALIAS"] = str(mirror)
+    monkeypatch.setenv("PROJ_CONDA_CHANNEL_ALIAS", str(mirror))
+    conda_yaml = "name: lease\nchannels:\n  - conda-forge\ndependencies:\n  - python\n  - leasepkg\n"
+    root = make_project({"MLproject": MLPROJECT.replace("name: lease\n", "name: lease\nconda_env: conda.yaml\n"),
+                         "main.py": MAIN, "conda.yaml": conda_yaml})
+    exercise(proj, root, tmp_path, "prefix")

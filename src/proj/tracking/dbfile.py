@@ -64,8 +64,9 @@ def check_beside_runs(root: Path, db: Path) -> None:
     count = sum(1 for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else 0
     if count:
         state = "is empty" if size == 0 else "is missing"
-        raise StoreDamaged(f"run store file {db} {state} but {count} run folder{'s' if count != 1 else ''} exist in "
-                           f"{runs}: restore proj.db from a backup, or move {root} aside to start a new store")
+        folders = "1 run folder exists" if count == 1 else f"{count} run folders exist"
+        raise StoreDamaged(f"run store file {db} {state} but {folders} in {runs}: restore proj.db from a backup, "
+                           f"or move {root} aside to start a new store")
 
 
 def quick_check(db: Path, tables: tuple[str, ...] = ()) -> str:

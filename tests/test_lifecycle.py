@@ -63,7 +63,7 @@ def test_interrupt_kills_the_whole_group_and_marks_killed(proj, make_project, si
     assert shown["metrics"]["started"]["value"] == 1.0
 
 
-def test_killed_runner_is_marked_failed_on_the_next_command(proj, make_project) -> None:
+def test_killed_runner_reads_failed_and_the_next_acting_command_collects_it(proj, make_project) -> None:
     root = make_project(SLEEPER)
     proj.env["SAVE_MODEL"] = "1"
     runner = proj.popen("run", str(root), "--env-manager", "local")
@@ -76,13 +76,16 @@ def test_killed_runner_is_marked_failed_on_the_next_command(proj, make_project) 
     runner.kill()  # kill -9: the runner cannot record anything; its entry point is orphaned
     runner.wait(timeout=10)
     out, err = follower.communicate(timeout=30)  # the follower notices the dead owner and ends
-    assert follower.returncode == 1 and "ready" in out and "FAILED" in err, err
-    [run] = proj.runs()
+    assert follower.returncode == 1 and "ready" in out and "FAILED (runner, not yet collected)" in err, err
+    [run] = proj.runs()  # reading shows it FAILED but writes nothing: the orphan and the model are left as they are
+    assert (run["status"], run["failure_phase"], run["collected"]) == ("FAILED", "runner", False), run
+    assert "died" in run["failure_reason"] and all(alive(pid) for pid in pids)
+    collect = proj("runs", "collect")  # as `proj run`, `runs cancel` and `reproduce` do first
+    assert collect.code == 0 and f"collected 1 run(s) whose runner died: {run_id[:12]}" in collect.stderr, collect
     for pid in pids:
         wait_for(lambda: not alive(pid), 10, f"orphan {pid} to be stopped")
-    assert run["status"] == "FAILED" and run["failure_phase"] == "runner", run
-    assert "died" in run["failure_reason"]
     shown = proj.show(run["id"])
+    assert (shown["status"], shown["failure_phase"], shown["collected"]) == ("FAILED", "runner", True), shown
     assert shown["metrics"]["started"]["value"] == 1.0  # what it reported is kept
     assert [m["path"] for m in shown["models"]] == ["model"] and shown["models"][0]["valid"]  # and its model
 

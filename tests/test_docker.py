@@ -252,8 +252,11 @@ def test_container_of_a_runner_killed_with_9_is_stopped_by_the_reaper(proj: Proj
     finally:
         if runner.poll() is None:
             runner.kill()
-    [run] = proj.runs()  # this command notices the dead owner and stops its container
-    assert run["status"] == "FAILED" and run["failure_phase"] == "runner", run
+    [run] = proj.runs()  # reading shows the dead owner's run as FAILED, not yet collected, and writes nothing
+    assert (run["status"], run["failure_phase"], run["collected"]) == ("FAILED", "runner", False), run
+    collected = proj("runs", "collect")  # an acting command stops its container and records the end
+    assert collected.code == 0 and "collected 1 run(s)" in collected.stderr, collected
+    assert proj.runs()[0]["collected"] is True
     _wait_for(lambda: (container.reload() or container.status) != "running", timeout=20)
 
 

@@ -177,15 +177,19 @@ write("1/cccc2222/metrics/loss", "1700000005000 7.0 0\\n")
 def test_mlflow_file_store_is_ingested(proj, make_project, proj_env) -> None:
     run, out = _run(proj, make_project, MLFLOW_WRITER)
     assert "experiment Default" in out.stdout
-    assert "mlflow: ingested 2 run(s)" in out.stderr and "half-written" in out.stderr, out
+    assert "mlflow: ingested 2 run(s) (1 as child runs)" in out.stderr and "half-written" in out.stderr, out
     assert "unreadable line" in out.stderr
     params = {p["key"]: p for p in run["params"]}
     assert params["lr"]["value"] == "0.01" and params["lr"]["source"] == "logged"
     assert params["k"]["typed"] == 3 and params["k"]["source"] == "default"
-    assert params["cccc2222/other"]["value"] == "x"  # the second run's keys are prefixed
+    assert "other" not in params  # the second run is a child run, with its own keys
+    [child] = [proj.show(c) for c in run["children"]]
+    assert child["mlflow_run_id"] == "cccc2222" and child["params"][0]["key"] == "other"
+    assert child["status"] == "FAILED" and "half-written" in child["failure_reason"]
+    assert child["metrics"]["loss"]["value"] == 7.0 and child["start_time"] == 1700000005.0
     assert run["tags"]["team"] == "vision" and run["tags"]["mlflow.run_id"] == "aaaa1111"
     assert "mlflow.user" not in run["tags"]
-    assert run["metrics"]["acc"]["value"] == 0.8 and run["metrics"]["cccc2222/loss"]["value"] == 7.0
+    assert run["metrics"]["acc"]["value"] == 0.8 and "cccc2222/loss" not in run["metrics"]
     from proj.tracking.store import open_store
 
     history = open_store(proj_env["PROJ_TRACKING_URI"]).metric_history(run["id"], "loss")

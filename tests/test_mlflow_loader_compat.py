@@ -210,3 +210,24 @@ def test_oversized_command_is_refused_before_the_run_exists(proj, make_project) 
     assert not (Path(proj.env["PROJ_TRACKING_URI"]) / "proj.db").exists() or proj.runs() == [], out
     fits = proj("run", str(root), "--env-manager", "local", "-P", "v=" + "x" * 60_000, "-P", "w=" + "y" * 60_000)
     assert fits.code == 0 and _argv(fits) == ["x" * 60_000, "y" * 60_000], fits.stderr[-300:]
+
+
+@pytest.mark.parametrize("template,expected", [
+    ('a {x} "{y}" \'{z}\'', [("x", "bare"), ("y", "double"), ("z", "single")]),
+    ('echo "$(echo "{v}")"', [("v", "double")]),  # quotes nest inside $( )
+    ("echo `echo {v}` \"`echo {w}`\"", [("v", "bare"), ("w", "bare")]),
+    ("echo {a} # it's\n {b}", [("a", "bare"), ("b", "bare")]),  # a quote in a comment opens nothing
+    ('echo \\"{v}\\" "a\\"{w}"', [("v", "bare"), ("w", "double")]),  # backslash-escaped quotes
+    ("echo {a}#{b} $'{c}'", [("a", "bare"), ("b", "bare"), ("c", "single")]),
+])
+def test_placeholder_quote_contexts(template, expected) -> None:
+    from proj.project.params import placeholder_contexts
+
+    assert placeholder_contexts(template) == expected
+
+
+def test_placeholder_in_a_heredoc_is_warned_about(proj, make_project) -> None:
+    root = make_project({"MLproject": "entry_points:\n  main:\n    parameters: {v: string}\n"
+                                      "    command: |\n      cat <<EOF\n      {v}\n      EOF\n"})
+    out = proj("validate", str(root))
+    assert out.code == 0 and "here-document" in out.stderr, out

@@ -212,6 +212,11 @@ def _entry_point(path: Path, name: str, body: dict[str, Any], warn: _Warnings | 
         warn.add(["entry_points", name, "command"],
                  f"entry_points.{name}.command: placeholder {{{pname}}} works in proj, but `mlflow run` fails on it "
                  f"(Python's format reads '.' as attribute access)", quiet=True)
+    heredoc = command.find("<<")
+    if heredoc >= 0 and command[heredoc:heredoc + 3] != "<<<" and any(f"{{{p}}}" in command[heredoc:] for p in used):
+        warn.add(["entry_points", name, "command"],
+                 f"entry_points.{name}.command: a placeholder in a here-document (<<) is not protected by quoting: "
+                 f"the shell expands $(...) in its body; pass the value as an argument instead")
     for pname, context in dict.fromkeys(c for c in contexts if c[1] != BARE):
         quote = '"' if context == DOUBLE else "'"
         warn.add(["entry_points", name, "command"],

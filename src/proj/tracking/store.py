@@ -1,6 +1,7 @@
 """The store interface, so another backend (a server, Postgres) can sit behind the same calls."""
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -104,6 +105,7 @@ def open_store(tracking_uri: str | None = None, *, create: bool = True, write: b
     written or migrated, so a read-only or full disk can still be read. Reading commands pass
     ``create=False``: looking at runs must not leave a ``.proj/`` in every directory it is tried in.
     """
+    from proj.errors import StoreError, StoreMissing
     from proj.paths import store_root
     from proj.tracking.dbfile import DB_NAME, check_beside_runs, verify
     from proj.tracking.sqlite import SqliteStore
@@ -112,12 +114,14 @@ def open_store(tracking_uri: str | None = None, *, create: bool = True, write: b
     db = root / DB_NAME
     check_beside_runs(root, db)
     if not create and not db.is_file():
-        from proj.errors import StoreMissing
-
         raise StoreMissing(f"no runs recorded in {root} yet (`proj run` creates the store there; "
                            f"use --tracking-uri or PROJ_TRACKING_URI to read another one)")
     if not (create if write is None else write):
         return SqliteStore(root, readonly=True)
+    for path in (root, db):  # access() says EROFS on a read-only mount even for root
+        if path.exists() and not os.access(path, os.W_OK):
+            raise StoreError(f"run store {path} is read-only: reading commands work; to record runs, use a "
+                             f"writable store (--tracking-uri or PROJ_TRACKING_URI)")
     if db.is_file():
         verify(db)  # before the first write (a migration, a new run) touches a damaged file
     return SqliteStore(root)

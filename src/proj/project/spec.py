@@ -14,12 +14,13 @@ from typing import Any
 from proj.errors import ProjectError, UsageError
 from proj.project.params import (BARE, DOUBLE, PARAM_TYPES, Parameter, as_text, declared_type, normalise_type,
                                  placeholder_contexts)
-from proj.validation import _line_of, load_validated
+from proj.validation import _line_of, _short, load_validated
 
 MLPROJECT = "mlproject"
 DEFAULT_ENTRY_POINT = "main"
 # Scripts that run without an MLproject entry, as MLflow does (`-e train.py`).
 SCRIPT_RUNNERS = {".py": "python", ".sh": "bash"}
+WARNING_MAX = 400
 TOP_KEYS = ("name", "python_env", "conda_env", "docker_env", "entry_points")
 ENTRY_KEYS = ("command", "parameters", "description")
 PARAM_KEYS = ("type", "default", "description")
@@ -97,7 +98,10 @@ class _Warnings:
     def add(self, keys: list[Any], message: str, *, quiet: bool = False) -> None:
         """A warning; a ``quiet`` one is only reported by ``proj validate --strict``."""
         line = _line_of(self.text, keys)
-        (self.quiet if quiet else self.items).append((line, f"{self.path}:{line}: {message}"))
+        text = f"{self.path}:{line}: {message}"
+        if len(text) > WARNING_MAX:  # one readable line, whatever a hostile file holds
+            text = text[: WARNING_MAX - 3] + "..."
+        (self.quiet if quiet else self.items).append((line, text))
 
     @staticmethod
     def in_order(found: list[tuple[int, str]]) -> tuple[str, ...]:
@@ -139,7 +143,7 @@ def _unknown_keys(warn: _Warnings, keys: list[Any], block: Any, known: tuple[str
     unknown = sorted((k for k in block if k not in known), key=str)
     if not unknown:
         return
-    names = ", ".join(repr(str(k)) for k in unknown)
+    names = ", ".join(_short(str(k), 60) for k in unknown[:5]) + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
     hint = ""
     if "databricks_spark_job" in unknown:
         hint = " (databricks_spark_job is MLflow's Databricks backend, which proj does not run)"
@@ -166,14 +170,14 @@ def _parameter(warn: _Warnings, keys: list[Any], name: str, decl: Any) -> Parame
         extra = [str(k) for k in decl if k not in PARAM_KEYS]
         typo = next((k for k in extra if k.split()[:1] == ["type"] and len(k.split()) == 2), None)
         if typo:  # `{type str, default: x}` is YAML for the key "type str" with no value
-            warn.add(keys + [typo], f"parameter {name!r} has a key {typo!r}: a missing ':' after 'type'? "
+            warn.add(keys + [typo], f"parameter {_short(name, 60)} has a key {_short(typo, 60)}: a missing ':' after 'type'? "
                                     f"MLflow reads it as a string parameter, and so does proj; "
                                     f"write `type: {typo.split()[1]}`")
         _unknown_keys(warn, keys, {k: v for k, v in decl.items() if str(k) != typo}, PARAM_KEYS, f"parameter {name!r}")
         default = decl.get("default")
         if isinstance(default, (list, dict)):
             warn.add(keys + ["default"], f"parameter {name!r}: the default is a YAML {type(default).__name__}; "
-                                         f"the command gets its Python text {as_text(default)!r}, as with MLflow")
+                                         f"the command gets its Python text {_short(as_text(default), 60)}, as with MLflow")
     if declared == "str":
         warn.add(keys + (["type"] if isinstance(decl, dict) else []),
                  f"parameter {name!r}: type 'str' is read as 'string' (known types: {', '.join(PARAM_TYPES)})",
@@ -184,7 +188,7 @@ def _parameter(warn: _Warnings, keys: list[Any], name: str, decl: Any) -> Parame
             suggestion = str(declared).strip().lower()
         did_you = f"; did you mean {suggestion}?" if suggestion else ""
         warn.add(keys + (["type"] if isinstance(decl, dict) else []),
-                 f"parameter {name!r} has unknown type {declared!r}; passed through unchecked as a string, as MLflow "
+                 f"parameter {_short(name, 60)} has unknown type {_short(declared, 60)}; passed through unchecked as a string, as MLflow "
                  f"does (known types: {', '.join(PARAM_TYPES)}){did_you}")
     return Parameter.from_yaml(name, decl)
 

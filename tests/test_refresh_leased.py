@@ -138,3 +138,21 @@ def test_refresh_while_a_conda_run_uses_the_env(proj, private_cache: Path, make_
     root = make_project({"MLproject": MLPROJECT.replace("name: lease\n", "name: lease\nconda_env: conda.yaml\n"),
                          "main.py": MAIN, "conda.yaml": conda_yaml})
     exercise(proj, root, tmp_path, "prefix")
+
+
+def test_removing_the_published_slot_never_republishes_a_retired_one(tmp_path: Path) -> None:
+    from proj.envs.cache import MARKER, EnvCache, in_use
+
+    cache = EnvCache(tmp_path / "envs")
+    with cache.slot("venv-k") as slot:
+        cache.publish("venv-k", {})
+    old = slot.path
+    with in_use(old, "run1", marker=MARKER):
+        with cache.slot("venv-k", refresh=True) as new:
+            assert new.beside == ["run1"] and new.path != old
+            cache.publish("venv-k", {})
+        assert cache.path("venv-k") == new.path and old.is_dir()
+        assert cache.remove("venv-k") and not new.path.exists()
+        assert cache.lookup("venv-k") is None, "the retired slot must not come back"
+    assert [e[0] for e in cache.entries()] == [] and cache.retired() == [old]
+    assert cache.remove_retired(old) and not old.exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from proj.envs.base import Backend, BuildLog, EnvChoice, Invocation, Lock
-from proj.errors import ProjError
+from proj.errors import ProjError, one_line
 from proj.execution.process import OutputLost, OutputSink, Terminated
 from proj.project.params import BoundParam, bind_params, render_command
 from proj.project.spec import EntryPoint, Project, load_project, select_entry_point
@@ -220,7 +220,7 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
         raise
     except BaseException as exc:
         plan.close()
-        store.finish_run(run.id, FAILED, phase=phase, reason=f"internal error: {exc!r}")
+        store.finish_run(run.id, FAILED, phase=phase, reason=one_line(f"internal error: {exc!r}"))  # masks URL credentials too
         raise
     plan.close()
     if code == 0:

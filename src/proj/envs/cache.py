@@ -190,7 +190,9 @@ class EnvCache:
         with _flock(self.root / f"{key}.lock"):
             if _discard(path) is not None:
                 return False
-            for suffix in (".lock", CURRENT):
+            # Without the pointer a retired ``<key>`` slot would count as published again.
+            doomed = [".lock"] + ([CURRENT] if not (self.root / key).exists() else [])
+            for suffix in doomed:
                 try:
                     (self.root / f"{key}{suffix}").unlink()
                 except OSError:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from proj.envs.base import BuildLog
 from proj.errors import EnvError
+from proj.execution.process import kill_group
 
 LOCK_NAME = "pylock.toml"
 # Short network limits: an unreachable index fails in seconds with uv's message, not after a minute.
@@ -142,11 +143,7 @@ def run_tool(argv: list[str], log: BuildLog, doing: str, *, cwd: Path, quiet_std
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    import signal
-
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+    if not kill_group(proc.pid):
         proc.kill()
     proc.wait()
 

@@ -5,12 +5,12 @@ Plain subprocess calls, not GitPython, on the hot paths: a git call costs ~2 ms,
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from proj.errors import SourceError
+from proj.execution.process import kill_group
 from proj.sources.urls import GitUrl, mask_text, mask_url
 
 CONNECT_TIMEOUT = 20  # seconds without progress (PROJ_GIT_CONNECT_TIMEOUT)
@@ -50,7 +50,7 @@ def git(args: list[str], cwd: Path | None = None, *, remote: Remote | None = Non
         out, err = proc.communicate(stdin, timeout=limit)
     except subprocess.TimeoutExpired:
         # git forks helpers (git-remote-https, ssh): stop the whole session, not just the parent.
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid)
         proc.communicate()
         raise GitFailed(f"git {args[0]} timed out after {limit:.0f}s", "timed out") from None
     result = subprocess.CompletedProcess(argv, proc.returncode, out, err)

@@ -21,6 +21,7 @@ DEFAULT_ENTRY_POINT = "main"
 # Scripts that run without an MLproject entry, as MLflow does (`-e train.py`).
 SCRIPT_RUNNERS = {".py": "python", ".sh": "bash"}
 WARNING_MAX = 400
+WARNINGS_SHOWN = 20
 TOP_KEYS = ("name", "python_env", "conda_env", "docker_env", "entry_points")
 ENTRY_KEYS = ("command", "parameters", "description")
 PARAM_KEYS = ("type", "default", "description")
@@ -94,18 +95,24 @@ class _Warnings:
 
     def __init__(self, path: Path, text: str) -> None:
         self.path, self.text, self.items, self.quiet = path, text, [], []
+        self.dropped = 0
 
     def add(self, keys: list[Any], message: str, *, quiet: bool = False) -> None:
         """A warning; a ``quiet`` one is only reported by ``proj validate --strict``."""
+        if len(self.items) + len(self.quiet) >= WARNINGS_SHOWN:  # finding each line re-reads the file
+            self.dropped += 1
+            return
         line = _line_of(self.text, keys)
         text = f"{self.path}:{line}: {message}"
         if len(text) > WARNING_MAX:  # one readable line, whatever a hostile file holds
             text = text[: WARNING_MAX - 3] + "..."
         (self.quiet if quiet else self.items).append((line, text))
 
-    @staticmethod
-    def in_order(found: list[tuple[int, str]]) -> tuple[str, ...]:
-        return tuple(message for _line, message in sorted(found, key=lambda item: item[0]))
+    def in_order(self, found: list[tuple[int, str]], last: bool = False) -> tuple[str, ...]:
+        ordered = [message for _line, message in sorted(found, key=lambda item: item[0])]
+        if last and self.dropped:
+            ordered.append(f"{self.path}: {self.dropped} more warning{'s' * (self.dropped > 1)} not shown")
+        return tuple(ordered)
 
 
 def _build(root: Path, path: Path, data: dict[str, Any], text: str = "") -> Project:
@@ -131,7 +138,7 @@ def _build(root: Path, path: Path, data: dict[str, Any], text: str = "") -> Proj
         python_env=_env_file(root, path, "python_env", data.get("python_env")),
         conda_env=_env_file(root, path, "conda_env", data.get("conda_env")),
         docker_env=_docker_env(data.get("docker_env")),
-        warnings=warn.in_order(warn.items),
+        warnings=warn.in_order(warn.items, last=True),
         nonstandard=warn.in_order(warn.quiet),
     )
 

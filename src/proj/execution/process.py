@@ -18,9 +18,10 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from proj.errors import ProjError
 
@@ -149,7 +150,12 @@ def run_process(argv: list[str], *, cwd: Path, env: dict[str, str], sink: Output
     sink cannot write (``sink.failed``), the child is stopped too; the caller reads ``sink.failure``.
     Either way, and after a normal exit, every process the child left behind is stopped.
     """
-    become_subreaper()
+    with as_subreaper():
+        return _run(argv, cwd=cwd, env=env, sink=sink, on_start=on_start)
+
+
+def _run(argv: list[str], *, cwd: Path, env: dict[str, str], sink: OutputSink,
+         on_start: Callable[[int], None] | None) -> int:
     known = set(children_of(os.getpid()))  # ours before the child: never taken for its orphans
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
@@ -163,9 +169,9 @@ def run_process(argv: list[str], *, cwd: Path, env: dict[str, str], sink: Output
     proc.stderr.close()
     for reader in readers:
         reader.start()
-    if on_start is not None:
-        on_start(proc.pid)
     try:
+        if on_start is not None:  # it records the group (a write that can fail): the child is stopped then
+            on_start(proc.pid)
         code = _wait(proc, sink)
     except BaseException:
         stop_group(proc)
@@ -219,19 +225,48 @@ def _group_alive(pgid: int) -> bool:
     return kill_group(pgid, 0)
 
 
+PR_GET_CHILD_SUBREAPER = 37
+_subreaper_lock = threading.Lock()
+_subreaper_users: list[int] = [0, 0]  # [runs in progress, the setting before the first of them]
+
+
 @lru_cache(maxsize=1)
-def become_subreaper() -> bool:
-    """On Linux, make this process a child subreaper: descendants whose parent dies (a double fork, a
-    ``setsid`` daemon) are re-parented to proj instead of init, so proj can still find and stop them."""
+def _libc() -> Any:
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     import ctypes  # only here: start-up stays light
 
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+@contextmanager
+def as_subreaper() -> Iterator[None]:
+    """While a child runs, make this process a child subreaper (Linux): descendants whose parent dies (a
+    double fork, a ``setsid`` daemon) are re-parented to proj instead of init, so proj can still find and
+    stop them. A program that embeds proj (the Python API) gets its own setting back afterwards."""
+    libc = _libc()
+    if libc is None:
+        yield
+        return
+    import ctypes
+
+    with _subreaper_lock:
+        if _subreaper_users[0] == 0:
+            before = ctypes.c_int(0)
+            libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(before), 0, 0, 0)
+            _subreaper_users[1] = before.value
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _subreaper_users[0] += 1
+    try:
+        yield
+    finally:
+        with _subreaper_lock:
+            _subreaper_users[0] -= 1
+            if _subreaper_users[0] == 0:
+                libc.prctl(PR_SET_CHILD_SUBREAPER, _subreaper_users[1], 0, 0, 0)
 
 
 class _Stat:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_mlflow_compat import _side, mlflow_venv  # noqa: F401 - the side virtualenv with real MLflow
 
 EXAMPLES = Path(__file__).parent / "data" / "mlflow_examples"
 # A stand-in for an example's training script: prints the arguments it got, as JSON.
@@ -231,3 +232,37 @@ def test_placeholder_in_a_heredoc_is_warned_about(proj, make_project) -> None:
                                       "    command: |\n      cat <<EOF\n      {v}\n      EOF\n"})
     out = proj("validate", str(root))
     assert out.code == 0 and "here-document" in out.stderr, out
+
+
+# MLflow's own loader and renderer, in the side virtualenv: the command `mlflow run` would execute.
+MLFLOW_COMMAND = """
+import json, sys
+from mlflow.projects import _project_spec
+entry = _project_spec.load_project(sys.argv[1]).get_entry_point(sys.argv[2])
+print(json.dumps(entry.compute_command(json.loads(sys.argv[3]), None)))
+"""
+
+SAME_AS_MLFLOW = [  # (example or None for UNKNOWN_TYPES, entry point, scripts to stub, -P values)
+    ("pytorch", "main", ("mnist_tensorboard_artifact.py",), {"batch-size": "32"}),
+    ("pytorch_MNIST", "main", ("mnist_autolog_example.py",), {}),
+    ("statsmodels", "main", ("train.py",), {"inverse_method": "qr"}),
+    ("hyperparam", "train", ("train.py",), {"epochs": "3"}),
+    ("sklearn_elasticnet_wine", "main", ("train.py",), {"alpha": "0.4", "undeclared": "a b; $(id)"}),
+    (None, "main", ("show.py",), {"x": "not-a-number", "n": "3.5"}),
+]
+
+
+@pytest.mark.mlflow
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.parametrize("name,entry,scripts,params", SAME_AS_MLFLOW, ids=[c[0] or "unknown-types" for c in SAME_AS_MLFLOW])
+def test_proj_runs_the_command_mlflow_would(proj, make_project, tmp_path, mlflow_venv, name, entry, scripts, params) -> None:
+    root = _example(tmp_path, name, scripts) if name else make_project({"MLproject": UNKNOWN_TYPES, "show.py": ARGV})
+    for script in scripts:
+        (root / script).write_text(ARGV)
+    side = _side(mlflow_venv, MLFLOW_COMMAND, str(root), entry, json.dumps(params))
+    assert side.returncode == 0, side.stderr[-2000:]
+    expected = json.loads(side.stdout.strip().splitlines()[-1])
+    out = proj("run", str(root), "-e", entry, "--env-manager", "local", *[f"-P{k}={v}" for k, v in params.items()])
+    assert out.code == 0, out
+    assert proj.runs()[0]["command"] == expected, out

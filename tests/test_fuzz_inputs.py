@@ -24,7 +24,7 @@ from proj.cli.main import main
 
 OUTPUT_LIMIT = 10_000
 HANG_GUARD = 30  # seconds; a bound on a hang, not a timing assertion (the machine may be busy)
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
 MLPROJECT_FOR = {
@@ -89,6 +89,8 @@ def documents(kind: str) -> st.SearchStrategy[tuple[str, str]]:
                   st.sampled_from(["\x00", "\x07", "\x1b", "\x7f", "\ufffe"]), st.integers(0, 10**6)),
         st.builds(lambda d, n: ("unknown", dump(d) + f"zz_huge: \"{'x' * n}\"\n"), valid,
                   st.sampled_from([10_000, 200_000, 300_000])),
+        st.builds(lambda d, n: ("unknown", dump(d) + f"? {'k' * n}\n: 1\n"), valid,  # a huge (unknown) key
+                  st.sampled_from([5_000, 100_000])),
         st.builds(lambda d, v: ("invalid", dump(_wrong_type(kind, d, v))), valid,
                   st.one_of(st.integers(), st.lists(st.integers(), min_size=1, max_size=3))),
     )

@@ -80,6 +80,13 @@ def test_unknown_mixed_type_keys_in_mlproject_do_not_crash(proj, make_project) -
     assert "Traceback" not in out.stderr and "TypeError" not in out.stderr, out
 
 
+def test_a_warning_quoting_a_huge_key_is_one_capped_line(proj, make_project) -> None:
+    root = make_project({"MLproject": MLPROJECT + f"? {'k' * 100_000}\n: 1\n"})
+    out = proj("validate", str(root), timeout=60)
+    assert "Traceback" not in out.stderr and len(out.stderr) < 2000, out
+    assert all(len(line) < MESSAGE_LIMIT + 50 for line in out.stderr.splitlines()), out
+
+
 @pytest.mark.parametrize("name", list(SPEC_FILES))
 def test_a_control_character_in_yaml_is_one_line(proj, make_project, name: str) -> None:
     out = validate_file(proj, make_project, name, "dependencies:\n  - a\x07b\n")

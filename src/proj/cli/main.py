@@ -33,7 +33,9 @@ class App:
             click.echo(f"proj: {message}", err=True)
 
     def warn(self, message: str) -> None:
-        click.echo(f"proj: warning: {message}", err=True)
+        from proj.errors import one_line  # warnings quote user values too: one capped line, like errors
+
+        click.echo(f"proj: warning: {one_line(message)}", err=True)
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

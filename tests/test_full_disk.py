@@ -1,7 +1,6 @@
 """A full disk under the run store: the runner keeps draining its child, stops it, records FAILED, exits."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path

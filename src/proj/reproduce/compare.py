@@ -33,6 +33,7 @@ class Section:
     lines: list[str] = field(default_factory=list)
     tolerable: bool = False  # differs, but only within the tolerance
     basis: list[str] = field(default_factory=list)  # what "same" rests on beyond equal bytes
+    notes: list[str] = field(default_factory=list)  # files that matched at a level other than bytes
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> {"level", "detail"}
 
 
@@ -84,7 +85,7 @@ class Comparison:
         for s in self.sections:
             mark = "same" if s.same else ("within tolerance" if s.tolerable else "DIFFERS")
             out.append(f"  {s.name:<12} {mark}")
-            out.extend(f"      {line}" for line in s.lines)
+            out.extend(f"      {line}" for line in s.lines + s.notes)
         out.append(f"verdict: {self.verdict_line}")
         return "\n".join(out)
 
@@ -241,14 +242,14 @@ def _artifacts(a: RunRecord, b: RunRecord, tolerance: float, options: ArtifactOp
     lines += [f"added: {k}" for k in sorted(hb.keys() - ha.keys())]
     lines += [f"removed: {k}" for k in sorted(ha.keys() - hb.keys())]
     differs = bool(lines)
-    lines += [f"{k}: {lv.detail}" for k, lv in levels.items() if lv.same and lv.level != BYTES]
+    notes = [f"{k}: {lv.detail}" for k, lv in levels.items() if lv.same and lv.level != BYTES]
     for kind in (ARCHIVE, VOLATILE):
         hit = [k for k, lv in levels.items() if lv.level == kind]
         if hit:
             basis.append(f"{kind}: {', '.join(hit[:3])}" + (" ..." if len(hit) > 3 else ""))
     inexact = any(lv.level == BEHAVIOUR and lv.detail.endswith(WITHIN_MARK) for lv in levels.values())
     return Section("artifacts", not differs and not inexact, lines, tolerable=not differs and inexact,
-                   basis=[] if differs else basis,
+                   basis=[] if differs else basis, notes=notes,
                    artifacts={k: {"level": lv.level, "same": lv.same, "detail": lv.detail} for k, lv in levels.items()})
 
 

@@ -170,4 +170,6 @@ def cached_env_runner(run: RunRecord) -> tuple[PythonRunner | None, str]:
         if (slot / MARKER).is_file() and python.exists():
             return python_runner(python), ""
         return None, f"run {run.id[:12]}'s environment is no longer cached (proj reproduce rebuilds it)"
+    if not backend:
+        return None, f"run {run.id[:12]} has no recorded environment"
     return None, f"the {backend} environment of run {run.id[:12]} is not kept after the run"

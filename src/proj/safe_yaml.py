@@ -9,6 +9,7 @@ never pays for it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def safe_compose(text: str, path: Path) -> Any:
     return _run(text, path, lambda loader: loader.get_single_node())
 
 
-def _run(text: str, path: Path, step: Any) -> Any:
+def _run(text: str, path: Path, step: Callable[[Any], Any]) -> Any:
     import yaml
 
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:

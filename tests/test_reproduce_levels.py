@@ -63,6 +63,17 @@ def test_zip_with_a_changed_or_swapped_array_differs(tmp_path: Path) -> None:
     assert _compare(a, swapped).level == DIFFERS
 
 
+def test_a_digest_inside_a_member_still_counts(tmp_path: Path) -> None:
+    """Only object ids and uuids are renumbered inside members: a data fingerprint that changed is a change."""
+    def zipped(path: Path, digest: str) -> Path:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("meta.json", json.dumps({"data_sha256": digest, "obj": 140683565038736}))
+        return path
+
+    a, b = zipped(tmp_path / "a.zip", "ab" * 32), zipped(tmp_path / "b.zip", "cd" * 32)
+    assert _compare(a, b).level == DIFFERS
+
+
 def test_tar_members_compared_by_content_not_mtime_or_order(tmp_path: Path) -> None:
     def tar(path: Path, order: list[str], mtime: int) -> Path:
         data = {"weights.bin": b"\x00\x01\x02", "config.json": b'{"depth": 3}'}

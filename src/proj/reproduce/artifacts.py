@@ -19,6 +19,10 @@ MAX_TEXT = 8 << 20  # texts bigger than this are not inspected line by line
 # its arrays `140683565038736.npy` after id(obj) and writes the same ids into schema.json on every save.
 _ID_TOKEN = re.compile(r"(?<![\w.])(?:\d{10,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                        r"[0-9a-fA-F]{12}|[0-9a-fA-F]{32,64})(?![\w])")
+# Inside a member only object ids (long decimals) and dashed uuids are renumbered; a bare hex digest there may
+# be a real fingerprint (of data, say), so it counts unless it names an id-named member.
+_CONTENT_ID = re.compile(r"(?<![\w.])(?:\d{12,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                         r"[0-9a-fA-F]{12})(?![\w])")
 
 _VOLATILE_TOKENS = [re.compile(p, re.IGNORECASE) for p in (
     r"\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?",  # ISO timestamps
@@ -145,12 +149,11 @@ def normalised_members(members: dict[str, bytes]) -> Counter[tuple[str, str]]:
         for token in _ID_TOKEN.findall(Path(name).name):
             by_id.setdefault(token, f"<sha:{hashlib.sha256(data).hexdigest()[:16]}>")
     numbered: dict[str, str] = {}
+    named = re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(t) for t in sorted(by_id, key=len, reverse=True))
+                       + r")(?![\w])") if by_id else None
 
     def rename(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token in by_id:
-            return by_id[token]
-        return numbered.setdefault(token, f"<id{len(numbered)}>")
+        return numbered.setdefault(match.group(0), f"<id{len(numbered)}>")
 
     out: Counter[tuple[str, str]] = Counter()
     # Plainly named members first, in name order, so ids are numbered the same way in both archives.
@@ -158,8 +161,10 @@ def normalised_members(members: dict[str, bytes]) -> Counter[tuple[str, str]]:
         data = members[name]
         norm_name = _ID_TOKEN.sub("*", name)
         text = _as_text(data)
-        if text is not None and _ID_TOKEN.search(text):
-            data = _ID_TOKEN.sub(rename, text).encode()
+        if text is not None:
+            if named is not None:  # references to id-named members become what those members hold
+                text = named.sub(lambda m: by_id[m.group(0)], text)
+            data = _CONTENT_ID.sub(rename, text).encode()
         out[(norm_name, hashlib.sha256(data).hexdigest())] += 1
     return out
 

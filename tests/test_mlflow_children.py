@@ -145,6 +145,10 @@ def test_nested_runs_become_child_runs_with_their_own_data_and_models(proj, make
     assert sections["source"]["same"] and not sections["metrics"]["same"]
     same = proj("runs", "diff", trials["trial-0"]["id"], trials["trial-0"]["id"])
     assert same.code == 0 and "verdict: identical" in same.stdout, same
+    # a child has no command of its own: reproducing it names the run whose program made it
+    refused = proj("reproduce", fold_id)
+    assert refused.code == 2 and "Traceback" not in refused.stderr, refused
+    assert f"child run (MLflow run {fold['mlflow_run_id']}" in refused.stderr and f"reproduce run {parent['id'][:12]}" in refused.stderr
 
 
 def test_sequential_runs_the_first_is_the_proj_run_the_second_a_child(proj, make_project, mlflow_venv) -> None:

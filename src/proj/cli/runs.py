@@ -53,6 +53,9 @@ def list_runs(experiment: str | None, status: str | None, commit: str | None, li
 
 def _with_children(store: RunStore, tops: list[RunRecord]) -> list[tuple[RunRecord, int]]:
     """Each run followed by its child runs (depth first, oldest child first), with its depth."""
+    below: dict[str, list[RunRecord]] = {}
+    for child in store.descendants([r.id for r in tops]):
+        below.setdefault(child.parent_run_id or "", []).append(child)
     out: list[tuple[RunRecord, int]] = []
     seen: set[str] = set()
 
@@ -61,7 +64,7 @@ def _with_children(store: RunStore, tops: list[RunRecord]) -> list[tuple[RunReco
             return
         seen.add(run.id)
         out.append((run, depth))
-        for child in store.list_children(run.id):
+        for child in below.get(run.id, ()):
             add(child, depth + 1)
 
     for run in tops:

@@ -42,6 +42,12 @@ def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_mana
     old = store.get_run(run_ref)
     if old.status == RUNNING:
         raise CannotReproduce(f"run {old.id[:12]} is still RUNNING; wait for it or cancel it first")
+    if old.parent_run_id:  # it has no command of its own: the program that opened it must run again
+        top = old
+        while top.parent_run_id:
+            top = store.get_run(top.parent_run_id)
+        raise CannotReproduce(f"run {old.id[:12]} is a child run (MLflow run {old.mlflow_run_id} opened by the program "
+                              f"of run {top.id[:12]}); reproduce run {top.id[:12]} instead")
     request_file = Path(old.run_dir) / "request.json"
     if not request_file.is_file():
         raise CannotReproduce(f"run {old.id[:12]} has no request.json (recorded by an older proj)")

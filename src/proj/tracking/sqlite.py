@@ -230,6 +230,20 @@ class SqliteStore(RunStore):
             child.metrics = metrics.get(child.id, {})
         return children
 
+    def descendants(self, run_ids: list[str]) -> list[RunRecord]:
+        """Every child run below ``run_ids`` (children, their children, ...), oldest first, in one query."""
+        if not run_ids:
+            return []
+        found: list[RunRecord] = []
+        for start in range(0, len(run_ids), 10000):  # well under SQLite's limit on bound parameters
+            chunk = run_ids[start:start + 10000]
+            sql = (f"WITH RECURSIVE tree(id) AS (SELECT id FROM runs WHERE parent_run_id IN ({','.join('?' * len(chunk))})"
+                   " UNION SELECT r.id FROM runs r JOIN tree t ON r.parent_run_id = t.id)"
+                   f" SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+                   " WHERE r.id IN (SELECT id FROM tree) ORDER BY r.start_time, r.rowid")
+            found += [self._record(row) for row in self._db.execute(sql, chunk)]
+        return found
+
     @staticmethod
     def _insert_params(db: sqlite3.Connection, run_id: str, params: Iterable[ParamRecord]) -> None:
         db.executemany(

@@ -70,6 +70,10 @@ class RunStore(ABC):
     def list_children(self, run_id: str) -> list[RunRecord]:
         """Direct child runs, oldest first."""
 
+    @abstractmethod
+    def descendants(self, run_ids: list[str]) -> list[RunRecord]:
+        """Every child run below ``run_ids``, at any depth, oldest first."""
+
     def save_model(self, model: "ModelRecord") -> None:
         """Record (or replace) a run's model, keyed by run id and path."""
         raise NotImplementedError(f"{type(self).__name__} does not store models")

@@ -159,3 +159,26 @@ def test_every_proj_error_renders_as_one_capped_line() -> None:
     assert message.startswith("file:1: bad \\nvalue\\r\\x1b[31m\\u2028\\xff ") and message.endswith("valid: a, b")
     assert len(message) == MESSAGE_LIMIT and "..." in message
     assert one_line("short") == "short"
+
+
+def test_alias_bombs_in_files_a_run_wrote_do_not_hang_the_collection(proj, make_project) -> None:
+    """An entry point writes a billion-laughs MLmodel and MLflow meta.yaml: the run is collected, not hung."""
+    bomb = billion_laughs()
+    script = f'''
+import os, pathlib
+model = pathlib.Path(os.environ["PROJ_MODEL_DIR"]); model.mkdir(parents=True, exist_ok=True)
+(model / "MLmodel").write_text({bomb!r} + "flavors: {{}}\\n")
+(model / "model.pkl").write_bytes(b"x")
+mlruns = pathlib.Path(os.environ["MLFLOW_TRACKING_URI"].removeprefix("file://"))
+run = mlruns / "0" / "abc123"; (run / "params").mkdir(parents=True)
+(run / "meta.yaml").write_text({bomb!r})
+(run / "params" / "alpha").write_text("0.1")
+'''
+    root = make_project({"MLproject": "name: p\nentry_points:\n  main:\n    command: python bomb.py\n",
+                         "bomb.py": script})
+    out = proj("run", str(root), "--env-manager", "local", timeout=120)
+    assert "Traceback" not in out.stderr, out
+    assert "expands to more than" in out.stderr, out
+    assert len(out.stderr) < 10_000, out
+    (run,) = proj.runs()
+    assert run["status"] in ("FINISHED", "FAILED"), run

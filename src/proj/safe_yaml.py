@@ -1,4 +1,4 @@
-"""The one YAML reader for spec files (MLproject, python_env.yaml, conda.yaml): safe, and bounded in size and shape.
+"""The one YAML reader: spec files (MLproject, python_env.yaml, conda.yaml) and files a run wrote, bounded.
 
 PyYAML's SafeLoader still expands aliases without limit (a 300-byte "billion laughs" file becomes
 gigabytes) and recurses once per nesting level (a RecursionError near 500 levels). These files are
@@ -6,6 +6,11 @@ small and hand-written, and MLflow users do not use aliases, so aliases are refu
 is bounded and the file size is capped, each with one line naming the file and line. PyYAML is
 imported only when a document is actually parsed, so a warm run (served from the validation cache)
 never pays for it.
+
+Files a run or a tool wrote (MLmodel, MLflow's meta.yaml, conda-lock.yml) go through
+``load_untrusted``: PyYAML's own dumper emits anchors for shared objects, so aliases are allowed
+there, but the document's size after expanding them is bounded (walking a "billion laughs" result,
+as json.dumps or jsonschema would, never ends).
 """
 from __future__ import annotations
 
@@ -21,6 +26,9 @@ from proj.errors import ProjectError
 # exported conda environments.
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 64
+# For files a run wrote: generous for real MLmodel files (signatures of wide tables), far below a bomb.
+UNTRUSTED_MAX_BYTES = 16 * 1024 * 1024
+UNTRUSTED_MAX_NODES = 1_000_000
 
 
 def read_yaml_text(path: Path, limit: int = MAX_BYTES) -> str:
@@ -50,6 +58,24 @@ def safe_load(text: str, path: Path) -> Any:
 def safe_compose(text: str, path: Path) -> Any:
     """The node tree of ``text`` (for line numbers), under the same limits."""
     return _run(text, path, lambda loader: loader.get_single_node())
+
+
+def load_untrusted(text: str) -> Any:
+    """Parse a YAML document a run or a tool wrote: aliases allowed, expanded size and depth bounded.
+
+    Failures are ``yaml.YAMLError`` (callers already treat those as "unreadable file").
+    """
+    import yaml
+
+    if len(text) > UNTRUSTED_MAX_BYTES:
+        raise yaml.YAMLError(f"document is larger than {UNTRUSTED_MAX_BYTES // (1024 * 1024)} MiB")
+    loader = _untrusted_loader_class()(text)
+    try:
+        return loader.get_single_data()
+    except RecursionError:
+        raise yaml.YAMLError(f"document is nested more than {MAX_DEPTH} levels deep") from None
+    finally:
+        loader.dispose()
 
 
 def _run(text: str, path: Path, step: Callable[[Any], Any]) -> Any:
@@ -122,3 +148,42 @@ def _loader_class() -> type:
             yaml.resolver.Resolver.__init__(self)
 
     return CLoader
+
+
+@lru_cache(maxsize=1)
+def _untrusted_loader_class() -> type:
+    """SafeLoader whose composer counts every node an alias stands for and bounds nesting."""
+    import yaml
+    from yaml.composer import Composer
+    from yaml.nodes import MappingNode, SequenceNode
+
+    class ExpansionBoundedComposer(Composer):
+        _depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self._depth >= MAX_DEPTH:
+                raise yaml.YAMLError(f"document is nested more than {MAX_DEPTH} levels deep")
+            self._depth += 1
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+            sizes: dict[int, int] = self.__dict__.setdefault("_sizes", {})
+            if id(node) not in sizes:  # an alias returns an already-sized node: counted again by its parent
+                sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in _children(node))
+            if sizes[id(node)] > UNTRUSTED_MAX_NODES:
+                raise yaml.YAMLError(f"document expands to more than {UNTRUSTED_MAX_NODES:,} values "
+                                     f"(aliases of aliases?)")
+            return node
+
+    def _children(node: Any) -> list[Any]:
+        if isinstance(node, SequenceNode):
+            return list(node.value)
+        if isinstance(node, MappingNode):
+            return [part for pair in node.value for part in pair]
+        return []
+
+    class UntrustedLoader(ExpansionBoundedComposer, yaml.SafeLoader):
+        pass
+
+    return UntrustedLoader

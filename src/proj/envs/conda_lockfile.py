@@ -14,6 +14,7 @@ from typing import Any
 
 from proj.envs.conda_pip import PipPin
 from proj.errors import EnvError
+from proj.safe_yaml import load_untrusted
 
 LOCK_FORMAT = "conda-lock.yml"
 LOCK_NAME = "conda-lock.yml"
@@ -108,7 +109,10 @@ def parse(text: str, platform: str, origin: str) -> Resolved:
     if env is None or platform not in platforms:
         raise EnvError(f"{origin}: no packages for platform {platform} (the lock has: {', '.join(platforms) or 'none'})")
     records = env.conda_repodata_records().get(platform) or []
-    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    try:
+        doc = load_untrusted(text) or {}
+    except yaml.YAMLError as exc:
+        raise EnvError(f"{origin}: not a valid conda-lock file: {_first_line(exc)}") from None
     pins = [_pin_of(p, origin) for p in doc.get("package", []) if p.get("manager") == "pip"
             and p.get("platform") == platform]
     return Resolved(list(records), pins)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proj.safe_yaml import load_untrusted
+
 BUILD_TOOLS = ("pip", "setuptools", "wheel")
 ENV_FILES = ("requirements.txt", "python_env.yaml", "conda.yaml")
 DEFAULT_CHANNELS = ("conda-forge",)
@@ -95,7 +97,7 @@ def parse_conda_lock(text: str, platform_name: str | None = None) -> EnvSpec:
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        data = load_untrusted(text)
     except yaml.YAMLError as exc:
         raise LockParseError(f"conda-lock.yml is not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("package"), list):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from proj.models.record import ModelRecord
+from proj.safe_yaml import load_untrusted
 
 MLMODEL = "MLmodel"
 Echo = Callable[[str], None]
@@ -86,7 +87,7 @@ def read_mlmodel(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        data = load_untrusted(text)
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"{path}: cannot be read: {exc}"
     except yaml.YAMLError as exc:

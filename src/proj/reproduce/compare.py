@@ -16,6 +16,7 @@ from typing import Any
 from proj.reproduce.artifacts import ARCHIVE, BEHAVIOUR, BYTES, DIFFERS, VOLATILE, Level, compare_files, file_hash
 from proj.reproduce.behaviour import Behaviour, PythonRunner, cached_env_runner, compare_behaviour
 from proj.reproduce.packages import describe_changes, lock_packages
+from proj.safe_yaml import load_untrusted
 from proj.tracking.records import RunRecord
 from proj.tracking.store import RunStore
 
@@ -287,7 +288,7 @@ def _mlmodel_hash(path: Path) -> str | None:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_untrusted(path.read_text())
     except (OSError, yaml.YAMLError):
         return file_hash(path)
     if not isinstance(data, dict):

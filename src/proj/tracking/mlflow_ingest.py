@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from proj.errors import UnsafePath
 from proj.paths import contained, safe_name, shorten, unsafe_reason
+from proj.safe_yaml import load_untrusted
 from proj.tracking.records import FAILED, FINISHED, KILLED, ChildRun, MetricPoint, ParamRecord
 from proj.tracking.store import RunStore
 
@@ -338,7 +339,7 @@ def _yaml(path: Path, problems: list[str]) -> Any:
         problems.append(f"{path} is a symlink; skipped")
         return None
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_untrusted(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         problems.append(f"{path} is missing (the run was left half-written?)")
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

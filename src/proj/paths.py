@@ -89,6 +89,7 @@ def link_or_copy(src: Path, dest: Path) -> None:
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+MAX_COMPONENT = 255  # bytes in one path component (NAME_MAX on Linux and macOS)
 
 
 def unsafe_reason(name: object) -> str | None:
@@ -107,6 +108,8 @@ def unsafe_reason(name: object) -> str | None:
         return "starts with a drive letter"
     if ".." in name.split("/"):
         return "contains '..'"
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_COMPONENT for part in name.split("/")):
+        return f"has a part longer than {MAX_COMPONENT} bytes"
     return None
 
 
@@ -116,8 +119,15 @@ def contained(root: Path, name: str, *, what: str) -> Path:
     The one containment check for every path built from a name a run produced or a file shipped (MLflow run
     and model names, artifact entries, archive members, ``#subdir``, recorded model paths): proj runs with
     more rights than the child (on the host, for a container), so such a name must never choose where it writes.
+
+    ``root`` is the trusted anchor: a folder proj made and the child cannot replace (the run folder, whose
+    parent is not mounted; a staging folder), never one inside it such as ``artifacts``, which a container
+    can swap for a symlink that would move the whole check. A root that is a symlink is refused.
     """
     reason = unsafe_reason(name)
+    if root.is_symlink():
+        raise UnsafePath(f"{what} {shorten(repr(name))}: the folder {shorten(str(root))} is a symbolic link; "
+                         "refusing to follow it")
     base = root.resolve()
     if reason is None:
         target = (base / name).resolve()
@@ -134,7 +144,22 @@ def safe_name(name: object, prefix: str = "unsafe") -> str:
     """A generated folder name standing for a refused ``name``: the same name always gives the same folder."""
     import hashlib
 
-    return f"{prefix}-{hashlib.sha256(repr(name).encode('utf-8', 'backslashreplace')).hexdigest()[:12]}"
+    return f"{prefix[:200]}-{hashlib.sha256(repr(name).encode('utf-8', 'backslashreplace')).hexdigest()[:12]}"
+
+
+def linked_part(root: Path, rel: str) -> Path | None:
+    """The first path from ``root`` down to ``root/rel`` (itself included) that is a symbolic link, or None.
+
+    For folders the child could have swapped for a link (``artifacts``, ``mlflow/mlruns``, an MLflow run's
+    ``params``): a walk or copy through one would read or write whatever host folder it names."""
+    path = root
+    for part in rel.split("/"):
+        if part in ("", "."):
+            continue
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None
 
 
 def shorten(text: str, limit: int = 120) -> str:

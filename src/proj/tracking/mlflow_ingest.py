@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from proj.errors import UnsafePath
-from proj.paths import contained, safe_name, shorten, unsafe_reason
+from proj.paths import contained, linked_part, safe_name, shorten, unsafe_reason
 from proj.safe_yaml import load_untrusted
 from proj.tracking.records import FAILED, FINISHED, KILLED, ChildRun, MetricPoint, ParamRecord
 from proj.tracking.store import RunStore
@@ -46,12 +46,16 @@ class MlflowRun:
 
 
 def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, echo: Echo, *,
-                  exit_code: int | None = None) -> dict[str, list[str]]:
+                  exit_code: int | None = None, copy_artifacts: bool = True) -> dict[str, list[str]]:
     """Params, metrics, tags, artifacts and models of every MLflow run in ``mlruns``.
 
     The first top-level run with readable metadata is the proj run itself (as ``mlflow run`` makes it); every
     other MLflow run becomes a child run of it, or of the child its ``mlflow.parentRunId`` names, with its
     own data and run folder. Returns ``{proj run id: model paths relative to that run's artifacts}``.
+    ``copy_artifacts=False`` (the run replaced its ``artifacts`` folder) ingests only params, metrics and tags.
+
+    Every destination is checked against the run folder (``artifacts.parent``, made by proj), never against
+    ``artifacts`` itself, which the child may have replaced with a symlink.
     """
     runs = _parents_first(sorted(find_runs(mlruns), key=lambda r: (r.parent is not None, not r.has_meta, r.start_time)))
     allowed = artifacts.parent  # the proj run folder, where the MLflow store lives
@@ -72,18 +76,20 @@ def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, e
         tags = {k: v for k, v in run.tags.items() if not k.startswith("mlflow.")}
         tags["mlflow.run_id"] = run.run_id
         store.log_batch(target, run.metrics, params, tags)
-        dest = _artifacts_of(store, target, run_id, artifacts)
+        dest = _anchor_of(store, target, run_id, allowed)
         src = run.path / "artifacts"
-        if src.is_symlink():  # would copy whatever folder it names, e.g. one of the host's
+        if not copy_artifacts:
+            pass
+        elif src.is_symlink():  # would copy whatever folder it names, e.g. one of the host's
             echo(f"warning: mlflow store: {src} is a symlink; its artifacts are not copied")
         elif src.is_dir() and any(src.iterdir()):
-            fallback = f"mlflow/{_label(run.run_id, 'mlflow run id', dest, echo)}"
+            fallback = f"mlflow/{_label(run.run_id, 'mlflow run id', echo)}"
             models[target] += _copy_artifacts(src, "", dest, allowed, echo, fallback=fallback)
-    for model in find_logged_models(mlruns, echo):
+    for model in find_logged_models(mlruns, echo) if copy_artifacts else []:
         target = _model_owner(model, runs, owners, run_id, echo)
-        dest = _artifacts_of(store, target, run_id, artifacts)
-        folder = _free_name(dest, model.name, model.path.name, echo)
-        if _safe_copy(model.path / "artifacts", dest, folder, allowed, echo):
+        dest = _anchor_of(store, target, run_id, allowed)
+        folder = _place_model(model, dest, allowed, echo)
+        if folder is not None:
             models.setdefault(target, []).append(folder)
     if runs:
         children = len(set(owners.values()) - {run_id})
@@ -122,8 +128,30 @@ def _child(run: MlflowRun, parent: str, started: float, exit_code: int | None) -
                     start_time=start, end_time=end, failure_reason=reason)
 
 
-def _artifacts_of(store: RunStore, target: str, run_id: str, artifacts: Path) -> Path:
-    return artifacts if target == run_id else store.run_dir(target) / "artifacts"
+def _anchor_of(store: RunStore, target: str, run_id: str, run_dir: Path) -> Path:
+    """The run folder (made by proj) whose ``artifacts`` receive ``target``'s files: the trusted anchor."""
+    return run_dir if target == run_id else store.run_dir(target)
+
+
+def _place_model(model: LoggedModel, anchor: Path, allowed: Path, echo: Echo) -> str | None:
+    """Copy a logged model under its name, or under ``mlflow/models/<id>`` when the name cannot be placed
+    (it crosses a file the run wrote, or the filesystem refuses it): the run still finishes."""
+    folder = _free_name(anchor / "artifacts", model.name, model.path.name, echo)
+    try:
+        return folder if _safe_copy(model.path / "artifacts", anchor, f"artifacts/{folder}", allowed, echo) else None
+    except OSError as exc:
+        fallback = f"mlflow/models/{model.path.name}"
+        if _taken(anchor / "artifacts", fallback):
+            fallback += f"-{os.getpid()}"
+        if fallback == folder:
+            raise
+        echo(f"warning: mlflow store: logged model name {shorten(repr(model.name))} cannot be placed "
+             f"({exc.strerror or exc}); stored as {fallback} instead")
+    try:
+        return fallback if _safe_copy(model.path / "artifacts", anchor, f"artifacts/{fallback}", allowed, echo) else None
+    except OSError as exc:
+        echo(f"warning: mlflow store: logged model {model.path.name} not copied: {shorten(str(exc))}")
+        return None
 
 
 def _model_owner(model: LoggedModel, runs: list[MlflowRun], owners: dict[str, str], run_id: str, echo: Echo) -> str:
@@ -218,11 +246,17 @@ def find_logged_models(mlruns: Path, echo: Echo) -> list[LoggedModel]:
     """MLflow 3 logged models ``<exp>/models/<model_id>`` that have an MLmodel, in the order they were logged."""
     found = []
     for exp in _subdirs(mlruns):
+        if (exp / "models").is_symlink():  # a walk through it would read (and copy) a host folder
+            echo(f"warning: mlflow store: {exp / 'models'} is a symbolic link; not followed")
+            continue
         for model in _subdirs(exp / "models"):
             problems: list[str] = []
             meta = _yaml(model / "meta.yaml", problems)
             for problem in problems:
                 echo(f"warning: mlflow store: {problem}")
+            if (model / "artifacts").is_symlink():
+                echo(f"warning: mlflow store: {model / 'artifacts'} is a symbolic link; not followed")
+                continue
             if not (model / "artifacts" / "MLmodel").is_file():
                 echo(f"warning: mlflow store: logged model {model.name} has no artifacts/MLmodel (half-written?); skipped")
                 continue
@@ -236,17 +270,22 @@ def find_logged_models(mlruns: Path, echo: Echo) -> list[LoggedModel]:
     return sorted(found, key=lambda m: (m.created, m.path.name))
 
 
-def _copy_artifacts(src: Path, dest: str, artifacts: Path, allowed: Path, echo: Echo, *, fallback: str) -> list[str]:
-    """Copy a run's artifacts into ``artifacts/dest``; an entry whose name is taken goes under ``fallback``.
+def _copy_artifacts(src: Path, dest: str, anchor: Path, allowed: Path, echo: Echo, *, fallback: str) -> list[str]:
+    """Copy a run's artifacts into ``anchor/artifacts/dest``; an entry whose name is taken goes under ``fallback``.
     Returns the model directories (relative to ``artifacts``) among what was copied."""
     from proj.models.collect import find_model_dirs
 
     models = []
+    artifacts = anchor / "artifacts"
     for entry in sorted(src.iterdir()):
         rel = f"{dest}/{entry.name}" if dest else entry.name
         if _taken(artifacts, rel):
             rel = f"{fallback}/{entry.name}"
-        if not _safe_copy(entry, artifacts, rel, allowed, echo):
+        try:
+            if not _safe_copy(entry, anchor, f"artifacts/{rel}", allowed, echo):
+                continue
+        except OSError as exc:  # e.g. a name the filesystem refuses: the rest of the run's artifacts still land
+            echo(f"warning: mlflow store: {entry} not copied: {shorten(str(exc))}")
             continue
         target = artifacts / rel
         if target.is_dir():
@@ -256,9 +295,10 @@ def _copy_artifacts(src: Path, dest: str, artifacts: Path, allowed: Path, echo: 
     return models
 
 
-def _safe_copy(src: Path, artifacts: Path, rel: str, allowed: Path, echo: Echo) -> bool:
-    """Copy a file or tree to ``artifacts/rel``, dereferencing symlinks only when they stay inside ``allowed``;
-    False when it was refused. Every destination is checked, as the child may have planted symlinks there."""
+def _safe_copy(src: Path, anchor: Path, rel: str, allowed: Path, echo: Echo) -> bool:
+    """Copy a file or tree to ``anchor/rel`` (``anchor``: a run folder proj made), dereferencing symlinks only
+    when they stay inside ``allowed``; False when it was refused. Every destination is checked, as the child
+    may have planted symlinks there (even in place of ``artifacts``)."""
     root = allowed.resolve()
     if src.is_symlink():
         target = src.resolve()
@@ -269,21 +309,21 @@ def _safe_copy(src: Path, artifacts: Path, rel: str, allowed: Path, echo: Echo) 
             echo(f"warning: mlflow store: {src} is a symlinked folder ({target}); not copied")
             return False
     try:
-        dest = contained(artifacts, rel, what="mlflow artifact destination")
+        dest = contained(anchor, rel, what="mlflow artifact destination")
     except UnsafePath as exc:
         echo(f"warning: mlflow store: {exc}; {src} not copied")
         return False
     if src.is_dir():
         dest.mkdir(parents=True, exist_ok=True)
         for entry in sorted(src.iterdir()):
-            _safe_copy(entry, artifacts, f"{rel}/{entry.name}", allowed, echo)
+            _safe_copy(entry, anchor, f"{rel}/{entry.name}", allowed, echo)
     elif src.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
     return True
 
 
-def _label(name: str, what: str, artifacts: Path, echo: Echo) -> str:
+def _label(name: str, what: str, echo: Echo) -> str:
     """``name`` as a folder under ``artifacts/mlflow`` (and a key prefix), or a generated one when refused."""
     reason = unsafe_reason(name)
     if reason is None:
@@ -317,6 +357,9 @@ def _taken(artifacts: Path, rel: str) -> bool:
 def _key_files(folder: Path, problems: list[str]) -> dict[str, str]:
     """``{key: content}`` of MLflow's one-file-per-key folders (a key with ``/`` is a subfolder)."""
     out: dict[str, str] = {}
+    if folder.is_symlink():  # os.walk would follow it: every file of the host folder it names becomes a key
+        problems.append(f"{folder} is a symbolic link; not followed")
+        return out
     if not folder.is_dir():
         return out
     for dirpath, _dirs, files in os.walk(folder):

@@ -20,11 +20,17 @@ def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
     The head names the file and key and the tail usually lists the valid choices, so both are kept.
     """
     # Credentials are masked after escaping (a newline inside a URL no longer ends it) and before cutting.
-    flat = mask_url(_UNPRINTABLE.sub(_escape, text))
+    flat = mask_url(printable(text))
     if len(flat) <= limit:
         return flat
     head = (limit - 3) * 2 // 3
     return f"{flat[:head]}...{flat[len(flat) - (limit - 3 - head):]}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that would break the line or drive the terminal escaped (``\\x1b``,
+    ``\\n``): for names a run chose (artifact folders, model names) wherever proj prints them."""
+    return _UNPRINTABLE.sub(_escape, str(text))
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -9,9 +9,16 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from proj.errors import printable
+from proj.paths import linked_part
+
 MLFLOW_SUBDIR = "mlflow"
 MODEL_SUBDIR = "model"
 SKIP_ARTIFACTS = ("source",)  # the runner's own copy of the source snapshot
+# Folders of the run folder that the child writes into (mounted into a docker_env container) and that proj
+# reads or writes after the run: one the child swapped for a symlink must not be followed (it may name a host
+# folder, and proj may run as root on the host).
+CHILD_WRITTEN = ("artifacts", "logs", MLFLOW_SUBDIR)
 Echo = Callable[[str], None]
 
 
@@ -45,19 +52,53 @@ def child_env(store: Any, run: Any) -> dict[str, str]:
 def after_run(store: Any, run: Any, exit_code: int, echo: Echo) -> None:
     run_dir = Path(run.run_dir)
     artifacts = run_dir / "artifacts"
+    echo = _escaping(echo)  # every message here quotes names the run chose
+    replaced = replaced_folders(run_dir, echo)
     mlflow_models: dict[str, list[str]] = {}
-    if mlflow_root(run_dir).is_dir():
+    if MLFLOW_SUBDIR in replaced:
+        pass
+    elif linked_part(run_dir, f"{MLFLOW_SUBDIR}/mlruns") is not None:
+        echo(f"warning: {mlflow_root(run_dir)} is a symbolic link; the run's MLflow data is not ingested")
+    elif mlflow_root(run_dir).is_dir():
         from proj.tracking.mlflow_ingest import ingest_mlflow
 
-        mlflow_models = ingest_mlflow(store, run.id, mlflow_root(run_dir), artifacts, echo, exit_code=exit_code)
+        mlflow_models = ingest_mlflow(store, run.id, mlflow_root(run_dir), artifacts, echo, exit_code=exit_code,
+                                      copy_artifacts="artifacts" not in replaced)
     # Child runs (the program's other MLflow runs) hold only what MLflow logged into them; their models
     # get the parent's environment files, as the same program in the same environment made them.
     for child_id, rels in mlflow_models.items():
         if child_id != run.id and rels:
             _package(store, run, Path(store.run_dir(child_id)), child_id, set(rels), echo)
+    if "artifacts" in replaced:
+        return
     found = _package(store, run, run_dir, run.id, set(mlflow_models.get(run.id, ())), echo)
     if MODEL_SUBDIR not in found:
         _warn_plain_model_dir(artifacts / MODEL_SUBDIR, echo)
+
+
+def replaced_folders(run_dir: Path, echo: Echo) -> set[str]:
+    """The folders of ``CHILD_WRITTEN`` the run replaced with a symlink or a non-folder, each warned about in
+    one line. A planted symlink is removed (the link only, never what it names), so no later command follows it."""
+    replaced = set()
+    for name in CHILD_WRITTEN:
+        path = run_dir / name
+        if path.is_symlink():
+            try:
+                path.unlink()
+                done = "removed, not followed"
+            except OSError:
+                done = "not followed"
+            echo(f"warning: the run replaced {path} with a symbolic link; {done}")
+        elif path.exists() and not path.is_dir():
+            echo(f"warning: the run replaced {path} with a file; not read")
+        else:
+            continue
+        replaced.add(name)
+    return replaced
+
+
+def _escaping(echo: Echo) -> Echo:
+    return lambda message: echo(printable(message))
 
 
 def _package(store: Any, run: Any, run_dir: Path, owner_id: str, mlflow_models: set[str], echo: Echo) -> list[str]:
@@ -99,7 +140,9 @@ def find_model_dirs(artifacts: Path) -> list[str]:
 
 
 def _warn_plain_model_dir(model_dir: Path, echo: Echo) -> None:
-    if model_dir.is_dir() and any(model_dir.iterdir()):
+    if model_dir.is_symlink():  # saying whether what it names is empty would tell the run about a host folder
+        echo(f"warning: {model_dir} is a symbolic link; not packaged")
+    elif model_dir.is_dir() and any(model_dir.iterdir()):
         echo(f"warning: {model_dir} has files but no MLmodel file, so it is kept as plain artifacts, not a model. "
              "To make it a model, save it with proj_client.save_model(obj) (or mlflow.<flavor>.save_model(obj, "
              "os.environ['PROJ_MODEL_DIR'])), or write an MLmodel file with a 'flavors' block there.")

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from proj.errors import UnsafePath
 from proj.models.record import ModelRecord
+from proj.paths import contained, linked_part
 from proj.safe_yaml import load_untrusted
 
 MLMODEL = "MLmodel"
@@ -146,6 +148,7 @@ def package_model(model_dir: Path, *, run_id: str, run_dir: Path, rel: str, lock
     record = ModelRecord(run_id=run_id, path=rel, flavors=[], size=0, files=[], valid=False, origin=origin,
                          created=time.time())
     try:
+        model_dir = anchored(model_dir, run_dir)
         files = files_of(model_dir, run_dir)
     except UnsafeModel as exc:
         record.reason = f"rejected: {exc}; nothing outside the run folder is hashed or exported"
@@ -169,6 +172,23 @@ def package_model(model_dir: Path, *, run_id: str, run_dir: Path, rel: str, lock
         return record
     record.mlmodel, record.flavors, record.valid = data, list(data["flavors"]), True
     return record
+
+
+def anchored(model_dir: Path, run_dir: Path) -> Path:
+    """``model_dir`` (a path under ``run_dir``) resolved, checked from the run folder down: the run may have
+    replaced ``artifacts`` or a folder on the way with a symlink to a host folder, which files_of, the MLmodel
+    and env-file writes would otherwise follow. Raises UnsafeModel."""
+    try:
+        inside = model_dir.relative_to(run_dir).as_posix()
+    except ValueError:
+        raise UnsafeModel(f"{model_dir} is not inside the run folder {run_dir}") from None
+    link = linked_part(run_dir, inside)
+    if link is not None:
+        raise UnsafeModel(f"{link.relative_to(run_dir)} is a symbolic link (to {os.readlink(link)})")
+    try:
+        return contained(run_dir, inside, what="model folder")
+    except UnsafePath as exc:
+        raise UnsafeModel(str(exc)) from None
 
 
 def _write_env(model_dir: Path, lock: LockInfo, data: dict[str, Any], echo: Echo, rel: str) -> str | None:

@@ -9,7 +9,7 @@ from proj.errors import ProjError, UnsafePath, UsageError
 from proj.models.envfiles import ENV_FILES
 from proj.models.mlmodel import file_digest
 from proj.models.record import ModelRecord
-from proj.paths import contained
+from proj.paths import contained, unsafe_reason
 from proj.tracking.store import RunStore
 
 
@@ -44,7 +44,11 @@ def model_dir(store: RunStore, model: ModelRecord) -> Path:
     """The model's folder, which must lie inside its run's artifacts (a record from a proj before the
     containment checks may name e.g. ``/tmp/x``, taken from a logged model's name)."""
     try:
-        return contained(store.run_dir(model.run_id) / "artifacts", model.path, what=f"model {model.ref}: path")
+        reason = unsafe_reason(model.path)
+        if reason is not None:
+            raise UnsafePath(f"model {model.ref}: path {model.path!r} {reason}")
+        # anchored at the run folder (made by proj), not at artifacts/, which the run may have swapped for a link
+        return contained(store.run_dir(model.run_id), f"artifacts/{model.path}", what=f"model {model.ref}: path")
     except UnsafePath as exc:
         raise ModelExportError(f"{exc}; refusing to read it") from None
 
@@ -110,6 +114,8 @@ def _member(run_dir: Path, source: Path, staging: Path, rel: str, model: ModelRe
         write = contained(staging, rel, what=f"model {model.ref}: file")  # first: refuses absolute names
         read = contained(run_dir, (source / rel).relative_to(run_dir.resolve()).as_posix(), what=f"model {model.ref}: file")
         return read, write
+    except ValueError:  # source outside the run folder: model_dir refuses that, so only a changed folder gets here
+        raise ModelExportError(f"model {model.ref}: file {rel!r} is not inside the run folder; refusing to export it") from None
     except UnsafePath as exc:
         raise ModelExportError(f"{exc}; refusing to export it") from None
 

@@ -233,7 +233,7 @@ def _hostile_tar(path: Path, members: list[tuple[str, str | None, str | None]]) 
     """(name, content, symlink target) members, written as a hostile archiver would."""
     import io
 
-    path.unlink()  # a hard link to the shared blob: replace, never edit in place
+    path.unlink()  # the run's read-only copy
     with tarfile.open(path, "w:gz") as tar:
         for name, content, link in members:
             info = tarfile.TarInfo(name)
@@ -260,6 +260,7 @@ def test_hostile_snapshot_members_are_refused_on_reproduce(proj, make_project, m
     snapshot = Path(original["run_dir"]) / "artifacts" / "source" / "snapshot.tar.gz"
     filled = [(n.format(u=unique), c, l and l.format(u=unique)) for n, c, l in members]
     _hostile_tar(snapshot, [(k, v, None) for k, v in PLAIN.items()] + filled)
+    _record_hash(proj, original["id"], snapshot)  # as if the store itself was edited: the members are checked too
     out = proj("reproduce", original["id"])
     assert out.code == 2 and "Traceback" not in out.stderr, out
     [line] = [l for l in out.stderr.splitlines() if l.strip()]
@@ -284,9 +285,25 @@ def test_hostile_untracked_archive_member_is_refused_on_reproduce(proj, tmp_path
     archive = Path(original["run_dir"]) / "artifacts" / "source" / "untracked.tar.gz"
     assert archive.is_file()
     _hostile_tar(archive, [("notes.txt", "untracked\n", None), (f"../escape-{unique}", "x", None)])
+    _record_hash(proj, original["id"], archive)
     out = proj("reproduce", original["id"])
     assert out.code == 2 and "untracked.tar.gz is refused" in out.stderr and "contains '..'" in out.stderr, out
     assert not list(Path(proj.env["PROJ_CACHE_DIR"]).rglob(f"escape-{unique}"))
+
+
+def _record_hash(proj, run_id: str, path: Path) -> None:
+    """Record ``path``'s new sha256 in the run's source record, as an edited store would (a child cannot)."""
+    import hashlib
+    import json
+    import sqlite3
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with sqlite3.connect(Path(proj.env["PROJ_TRACKING_URI"]) / "proj.db") as db:
+        source = json.loads(db.execute("SELECT source_json FROM runs WHERE id=?", (run_id,)).fetchone()[0])
+        source["artifact_sha256"][path.name] = digest
+        if path.name == "snapshot.tar.gz":
+            source["snapshot_sha256"] = digest
+        db.execute("UPDATE runs SET source_json=? WHERE id=?", (json.dumps(source), run_id))
 
 
 # --- proj models export ----------------------------------------------------------------------------------

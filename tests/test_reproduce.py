@@ -169,7 +169,8 @@ def test_a_damaged_source_snapshot_is_a_clear_cannot_reproduce(proj, make_projec
     assert proj("run", str(root), "--env-manager", "local", "-P", "alpha=1").code == 0
     original = last_run(proj)
     snapshot = Path(original["run_dir"]) / "artifacts" / "source" / "snapshot.tar.gz"
-    snapshot.unlink()  # a hard link to the shared blob: replace, never edit in place
+    snapshot.unlink()  # the run's read-only copy
     snapshot.write_bytes(b"not a tar archive")
     out = proj("reproduce", original["id"])
-    assert out.code == 2 and "cannot be unpacked" in out.stderr and "Traceback" not in out.stderr, out
+    assert out.code == 2 and "source snapshot was modified (sha256 mismatch)" in out.stderr, out
+    assert "Traceback" not in out.stderr, out

@@ -75,16 +75,23 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 
 
 def link_or_copy(src: Path, dest: Path) -> None:
-    """``dest`` as a hard link to ``src`` (the bytes stored once), or a copy across filesystems; atomic."""
-    import shutil
+    """``dest`` as a hard link to ``src`` (the bytes stored once), or a copy across filesystems; atomic.
 
+    Only for a regular file: a symlink (one a run planted, say) is refused, never followed to what it names.
+    A hard link shares the bytes: never use it where the child can write ``dest`` and others read ``src``.
+    """
+    import shutil
+    import stat
+
+    if not stat.S_ISREG(src.lstat().st_mode):
+        raise UnsafePath(f"{shorten(str(src))} is not a regular file (a symlink or special file); it is not linked or copied")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)  # left by a crashed run with our pid
     try:
-        os.link(src, tmp)
+        os.link(src, tmp, follow_symlinks=False)
     except OSError:  # another filesystem, or one without hard links
-        shutil.copyfile(src, tmp)
+        shutil.copyfile(src, tmp, follow_symlinks=False)
     os.replace(tmp, dest)
 
 

@@ -147,17 +147,19 @@ def start_run(store: RunStore, plan: Plan) -> RunRecord:
     req = plan.request
     plan.source.collect_artifacts(store.root)  # e.g. the snapshot of a plain directory: only now a run exists
     params = [ParamRecord(p.name, p.raw, p.value, p.type, p.source) for p in plan.params]
+    # Stored credential-free and pinned to what was resolved, so a detached worker (or a reproduction)
+    # re-plans exactly this source without the network or the user's token. The store keeps the copy
+    # that is replayed: request.json sits in the run folder, which the child (a container too) can rewrite.
+    uri, version = plan.source.replay()
+    request = replace(req, uri=uri, version=version).to_json()
     new = NewRun(experiment=req.experiment or os.environ.get("PROJ_EXPERIMENT_NAME") or "Default",
                  name=req.run_name, source=plan.source.to_record(), project_name=plan.project.name,
                  entry_point=plan.entry_point.name, command=plan.command, params=params, tags=dict(req.tags),
                  env_choice=plan.choice.describe(), reproduces=req.reproduces, inputs=_inputs(plan),
-                 env_backend=plan.choice.backend)
+                 env_backend=plan.choice.backend, request=request)
     run = store.create_run(new, os.getpid())
     run_dir = Path(run.run_dir)
-    # Stored credential-free and pinned to what was resolved, so a detached worker (or a reproduction)
-    # re-plans exactly this source without the network or the user's token.
-    uri, version = plan.source.replay()
-    atomic_write(run_dir / "request.json", replace(req, uri=uri, version=version).to_json())
+    atomic_write(run_dir / "request.json", request)  # for people to read; never trusted
     plan.source.write_artifacts(run_dir / "artifacts" / "source")
     return run
 

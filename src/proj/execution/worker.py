@@ -31,7 +31,8 @@ def main(argv: list[str]) -> int:
     store.set_owner(run_id, os.getpid())
     run = store.get_run(run_id)
     try:
-        plan = plan_run(RunRequest.from_json((Path(run.run_dir) / "request.json").read_text()))
+        recorded = store.get_request(run_id) or (Path(run.run_dir) / "request.json").read_text()
+        plan = plan_run(RunRequest.from_json(recorded))
     except ProjError as exc:  # the source or project changed between submission and start
         store.finish_run(run_id, FAILED, phase="plan", reason=str(exc))
         print(f"proj: error: {exc}", file=sys.stderr)

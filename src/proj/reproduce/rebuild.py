@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,7 +16,7 @@ from proj.envs.base import BuildLog, Env, Lock
 from proj.errors import ProjError
 from proj.reproduce.behaviour import env_runner
 from proj.reproduce.compare import ArtifactOptions, Comparison, compare_runs
-from proj.reproduce.source import CannotReproduce, materialize, workspace
+from proj.reproduce.source import CannotReproduce, materialize, read_plain, workspace
 from proj.runner import Plan, RunRequest, execute_run, plan_run, start_run
 from proj.tracking.records import RUNNING, RunRecord
 from proj.tracking.store import RunStore
@@ -48,13 +49,11 @@ def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_mana
             top = store.get_run(top.parent_run_id)
         raise CannotReproduce(f"run {old.id[:12]} is a child run (MLflow run {old.mlflow_run_id} opened by the program "
                               f"of run {top.id[:12]}); reproduce run {top.id[:12]} instead")
-    request_file = Path(old.run_dir) / "request.json"
-    if not request_file.is_file():
-        raise CannotReproduce(f"run {old.id[:12]} has no request.json (recorded by an older proj)")
     notes: list[str] = []
+    recorded = _recorded_request(store, old, notes)
     with workspace() as tmp:
-        source = materialize(old, Path(tmp))
-        req = _request(RunRequest.from_json(request_file.read_text()), old, source.project_dir, env_manager, notes)
+        source = materialize(old, Path(tmp), notes)
+        req = _request(recorded, old, source.project_dir, env_manager, notes)
         plan = plan_run(req)
         plan.source = source  # the new run records the original provenance, not the private copy
         plan.choice = dataclasses.replace(plan.choice, origin=f"run {old.id[:12]} (reproduced)")
@@ -73,6 +72,33 @@ def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_mana
             options = dataclasses.replace(options, runner=env_runner(env))
         comparison = compare_runs(store, old, final, tolerance, options)
     return Reproduction(old, final, comparison, notes)
+
+
+def _recorded_request(store: RunStore, old: RunRecord, notes: list[str]) -> RunRequest:
+    """The request ``old`` ran with, from the store: the run folder's request.json is the child's to
+    rewrite (a container mounts it), so it is only compared, never trusted."""
+    text = store.get_request(old.id)
+    request_file = Path(old.run_dir) / "request.json"
+    if text is None:  # recorded by a proj that kept it only in the run folder
+        if not request_file.exists():
+            raise CannotReproduce(f"run {old.id[:12]} has no request.json (recorded by an older proj)")
+        req = _parse_request(read_plain(request_file, old).decode("utf-8", "replace"), old)
+        if req.options:
+            notes.append(f"request: run {old.id[:12]} was recorded by an older proj, its request.json cannot be "
+                         f"verified, so its backend options ({', '.join(sorted(req.options))}) are not used")
+        return dataclasses.replace(req, options={})
+    if request_file.exists() or request_file.is_symlink():
+        data = read_plain(request_file, old) if not request_file.is_symlink() else b""
+        if hashlib.sha256(data).hexdigest() != hashlib.sha256(text.encode()).hexdigest():
+            raise CannotReproduce(f"run {old.id[:12]}'s recorded request was modified after the run (sha256 mismatch)")
+    return _parse_request(text, old)
+
+
+def _parse_request(text: str, old: RunRecord) -> RunRequest:
+    try:
+        return RunRequest.from_json(text)
+    except (ValueError, TypeError) as exc:
+        raise CannotReproduce(f"run {old.id[:12]}'s recorded request cannot be read: {exc}") from None
 
 
 def _reproduced_env(store: RunStore, plan: Plan, run: RunRecord, lock: Lock | None) -> Env | None:

@@ -2,8 +2,10 @@
 files) or the snapshot of a directory outside git, in a private directory that nothing else mutates."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -12,7 +14,13 @@ from pathlib import Path
 from proj.errors import ProjError, UnsafePath
 from proj.paths import contained
 from proj.sources.base import Source
+from proj.sources.provenance import PATCH, UNTRACKED
+from proj.sources.snapshot import SNAPSHOT
 from proj.tracking.records import RunRecord
+
+# The only files reproduce takes from a run's artifacts/source/, with how messages name them.
+PROVENANCE = {SNAPSHOT: "source snapshot", PATCH: "uncommitted changes (uncommitted.patch)",
+              UNTRACKED: "untracked files (untracked.tar.gz)"}
 
 
 class CannotReproduce(ProjError):
@@ -21,19 +29,19 @@ class CannotReproduce(ProjError):
     exit_code = 2
 
 
-def materialize(old: RunRecord, workdir: Path) -> Source:
+def materialize(old: RunRecord, workdir: Path, notes: list[str] | None = None) -> Source:
     """A Source whose project_dir holds exactly the code ``old`` ran, and whose record repeats old's."""
     src = dict(old.source)
-    saved = Path(old.run_dir) / "artifacts" / "source"
+    saved = recorded_files(old, workdir / "provenance", notes if notes is not None else [])
     if src.get("commit"):
         root = _checkout(src, workdir)
         _apply_local_changes(root, saved)
         # Local work trees record the project's path inside the repository; git sources their #subdir.
         rel = (src.get("repo_path") if src.get("kind") == "local" else src.get("subdir")) or ""
         project_dir = _inside(root, rel) if rel else root
-    elif (saved / "snapshot.tar.gz").is_file():
+    elif SNAPSHOT in saved:
         project_dir = workdir / "snapshot"
-        _untar(saved / "snapshot.tar.gz", project_dir)
+        _untar(saved[SNAPSHOT], project_dir)
     else:
         raise CannotReproduce(f"run {old.id[:12]} recorded neither a git commit nor a snapshot of {src.get('uri')}")
     source = Source(uri=src.get("uri", ""), project_dir=project_dir, kind=src.get("kind", "local"),
@@ -41,9 +49,53 @@ def materialize(old: RunRecord, workdir: Path) -> Source:
                     remote=src.get("remote"), subdir=src.get("subdir"), dirty=src.get("dirty"),
                     untracked=list(src.get("untracked") or []),
                     extra={k: v for k, v in src.items() if k in ("worktree", "repo_path", "snapshot", "snapshot_sha256")})
-    if saved.is_dir():  # keep the same provenance files with the new run (hard-linked, not copied again)
-        source.artifacts = {p.name: p for p in saved.iterdir() if p.is_file()}
+    source.artifacts = dict(saved)  # the new run keeps the same (verified) provenance files
     return source
+
+
+def recorded_files(old: RunRecord, dest: Path, notes: list[str]) -> dict[str, Path]:
+    """Private copies (in ``dest``) of the provenance files ``old``'s record lists, each checked against
+    the sha256 the record holds.
+
+    The run folder is the child's to write (a container mounts it): only the known names the record lists
+    are taken (a file that appeared later, e.g. a patch beside a clean run, is ignored), never a symlink,
+    and a file whose content no longer matches refuses the reproduction.
+    """
+    listed = {str(name).removeprefix("source/") for name in old.source.get("artifacts") or []}
+    hashes = dict(old.source.get("artifact_sha256") or {})
+    if old.source.get("snapshot_sha256"):
+        hashes.setdefault(SNAPSHOT, old.source["snapshot_sha256"])
+    saved = Path(old.run_dir) / "artifacts" / "source"
+    found: dict[str, Path] = {}
+    for name in PROVENANCE:
+        if name not in listed:
+            continue
+        data = read_plain(saved / name, old)
+        recorded = hashes.get(name)
+        if recorded is None:  # recorded by a proj that kept no hash of it
+            notes.append(f"source: {name} of run {old.id[:12]} was recorded without a hash and cannot be verified")
+        elif hashlib.sha256(data).hexdigest() != recorded:
+            raise CannotReproduce(f"cannot reproduce: the recorded {PROVENANCE[name]} was modified "
+                                  f"(sha256 mismatch): {saved / name}")
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(data)
+        found[name] = dest / name
+    return found
+
+
+def read_plain(path: Path, old: RunRecord) -> bytes:
+    """The bytes of a regular file, read without following a symlink (one planted there is refused)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise CannotReproduce(f"cannot reproduce run {old.id[:12]}: its recorded {path.name} is missing ({path})") from None
+    except OSError as exc:
+        raise CannotReproduce(f"cannot reproduce run {old.id[:12]}: its recorded {path.name} is not a plain file "
+                              f"({path}: {exc.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise CannotReproduce(f"cannot reproduce run {old.id[:12]}: its recorded {path.name} is not a plain file ({path})")
+        return fh.read()
 
 
 def _inside(root: Path, rel: str) -> Path:
@@ -79,15 +131,15 @@ def _checkout(src: dict, workdir: Path) -> Path:
     return private
 
 
-def _apply_local_changes(root: Path, saved: Path) -> None:
-    patch = saved / "uncommitted.patch"
-    if patch.is_file() and patch.stat().st_size:
+def _apply_local_changes(root: Path, saved: dict[str, Path]) -> None:
+    patch = saved.get(PATCH)
+    if patch is not None and patch.stat().st_size:
         proc = subprocess.run(["git", "apply", "--binary", "--whitespace=nowarn", str(patch)], cwd=root,
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise CannotReproduce(f"the recorded uncommitted changes do not apply: {proc.stderr.strip().splitlines()[-1:]}")
-    untracked = saved / "untracked.tar.gz"
-    if untracked.is_file():
+    untracked = saved.get(UNTRACKED)
+    if untracked is not None:
         _untar(untracked, root)
 
 

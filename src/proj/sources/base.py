@@ -1,6 +1,7 @@
 """The resolved source of a run: a directory to run in, plus what is needed to fetch it again."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ class Source:
     untracked: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     # Files stored under the run's artifacts/source/ (e.g. uncommitted.patch, snapshot.tar.gz): bytes to
-    # write, or a file already on disk to hard-link (a stored snapshot, a reproduced run's files).
+    # write, or a file already on disk to copy (a stored snapshot, a reproduced run's verified files).
     artifacts: dict[str, bytes | Path] = field(default_factory=dict)
     # A directory outside git to snapshot, which happens only when a run is created (collect_artifacts):
     # planning, `validate` and runs rejected for bad input must not pay for archiving the project.
@@ -34,6 +35,8 @@ class Source:
                 "dirty": self.dirty, "untracked": self.untracked, **self.extra}
         if self.artifacts:
             data["artifacts"] = sorted(f"source/{name}" for name in self.artifacts)
+            # What reproduce checks the run folder's copies against: the child can rewrite those, not the store.
+            data["artifact_sha256"] = {name: _sha256(blob) for name, blob in sorted(self.artifacts.items())}
         return {k: v for k, v in data.items() if v not in (None, [], {})}
 
     def collect_artifacts(self, store_root: Path) -> None:
@@ -43,6 +46,9 @@ class Source:
         from proj.sources.snapshot import SNAPSHOT, store_snapshot
 
         blob, info = store_snapshot(self.snapshot_root, store_root / "snapshots")
+        if blob is not None and _sha256(blob) != info["sha256"]:  # damaged in place (an older proj hard-linked it)
+            blob.unlink()
+            blob, info = store_snapshot(self.snapshot_root, store_root / "snapshots")
         self.extra["snapshot"] = info
         if blob is not None:
             self.extra["snapshot_sha256"] = info["sha256"]
@@ -50,14 +56,16 @@ class Source:
         self.snapshot_root = None
 
     def write_artifacts(self, dest: Path) -> None:
-        """Store the provenance files in a run's ``artifacts/source/`` (files on disk are hard-linked)."""
-        from proj.paths import atomic_write, link_or_copy
+        """Store the provenance files in a run's ``artifacts/source/`` as read-only copies.
+
+        Never hard links: the run folder is the child's to write (a container mounts it), and a link to the
+        store's shared ``snapshots/<sha256>.tar.gz`` would let it rewrite that blob for every run sharing it.
+        """
+        from proj.paths import atomic_write
 
         for name, data in self.artifacts.items():
-            if isinstance(data, Path):
-                link_or_copy(data, dest / name)
-            else:
-                atomic_write(dest / name, data)
+            atomic_write(dest / name, data.read_bytes() if isinstance(data, Path) else data)
+            (dest / name).chmod(0o444)
 
     def replay(self) -> tuple[str, str | None]:
         """(uri, version) that fetch exactly this source again, credential-free (for request.json).
@@ -68,3 +76,10 @@ class Source:
         if self.kind == "git":
             return self.uri, self.commit
         return self.uri, self.version
+
+
+def _sha256(data: bytes | Path) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    with open(data, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

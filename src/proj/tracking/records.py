@@ -43,6 +43,7 @@ class NewRun:
     reproduces: str | None = None  # the run this one re-runs (`proj reproduce`)
     env_backend: str = ""  # known before the build, so a run that failed building still shows it
     inputs: dict[str, Any] = field(default_factory=dict)  # fingerprints of path parameters
+    request: str | None = None  # the run request as JSON, kept where the child cannot rewrite it
 
 
 @dataclass

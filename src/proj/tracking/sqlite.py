@@ -51,6 +51,7 @@ _ADDED_COLUMNS = (
     ("runs", "inputs_json", "TEXT NOT NULL DEFAULT '{}'"),
     ("runs", "reproduces_run_id", "TEXT"),
     ("runs", "mlflow_run_id", "TEXT"),
+    ("runs", "request_json", "TEXT"),  # the request `proj reproduce` replays: the run folder is the child's to write
 )
 # Run once, when the column is added: until child runs existed, parent_run_id meant "reproduces".
 _BACKFILL = {("runs", "reproduces_run_id"): "UPDATE runs SET reproduces_run_id = parent_run_id, parent_run_id = NULL"
@@ -179,11 +180,11 @@ class SqliteStore(RunStore):
             exp = self._experiment_id(db, new.experiment or DEFAULT_EXPERIMENT)
             db.execute(
                 "INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, pid, pid_start, source_json,"
-                " source_commit, project_name, entry_point, command, env_json, reproduces_run_id, inputs_json)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " source_commit, project_name, entry_point, command, env_json, reproduces_run_id, inputs_json, request_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, exp, new.name, RUNNING, now, user, host, pid, process_start_time(pid),
                  json.dumps(new.source), commit, new.project_name, new.entry_point, new.command, json.dumps(env),
-                 new.reproduces, json.dumps(new.inputs)))
+                 new.reproduces, json.dumps(new.inputs), new.request))
             self._insert_params(db, run_id, new.params)
             db.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", [(run_id, k, v) for k, v in new.tags.items()])
         for sub in ("artifacts", "logs"):
@@ -277,6 +278,10 @@ class SqliteStore(RunStore):
             old = json.loads(db.execute("SELECT env_json FROM runs WHERE id=?", (run_id,)).fetchone()[0])
             db.execute("UPDATE runs SET env_json=? WHERE id=?", (json.dumps({**old, **env}), run_id))
             db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?)", (run_id, lock_format, sha, lock_text))
+
+    def get_request(self, run_id: str) -> str | None:
+        row = self._db.execute("SELECT request_json FROM runs WHERE id=?", (run_id,)).fetchone()
+        return row[0] if row else None
 
     def get_lock(self, run_id: str) -> tuple[str, str] | None:
         row = self._db.execute("SELECT format, text FROM locks WHERE run_id=?", (run_id,)).fetchone()

@@ -34,6 +34,10 @@ class RunStore(ABC):
     @abstractmethod
     def get_lock(self, run_id: str) -> tuple[str, str] | None: ...
 
+    def get_request(self, run_id: str) -> str | None:
+        """The run request recorded with the run (JSON); None for runs recorded before it was kept."""
+        return None
+
     @abstractmethod
     def log_batch(self, run_id: str, metrics: Iterable[MetricPoint] = (), params: Iterable[ParamRecord] = (),
                   tags: dict[str, str] | None = None, offset: int | None = None) -> None: ...

@@ -116,6 +116,10 @@ def test_missing_subdir_error_names_the_masked_url(proj, server: tuple[str, str]
     ("ssh://git:p/w#d@host/x", "ssh://git:***@host/x"),
     ("ssh://git@host/x", "ssh://git@host/x"),
     ("a https://x/y,https://u:p/q@h/z", "a https://x/y,https://***@h/z"),
+    ("git+https://TOKEN@host/org/r.git", "git+https://***@host/org/r.git"),  # git+http(s) is http: a bare user is a token
+    ("GIT+HTTP://u:p@host/r", "GIT+HTTP://***@host/r"),
+    ("git+ssh://git@host/r", "git+ssh://git@host/r"),
+    ("pkg @ https://alice:SECRET@host/x.whl", "pkg @ https://***@host/x.whl"),
 ])
 def test_the_one_masking_function(text: str, masked: str) -> None:
     from proj.sources.urls import mask_url
@@ -127,3 +131,27 @@ def test_every_proj_error_is_masked() -> None:
     from proj.errors import SourceError
 
     assert str(SourceError("git source https://u:pa\nss#x@host/r: bad")) == "git source https://***@host/r: bad"
+
+
+def test_env_build_log_is_masked(tmp_path: Path) -> None:
+    """uv and pip echo requirement lines as given: the build log (file and console) never shows the secret."""
+    from proj.envs.base import BuildLog
+
+    shown: list[str] = []
+    log = BuildLog(tmp_path / "env-build.log", shown.append)
+    log.write("  x Failed to download `pkg @ https://alice:SECRET@host/x.whl`\n")
+    log.write("$ uv pip install git+https://TOKEN@host/r.git")
+    text = (tmp_path / "env-build.log").read_text()
+    assert "SECRET" not in text and "TOKEN" not in text and "https://***@host/x.whl" in text, text
+    assert shown == ["  x Failed to download `pkg @ https://***@host/x.whl`"]
+
+
+def test_env_build_failure_with_a_credential_url_requirement_is_masked(proj, make_project) -> None:  # noqa: ANN001
+    """A real virtualenv build of a requirement URL with a password: not in the output, log or record."""
+    root = make_project({"MLproject": "name: s\npython_env: python_env.yaml\nentry_points:\n  main:\n    command: python -V\n",
+                         "python_env.yaml": "dependencies:\n  - pkg @ https://alice:SECRET@127.0.0.1:9/x-1.0-py3-none-any.whl\n"})
+    out = proj("run", str(root), "--env-manager", "virtualenv")
+    assert out.code != 0, out
+    assert "SECRET" not in out.stdout + out.stderr, out
+    leaks = [p for p in Path(proj.env["PROJ_TRACKING_URI"]).rglob("*") if p.is_file() and b"SECRET" in p.read_bytes()]
+    assert leaks == [], leaks

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from proj.execution.process import OutputSink, run_process
+from proj.sources.urls import mask_url
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class BuildLog:
     echo: Callable[[str], None] = lambda line: None
 
     def write(self, text: str) -> None:
+        text = mask_url(text)  # tools echo requirement lines as given: `pkg @ https://user:token@host/x.whl`
         if self.path is not None:
             with open(self.path, "a", encoding="utf-8", errors="replace") as fh:
                 fh.write(text if text.endswith("\n") else text + "\n")

@@ -120,7 +120,7 @@ def mask_url(text: str) -> str:
         end = userinfo_end(rest)
         if end is None:
             return match.group()
-        if scheme.lower().startswith("http"):  # any http userinfo may be a token
+        if scheme.lower().rpartition("+")[2].startswith("http"):  # git+https too: any http userinfo may be a token
             return f"{scheme}{MASK}@{rest[end + 1:]}"
         user, sep, _ = rest[:end].partition(":")  # ssh and the like: the user is part of the address
         return f"{scheme}{user}:{MASK}@{rest[end + 1:]}" if sep else match.group()

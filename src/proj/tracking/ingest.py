@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from proj.tracking.store import RunStore
 METRICS_FILE = "metrics.jsonl"
 MIN_STEP, MAX_STEP = -(2**63), 2**63 - 1
 POLL_SECONDS = 0.5
+MAX_READ = 16 << 20  # bytes read per pass: a huge file is ingested over several passes, never held whole
 
 
 def metrics_path(store: RunStore, run_id: str) -> Path:
@@ -28,22 +31,42 @@ def ingest_metrics_file(store: RunStore, run_id: str) -> int:
     """Ingest complete lines past the stored offset; returns how many lines were bad (skipped)."""
     path = metrics_path(store, run_id)
     try:
-        size = path.stat().st_size
+        size = path.lstat().st_size
     except FileNotFoundError:
         return 0
     if size <= store.ingest_offset(run_id):
         return 0  # nothing new: no write lock taken (the tailer looks every 0.5 s)
     with store.transaction():  # the offset read again under the lock: another ingester may have been first
         offset = store.ingest_offset(run_id)
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read()
+        chunk = _read_from(path, offset)
         end = chunk.rfind(b"\n")
+        if end < 0 and len(chunk) >= MAX_READ:  # one line longer than a pass: skipped as bad, not waited for
+            store.log_batch(run_id, [], [], {}, offset=offset + len(chunk))
+            return 1
         if end < 0:
             return 0  # only a partial line so far
         metrics, params, tags, bad = parse_lines(chunk[: end + 1].decode("utf-8", errors="replace").splitlines())
         store.log_batch(run_id, metrics, params, tags, offset=offset + end + 1)
     return bad
+
+
+def _read_from(path: Path, offset: int, limit: int = MAX_READ) -> bytes:
+    """At most ``limit`` bytes of ``path`` from ``offset``, in chunks. The child writes this file (into a
+    mounted run folder for a container): a symlink it put there (to a host file) is not followed, and
+    anything but a regular file (a FIFO, a device) is not read. What is past ``limit`` waits for the next pass."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:  # ELOOP: a symlink; gone; unreadable
+        return b""
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        fh.seek(offset)
+        parts, left = [], limit
+        while left > 0 and (part := fh.read(min(left, 1 << 20))):
+            parts.append(part)
+            left -= len(part)
+    return b"".join(parts)
 
 
 def parse_lines(lines: list[str]) -> tuple[list[MetricPoint], list[ParamRecord], dict[str, str], int]:

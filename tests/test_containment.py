@@ -401,3 +401,224 @@ def test_docker_env_run_cannot_make_proj_write_to_a_host_path(proj, make_project
         assert (Path(run["run_dir"]) / "artifacts/mlflow/models/m-abs/data.txt").read_text() == "escaped"
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+
+
+# --- folders of the run folder the child swapped for symlinks (reviewer's docker_env findings) -----------
+
+# Replaces artifacts/ with a link to OUT (a host folder), then writes an MLflow store whose run and logged
+# model have artifacts: copying them "into artifacts/" must not land in OUT.
+ARTIFACTS_SWAPPER = '''\
+import os, shutil, sys
+from urllib.parse import urlparse
+root = urlparse(os.environ["MLFLOW_TRACKING_URI"]).path
+OUT = sys.argv[1]
+art = os.environ["PROJ_ARTIFACT_DIR"]
+shutil.rmtree(art, ignore_errors=True)
+os.symlink(OUT, art)
+def write(rel, text):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").write(text)
+write("0/aaaa1111/meta.yaml", "run_id: aaaa1111\\nrun_name: main\\nstatus: 3\\n")
+write("0/aaaa1111/artifacts/sub/evil.txt", "planted")
+write("0/models/m-1/meta.yaml", "model_id: m-1\\nname: m\\n")
+write("0/models/m-1/artifacts/MLmodel", "flavors: {python_function: {loader_module: x}}\\n")
+print("swapped")
+'''
+
+
+def _swap_project(make_project, writer: str, out: Path) -> Path:
+    return make_project({"MLproject": MLPROJECT.replace("python train.py", f"python train.py {out}"),
+                         "train.py": writer})
+
+
+def test_symlinked_artifacts_folder_is_not_followed(proj, make_project) -> None:
+    out = Path(f"/tmp/proj-escape-{uuid.uuid4().hex[:12]}")  # absent: the old proj created it
+    try:
+        result = proj("run", str(_swap_project(make_project, ARTIFACTS_SWAPPER, out)), "--env-manager", "local")
+        assert result.code == 0 and "swapped" in result.stdout, result
+        assert not out.exists(), result
+        run = proj.show(proj.runs()[0]["id"])
+        assert run["status"] == "FINISHED"
+        artifacts = Path(run["run_dir"]) / "artifacts"
+        assert not artifacts.is_symlink()  # the planted link is gone: no later command follows it
+        [warning] = [l for l in result.stderr.splitlines() if "replaced" in l]
+        assert "artifacts with a symbolic link" in warning, result
+        assert proj("models", "list", "--json").json() == []
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+MODEL_SWAPPER = '''\
+import os, shutil, sys
+art = os.environ["PROJ_ARTIFACT_DIR"]
+shutil.rmtree(art, ignore_errors=True)
+os.symlink(sys.argv[1], art)
+'''
+
+
+def test_symlinked_artifacts_holding_a_host_model_is_not_packaged(proj, make_project, tmp_path: Path) -> None:
+    out = tmp_path / "host"
+    (out / "m").mkdir(parents=True)
+    mlmodel = "flavors: {python_function: {loader_module: x}}\n"
+    (out / "m" / "MLmodel").write_text(mlmodel)
+    (out / "m" / "host-file").write_text("host")
+    result = proj("run", str(_swap_project(make_project, MODEL_SWAPPER, out)), "--env-manager", "local")
+    assert result.code == 0 and "Traceback" not in result.stderr, result
+    assert (out / "m" / "MLmodel").read_text() == mlmodel  # not rewritten
+    assert sorted(p.name for p in (out / "m").iterdir()) == ["MLmodel", "host-file"]  # no env files added
+    assert proj("models", "list", "--json").json() == []
+
+
+# Plants a symlink to OUT (a host folder holding a file "secret" and a logged model) in place of one folder
+# of the MLflow store proj reads.
+FOLDER_SWAPPER = '''\
+import os, shutil, sys
+from urllib.parse import urlparse
+root = urlparse(os.environ["MLFLOW_TRACKING_URI"]).path
+OUT, WHICH = sys.argv[1], sys.argv[2]
+run = os.path.join(root, "0", "aaaa1111")
+os.makedirs(os.path.join(run, "artifacts"))
+open(os.path.join(run, "meta.yaml"), "w").write("run_id: aaaa1111\\nrun_name: main\\nstatus: 3\\n")
+target = {"params": os.path.join(run, "params"), "tags": os.path.join(run, "tags"),
+          "metrics": os.path.join(run, "metrics"), "models": os.path.join(root, "0", "models"),
+          "mlruns": root, "mlflow": os.path.dirname(root)}[WHICH]
+if os.path.exists(target):
+    shutil.rmtree(target)
+os.symlink(OUT, target)
+'''
+
+
+@pytest.mark.parametrize("which", ["params", "tags", "metrics", "models", "mlruns", "mlflow"])
+def test_symlinked_mlflow_folders_are_not_followed(proj, make_project, tmp_path: Path, which: str) -> None:
+    out = tmp_path / "host"
+    out.mkdir()
+    (out / "secret").write_text("1700000000000 42.0 0\n" if which == "metrics" else "hostsecret")
+    model = out / "m-host"  # as a logged model, for the <exp>/models case
+    (model / "artifacts").mkdir(parents=True)
+    (model / "meta.yaml").write_text("model_id: m-host\nname: stolen\n")
+    (model / "artifacts" / "MLmodel").write_text("flavors: {python_function: {loader_module: x}}\n")
+    (model / "artifacts" / "data").write_text("hostsecret")
+    root = make_project({"MLproject": MLPROJECT.replace("python train.py", f"python train.py {out} {which}"),
+                         "train.py": FOLDER_SWAPPER})
+    result = proj("run", str(root), "--env-manager", "local")
+    assert result.code == 0 and "Traceback" not in result.stderr, result
+    run = proj.show(proj.runs()[0]["id"])
+    assert run["status"] == "FINISHED"
+    assert "secret" not in {p["key"] for p in run["params"]} and "secret" not in run["tags"]
+    assert "secret" not in run["metrics"], run["metrics"]
+    assert not [p for p in Path(run["run_dir"]).rglob("*") if p.is_file() and p.read_bytes() == b"hostsecret"]
+    assert proj("models", "list", "--json").json() == []
+    assert "symbolic link" in result.stderr, result
+    assert sorted(p.name for p in out.iterdir()) == ["m-host", "secret"]
+
+
+def test_metrics_file_planted_as_a_symlink_is_not_followed(proj, make_project, tmp_path: Path) -> None:
+    host = tmp_path / "host.jsonl"
+    host.write_text('{"kind": "tag", "key": "injected", "value": "from-host"}\n')
+    writer = f"import os\nos.symlink({str(host)!r}, os.environ['PROJ_METRICS_FILE'])\n"
+    root = make_project({"MLproject": MLPROJECT, "train.py": writer})
+    result = proj("run", str(root), "--env-manager", "local")
+    assert result.code == 0, result
+    assert "injected" not in proj.show(proj.runs()[0]["id"])["tags"]
+
+
+UNPLACEABLE = '''\
+import os
+from urllib.parse import urlparse
+root = urlparse(os.environ["MLFLOW_TRACKING_URI"]).path
+def write(rel, text):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").write(text)
+write("0/aaaa1111/meta.yaml", "run_id: aaaa1111\\nrun_name: main\\nstatus: 3\\n")
+write("0/aaaa1111/artifacts/f.txt", "a file")
+for model_id, name in (("m-file", "f.txt/sub"), ("m-long", "y" * 300)):
+    write(f"0/models/{model_id}/meta.yaml", f"model_id: {model_id}\\nname: {name}\\nsource_run_id: aaaa1111\\n")
+    write(f"0/models/{model_id}/artifacts/MLmodel", "flavors: {python_function: {loader_module: x}}\\n")
+'''
+
+
+def test_logged_model_names_that_cannot_be_placed_fall_back_to_generated_ones(proj, make_project) -> None:
+    result = proj("run", str(make_project({"MLproject": MLPROJECT, "train.py": UNPLACEABLE})), "--env-manager", "local")
+    assert result.code == 0 and "Traceback" not in result.stderr, result
+    assert proj.show(proj.runs()[0]["id"])["status"] == "FINISHED"
+    assert {m["path"] for m in proj("models", "list", "--json").json()} == {"mlflow/models/m-file", "mlflow/models/m-long"}
+    warnings = [l for l in result.stderr.splitlines() if "warning: mlflow store: logged model name" in l]
+    assert any("cannot be placed" in w for w in warnings) and any("longer than 255 bytes" in w for w in warnings), result
+
+
+def test_unsafe_reason_caps_each_component() -> None:
+    assert unsafe_reason("a/" + "y" * 256) == "has a part longer than 255 bytes"
+    assert unsafe_reason("é" * 128) == "has a part longer than 255 bytes"  # bytes, not characters
+    assert unsafe_reason("y" * 255) is None
+    assert len(safe_name("y" * 300, prefix="p" * 300)) <= 255
+
+
+EVIL = "evil\x1b[2K\rproj: run FINISHED ok\nfake"
+CONTROL_WRITER = f'''\
+import os
+d = os.path.join(os.environ["PROJ_ARTIFACT_DIR"], {EVIL!r})
+os.makedirs(d)
+open(os.path.join(d, "MLmodel"), "w").write("flavors: {{python_function: {{loader_module: x}}}}\\n")
+'''
+
+
+def test_control_characters_in_child_chosen_names_are_escaped(proj, make_project) -> None:
+    result = proj("run", str(make_project({"MLproject": MLPROJECT, "train.py": CONTROL_WRITER})), "--env-manager", "local")
+    assert result.code == 0, result
+    shown = proj("models", "list").stdout + proj("runs", "show", proj.runs()[0]["id"]).stdout
+    for text in (result.stderr, shown):
+        assert "\x1b" not in text and "\rproj" not in text and "\nfake" not in text, text
+    assert "evil\\x1b[2K\\rproj: run FINISHED ok\\nfake" in result.stderr, result
+    assert "evil\\x1b[2K" in shown, shown
+
+
+def test_symlinked_model_folder_is_not_described(proj, make_project, tmp_path: Path) -> None:
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "weights").write_text("x")
+    writer = f"import os\nos.symlink({str(tmp_path / 'host')!r}, os.environ['PROJ_MODEL_DIR'])\n"
+    result = proj("run", str(make_project({"MLproject": MLPROJECT, "train.py": writer})), "--env-manager", "local")
+    assert result.code == 0, result
+    assert "model is a symbolic link; not packaged" in result.stderr and "has files" not in result.stderr, result
+
+
+@pytest.mark.parametrize("dockerfile", ["/etc/hostname", "link", "../x"])
+def test_dockerfile_outside_the_project_is_refused(proj, make_project, dockerfile: str) -> None:
+    root = make_project({"MLproject": f"name: d\ndocker_env:\n  image: base-x\n  dockerfile: {dockerfile}\n"
+                                      "entry_points:\n  main:\n    command: 'true'\n"})
+    (root / "link").symlink_to("/etc/hostname")
+    result = proj("run", str(root))
+    assert result.code != 0 and "Traceback" not in result.stderr, result
+    [line] = [l for l in result.stderr.splitlines() if l.strip()]
+    assert "docker_env.dockerfile" in line, result
+    assert Path("/etc/hostname").read_text().strip() not in result.stderr
+    assert proj.runs() == []
+
+
+@pytest.mark.docker
+def test_docker_env_run_replacing_artifacts_with_a_symlink_cannot_make_proj_write_to_the_host(proj, make_project) -> None:
+    """The container swaps the mounted artifacts/ for a link to a host path; proj (root on the host) must not
+    create anything there when it copies the MLflow store's artifacts "into artifacts/"."""
+    from test_docker import BASE
+
+    try:
+        import docker
+
+        docker.from_env().images.get(BASE)
+    except Exception as exc:  # noqa: BLE001 - no daemon or no image
+        require(False, f"docker or image {BASE} unavailable ({exc})")
+    out_dir = Path(f"/tmp/proj-escape-{uuid.uuid4().hex[:12]}")
+    slug = f"ptest-{uuid.uuid4().hex[:10]}"
+    root = make_project({"MLproject": f"name: {slug}\ndocker_env:\n  image: {BASE}\n"
+                                      f"entry_points:\n  main:\n    command: 'python train.py {out_dir}'\n",
+                         "train.py": ARTIFACTS_SWAPPER}, name=slug)
+    try:
+        result = proj("run", str(root), "--no-build-image")
+        assert result.code == 0 and "swapped" in result.stdout, result
+        assert not out_dir.exists(), result
+        run = proj.show(proj.runs()[0]["id"])
+        assert run["status"] == "FINISHED" and not (Path(run["run_dir"]) / "artifacts").is_symlink()
+        assert "artifacts with a symbolic link" in result.stderr, result
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import click
 
+from proj.errors import printable
+
 
 # Options shared by the reading commands, defined once.
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned envelope).")
@@ -31,7 +33,8 @@ def print_json(kind: str, data: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    # cells quote names a run chose (model paths, run names, tags): control characters are shown escaped
+    cells = [[str(h) for h in headers]] + [["" if c is None else printable(str(c)) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)

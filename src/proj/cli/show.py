@@ -4,12 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from proj.cli.render import number, seconds, table, when
+from proj.errors import printable
 from proj.tracking.records import RunRecord
 from proj.tracking.store import RunStore
 
 
 def render_run(store: RunStore, run: RunRecord) -> str:
-    lines = [f"run        {run.id}" + (f"  ({run.name})" if run.name else ""),
+    # Names, tags and log lines come from the run: control characters escaped (table() escapes its cells).
+    lines = [f"run        {run.id}" + (f"  ({printable(run.name)})" if run.name else ""),
              f"status     {run.status}" + (f" in phase {run.failure_phase}: {run.failure_reason}" if run.failure_phase else "")
              + (f", exit code {run.exit_code}" if run.exit_code is not None else ""),
              f"experiment {run.experiment}",
@@ -39,7 +41,7 @@ def render_run(store: RunStore, run: RunRecord) -> str:
                                                [(m.key, number(m.value), m.step, history.get(m.key, 1))
                                                 for m in run.metrics.values()]))]
     if run.tags:
-        lines += ["", "tags"] + [f"  {k} = {v}" for k, v in run.tags.items()]
+        lines += ["", "tags"] + [f"  {printable(k)} = {printable(v)}" for k, v in run.tags.items()]
     children = store.list_children(run.id)
     if children:
         lines += ["", f"child runs ({len(children)}; `proj runs show ID` for each)",
@@ -73,7 +75,7 @@ def _log_tail(logs: Path, count: int = 5) -> list[str]:
         except OSError:
             continue
         if tail:
-            out += ["", f"{name} (last {len(tail)} lines; `proj runs logs` for all)"] + [f"  {line}" for line in tail]
+            out += ["", f"{name} (last {len(tail)} lines; `proj runs logs` for all)"] + [f"  {printable(line)}" for line in tail]
     return out
 
 

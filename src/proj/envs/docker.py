@@ -92,9 +92,10 @@ class DockerBackend(Backend):
         parse_docker_args(choice.options.get("docker_args") or [])
         host_environment(denv, _source(choice))
         dockerfile = denv.extra.get("dockerfile")
-        if dockerfile and not (choice.project.root / dockerfile).is_file():
-            raise EnvError(f"{_source(choice)}: docker_env.dockerfile {dockerfile!r} not found "
-                           f"in {choice.project.root}")
+        if dockerfile:
+            from proj.envs.docker_base import declared_dockerfile
+
+            declared_dockerfile(choice.project.root, dockerfile, _source(choice))
         self.client()
 
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> DockerImageEnv:

@@ -14,16 +14,30 @@ from typing import Any
 
 from proj.envs.base import BuildLog
 from proj.envs.docker_image import LABEL, Context, build, find_image, load_context
+from proj.errors import EnvError, UnsafePath
+from proj.paths import contained
 from proj.project.spec import DockerEnv
 
 HASH_LABEL = f"{LABEL}.base-hash"
+
+
+def declared_dockerfile(root: Path, rel: object, source: str) -> Path:
+    """The project's ``docker_env.dockerfile``, which must be a file inside the project (symlinks followed):
+    the daemon is sent it and proj prints from it, so ``/etc/secret`` or a link to it is refused in one line."""
+    try:
+        path = contained(root.resolve(), str(rel), what=f"{source}: docker_env.dockerfile")
+    except UnsafePath as exc:
+        raise EnvError(str(exc)) from None
+    if not path.is_file():
+        raise EnvError(f"{source}: docker_env.dockerfile {rel!r} not found in {root}")
+    return path
 
 
 def build_declared_base(client: Any, root: Path, denv: DockerEnv, log: BuildLog, *, refresh: bool,
                         labels: dict[str, str]) -> dict[str, Any]:
     """``docker image inspect`` of NAME, (re)built from the Dockerfile when its inputs changed."""
     rel = str(denv.extra["dockerfile"])
-    text = (root / rel).read_text(encoding="utf-8")
+    text = declared_dockerfile(root, rel, "MLproject").read_text(encoding="utf-8")
     ctx = load_context(root)
     if rel not in ctx.files:  # docker always sends the Dockerfile, even when .dockerignore lists it
         ctx = Context(root, ctx.files + (rel,), ctx.digest)

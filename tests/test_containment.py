@@ -622,3 +622,21 @@ def test_docker_env_run_replacing_artifacts_with_a_symlink_cannot_make_proj_writ
         assert "artifacts with a symbolic link" in result.stderr, result
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def test_atomic_write_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    """The run folder is writable by the child: a link at the destination (or any guessable temp name) is replaced, not followed."""
+    from proj.paths import atomic_write
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("host data")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    dest = folder / "request.json"
+    dest.symlink_to(outside)
+    for guess in (f".request.json.{os.getpid()}.tmp", ".request.json.tmp"):
+        (folder / guess).symlink_to(outside)
+    atomic_write(dest, "{}")
+    assert outside.read_text() == "host data"
+    assert not dest.is_symlink() and dest.read_text() == "{}"
+    assert sorted(p.name for p in folder.iterdir() if not p.is_symlink()) == ["request.json"]

@@ -65,13 +65,19 @@ def env_number(name: str, default: float) -> float:
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write a file so readers see either the old or the whole new content, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode) as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # A fresh random name opened O_EXCL|O_NOFOLLOW: a link planted under a guessable name (a run
+    # folder is writable by the child) can never redirect the write. (tempfile costs ~9 ms to import.)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def link_or_copy(src: Path, dest: Path) -> None:

@@ -141,7 +141,8 @@ def test_refresh_while_a_conda_run_uses_the_env(proj, private_cache: Path, make_
 
 
 def test_removing_the_published_slot_never_republishes_a_retired_one(tmp_path: Path) -> None:
-    from proj.envs.cache import MARKER, EnvCache, in_use
+    from proj.envs.cache import MARKER, EnvCache
+    from proj.locks import in_use
 
     cache = EnvCache(tmp_path / "envs")
     with cache.slot("venv-k") as slot:

@@ -151,7 +151,7 @@ class DockerBackend(Backend):
         found = None if refresh else images.find_image(client, tag)
         if found is not None:
             return found, True
-        from proj.envs.cache import file_lock
+        from proj.locks import file_lock
         from proj.paths import cache_dir
 
         with file_lock(cache_dir() / "docker" / "locks" / f"{tag.replace('/', '_')}.lock"):

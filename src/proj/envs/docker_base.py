@@ -46,7 +46,7 @@ def build_declared_base(client: Any, root: Path, denv: DockerEnv, log: BuildLog,
     found = None if refresh else _matching(client, denv.image, digest)
     if found is not None:
         return found
-    from proj.envs.cache import file_lock
+    from proj.locks import file_lock
     from proj.paths import cache_dir
 
     with file_lock(cache_dir() / "docker" / "locks" / f"base-{digest[:24]}.lock"):

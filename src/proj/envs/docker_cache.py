@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from proj.envs.cache import busy, in_use
+from proj.locks import busy, in_use
 from proj.envs.manage import EnvEntry
 from proj.paths import cache_dir
 

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from proj.envs.cache import MARKER, EnvCache, busy, slot_key
+from proj.envs.cache import MARKER, EnvCache, slot_key
+from proj.locks import busy
 
 DAY = 86400.0
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from proj.envs.cache import busy, file_lock
+from proj.locks import busy, file_lock
 from proj.tracking.liveness import is_alive
 from proj.errors import SourceError
 from proj.paths import cache_dir

@@ -170,7 +170,7 @@ def test_dockerignore_that_is_not_utf8_is_a_clear_error(make_project) -> None:
         import docker  # noqa: F401 - the SDK's pattern matcher applies .dockerignore
     except ImportError:
         require(False, "the docker SDK is not installed")
-    from proj.envs.docker_image import context_files
+    from proj.envs.docker.context import context_files
     from proj.errors import ProjectError
 
     root = make_project({"MLproject": "name: p\n", ".dockerignore": b"data/\n\xff\xfe\n"})

@@ -135,7 +135,7 @@ def test_env_list_without_a_daemon_is_quick_and_works(private: Proj, host: str) 
 def test_the_docker_sdk_is_not_imported_without_a_reason(private: Proj, record: bool) -> None:
     if record:
         _fake_record(private)  # a record alone is not enough: the daemon socket is missing too
-    probe = "import sys; from proj.envs.manage import list_envs; list_envs(); print('docker' in sys.modules)"
+    probe = "import sys; from proj.envs.inventory import list_envs; list_envs(); print('docker' in sys.modules)"
     env = {**private.env, "DOCKER_HOST": "unix:///nonexistent.sock"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
                          timeout=60, check=False)

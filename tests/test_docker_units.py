@@ -10,9 +10,9 @@ import pytest
 
 from conftest import Proj
 from proj.envs.base import Invocation
-from proj.envs.docker_args import parse_docker_args
-from proj.envs.docker_image import content_digest, context_files
-from proj.envs.docker_mounts import declared_volumes, host_environment, invocation_volumes
+from proj.envs.docker.args import parse_docker_args
+from proj.envs.docker.context import content_digest, context_files
+from proj.envs.docker.mounts import declared_volumes, host_environment, invocation_volumes
 from proj.errors import EnvError, UsageError
 from proj.project.spec import DockerEnv
 
@@ -83,6 +83,6 @@ def test_no_daemon_is_one_clear_error_before_the_run(proj: Proj, make_project: C
 
 
 def test_docker_sdk_is_not_imported_at_startup() -> None:
-    code = "import sys, proj.cli.main, proj.runner; print('docker' in sys.modules)"
+    code = "import sys, proj.cli.main, proj.pipeline.run; print('docker' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -19,7 +19,7 @@ def env() -> None:
 @click.pass_obj
 def list_cmd(app: App, as_json: bool) -> None:
     """Cached environments of every backend (and the Docker images proj built), most recently used first."""
-    from proj.envs.manage import listing
+    from proj.envs.inventory import listing
 
     found = listing()
     entries = found.entries
@@ -42,7 +42,7 @@ def list_cmd(app: App, as_json: bool) -> None:
 @click.pass_obj
 def prune(app: App, older_than: float | None, everything: bool, dry_run: bool, as_json: bool) -> None:
     """Remove unused environments (and always the debris of interrupted builds)."""
-    from proj.envs.manage import prune_envs
+    from proj.envs.inventory import prune_envs
 
     result = prune_envs(older_than_days=older_than, everything=everything, dry_run=dry_run)
     if as_json:
@@ -74,7 +74,7 @@ def prune(app: App, older_than: float | None, everything: bool, dry_run: bool, a
 @click.pass_obj
 def lock(app: App, uri: str, version: str | None, env_manager: str | None) -> None:
     """Resolve a project's environment and write its lock next to its env file (commit it)."""
-    from proj.envs.manage import lock_project
+    from proj.pipeline.lock import lock_project
 
     path = lock_project(uri, version=version, env_manager=env_manager, echo=app.info)
     click.echo(str(path))

@@ -11,7 +11,7 @@ BACKENDS = {
     "local": "proj.envs.local:LocalBackend",
     "virtualenv": "proj.envs.virtualenv:VirtualenvBackend",
     "conda": "proj.envs.conda:CondaBackend",
-    "docker": "proj.envs.docker:DockerBackend",
+    "docker": "proj.envs.docker.backend:DockerBackend",
 }
 ENV_MANAGERS = tuple(BACKENDS)
 

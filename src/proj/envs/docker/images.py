@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from proj.envs.entry import EnvEntry
 from proj.locks import busy, in_use
-from proj.envs.manage import EnvEntry
-from proj.paths import cache_dir
+from proj.paths import cache_dir, env_number
 
 BACKEND = "docker"
-LABEL = "dev.proj"  # = proj.envs.docker_image.LABEL; not imported, to keep `proj env list` off the build code
+LABEL = "dev.proj"  # = proj.envs.docker.context.LABEL; not imported, to keep `proj env list` off the build code
 BUILT_BY = f"{LABEL}.built-by"
 RUN_ID = f"{LABEL}.run-id"
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -129,8 +129,6 @@ def _no_daemon() -> str | None:
 
 def _connect() -> Any:
     import docker  # only here: `proj env` without docker images never pays for the SDK
-
-    from proj.paths import env_number
 
     return docker.from_env(timeout=max(1, int(env_number("PROJ_DOCKER_LIST_TIMEOUT", 3.0))))  # `env list` never hangs
 

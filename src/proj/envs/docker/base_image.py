@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from proj.envs.base import BuildLog
-from proj.envs.docker_image import LABEL, Context, build, find_image, load_context
+from proj.envs.docker.context import LABEL, Context, build, find_image, load_context
 from proj.errors import EnvError, UnsafePath
-from proj.paths import contained
+from proj.locks import file_lock
+from proj.paths import cache_dir, contained
 from proj.project.spec import DockerEnv
 
 HASH_LABEL = f"{LABEL}.base-hash"
@@ -46,9 +47,6 @@ def build_declared_base(client: Any, root: Path, denv: DockerEnv, log: BuildLog,
     found = None if refresh else _matching(client, denv.image, digest)
     if found is not None:
         return found
-    from proj.locks import file_lock
-    from proj.paths import cache_dir
-
     with file_lock(cache_dir() / "docker" / "locks" / f"base-{digest[:24]}.lock"):
         found = None if refresh else _matching(client, denv.image, digest)
         if found is None:

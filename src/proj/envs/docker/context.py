@@ -21,7 +21,8 @@ from typing import IO, Any, Iterable
 
 from proj.envs.base import BuildLog
 from proj.errors import EnvError
-from proj.paths import atomic_write, cache_dir
+from proj.paths import atomic_write, cache_dir, env_number
+from proj.validation import read_text
 
 WORKDIR = "/mlflow/projects/code"  # MLflow's own path: code that hard-codes it keeps working
 GENERATED_DOCKERFILE = "Dockerfile.proj-generated"
@@ -53,8 +54,6 @@ def context_files(root: Path) -> tuple[str, ...]:
 
 
 def _dockerignore(root: Path) -> list[str]:
-    from proj.validation import read_text
-
     path = root / ".dockerignore"
     if not path.is_file():
         return []
@@ -260,6 +259,4 @@ def _inputs_file(root: Path) -> Path:
 
 
 def _pull_timeout() -> float:
-    from proj.paths import env_number
-
     return env_number("PROJ_DOCKER_PULL_TIMEOUT", 30.0)

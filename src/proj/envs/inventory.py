@@ -1,35 +1,20 @@
-"""What ``proj env`` does: list cached environments of every backend, prune them, write a project's lock."""
+"""The inventory of cached environments: list every backend's entries (env cache and Docker images), prune them."""
 from __future__ import annotations
 
 import fcntl
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from proj.envs.cache import MARKER, EnvCache, slot_key
+from proj.envs.docker.images import inventory, prune_images
+from proj.envs.entry import EnvEntry
 from proj.locks import busy
 
 DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class EnvEntry:
-    """One cached environment as ``proj env list`` shows it (any backend: metadata names it)."""
-
-    key: str
-    backend: str
-    python: str
-    size_bytes: int
-    created: float
-    last_used: float
-    runs: int
-    path: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -60,8 +45,6 @@ def list_envs(cache: EnvCache | None = None) -> list[EnvEntry]:
 
 def listing(cache: EnvCache | None = None) -> Listing:
     """:func:`list_envs` plus the notes of backends that could not be asked (no Docker daemon)."""
-    from proj.envs.docker_cache import inventory
-
     docker = inventory()
     entries = _cached(cache or EnvCache()) + [image.entry for image in docker.images]
     return Listing(sorted(entries, key=lambda e: e.last_used, reverse=True), [docker.note] if docker.note else [])
@@ -93,8 +76,6 @@ def dir_size(path: Path) -> int:
 def prune_envs(*, older_than_days: float | None = None, everything: bool = False, dry_run: bool = False,
                cache: EnvCache | None = None, now: float | None = None) -> PruneResult:
     """Remove entries unused for ``older_than_days`` (or all), and always half-built leftovers."""
-    from proj.envs.docker_cache import prune_images
-
     cache = cache or EnvCache()
     cutoff = (now or time.time()) - older_than_days * DAY if older_than_days is not None else None
 
@@ -154,24 +135,3 @@ def _unlocked(lock: Path) -> bool:
         return False
     finally:
         os.close(fd)
-
-
-def lock_project(uri: str, *, version: str | None = None, env_manager: str | None = None, cwd: Path | None = None,
-                 echo: Callable[[str], None] = lambda line: None) -> Path:
-    """Resolve a project's environment and write its lock next to its env file, for committing."""
-    from proj.envs.base import BuildLog, EnvChoice
-    from proj.envs.registry import choose_env, get_backend
-    from proj.project.spec import load_project
-    from proj.sources.resolve import resolve_source
-
-    source = resolve_source(uri, version, cwd=cwd or Path.cwd())
-    if source.kind != "local":  # the lock goes next to the env file, to be committed: a checkout is no place
-        from proj.errors import UsageError
-
-        raise UsageError(f"proj env lock writes into your own working copy; {uri} is a git source "
-                         f"(clone it and run `proj env lock` in the clone)")
-    project = load_project(source.project_dir)
-    choice: EnvChoice = choose_env(project, env_manager)
-    backend = get_backend(choice.backend)
-    backend.check(choice)
-    return backend.write_lock(choice, BuildLog(None, echo))

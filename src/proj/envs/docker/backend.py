@@ -16,15 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from proj.envs import docker_cache
-from proj.envs import docker_image as images
 from proj.envs.base import Backend, BuildLog, Env, EnvChoice, Invocation, Lock
-from proj.envs.docker_args import parse_docker_args
-from proj.envs.docker_mounts import (container_environment, declared_volumes, host_environment,
+from proj.envs.docker import context, images
+from proj.envs.docker.args import parse_docker_args
+from proj.envs.docker.base_image import build_declared_base, declared_dockerfile
+from proj.envs.docker.mounts import (container_environment, declared_volumes, host_environment,
                                      image_environment, invocation_volumes)
-from proj.envs.docker_run import ContainerSpec, run_container
+from proj.envs.docker.run import ContainerSpec, run_container
 from proj.errors import EnvError
 from proj.execution.process import OutputSink
+from proj.locks import file_lock
+from proj.paths import cache_dir
 from proj.project.spec import DockerEnv
 
 BACKEND = "docker"
@@ -50,8 +52,8 @@ class DockerImageEnv(Env):
 
     def execute(self, invocation: Invocation, sink: OutputSink) -> int:
         spec = self.container_spec(invocation)
-        # Count the run and hold the image (and its base) until it ends: `proj env prune` skips held images.
-        with docker_cache.lease(self.details.get("image_id"), self.details.get("base_image_id")):
+        # Count the run and hold the image (and its base) until it ends: `proj env prune` skips held context.
+        with images.lease(self.details.get("image_id"), self.details.get("base_image_id")):
             return run_container(self.client, spec, sink, keep=bool(self.choice.options.get("keep_container")),
                                  on_start=invocation.on_start)
 
@@ -62,14 +64,14 @@ class DockerImageEnv(Env):
         user = options.setdefault("user", f"{os.getuid()}:{os.getgid()}")  # files on mounts stay the user's
         volumes = invocation_volumes(invocation) + declared_volumes(denv, project.root)
         if not self.details.get("build_image", True):
-            volumes.append(f"{project.root}:{images.WORKDIR}:ro")
+            volumes.append(f"{project.root}:{context.WORKDIR}:ro")
         environment = container_environment(invocation, host_environment(denv, _source(self.choice)),
                                              self.image_env, user)
         run_id = invocation.env.get("PROJ_RUN_ID")
-        labels = {f"{images.LABEL}.project": project_slug(self.choice)}
+        labels = {f"{context.LABEL}.project": project_slug(self.choice)}
         if run_id:
-            labels[f"{images.LABEL}.run-id"] = run_id
-        return ContainerSpec(image=self.image, command=invocation.command, workdir=images.WORKDIR,
+            labels[f"{context.LABEL}.run-id"] = run_id
+        return ContainerSpec(image=self.image, command=invocation.command, workdir=context.WORKDIR,
                              environment=environment, volumes=volumes, labels=labels, options=options,
                              name=f"proj-{run_id}" if run_id else None)
 
@@ -93,8 +95,6 @@ class DockerBackend(Backend):
         host_environment(denv, _source(choice))
         dockerfile = denv.extra.get("dockerfile")
         if dockerfile:
-            from proj.envs.docker_base import declared_dockerfile
-
             declared_dockerfile(choice.project.root, dockerfile, _source(choice))
         self.client()
 
@@ -105,9 +105,9 @@ class DockerBackend(Backend):
         base = self._base(choice, denv, log, refresh)
         if not choice.options.get("build_image", True):
             return self._mounted(choice, denv, base, start)
-        ctx = images.load_context(choice.project.root)
+        ctx = context.load_context(choice.project.root)
         owner = None if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
-        dockerfile = images.project_dockerfile(base["Id"], owner)
+        dockerfile = context.project_dockerfile(base["Id"], owner)
         digest = _digest(base["Id"], dockerfile, ctx.digest)
         tag = f"proj/{project_slug(choice)}:{digest[:24]}"
         inputs = {"base_id": base["Id"], "context_hash": ctx.digest, "dockerfile": dockerfile, "tag": tag}
@@ -120,14 +120,14 @@ class DockerBackend(Backend):
     def from_lock(self, choice: EnvChoice, lock: Lock, log: BuildLog) -> DockerImageEnv:
         """The recorded image itself while it still exists locally; otherwise rebuilt from the source."""
         recorded = json.loads(lock.text)
-        inspect = images.find_image(self.client(), recorded.get("image_id", ""))
+        inspect = context.find_image(self.client(), recorded.get("image_id", ""))
         if inspect is None:
             log.write(f"recorded image {recorded.get('image_id')} is gone; rebuilding from the source")
             env = self.ensure(choice, log)
             log.write(_base_change(recorded, json.loads(env.lock.text)))
             return env
         denv = docker_env(choice)
-        base = images.find_image(self.client(), recorded.get("base_id", "")) or {"Id": recorded.get("base_id")}
+        base = context.find_image(self.client(), recorded.get("base_id", "")) or {"Id": recorded.get("base_id")}
         details = _details(choice, denv, base, inspect, inspect["Id"], recorded.get("context_hash"),
                            build_image=recorded.get("context_hash") is not None)
         digest = _digest(base["Id"], recorded.get("dockerfile") or "", recorded.get("context_hash") or "")
@@ -136,33 +136,28 @@ class DockerBackend(Backend):
 
     def _base(self, choice: EnvChoice, denv: DockerEnv, log: BuildLog, refresh: bool) -> dict[str, Any]:
         if denv.extra.get("dockerfile"):
-            from proj.envs.docker_base import build_declared_base
-
             base = build_declared_base(self.client(), choice.project.root, denv, log, refresh=refresh,
                                        labels=_labels(choice))
-            docker_cache.remember(base["Id"])  # listed by `proj env` even if no run gets to use it
+            images.remember(base["Id"])  # listed by `proj env` even if no run gets to use it
             return base
-        return images.base_image(self.client(), denv.image, log)
+        return context.base_image(self.client(), denv.image, log)
 
-    def _project_image(self, client: Any, ctx: images.Context, inputs: dict[str, str], log: BuildLog,
+    def _project_image(self, client: Any, ctx: context.Context, inputs: dict[str, str], log: BuildLog,
                        refresh: bool) -> tuple[dict[str, Any], bool]:
         """The image for this hash: found (a hit), or built under a lock so concurrent runs build it once."""
         tag = inputs["tag"]
-        found = None if refresh else images.find_image(client, tag)
+        found = None if refresh else context.find_image(client, tag)
         if found is not None:
             return found, True
-        from proj.locks import file_lock
-        from proj.paths import cache_dir
-
         with file_lock(cache_dir() / "docker" / "locks" / f"{tag.replace('/', '_')}.lock"):
-            found = None if refresh else images.find_image(client, tag)
+            found = None if refresh else context.find_image(client, tag)
             if found is not None:
                 return found, True
-            reason = images.rebuild_reason(ctx.root, inputs, refresh)
+            reason = context.rebuild_reason(ctx.root, inputs, refresh)
             log.write(f"building project image {tag} ({len(ctx.files)} context entries): {reason}")
-            image_id = images.build(client, ctx, tag=tag, labels=None, log=log, generated=inputs["dockerfile"])
-            images.remember_inputs(ctx.root, inputs)
-            docker_cache.remember(image_id)  # listed by `proj env` even if no run gets to use it
+            image_id = context.build(client, ctx, tag=tag, labels=None, log=log, generated=inputs["dockerfile"])
+            context.remember_inputs(ctx.root, inputs)
+            images.remember(image_id)  # listed by `proj env` even if no run gets to use it
             return client.api.inspect_image(tag), False
 
     def _mounted(self, choice: EnvChoice, denv: DockerEnv, base: dict[str, Any], start: float) -> DockerImageEnv:
@@ -210,7 +205,7 @@ def _source(choice: EnvChoice) -> str:
 
 def _labels(choice: EnvChoice) -> dict[str, str]:
     """Labels on every image proj builds, so ``docker image ls -f label=dev.proj.project=X`` finds them."""
-    return {f"{images.LABEL}.project": project_slug(choice), f"{images.LABEL}.built-by": "proj"}
+    return {f"{context.LABEL}.project": project_slug(choice), f"{context.LABEL}.built-by": "proj"}
 
 
 def _digest(*parts: str) -> str:
@@ -227,7 +222,7 @@ def _details(choice: EnvChoice, denv: DockerEnv, base: dict[str, Any], image: di
              context: str | None, *, build_image: bool) -> dict[str, Any]:
     return {"origin": choice.origin, "base_image": denv.image, "base_image_id": base.get("Id"),
             "image": tag, "image_id": image.get("Id"), "repo_digests": image.get("RepoDigests") or [],
-            "context_hash": context, "build_image": build_image, "workdir": images.WORKDIR,
+            "context_hash": context, "build_image": build_image, "workdir": context.WORKDIR,
             "dockerfile": denv.extra.get("dockerfile")}
 
 

@@ -36,7 +36,7 @@ def make_project(root: Path, case: str) -> Path:
 def cold_build(project: Path, cache: Path) -> tuple[float, int]:
     """In-process ensure() on an empty cache; conda-lock is imported beforehand (timed apart)."""
     from proj.envs.base import BuildLog, EnvChoice
-    from proj.envs.conda import CondaBackend
+    from proj.envs.conda.backend import CondaBackend
 
     os.environ["PROJ_CACHE_DIR"] = str(cache)
     start = time.perf_counter()
@@ -91,7 +91,7 @@ def _bare_python(env: dict[str, str]) -> float:
 
 def _warm_ensure(project: Path, cache: Path) -> float:
     from proj.envs.base import BuildLog, EnvChoice
-    from proj.envs.conda import CondaBackend
+    from proj.envs.conda.backend import CondaBackend
 
     os.environ["PROJ_CACHE_DIR"] = str(cache)
     start = time.perf_counter()

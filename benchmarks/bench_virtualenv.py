@@ -65,7 +65,7 @@ def bench_ensure(root: Path, project: Path, n: int) -> float:
     """The backend's own share of a warm run: check() + ensure() in-process, in milliseconds."""
     os.environ["PROJ_CACHE_DIR"] = str(root / "cold-cache-0")
     from proj.envs.base import BuildLog, EnvChoice
-    from proj.envs.virtualenv import VirtualenvBackend
+    from proj.envs.virtualenv.backend import VirtualenvBackend
 
     samples = []
     for _ in range(max(n, 20)):

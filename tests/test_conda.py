@@ -122,7 +122,7 @@ def test_lock_round_trip_installs_the_same_packages(cproj: Proj, make_project, c
 def test_from_lock_rebuilds_a_recorded_env_on_an_empty_cache(cproj: Proj, make_project, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from proj.envs.base import BuildLog, EnvChoice, Lock
-    from proj.envs.conda import CondaBackend
+    from proj.envs.conda.backend import CondaBackend
 
     root = conda_project(make_project, ["greet=1.0", "filler3"], "greet")
     assert cproj("run", str(root)).code == 0
@@ -137,7 +137,7 @@ def test_from_lock_rebuilds_a_recorded_env_on_an_empty_cache(cproj: Proj, make_p
 
 def _write_lock(root: Path) -> Path:
     from proj.envs.base import BuildLog, EnvChoice
-    from proj.envs.conda import CondaBackend
+    from proj.envs.conda.backend import CondaBackend
 
     choice = EnvChoice("conda", "test", root / "conda.yaml")
     return CondaBackend().write_lock(choice, BuildLog(None))
@@ -233,7 +233,7 @@ def test_warm_path_imports_neither_rattler_nor_conda_lock(cproj: Proj, make_proj
         import sys
         from pathlib import Path
         from proj.envs.base import BuildLog, EnvChoice
-        from proj.envs.conda import CondaBackend
+        from proj.envs.conda.backend import CondaBackend
         choice = EnvChoice("conda", "t", Path({str(root / 'conda.yaml')!r}))
         CondaBackend().check(choice)  # a cached resolution: the match specs are not parsed again
         env = CondaBackend().ensure(choice, BuildLog(None))

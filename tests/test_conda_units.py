@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from proj.envs import activation
-from proj.envs.channels import DEFAULTS, channel_urls
-from proj.envs.conda_spec import fingerprint, spec_from_data
+from proj.envs.conda import activation
+from proj.envs.conda.channels import DEFAULTS, channel_urls
+from proj.envs.conda.spec import fingerprint, spec_from_data
 
 
 @pytest.fixture(autouse=True)

@@ -203,7 +203,7 @@ def refuse(*args, **kwargs):
     raise AssertionError("a subprocess on the warm path: %r" % (args,))
 subprocess.Popen = refuse
 from proj.envs.base import BuildLog, EnvChoice
-from proj.envs.virtualenv import VirtualenvBackend
+from proj.envs.virtualenv.backend import VirtualenvBackend
 backend = VirtualenvBackend()
 choice = EnvChoice("virtualenv", "t", Path({str(root / 'python_env.yaml')!r}))
 backend.check(choice)
@@ -296,7 +296,7 @@ def test_from_lock_rebuilds_the_recorded_env(offline, make_project, monkeypatch:
     for key, value in offline.env.items():
         monkeypatch.setenv(key, value)
     from proj.envs.base import BuildLog, EnvChoice, Lock
-    from proj.envs.virtualenv import VirtualenvBackend
+    from proj.envs.virtualenv.backend import VirtualenvBackend
 
     choice = EnvChoice("virtualenv", "reproduce", root / "python_env.yaml", None)
     env = VirtualenvBackend().from_lock(choice, Lock("pylock.toml", run["lock"]["text"]), BuildLog(None))

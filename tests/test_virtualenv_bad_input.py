@@ -49,7 +49,7 @@ def test_bad_python_env(offline, make_project, shared_cache: Path, case) -> None
 
 
 def test_a_python_too_old_for_virtualenv_is_refused_before_the_run(offline, make_project) -> None:  # noqa: ANN001
-    from proj.envs.interpreters import MIN_PYTHON, discover
+    from proj.envs.virtualenv.interpreters import MIN_PYTHON, discover
 
     old = sorted((i for i in discover() if i.parts[:2] < MIN_PYTHON and i.parts[0] == 3), key=lambda i: i.parts)
     if not old:  # a machine condition, not a missing part: never a CI failure

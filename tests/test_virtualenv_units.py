@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from proj.envs.interpreters import Interpreter, discover, find_interpreter, matches
-from proj.envs.pyenv_spec import load_spec
-from proj.envs.uvlock import index_args, tool_message
+from proj.envs.virtualenv.interpreters import Interpreter, discover, find_interpreter, matches
+from proj.envs.python_env import load_spec
+from proj.envs.virtualenv.uvlock import index_args, tool_message
 from proj.errors import EnvError, ProjectError
 
 
@@ -108,7 +108,7 @@ LOCK = 'lock-version = "1.0"\ncreated-by = "uv"\n\n[[packages]]\nname = "x"\nver
 
 
 def test_stamped_lock_is_used_until_the_spec_changes(tmp_path: Path) -> None:
-    from proj.envs.pylock import lock_packages, recorded_spec_digest, with_spec_digest
+    from proj.lockfiles.pylock import lock_packages, recorded_spec_digest, with_spec_digest
 
     spec_file = write(tmp_path, "python_env.yaml", 'python: "3.11"\ndependencies: [x]\n')
     stamped = with_spec_digest(LOCK, load_spec(spec_file, tmp_path).digest())

@@ -9,8 +9,8 @@ from proj.errors import EnvError, UsageError
 # name -> "module:Class"; modules are imported only when the backend is used.
 BACKENDS = {
     "local": "proj.envs.local:LocalBackend",
-    "virtualenv": "proj.envs.virtualenv:VirtualenvBackend",
-    "conda": "proj.envs.conda:CondaBackend",
+    "virtualenv": "proj.envs.virtualenv.backend:VirtualenvBackend",
+    "conda": "proj.envs.conda.backend:CondaBackend",
     "docker": "proj.envs.docker.backend:DockerBackend",
 }
 ENV_MANAGERS = tuple(BACKENDS)

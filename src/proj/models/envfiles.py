@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proj.paths import atomic_write
+from proj.platforms import current_platform
 from proj.safe_yaml import load_untrusted
 
 BUILD_TOOLS = ("pip", "setuptools", "wheel")
@@ -105,8 +107,6 @@ def parse_conda_lock(text: str, platform_name: str | None = None) -> EnvSpec:
     meta = data.get("metadata") or {}
     packages = [p for p in data["package"] if isinstance(p, dict) and p.get("name")]
     if platform_name is None:
-        from proj.envs.conda import current_platform
-
         platform_name = current_platform()
     wanted = _pick_platform(platform_name, meta.get("platforms") or [], packages)
     channels = [c.get("url") if isinstance(c, dict) else str(c) for c in meta.get("channels") or []]
@@ -191,7 +191,6 @@ def render(spec: EnvSpec, python: str) -> dict[str, str]:
 
 def write_env_files(model_dir: Path, spec: EnvSpec, python: str) -> list[str]:
     """Write the env files atomically into ``model_dir``; returns their names."""
-    from proj.paths import atomic_write
 
     files = render(spec, python)
     for name, text in files.items():

@@ -17,13 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proj.envs import activation
 from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
 from proj.envs.cache import EnvCache, read_resolution, report_beside, resolution_path, write_resolution
-from proj.envs.conda_lockfile import LOCK_FORMAT, LOCK_NAME
-from proj.envs.conda_spec import CondaSpec, fingerprint, load_spec, spec_digest
+from proj.envs.conda import activation
+from proj.envs.conda import pip as conda_pip
+from proj.envs.conda.channels import channel_urls
+from proj.envs.conda.solve import check_match_specs, frontend_path, install, solve
+from proj.envs.conda.spec import CondaSpec, fingerprint, load_spec, spec_digest, spec_from_data
 from proj.errors import EnvError
+from proj.lockfiles import conda_lock
+from proj.lockfiles.conda_lock import LOCK_FORMAT, LOCK_NAME, recorded_spec_digest
 from proj.paths import atomic_write, cache_dir
+from proj.platforms import current_platform
+from proj.validation import load_validated
 
 
 class CondaEnv(SubprocessEnv):
@@ -66,14 +72,10 @@ class CondaBackend(Backend):
         spec = spec_for(choice)
         urls = _channel_urls(spec)  # a bad mirror setting fails before any run exists
         if not resolution_path(BACKEND, fingerprint(spec, urls, current_platform())).is_file():
-            from proj.envs.conda_solve import check_match_specs
-
             # Cold path only: a cached resolution means the spec parsed and solved, and rattler is slow to import.
             check_match_specs(spec)
         frontend = choice.options.get("conda_frontend")
         if frontend:
-            from proj.envs.conda_solve import frontend_path
-
             frontend_path(frontend)
 
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> CondaEnv:
@@ -106,7 +108,6 @@ class CondaBackend(Backend):
 
 def spec_for(choice: EnvChoice) -> CondaSpec:
     """The conda spec a choice names; a python_env.yaml or no file is translated as MLflow does."""
-    from proj.envs.conda_spec import spec_from_data
 
     path = choice.spec_file
     if path is not None and not _is_python_env(path):
@@ -115,8 +116,6 @@ def spec_for(choice: EnvChoice) -> CondaSpec:
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     pip: list[str] = []
     if path is not None:
-        from proj.validation import load_validated
-
         data = load_validated(path, "python_env")[0] or {}  # the virtualenv backend's checks and messages
         python = str(data.get("python", python))
         pip = [*map(str, data.get("build_dependencies") or []), *map(str, data.get("dependencies") or [])]
@@ -128,16 +127,6 @@ def _is_python_env(path: Path) -> bool:
     return "python_env" in path.name
 
 
-def current_platform() -> str:
-    """conda's subdir name for this machine, without importing rattler."""
-    import platform as _platform
-
-    machine = _platform.machine().lower()
-    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le"}.get(machine, machine)
-    system = {"linux": "linux", "darwin": "osx", "win32": "win"}.get(sys.platform, sys.platform)
-    return f"{system}-{arch}"
-
-
 def env_key(lock_text: str, platform: str, variables: tuple[tuple[str, str], ...] = ()) -> str:
     """Lock + platform (+ conda.yaml ``variables``, which live in the env but not in the lock)."""
     extra = json.dumps(variables) if variables else ""
@@ -146,8 +135,6 @@ def env_key(lock_text: str, platform: str, variables: tuple[tuple[str, str], ...
 
 
 def _channel_urls(spec: CondaSpec) -> list[tuple[str, str]]:
-    from proj.envs.channels import channel_urls
-
     return channel_urls(list(spec.channels), spec.root)
 
 
@@ -157,7 +144,6 @@ def _shipped_lock(spec: CondaSpec, log: BuildLog) -> _Target | None:
     The lock wins (that is what locking means), but a lock written for a different conda.yaml is
     called out, since the user probably edited the spec and forgot to re-lock.
     """
-    from proj.envs.conda_lockfile import recorded_spec_digest
 
     path = spec.root / LOCK_NAME
     if not path.is_file():
@@ -180,24 +166,20 @@ def _cached_resolution(spec: CondaSpec) -> _Target | None:
 
 def resolve(spec: CondaSpec, log: BuildLog) -> _Target:
     """Solve the spec (conda part with rattler, pip part with uv) and cache the lock by fingerprint."""
-    from proj.envs import conda_lockfile
-    from proj.envs.conda_solve import solve
 
     platform = current_platform()
     urls = _channel_urls(spec)
     records = solve(spec, urls, platform, log)
     pins = _resolve_pip(spec, records, platform, log) if spec.pip else []
     fp = fingerprint(spec, urls, platform)
-    resolved = conda_lockfile.Resolved(records, pins)
-    text = conda_lockfile.render(resolved, spec.path, list(spec.channels), platform, fp, spec_digest(spec))
+    resolved = conda_lock.Resolved(records, pins)
+    text = conda_lock.render(resolved, spec.path, list(spec.channels), platform, fp, spec_digest(spec))
     write_resolution(BACKEND, fp, {"lock": text, "spec": str(spec.path)})
     return _Target(spec, text, "solved", platform)
 
 
 def _resolve_pip(spec: CondaSpec, records: list[Any], platform: str, log: BuildLog) -> list[Any]:
     """Pin the pip: part against the env's own Python, found in a scratch install of the conda part."""
-    from proj.envs import conda_pip
-    from proj.envs.conda_solve import install
 
     if not any(r.name.normalized == "python" for r in records):
         raise EnvError(f"{spec.path}: a pip: sub-list needs python among the conda dependencies")
@@ -230,8 +212,6 @@ def _warm(target: _Target, start: float) -> CondaEnv | None:
 
 def build(target: _Target, log: BuildLog, start: float, frontend: str | None, *, refresh: bool = False) -> CondaEnv:
     """Install the lock into its cache slot (published only when complete)."""
-    from proj.envs import conda_lockfile, conda_pip
-    from proj.envs.conda_solve import install
 
     cache = EnvCache()
     with cache.slot(target.key, _health, refresh=refresh) as slot:  # a leased env is rebuilt beside, never removed
@@ -240,7 +220,7 @@ def build(target: _Target, log: BuildLog, start: float, frontend: str | None, *,
                         time.perf_counter() - start)
         if slot.rebuild_reason:
             log.write(f"rebuilding {target.key}: {slot.rebuild_reason}")
-        resolved = conda_lockfile.parse(target.lock_text, target.platform, target.source)
+        resolved = conda_lock.parse(target.lock_text, target.platform, target.source)
         install(resolved.records, slot.path, log, frontend)
         _write_state(target.spec, slot.path)
         python = slot.path / "bin" / "python"

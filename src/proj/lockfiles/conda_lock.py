@@ -12,13 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proj.envs.conda_pip import PipPin
 from proj.errors import EnvError
 from proj.safe_yaml import load_untrusted
 
 LOCK_FORMAT = "conda-lock.yml"
 LOCK_NAME = "conda-lock.yml"
 SPEC_DIGEST_KEY = "proj_spec_digest"  # in the lock's custom_metadata: which conda.yaml it was solved for
+
+
+@dataclass(frozen=True)
+class PipPin:
+    """One locked pip package: exactly one file, with its hash."""
+
+    name: str
+    version: str
+    url: str
+    sha256: str
 
 
 @dataclass

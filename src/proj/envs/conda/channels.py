@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+from proj.config import section
 from proj.errors import EnvError
 
 ANACONDA_ORG = "https://conda.anaconda.org"
@@ -25,7 +26,6 @@ ALIAS_VAR = "PROJ_CONDA_CHANNEL_ALIAS"
 
 def channel_urls(channels: list[str], base: Path) -> list[tuple[str, str]]:
     """Each channel as (name as written, URL), in priority order; relative paths resolve from ``base``."""
-    from proj.config import section
 
     mapping = section("conda", "channels")
     alias = _alias()
@@ -56,8 +56,6 @@ def _expand(name: str, mapping: dict[str, object], alias: str | None, base: Path
 
 
 def _alias() -> str | None:
-    from proj.config import section
-
     value = os.environ.get(ALIAS_VAR) or section("conda").get("channel_alias")
     if not value:
         return None

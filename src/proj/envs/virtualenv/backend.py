@@ -18,8 +18,11 @@ from typing import Any
 
 from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
 from proj.envs.cache import EnvCache, read_resolution, report_beside, write_resolution
-from proj.envs.pyenv_spec import LOCK_NAME, PythonSpec, load_spec
+from proj.envs.python_env import LOCK_NAME, PythonSpec, load_spec
+from proj.envs.virtualenv.interpreters import find_interpreter
+from proj.envs.virtualenv.uvlock import compile_bytecode, compile_lock, install_lock, run_tool
 from proj.errors import EnvError
+from proj.lockfiles.pylock import lock_packages, requires_python, with_spec_digest
 from proj.paths import atomic_write
 
 BACKEND = "virtualenv"
@@ -71,7 +74,6 @@ class VirtualenvBackend(Backend):
 
     def check(self, choice: EnvChoice) -> None:
         """Read and validate the spec, and make sure its Python exists, before any run is recorded."""
-        from proj.envs.interpreters import find_interpreter
 
         spec = self.spec(choice)
         if _read_resolution(spec.fingerprint()) is None:
@@ -99,7 +101,6 @@ class VirtualenvBackend(Backend):
         The lock records the spec's digest, so a later edit of the spec is noticed instead of the
         old lock being installed silently.
         """
-        from proj.envs.pylock import with_spec_digest
 
         spec = self.spec(choice)
         if spec.source is None or spec.lock_path is None:
@@ -115,8 +116,6 @@ class VirtualenvBackend(Backend):
 
     def from_lock(self, choice: EnvChoice, lock: Lock, log: BuildLog) -> VirtualEnv:
         """Rebuild exactly a recorded lock, on the Python it was resolved for when uv recorded it."""
-        from proj.envs.interpreters import find_interpreter
-        from proj.envs.pylock import requires_python
 
         start = time.perf_counter()
         spec = self.spec(choice)
@@ -162,8 +161,6 @@ class VirtualenvBackend(Backend):
 
 def resolve(spec: PythonSpec, log: BuildLog, *, remember: bool = True) -> Resolution:
     """Find the interpreter and produce the lock (the project's own, or uv's resolution); cache it."""
-    from proj.envs.interpreters import find_interpreter
-    from proj.envs.uvlock import compile_lock
 
     interp = find_interpreter(spec.python, str(spec.source or "default environment"))
     if spec.shipped_lock is not None:
@@ -181,8 +178,6 @@ def resolve(spec: PythonSpec, log: BuildLog, *, remember: bool = True) -> Resolu
 
 def build_venv(path: Path, res: Resolution, spec: PythonSpec, log: BuildLog) -> None:
     """Create the virtualenv in ``path`` with the found interpreter and install the lock into it."""
-    from proj.envs.pylock import lock_packages
-    from proj.envs.uvlock import compile_bytecode, install_lock, run_tool
 
     log.write(f"creating virtualenv {path.name} with python {res.python_version}")
     run_tool([sys.executable, "-m", "virtualenv", "--no-download", "--no-seed", "--no-periodic-update",
@@ -212,8 +207,6 @@ def env_key(lock_text: str, python_version: str) -> str:
 
 
 def _metadata(res: Resolution, spec: PythonSpec) -> dict[str, Any]:
-    from proj.envs.pylock import lock_packages
-
     return {"backend": BACKEND, "python": res.python, "python_version": res.python_version,
             "lock_format": LOCK_FORMAT, "lock_sha256": hashlib.sha256(res.lock_text.encode()).hexdigest(),
             "spec_file": str(spec.source) if spec.source else None, "packages": len(lock_packages(res.lock_text))}

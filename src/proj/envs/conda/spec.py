@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import ProjectError
+from proj.validation import load_validated
 
 FINGERPRINT_VERSION = 1  # bump when the lock layout changes, so old resolutions are not reused
 
@@ -38,7 +39,6 @@ class CondaSpec:
 
 def load_spec(path: Path) -> CondaSpec:
     """Read and validate ``path`` (cached by content, so a warm run parses JSON, not YAML)."""
-    from proj.validation import load_validated
 
     data, _ = load_validated(path, "conda_env")
     return spec_from_data(path, data or {})
@@ -74,10 +74,6 @@ def _normalise(spec: str) -> str:
     return f"{name} {rest}".strip() if rest else name
 
 
-def _name_of(spec: str) -> str:
-    return re.split(r"[\s=<>!~\[]", spec, maxsplit=1)[0].split("::")[-1].lower()
-
-
 def fingerprint(spec: CondaSpec, urls: list[tuple[str, str]], platform: str) -> str:
     """The resolution cache key: what was asked for, against which channels, for which platform."""
     doc = {
@@ -109,8 +105,3 @@ def _pip_file_digests(spec: CondaSpec) -> dict[str, str]:
             except OSError:
                 raise ProjectError(f"{spec.path}: pip line {line!r}: {target} cannot be read") from None
     return digests
-
-
-def match_spec_name(spec: str) -> str:
-    """The package name a match spec asks for (``conda-forge::numpy>=1`` -> ``numpy``)."""
-    return _name_of(spec)

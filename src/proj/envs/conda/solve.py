@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from proj.envs.base import BuildLog
-from proj.envs.channels import describe
-from proj.envs.conda_spec import CondaSpec
+from proj.envs.conda.channels import describe
+from proj.envs.conda.spec import CondaSpec
 from proj.errors import EnvError, ProjectError
 from proj.paths import cache_dir
 

@@ -9,23 +9,13 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from proj.envs.base import BuildLog
 from proj.errors import EnvError
+from proj.lockfiles.conda_lock import PipPin
 
 _ARCH = {"linux-64": "x86_64", "linux-aarch64": "aarch64", "osx-64": "x86_64", "osx-arm64": "arm64"}
-
-
-@dataclass(frozen=True)
-class PipPin:
-    """One locked pip package: exactly one file, with its hash."""
-
-    name: str
-    version: str
-    url: str
-    sha256: str
 
 
 def uv_bin() -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from proj.envs.virtualenv.uvlock import uv_bin, uv_env
 from proj.errors import EnvError
 
 MIN_PYTHON = (3, 8)
@@ -102,7 +103,6 @@ def _pyenv() -> list[Interpreter]:
 
 def _uv_list() -> list[Interpreter]:
     """Interpreters uv finds on PATH and in its own managed directory (one subprocess, no downloads)."""
-    from proj.envs.uvlock import uv_bin, uv_env
 
     try:
         env = uv_env()

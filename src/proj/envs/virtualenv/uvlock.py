@@ -17,6 +17,7 @@ from pathlib import Path
 from proj.envs.base import BuildLog
 from proj.errors import EnvError
 from proj.execution.process import kill_group
+from proj.lockfiles.pylock import lock_to_requirements
 
 LOCK_NAME = "pylock.toml"
 # Short network limits: an unreachable index fails in seconds with uv's message, not after a minute.
@@ -111,7 +112,6 @@ def _uv_available() -> bool:
 
 def _pip_install(lock_path: Path, python: Path, log: BuildLog, what: str) -> None:
     """Fallback without uv: pip installs pinned, hashed requirements exported from the lock."""
-    from proj.envs.pylock import lock_to_requirements
 
     req = lock_path.with_name("requirements.lock.txt")
     req.write_text(lock_to_requirements(lock_path.read_text(encoding="utf-8")), encoding="utf-8")

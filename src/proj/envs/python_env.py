@@ -15,9 +15,10 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from proj.errors import EnvError, ProjectError
+from proj.lockfiles.pylock import recorded_spec_digest
+from proj.validation import load_validated, load_yaml, read_text
 
 LOCK_NAME = "pylock.toml"
 # Settings that change what the resolver can see; part of the fingerprint so a new index re-resolves.
@@ -98,8 +99,6 @@ def load_spec(spec_file: Path | None, project_root: Path | None, *, conda: bool 
 
 
 def _from_python_env(path: Path) -> tuple[str, list[str], list[str]]:
-    from proj.validation import load_validated
-
     try:
         data, _ = load_validated(path, "python_env")
     except ProjectError:
@@ -112,7 +111,6 @@ def _from_python_env(path: Path) -> tuple[str, list[str], list[str]]:
 
 def _explain_numeric_python(path: Path) -> None:
     """YAML reads ``python: 3.10`` as the float 3.1; say so instead of a bare type error."""
-    from proj.validation import load_yaml
 
     data = load_yaml(path)
     value = data.get("python") if isinstance(data, dict) else None
@@ -126,7 +124,6 @@ def _explain_numeric_python(path: Path) -> None:
 
 def _from_conda(path: Path) -> tuple[str, list[str], list[str]]:
     """MLflow's reading of conda.yaml for a virtualenv: the ``python=`` pin and the ``pip:`` list."""
-    from proj.validation import load_validated
 
     data, _ = load_validated(path, "conda_env")  # the same checks (and messages) as the conda backend
     data = data or {}
@@ -147,7 +144,6 @@ def _from_conda(path: Path) -> tuple[str, list[str], list[str]]:
 
 def _expand(lines: list[str], root: Path, origin: Path, depth: int = 0) -> list[str]:
     """Normalise requirement lines, inlining ``-r`` files (relative to ``root``) and anchoring ``-c``."""
-    from proj.validation import read_text
 
     out: list[str] = []
     for raw in lines:
@@ -188,7 +184,6 @@ def _shipped_lock(spec_file: Path, python: str, requirements: tuple[str, ...]) -
     silently run the old environment (MLflow's stale-env bug), so the spec is resolved instead. A
     lock without a digest (written by uv or pip) is the project's own word and is used as is.
     """
-    from proj.envs.pylock import recorded_spec_digest
 
     path = spec_file.parent / LOCK_NAME
     try:
@@ -200,9 +195,3 @@ def _shipped_lock(spec_file: Path, python: str, requirements: tuple[str, ...]) -
         return text, None
     return None, (f"{LOCK_NAME} was written for a different {spec_file.name}; resolving again "
                   f"— run `proj env lock` to update it")
-
-
-def spec_summary(spec: PythonSpec) -> dict[str, Any]:
-    """What a run records about the request (the resolved lock is recorded separately)."""
-    return {"python_request": spec.python, "spec_file": str(spec.source) if spec.source else None,
-            "requirements": list(spec.requirements)}

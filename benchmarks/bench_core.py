@@ -35,7 +35,7 @@ def fill_store(env: dict[str, str], runs: int) -> None:
     """Insert ``runs`` finished runs straight through the store API (fast, same schema)."""
     os.environ.update({k: env[k] for k in ("PROJ_TRACKING_URI", "PROJ_CACHE_DIR")})
     from proj.tracking.records import NewRun, ParamRecord
-    from proj.tracking.store import open_store
+    from proj.tracking.open import open_store
 
     store = open_store()
     for i in range(runs):
@@ -45,9 +45,9 @@ def fill_store(env: dict[str, str], runs: int) -> None:
 
 
 def ingest_points(env: dict[str, str], points: int) -> float:
-    from proj.tracking.ingest import ingest_metrics_file, metrics_path
+    from proj.collect.metrics import ingest_metrics_file, metrics_path
     from proj.tracking.records import NewRun
-    from proj.tracking.store import open_store
+    from proj.tracking.open import open_store
 
     store = open_store()
     run = store.create_run(NewRun("ingest", None, {}, "p", "main", "x", [], {}, "local"), os.getpid())

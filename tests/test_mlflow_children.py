@@ -97,7 +97,7 @@ def test_nested_runs_become_child_runs_with_their_own_data_and_models(proj, make
         assert trial["metrics"]["loss"]["step"] == 2 and trial["end_time"] >= trial["start_time"] > 0
         assert trial["source"] == parent["source"] and trial["entry_point"] == "main"
     assert trials["trial-0"]["status"] == "FINISHED" and trials["trial-2"]["status"] == "FAILED"
-    from proj.tracking.store import open_store
+    from proj.tracking.open import open_store
 
     history = open_store(proj.env["PROJ_TRACKING_URI"]).metric_history(trials["trial-0"]["id"], "loss")
     assert [(p.step, round(p.value, 6)) for p in history] == [(0, 0.1), (1, 0.05), (2, 0.033333)]

@@ -77,7 +77,7 @@ def test_sklearn_example_model_loads_with_mlflow_loaders(proj, mlflow_venv: Path
 
 
 def test_pickle_flavor_loads_with_pyfunc(mlflow_venv: Path, tmp_path: Path) -> None:
-    from proj.runner import CHILD_PATH
+    from proj.pipeline.run import CHILD_PATH
 
     code = f"""
 import sys

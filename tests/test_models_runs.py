@@ -190,7 +190,7 @@ def test_mlflow_file_store_is_ingested(proj, make_project, proj_env) -> None:
     assert run["tags"]["team"] == "vision" and run["tags"]["mlflow.run_id"] == "aaaa1111"
     assert "mlflow.user" not in run["tags"]
     assert run["metrics"]["acc"]["value"] == 0.8 and "cccc2222/loss" not in run["metrics"]
-    from proj.tracking.store import open_store
+    from proj.tracking.open import open_store
 
     history = open_store(proj_env["PROJ_TRACKING_URI"]).metric_history(run["id"], "loss")
     assert [(p.step, p.value, p.timestamp) for p in history] == [
@@ -211,12 +211,12 @@ def test_after_run_costs_nothing_without_mlflow_or_models(tmp_path: Path) -> Non
     code = f"""
 import sys
 from types import SimpleNamespace
-from proj.models import collect
+from proj.collect import models as collect
 run = SimpleNamespace(id="r", run_dir={str(tmp_path)!r}, experiment="e")
 env = collect.child_env(None, run)
 assert env["MLFLOW_TRACKING_URI"].startswith("file://"), env
 collect.after_run(None, run, 0, print)
-heavy = ("yaml", "jsonschema", "proj.tracking.mlflow_ingest", "proj.models.mlmodel")
+heavy = ("yaml", "jsonschema", "proj.collect.mlflow", "proj.models.mlmodel")
 print(sorted(m for m in heavy if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

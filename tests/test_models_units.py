@@ -211,7 +211,7 @@ def test_rendered_env_files_pin_exactly_what_the_lock_holds() -> None:
 def test_client_yaml_writer_round_trips_through_pyyaml() -> None:
     import sys
 
-    from proj.runner import CHILD_PATH
+    from proj.pipeline.run import CHILD_PATH
 
     sys.path.insert(0, str(CHILD_PATH))
     try:

@@ -111,7 +111,7 @@ def test_archives_are_deterministic(make_project) -> None:
 
 
 def test_fingerprint_stops_walking_at_the_file_cap(proj_env, tmp_path, monkeypatch) -> None:
-    from proj.reproduce import fingerprint
+    from proj.pipeline import inputs as fingerprint
 
     for i in range(20):
         (tmp_path / "data" / f"d{i:02}").mkdir(parents=True)
@@ -132,7 +132,7 @@ def test_fingerprint_stops_walking_at_the_file_cap(proj_env, tmp_path, monkeypat
 
 
 def test_fingerprint_cache_is_bounded_and_keeps_one_entry_per_file(proj_env, tmp_path, monkeypatch) -> None:
-    from proj.reproduce import fingerprint
+    from proj.pipeline import inputs as fingerprint
 
     monkeypatch.setattr(fingerprint, "CACHE_ENTRIES", 5)
     monkeypatch.setenv("PROJ_CACHE_DIR", str(tmp_path / "cache"))

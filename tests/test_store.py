@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from proj.errors import RunNotFound, StoreError
-from proj.tracking.ingest import ingest_metrics_file, metrics_path
+from proj.collect.metrics import ingest_metrics_file, metrics_path
 from proj.tracking.records import FAILED, FINISHED, NewRun, ParamRecord
 from proj.tracking.sqlite import SqliteStore
 

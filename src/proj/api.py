@@ -35,7 +35,7 @@ class SubmittedRun:
                 return run.status == "FINISHED"
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {self.run_id} still RUNNING after {timeout}s")
-            from proj.tracking.liveness import reap_dead_runs
+            from proj.pipeline.reaper import reap_dead_runs
 
             reap_dead_runs(self._store)
             time.sleep(0.1)
@@ -48,7 +48,7 @@ class SubmittedRun:
 def cancel_run(store: RunStore, run_ref: str, timeout: float = 15.0) -> RunRecord:
     """Ask the run's owner process to stop (it marks the run KILLED); mark it directly if the owner is gone."""
     from proj.errors import UsageError
-    from proj.tracking.liveness import is_alive
+    from proj.execution.process import is_alive
     from proj.tracking.records import KILLED
 
     run = store.get_run(run_ref)
@@ -79,11 +79,11 @@ def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | 
     """
     from proj.errors import RunFailed
     from proj.project.params import as_text
-    from proj.runner import RunRequest, execute_run, plan_run, start_run
+    from proj.pipeline.run import RunRequest, execute_run, plan_run, start_run
 
     options = {"require_clean": require_clean, "docker_args": list(docker_args or []), "build_image": build_image,
                "keep_container": keep_container, "conda_frontend": conda_frontend}
-    from proj.tracking.liveness import open_to_act
+    from proj.pipeline.reaper import open_to_act
 
     store = open_to_act(tracking_uri)
     req = RunRequest(uri=uri, entry_point=entry_point, params={k: as_text(v) for k, v in (parameters or {}).items()},
@@ -94,7 +94,7 @@ def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | 
         print(f"proj: warning: {warning}", file=sys.stderr)
     record = start_run(store, plan)
     if not synchronous:
-        from proj.execution.worker import spawn
+        from proj.pipeline.worker import spawn
 
         store.set_owner(record.id, spawn(Path(store.root), record.id))
         plan.close()  # the worker plans (and copies) again

@@ -21,7 +21,7 @@ def models() -> None:
 @json_option
 def list_models(experiment: str | None, tracking_uri: str | None, as_json: bool) -> None:
     """Recorded models, newest first."""
-    from proj.tracking.store import existing_store
+    from proj.tracking.open import existing_store
 
     store = existing_store(tracking_uri)
     records = store.list_models(experiment=experiment) if store else []
@@ -41,7 +41,7 @@ def list_models(experiment: str | None, tracking_uri: str | None, as_json: bool)
 def show(ref: str, tracking_uri: str | None, as_json: bool) -> None:
     """Flavors, signature, env files, lineage and files of one model."""
     from proj.models.query import describe, resolve_model
-    from proj.tracking.store import open_store
+    from proj.tracking.open import open_store
 
     store = open_store(tracking_uri, create=False)
     info = describe(store, resolve_model(store, ref))
@@ -60,7 +60,7 @@ def show(ref: str, tracking_uri: str | None, as_json: bool) -> None:
 def export(app: App, ref: str, dest: Path, allow_invalid: bool, tracking_uri: str | None) -> None:
     """Copy a model directory to DEST, checking every file against its recorded sha256."""
     from proj.models.query import export_model, resolve_model
-    from proj.tracking.store import open_store
+    from proj.tracking.open import open_store
 
     store = open_store(tracking_uri, create=False)
     model = resolve_model(store, ref)

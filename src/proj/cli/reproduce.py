@@ -40,7 +40,7 @@ def reproduce(app: App, run_ref: str, tolerance: float, env_manager: str | None,
     from proj.execution.process import install_sigterm_handler
     from proj.reproduce.compare import ArtifactOptions
     from proj.reproduce.rebuild import reproduce as run_reproduce
-    from proj.tracking.liveness import open_to_act
+    from proj.pipeline.reaper import open_to_act
 
     install_sigterm_handler()
     result = run_reproduce(open_to_act(tracking_uri, create=False), run_ref, tolerance=tolerance, env_manager=env_manager,

@@ -67,8 +67,8 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
     from proj.cli.render import print_json
     from proj.execution.process import install_sigterm_handler
     from proj.project.params import parse_cli_params
-    from proj.runner import RunRequest, execute_run, plan_run, start_run
-    from proj.tracking.liveness import open_to_act
+    from proj.pipeline.run import RunRequest, execute_run, plan_run, start_run
+    from proj.pipeline.reaper import open_to_act
 
     options = {"require_clean": require_clean, "docker_args": list(docker_args), "build_image": build_image,
                "keep_container": keep_container}
@@ -85,7 +85,7 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
     store = open_to_act(tracking_uri)  # checked before the run exists; runs whose runner died are collected
     record = start_run(store, plan)
     if detach:
-        from proj.execution.worker import spawn
+        from proj.pipeline.worker import spawn
 
         store.set_owner(record.id, spawn(store.root, record.id))
         plan.close()  # the worker plans (and copies) again

@@ -33,7 +33,7 @@ def runs() -> None:
 def list_runs(experiment: str | None, status: str | None, commit: str | None, limit: int, children: bool,
               tracking_uri: str | None, as_json: bool) -> None:
     """Recent runs, newest first; the filters and the limit apply to top-level runs."""
-    from proj.tracking.store import existing_store
+    from proj.tracking.open import existing_store
 
     store = existing_store(tracking_uri)
     tops = store.list_runs(experiment=experiment, status=status, commit=commit, limit=limit or None,
@@ -78,7 +78,7 @@ def _with_children(store: RunStore, tops: list[RunRecord]) -> list[tuple[RunReco
 @json_option
 def show(run_ref: str, tracking_uri: str | None, as_json: bool) -> None:
     """Everything recorded about one run (RUN: an id, a unique prefix, or `last`)."""
-    from proj.tracking.store import open_store
+    from proj.tracking.open import open_store
 
     store = open_store(tracking_uri, create=False)
     run = store.get_run(run_ref)
@@ -109,7 +109,7 @@ def logs(app: App, run_ref: str, stream: str, follow: bool, tracking_uri: str | 
     (so `proj run --detach` + `proj runs logs -f` works in CI scripts).
     """
     from proj.tracking.logs import print_logs
-    from proj.tracking.store import open_store
+    from proj.tracking.open import open_store
 
     store = open_store(tracking_uri, create=False)
     run = store.get_run(run_ref)
@@ -128,7 +128,7 @@ def logs(app: App, run_ref: str, stream: str, follow: bool, tracking_uri: str | 
 def cancel(app: App, run_ref: str, tracking_uri: str | None) -> None:
     """Stop a running run (its process group or container) and mark it KILLED."""
     from proj.api import cancel_run
-    from proj.tracking.liveness import open_to_act
+    from proj.pipeline.reaper import open_to_act
 
     run = cancel_run(open_to_act(tracking_uri, create=False), run_ref)
     app.info(f"run {run.id} is {run.status}")
@@ -140,8 +140,8 @@ def cancel(app: App, run_ref: str, tracking_uri: str | None) -> None:
 def collect(app: App, tracking_uri: str | None) -> None:
     """Collect runs whose runner died: stop what they left running, ingest their metrics and models, mark
     them FAILED. Reading commands only show such runs; `proj run`, `runs cancel` and `reproduce` collect too."""
-    from proj.tracking.liveness import reap_dead_runs
-    from proj.tracking.store import open_store
+    from proj.pipeline.reaper import reap_dead_runs
+    from proj.tracking.open import open_store
 
     reaped = reap_dead_runs(open_store(tracking_uri, create=False, write=True))
     app.info(f"collected {len(reaped)} run(s) whose runner died" + (f": {', '.join(r[:12] for r in reaped)}" if reaped else ""))
@@ -161,7 +161,7 @@ def diff(run_a: str, run_b: str, tolerance: float, strict_artifacts: bool, ignor
     Artifacts are compared in levels as by ``proj reproduce``; MLflow models that differ in bytes are
     loaded in RUN_B's environment while it is still cached, and compared by their predictions."""
     from proj.reproduce.compare import ArtifactOptions, compare_runs
-    from proj.tracking.store import open_store
+    from proj.tracking.open import open_store
 
     store = open_store(tracking_uri, create=False)
     result = compare_runs(store, store.get_run(run_a), store.get_run(run_b), tolerance,

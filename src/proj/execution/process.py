@@ -291,6 +291,28 @@ def proc_stat(pid: int) -> _Stat | None:
     return _Stat(fields[0], int(fields[1]), int(fields[2]), fields[19])
 
 
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (field 22 of /proc/PID/stat), to tell pid reuse apart."""
+    stat = proc_stat(pid)
+    return stat.start if stat is not None else None
+
+
+def is_alive(pid: int | None, start: str | None) -> bool:
+    """Whether ``pid`` still runs and is the process that started at ``start`` (not a reused pid)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    current = process_start_time(pid)
+    if current is None or start is None:
+        return True  # no /proc to compare with: trust the pid
+    return current == start
+
+
 def _all_pids() -> list[int]:
     try:
         return [int(name) for name in os.listdir("/proc") if name.isdigit()]

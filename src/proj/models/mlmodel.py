@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from proj.errors import UnsafePath
-from proj.models.record import ModelRecord
+from proj.tracking.records import ModelRecord
 from proj.paths import contained, linked_part
 from proj.safe_yaml import load_untrusted
 

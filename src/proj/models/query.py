@@ -8,7 +8,7 @@ from typing import Any
 from proj.errors import ProjError, UnsafePath, UsageError
 from proj.models.envfiles import ENV_FILES
 from proj.models.mlmodel import file_digest
-from proj.models.record import ModelRecord
+from proj.tracking.records import ModelRecord
 from proj.paths import contained, unsafe_reason
 from proj.tracking.store import RunStore
 

@@ -17,7 +17,7 @@ from proj.errors import ProjError
 from proj.reproduce.behaviour import env_runner
 from proj.reproduce.compare import ArtifactOptions, Comparison, compare_runs
 from proj.reproduce.source import CannotReproduce, materialize, read_plain, workspace
-from proj.runner import Plan, RunRequest, execute_run, plan_run, start_run
+from proj.pipeline.run import Plan, RunRequest, execute_run, plan_run, start_run
 from proj.tracking.records import RUNNING, RunRecord
 from proj.tracking.store import RunStore
 
@@ -139,7 +139,7 @@ def _check_input(old: RunRecord, name: str, path: str, notes: list[str]) -> None
         raise CannotReproduce(f"input {name!r} ({path}) no longer exists, so run {old.id[:12]} cannot be reproduced")
     recorded = old.inputs.get(name, {}).get("sha256")
     if recorded:
-        from proj.reproduce.fingerprint import fingerprint_inputs
+        from proj.pipeline.inputs import fingerprint_inputs
 
         now = fingerprint_inputs({name: path}).get(name, {}).get("sha256")
         if now != recorded:

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proj.errors import SourceError, UnsafePath, UsageError
+from proj.paths import atomic_write, contained, shorten, unsafe_reason
+
 
 @dataclass
 class Source:
@@ -61,8 +64,6 @@ class Source:
         Never hard links: the run folder is the child's to write (a container mounts it), and a link to the
         store's shared ``snapshots/<sha256>.tar.gz`` would let it rewrite that blob for every run sharing it.
         """
-        from proj.paths import atomic_write
-
         for name, data in self.artifacts.items():
             atomic_write(dest / name, data.read_bytes() if isinstance(data, Path) else data)
             (dest / name).chmod(0o444)
@@ -83,3 +84,28 @@ def _sha256(data: bytes | Path) -> str:
         return hashlib.sha256(data).hexdigest()
     with open(data, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def check_subdir(subdir: str | None) -> str | None:
+    """A ``#subdir`` must stay inside the project: no absolute paths, no ``..`` (checked on the text)."""
+    if not subdir:
+        return None
+    reason = unsafe_reason(subdir)
+    if reason is not None:
+        raise UsageError(f"#{shorten(subdir)}: the subdirectory {reason}; it must be a relative path inside "
+                         f"the project (no '..')")
+    return subdir.strip("/")
+
+
+def subdir_path(root: Path, subdir: str | None, what: str) -> Path:
+    """``root/subdir`` once the subdirectory resolves inside ``root`` with symlinks followed (a committed
+    ``sub -> /elsewhere`` would otherwise run code from outside the checkout); SourceError if not.
+
+    The path returned is not resolved: callers count its parts back to ``root``."""
+    if not subdir:
+        return root
+    try:
+        contained(root, subdir, what=f"{what}: #subdir")
+    except UnsafePath as exc:
+        raise SourceError(str(exc)) from None
+    return root / subdir

@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from proj.errors import SourceError, UsageError
-from proj.sources.base import Source
+from proj.sources.base import Source, check_subdir, subdir_path
 from proj.sources.gitcache import GitCache
-from proj.sources.resolve import check_subdir, subdir_path
 from proj.sources.urls import split_git_uri
 
 

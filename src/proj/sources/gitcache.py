@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proj.locks import busy, file_lock
-from proj.tracking.liveness import is_alive
+from proj.execution.process import is_alive
 from proj.errors import SourceError
 from proj.paths import cache_dir
 from proj.sources.gitcmd import GitFailed, Remote, git, text, write_askpass

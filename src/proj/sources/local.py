@@ -5,9 +5,8 @@ from pathlib import Path
 
 from proj.errors import SourceError, UsageError
 from proj.sources import provenance
-from proj.sources.base import Source
+from proj.sources.base import Source, check_subdir, subdir_path
 from proj.sources.provenance import WorkTree
-from proj.sources.resolve import check_subdir, subdir_path
 
 
 def resolve_local(path: Path, subdir: str | None, version: str | None, *, options: dict) -> Source:

@@ -12,12 +12,12 @@ import shutil
 import stat
 from pathlib import Path
 
+from proj.execution.process import is_alive
+from proj.paths import cache_dir, contained
 from proj.sources.base import Source
 
 
 def work_root() -> Path:
-    from proj.paths import cache_dir
-
     return cache_dir() / "git" / "work"
 
 
@@ -39,8 +39,6 @@ def private_copy(source: Source) -> Path:
                     ignore=shutil.ignore_patterns(".git"))
     _make_writable(work)
     if source.subdir:  # checked on the pristine checkout; an absolute link inside it points back there
-        from proj.paths import contained
-
         try:
             contained(work, source.subdir, what="#subdir in the run's copy of the checkout")
         except Exception:
@@ -75,8 +73,6 @@ def _make_writable(tree: Path) -> None:
 
 
 def _remove_orphans(base: Path) -> None:
-    from proj.tracking.liveness import is_alive
-
     for child in base.iterdir():
         pid = child.name.split("-", 1)[0]
         if pid.isdigit() and not is_alive(int(pid), None):

@@ -18,7 +18,7 @@ def print_logs(store: RunStore, run: RunRecord, stream: str, follow: bool, out: 
     while True:
         for path in paths:
             offsets[path] = _dump(path, offsets[path], out, prefix=f"[{path.stem}] " if stream == "all" and follow else "")
-        # A runner killed while we follow reads as FAILED (liveness.presented), so this ends then too.
+        # A runner killed while we follow reads as FAILED (tracking.view.presented), so this ends then too.
         if not follow or store.get_run(run.id).status != RUNNING:
             if follow:  # one last read after the end
                 for path in paths:

@@ -69,7 +69,7 @@ class RunRecord:
     run_dir: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
     pid_start: str | None = None  # kernel start time of the owner pid (tells pid reuse apart)
-    collected: bool = True  # False: its runner died and no command has collected it yet (liveness.presented)
+    collected: bool = True  # False: its runner died and no command has collected it yet (tracking.view.presented)
     reproduces: str | None = None  # the run this one re-runs (`proj reproduce`); not a parent
     mlflow_run_id: str | None = None  # the MLflow run a child run (or the run itself) was ingested from
     params: list[ParamRecord] = field(default_factory=list)
@@ -102,3 +102,27 @@ class ChildRun:
 def envelope(kind: str, data: Any) -> dict[str, Any]:
     """The one versioned JSON envelope every ``--json`` output uses."""
     return {"schema_version": SCHEMA_VERSION, "kind": kind, "data": data}
+
+
+# A model as the run store keeps it: where it is, what it is, and the hash of every file.
+@dataclass
+class ModelRecord:
+    run_id: str
+    path: str  # relative to the run's artifacts directory, e.g. "model"
+    flavors: list[str]
+    size: int
+    files: list[dict[str, Any]]  # {"path", "size", "sha256"}, relative to the model directory
+    valid: bool
+    reason: str | None = None  # why the model is invalid
+    mlmodel: dict[str, Any] = field(default_factory=dict)  # the MLmodel content as written back
+    env_source: str | None = None  # the lock format the env files were written from, if any
+    origin: str = "run"  # "run" (written by the entry point) or "mlflow" (logged with mlflow)
+    created: float = 0.0
+    experiment: str = ""  # filled in when read back
+
+    @property
+    def ref(self) -> str:
+        return f"{self.run_id}/{self.path}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ref": self.ref}

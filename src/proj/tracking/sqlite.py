@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from proj.errors import RunNotFound, StoreError, StoreMissing
+from proj.execution.process import process_start_time
 from proj.tracking.dbfile import DB_NAME, connect, guarded, translate, verify
-from proj.tracking.liveness import presented
 from proj.tracking.records import (
-    DEFAULT_EXPERIMENT, RUNNING, SCHEMA_VERSION, ChildRun, MetricPoint, NewRun, ParamRecord, RunRecord,
+    DEFAULT_EXPERIMENT, RUNNING, SCHEMA_VERSION, ChildRun, MetricPoint, ModelRecord, NewRun, ParamRecord, RunRecord,
 )
 from proj.tracking.store import RunStore
+from proj.tracking.view import presented
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -169,8 +170,6 @@ class SqliteStore(RunStore):
         return int(cursor.lastrowid or 0)
 
     def create_run(self, new: NewRun, pid: int) -> RunRecord:
-        from proj.tracking.liveness import process_start_time
-
         run_id = os.urandom(16).hex()  # a uuid4-like id without importing uuid
         now = time.time()
         user, host = _user(), os.uname().nodename
@@ -258,15 +257,11 @@ class SqliteStore(RunStore):
                        " WHERE id=? AND status=?", (status, time.time(), exit_code, phase, reason, run_id, RUNNING))
 
     def set_owner(self, run_id: str, pid: int) -> None:
-        from proj.tracking.liveness import process_start_time
-
         with self._tx() as db:
             db.execute("UPDATE runs SET pid=?, pid_start=? WHERE id=?", (pid, process_start_time(pid), run_id))
 
     def set_child(self, run_id: str, pid: int) -> None:
         """Remember the entry point's process group, so a reaper can stop it if this runner dies."""
-        from proj.tracking.liveness import process_start_time
-
         with self._tx() as db:
             db.execute("UPDATE runs SET child_pid=?, child_start=? WHERE id=?", (pid, process_start_time(pid), run_id))
 
@@ -360,7 +355,7 @@ class SqliteStore(RunStore):
         if experiment:
             where.append("e.name = ?")
             args.append(experiment)
-        if status:  # a RUNNING row whose runner died reads as FAILED (liveness.presented): filter after that
+        if status:  # a RUNNING row whose runner died reads as FAILED (tracking.view.presented): filter after that
             where.append("r.status IN (?, ?)")
             args += [status.upper(), RUNNING]
             if limit:  # the rows dropped below are RUNNING ones: fetch that many more
@@ -405,8 +400,6 @@ class SqliteStore(RunStore):
                         json.dumps(model.mlmodel, default=str), model.env_source, model.created or time.time()))
 
     def list_models(self, *, experiment: str | None = None, run_id: str | None = None) -> list[Any]:
-        from proj.models.record import ModelRecord
-
         self._models_table()
         sql = ("SELECT m.run_id, m.path, m.origin, m.valid, m.reason, m.flavors_json, m.size, m.files_json,"
                " m.mlmodel_json, m.env_source, m.created, e.name FROM models m JOIN runs r ON r.id = m.run_id"

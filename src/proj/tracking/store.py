@@ -1,16 +1,13 @@
 """The store interface, so another backend (a server, Postgres) can sit behind the same calls."""
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
-from proj.tracking.records import ChildRun, MetricPoint, NewRun, ParamRecord, RunRecord
+from proj.tracking.records import ChildRun, MetricPoint, ModelRecord, NewRun, ParamRecord, RunRecord
 
-if TYPE_CHECKING:
-    from proj.models.record import ModelRecord
 
 
 class RunStore(ABC):
@@ -78,11 +75,11 @@ class RunStore(ABC):
     def descendants(self, run_ids: list[str]) -> list[RunRecord]:
         """Every child run below ``run_ids``, at any depth, oldest first."""
 
-    def save_model(self, model: "ModelRecord") -> None:
+    def save_model(self, model: ModelRecord) -> None:
         """Record (or replace) a run's model, keyed by run id and path."""
         raise NotImplementedError(f"{type(self).__name__} does not store models")
 
-    def list_models(self, *, experiment: str | None = None, run_id: str | None = None) -> list["ModelRecord"]:
+    def list_models(self, *, experiment: str | None = None, run_id: str | None = None) -> list[ModelRecord]:
         """Recorded models, newest first."""
         raise NotImplementedError(f"{type(self).__name__} does not store models")
 
@@ -102,44 +99,3 @@ class RunStore(ABC):
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
-
-
-def open_store(tracking_uri: str | None = None, *, create: bool = True, write: bool | None = None) -> RunStore:
-    """Open the store a tracking URI names. Opening is pure: it never collects dead runs (commands that act
-    on runs use ``liveness.open_to_act``).
-
-    ``write`` (default: ``create``) opens it for writing: created if missing (only if ``create``), checked
-    for damage before anything is written, migrated. Otherwise it is opened read-only: nothing is created,
-    written or migrated, so a read-only or full disk can still be read. Reading commands pass
-    ``create=False``: looking at runs must not leave a ``.proj/`` in every directory it is tried in.
-    """
-    from proj.errors import StoreError, StoreMissing
-    from proj.paths import store_root
-    from proj.tracking.dbfile import DB_NAME, check_beside_runs, verify
-    from proj.tracking.sqlite import SqliteStore
-
-    root = store_root(tracking_uri)
-    db = root / DB_NAME
-    check_beside_runs(root, db)
-    if not create and not db.is_file():
-        raise StoreMissing(f"no runs recorded in {root} yet (`proj run` creates the store there; "
-                           f"use --tracking-uri or PROJ_TRACKING_URI to read another one)")
-    if not (create if write is None else write):
-        return SqliteStore(root, readonly=True)
-    for path in (root, db):  # access() says EROFS on a read-only mount even for root
-        if path.exists() and not os.access(path, os.W_OK):
-            raise StoreError(f"run store {path} is read-only: reading commands work; to record runs, use a "
-                             f"writable store (--tracking-uri or PROJ_TRACKING_URI)")
-    if db.is_file():
-        verify(db)  # before the first write (a migration, a new run) touches a damaged file
-    return SqliteStore(root)
-
-
-def existing_store(tracking_uri: str | None = None) -> RunStore | None:
-    """The store if one exists there, else None (listing an empty place is not an error)."""
-    from proj.errors import StoreMissing
-
-    try:
-        return open_store(tracking_uri, create=False)
-    except StoreMissing:
-        return None

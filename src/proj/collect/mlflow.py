@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from proj.errors import UnsafePath
+from proj.models.dirs import find_model_dirs
 from proj.paths import contained, linked_part, safe_name, shorten, unsafe_reason
 from proj.safe_yaml import load_untrusted
 from proj.tracking.records import FAILED, FINISHED, KILLED, ChildRun, MetricPoint, ParamRecord
@@ -273,8 +274,6 @@ def find_logged_models(mlruns: Path, echo: Echo) -> list[LoggedModel]:
 def _copy_artifacts(src: Path, dest: str, anchor: Path, allowed: Path, echo: Echo, *, fallback: str) -> list[str]:
     """Copy a run's artifacts into ``anchor/artifacts/dest``; an entry whose name is taken goes under ``fallback``.
     Returns the model directories (relative to ``artifacts``) among what was copied."""
-    from proj.models.collect import find_model_dirs
-
     models = []
     artifacts = anchor / "artifacts"
     for entry in sorted(src.iterdir()):

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from proj.errors import printable
+from proj.models.dirs import find_model_dirs
 from proj.paths import linked_part
 
 MLFLOW_SUBDIR = "mlflow"
 MODEL_SUBDIR = "model"
-SKIP_ARTIFACTS = ("source",)  # the runner's own copy of the source snapshot
 # Folders of the run folder that the child writes into (mounted into a docker_env container) and that proj
 # reads or writes after the run: one the child swapped for a symlink must not be followed (it may name a host
 # folder, and proj may run as root on the host).
@@ -60,7 +60,7 @@ def after_run(store: Any, run: Any, exit_code: int, echo: Echo) -> None:
     elif linked_part(run_dir, f"{MLFLOW_SUBDIR}/mlruns") is not None:
         echo(f"warning: {mlflow_root(run_dir)} is a symbolic link; the run's MLflow data is not ingested")
     elif mlflow_root(run_dir).is_dir():
-        from proj.tracking.mlflow_ingest import ingest_mlflow
+        from proj.collect.mlflow import ingest_mlflow
 
         mlflow_models = ingest_mlflow(store, run.id, mlflow_root(run_dir), artifacts, echo, exit_code=exit_code,
                                       copy_artifacts="artifacts" not in replaced)
@@ -122,21 +122,6 @@ def _package(store: Any, run: Any, run_dir: Path, owner_id: str, mlflow_models: 
             echo(f"model {rel}{label}: {', '.join(record.flavors)} ({len(record.files)} files"
                  + (f", env files from the {record.env_source} lock)" if record.env_source else ")"))
     return found
-
-
-def find_model_dirs(artifacts: Path) -> list[str]:
-    """Artifact subfolders holding an MLmodel file (not descending into a model), relative paths."""
-    found: list[str] = []
-    if not artifacts.is_dir():
-        return found
-    for dirpath, dirnames, filenames in os.walk(artifacts):
-        rel = os.path.relpath(dirpath, artifacts)
-        if rel == ".":
-            dirnames[:] = [d for d in dirnames if d not in SKIP_ARTIFACTS]
-        elif "MLmodel" in filenames:
-            found.append(Path(rel).as_posix())
-            dirnames[:] = []
-    return sorted(found)
 
 
 def _warn_plain_model_dir(model_dir: Path, echo: Echo) -> None:

@@ -1,46 +1,21 @@
-"""Finding runs whose runner died (kill -9, power loss) so nothing stays RUNNING forever.
+"""Collecting runs whose runner died (kill -9, power loss) so nothing stays RUNNING forever.
 
 A run records the pid and the kernel start time of the process that owns it. If that process is
 gone, or the pid now belongs to a different process, reading commands show the run as FAILED (runner,
-not yet collected) without writing anything; a command that acts on runs collects it (`reap_dead_runs`).
+not yet collected) without writing anything (``tracking.view``); a command that acts on runs collects it
+(``reap_dead_runs``): the reaper sits above the run pipeline because it calls its collectors.
 """
 from __future__ import annotations
 
 import os
 
-from proj.execution.process import stop_run_processes
-from proj.tracking.records import FAILED, RUNNING, RunRecord
-from proj.tracking.store import RunStore, open_store
-
-NOT_COLLECTED = ("not yet collected: `proj runs collect` (or the next `proj run`, `runs cancel` or `reproduce`)"
-                 " stops what it left running, ingests its metrics and models and records this")
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (field 22 of /proc/PID/stat), to tell pid reuse apart."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def is_alive(pid: int | None, start: str | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    current = process_start_time(pid)
-    if current is None or start is None:
-        return True  # no /proc to compare with: trust the pid
-    return current == start
+from proj.collect.metrics import ingest_metrics_file
+from proj.execution.process import is_alive, stop_run_processes
+from proj.pipeline.run import after_run_hooks
+from proj.tracking.open import open_store
+from proj.tracking.records import FAILED
+from proj.tracking.store import RunStore
+from proj.tracking.view import died
 
 
 def _stop_orphans(run_id: str, pgid: int | None, pgid_start: str | None) -> None:
@@ -51,23 +26,7 @@ def _stop_orphans(run_id: str, pgid: int | None, pgid_start: str | None) -> None
 
 def _collect_outputs(store: RunStore, run_id: str) -> None:
     """What the dead run left (models, MLflow-logged data) is collected as a finished run's would be."""
-    from proj.runner import after_run_hooks
-
     after_run_hooks(store, store.get_run(run_id), -1, lambda message: None)
-
-
-def _died(pid: int | None) -> str:
-    return f"the proj process running it (pid {pid}) died without recording an end"
-
-
-def presented(run: RunRecord) -> RunRecord:
-    """How a reader sees a run: RUNNING with a dead runner on this host reads as FAILED in phase runner,
-    ``collected`` False. Nothing is written: a reading command must work on a read-only or full disk."""
-    if run.status != RUNNING or run.host != os.uname().nodename or is_alive(run.pid, run.pid_start):
-        return run
-    run.status, run.failure_phase, run.collected = FAILED, "runner", False
-    run.failure_reason = f"{_died(run.pid)}; {NOT_COLLECTED}"
-    return run
 
 
 def _dead_runs(store: RunStore) -> list[tuple[str, int | None, int | None, str | None]]:
@@ -95,15 +54,13 @@ def reap_dead_runs(store: RunStore) -> list[str]:
 
 
 def _collect(store: RunStore, run_id: str, pid: int | None, child: int | None, child_start: str | None) -> None:
-    from proj.tracking.ingest import ingest_metrics_file
-
     _stop_orphans(run_id, child, child_start)
     try:
         ingest_metrics_file(store, run_id)
         _collect_outputs(store, run_id)
     except Exception:  # noqa: BLE001 - torn outputs must not stop the status fix
         pass
-    store.finish_run(run_id, FAILED, phase="runner", reason=_died(pid))
+    store.finish_run(run_id, FAILED, phase="runner", reason=died(pid))
 
 
 def open_to_act(tracking_uri: str | None = None, *, create: bool = True) -> RunStore:

@@ -1,5 +1,5 @@
 """The detached worker: carries out a run that ``proj run --detach`` (or ``proj.run(synchronous=False)``)
-already validated and recorded. Usage: ``python -m proj.execution.worker STORE_ROOT RUN_ID``."""
+already validated and recorded. Usage: ``python -m proj.pipeline.worker STORE_ROOT RUN_ID``."""
 from __future__ import annotations
 
 import os
@@ -7,24 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from proj.errors import ProjError
+from proj.execution.process import install_sigterm_handler
+from proj.pipeline.run import RunRequest, execute_run, plan_run
+from proj.tracking.records import FAILED
+from proj.tracking.sqlite import SqliteStore
+
 
 def spawn(store_root: Path, run_id: str) -> int:
     """Start the worker in its own session, detached from the terminal; returns its pid."""
     logs = store_root / "runs" / run_id / "logs"
     with open(logs / "runner.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "proj.execution.worker", str(store_root), run_id],
+        proc = subprocess.Popen([sys.executable, "-m", "proj.pipeline.worker", str(store_root), run_id],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return proc.pid
 
 
 def main(argv: list[str]) -> int:
-    from proj.errors import ProjError
-    from proj.execution.process import install_sigterm_handler
-    from proj.runner import RunRequest, execute_run, plan_run
-    from proj.tracking.records import FAILED
-    from proj.tracking.sqlite import SqliteStore
-
     install_sigterm_handler()
     store_root, run_id = Path(argv[0]), argv[1]
     store = SqliteStore(store_root)

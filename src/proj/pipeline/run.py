@@ -12,22 +12,28 @@ import os
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from proj.collect import models as collect_models
+from proj.collect.metrics import METRICS_FILE, MetricsTailer
 from proj.envs.base import Backend, BuildLog, EnvChoice, Invocation, Lock
+from proj.envs.registry import choose_env, get_backend
 from proj.errors import ProjError, one_line
 from proj.execution.process import OutputLost, OutputSink, Terminated
+from proj.paths import atomic_write
+from proj.pipeline.inputs import fingerprint_inputs
 from proj.project.params import BoundParam, bind_params, render_command
 from proj.project.spec import EntryPoint, Project, load_project, select_entry_point
+from proj.sources import workspace
 from proj.sources.base import Source
+from proj.sources.resolve import resolve_source
 from proj.tracking.records import FAILED, FINISHED, KILLED, NewRun, ParamRecord, RunRecord
 from proj.tracking.store import RunStore
 
-CHILD_PATH = Path(__file__).parent / "_childpath"
+CHILD_PATH = Path(__file__).parent.parent / "_childpath"
 # Modules with optional ``child_env(store, run) -> dict`` and ``after_run(store, run, code, echo)``.
-RUN_HOOKS: tuple[str, ...] = ("proj.models.collect",)
+RUN_HOOKS: tuple[Any, ...] = (collect_models,)
 Echo = Callable[[str], None]
 RESERVE_NAME, RESERVE_BYTES = ".space-reserve", 256 * 1024  # see _space_reserve
 FINISH_RETRY_SECONDS = 3.0  # how long a run's end is retried on a full disk before the runner exits anyway
@@ -91,15 +97,10 @@ class Outcome:
 
 def plan_run(req: RunRequest) -> Plan:
     """Every check that can be made before a run exists; raises ProjError on bad input."""
-    from proj.envs.registry import choose_env, get_backend
-    from proj.sources.resolve import resolve_source
-
     source = resolve_source(req.uri, req.version, cwd=Path(req.cwd), options=req.options)
     workdir = None
     if source.kind == "git":  # runs work in a private copy: the cached checkout stays pristine
-        from proj.sources.workspace import private_copy
-
-        workdir = private_copy(source)
+        workdir = workspace.private_copy(source)
     try:
         project = load_project(workdir or source.project_dir)
         entry = select_entry_point(project, req.entry_point, display=source.uri)
@@ -135,15 +136,11 @@ def _undeclared_notes(entry: EntryPoint, params: list[BoundParam]) -> list[str]:
 
 def _remove_workdir(workdir: Path | None) -> None:
     if workdir is not None:
-        from proj.sources.workspace import remove
-
-        remove(workdir)
+        workspace.remove(workdir)
 
 
 def start_run(store: RunStore, plan: Plan) -> RunRecord:
     """Create the RUNNING record and its folder; store the request and source files with it."""
-    from proj.paths import atomic_write
-
     req = plan.request
     plan.source.collect_artifacts(store.root)  # e.g. the snapshot of a plain directory: only now a run exists
     params = [ParamRecord(p.name, p.raw, p.value, p.type, p.source) for p in plan.params]
@@ -169,8 +166,6 @@ def _inputs(plan: Plan) -> dict[str, Any]:
     paths = {p.name: str(p.value) for p in plan.params if p.type == "path" and os.path.isabs(str(p.value))}
     if not paths:
         return {}
-    from proj.reproduce.fingerprint import fingerprint_inputs
-
     return fingerprint_inputs(paths)
 
 
@@ -178,8 +173,6 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
                 lock: Lock | None = None, stdout_to_stderr: bool = False) -> Outcome:
     """Build the env (from ``lock`` when reproducing), run the command, collect outputs; set a final
     status on every path."""
-    from proj.tracking.ingest import METRICS_FILE, MetricsTailer
-
     run_dir = Path(run.run_dir)
     logs = run_dir / "logs"
     phase = "environment"
@@ -290,36 +283,25 @@ def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path)
 def _leases(plan: Plan, env: Any, run_id: str) -> Iterator[None]:
     """Hold the cached env dir and git checkout this run uses, so neither ``prune`` nor a
     ``--refresh-env`` of another run removes them under it."""
-    from proj.envs.cache import MARKER, in_use
+    from proj.envs.cache import MARKER
+    from proj.locks import in_use
 
     with ExitStack() as stack:
         home = env.home()
         if home is not None and home.is_dir():  # the exact slot it was given, not whatever is published now
             stack.enter_context(in_use(home, run_id, marker=MARKER))
         if plan.source.kind == "git":  # the pristine checkout the private copy came from
-            from proj.sources.workspace import checkout_root
-
-            checkout = checkout_root(plan.source)
+            checkout = workspace.checkout_root(plan.source)
             if checkout.is_dir():
                 stack.enter_context(in_use(checkout))
         yield
 
 
 def _hooks() -> list[Any]:
-    return [import_module(name) for name in RUN_HOOKS]
+    return list(RUN_HOOKS)
 
 
 def after_run_hooks(store: RunStore, run: RunRecord, code: int, echo: Echo) -> None:
     for hook in _hooks():
         if hasattr(hook, "after_run"):
             hook.after_run(store, run, code, echo)
-
-
-def run_project(store: RunStore, req: RunRequest, *, echo: Echo, stream: bool = True,
-                on_start: Callable[[RunRecord], None] | None = None) -> Outcome:
-    """The whole pipeline, in this process."""
-    plan = plan_run(req)
-    run = start_run(store, plan)
-    if on_start is not None:
-        on_start(run)
-    return execute_run(store, plan, run, echo=echo, stream=stream)

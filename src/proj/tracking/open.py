@@ -1,0 +1,44 @@
+"""Opening the store a tracking URI names (today the embedded SQLite file). Pure: it never reaps."""
+from __future__ import annotations
+
+import os
+
+from proj.errors import StoreError, StoreMissing
+from proj.paths import store_root
+from proj.tracking.dbfile import DB_NAME, check_beside_runs, verify
+from proj.tracking.sqlite import SqliteStore
+from proj.tracking.store import RunStore
+
+
+def open_store(tracking_uri: str | None = None, *, create: bool = True, write: bool | None = None) -> RunStore:
+    """Open the store a tracking URI names. Opening is pure: it never collects dead runs (commands that act
+    on runs use ``pipeline.reaper.open_to_act``).
+
+    ``write`` (default: ``create``) opens it for writing: created if missing (only if ``create``), checked
+    for damage before anything is written, migrated. Otherwise it is opened read-only: nothing is created,
+    written or migrated, so a read-only or full disk can still be read. Reading commands pass
+    ``create=False``: looking at runs must not leave a ``.proj/`` in every directory it is tried in.
+    """
+    root = store_root(tracking_uri)
+    db = root / DB_NAME
+    check_beside_runs(root, db)
+    if not create and not db.is_file():
+        raise StoreMissing(f"no runs recorded in {root} yet (`proj run` creates the store there; "
+                           f"use --tracking-uri or PROJ_TRACKING_URI to read another one)")
+    if not (create if write is None else write):
+        return SqliteStore(root, readonly=True)
+    for path in (root, db):  # access() says EROFS on a read-only mount even for root
+        if path.exists() and not os.access(path, os.W_OK):
+            raise StoreError(f"run store {path} is read-only: reading commands work; to record runs, use a "
+                             f"writable store (--tracking-uri or PROJ_TRACKING_URI)")
+    if db.is_file():
+        verify(db)  # before the first write (a migration, a new run) touches a damaged file
+    return SqliteStore(root)
+
+
+def existing_store(tracking_uri: str | None = None) -> RunStore | None:
+    """The store if one exists there, else None (listing an empty place is not an error)."""
+    try:
+        return open_store(tracking_uri, create=False)
+    except StoreMissing:
+        return None

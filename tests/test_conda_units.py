@@ -16,7 +16,7 @@ def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     config.write_text("")
     monkeypatch.setenv("PROJ_CONFIG", str(config))
     monkeypatch.delenv("PROJ_CONDA_CHANNEL_ALIAS", raising=False)
-    from proj.config import _load
+    from proj.settings import _load
 
     _load.cache_clear()
     return config

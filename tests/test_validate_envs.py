@@ -99,7 +99,7 @@ def test_docker_project_validates_without_a_daemon(proj: Proj, make_project) -> 
 def test_generic_schema_error_names_the_file_kind() -> None:
     import jsonschema
 
-    from proj.validation import _describe
+    from proj.project.schema import _describe
 
     error = next(jsonschema.Draft202012Validator({"oneOf": [{"type": "string"}, {"type": "integer"}]}).iter_errors([1]))
     for schema, kind in (("conda_env", "conda.yaml"), ("python_env", "python_env.yaml"), ("mlproject", "MLproject")):

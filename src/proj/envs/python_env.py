@@ -18,7 +18,7 @@ from pathlib import Path
 
 from proj.errors import EnvError, ProjectError
 from proj.lockfiles.pylock import recorded_spec_digest
-from proj.validation import load_validated, load_yaml, read_text
+from proj.project.schema import load_validated, load_yaml, read_text
 
 LOCK_NAME = "pylock.toml"
 # Settings that change what the resolver can see; part of the fingerprint so a new index re-resolves.

@@ -85,7 +85,7 @@ def read_mlmodel(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """Parse and validate an MLmodel file: (data, None) or (None, the reason it is invalid)."""
     import yaml
 
-    from proj.validation import _describe, _schema_errors
+    from proj.project.schema import _describe, _schema_errors
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ from typing import Any
 from proj.errors import ProjectError, UsageError
 from proj.project.params import (BARE, DOUBLE, PARAM_TYPES, Parameter, as_text, declared_type, normalise_type,
                                  placeholder_contexts)
-from proj.validation import _line_of, _short, load_validated
+from proj.project.schema import _line_of, _short, load_validated
 
 MLPROJECT = "mlproject"
 DEFAULT_ENTRY_POINT = "main"

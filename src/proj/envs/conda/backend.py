@@ -29,7 +29,7 @@ from proj.lockfiles import conda_lock
 from proj.lockfiles.conda_lock import LOCK_FORMAT, LOCK_NAME, recorded_spec_digest
 from proj.paths import atomic_write, cache_dir
 from proj.platforms import current_platform
-from proj.validation import load_validated
+from proj.project.schema import load_validated
 
 
 class CondaEnv(SubprocessEnv):

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from proj.config import section
+from proj.settings import section
 from proj.errors import EnvError
 
 ANACONDA_ORG = "https://conda.anaconda.org"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import ProjectError
-from proj.validation import load_validated
+from proj.project.schema import load_validated
 
 FINGERPRINT_VERSION = 1  # bump when the lock layout changes, so old resolutions are not reused
 

@@ -22,7 +22,7 @@ from typing import IO, Any, Iterable
 from proj.envs.base import BuildLog
 from proj.errors import EnvError
 from proj.paths import atomic_write, cache_dir, env_number
-from proj.validation import read_text
+from proj.project.schema import read_text
 
 WORKDIR = "/mlflow/projects/code"  # MLflow's own path: code that hard-codes it keeps working
 GENERATED_DOCKERFILE = "Dockerfile.proj-generated"

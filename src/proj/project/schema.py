@@ -14,7 +14,7 @@ from typing import Any
 from proj.errors import ProjectError
 from proj.safe_yaml import read_yaml_text, safe_compose, safe_load
 
-SCHEMA_DIR = Path(__file__).parent / "schemas"
+SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
 
 
 def read_text(path: Path) -> str:

@@ -32,10 +32,6 @@ class GitUrl:
         found |= {quote(s, safe="") for s in found}
         return sorted(found, key=len, reverse=True)
 
-    @property
-    def is_local(self) -> bool:
-        return self.url.startswith("file://")
-
 
 def userinfo_end(rest: str) -> int | None:
     """Where the userinfo ends in ``rest`` (what follows ``scheme://``, up to whitespace): the index of
@@ -160,6 +156,3 @@ def file_url(path: str) -> str:
     return "file://" + quote(path)
 
 
-def local_path(url: str) -> str:
-    """The filesystem path of a ``file://`` URL."""
-    return unquote(urlsplit(url).path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from proj.sources.urls import mask_url
+from proj.redact import mask_url
 
 # Every user error is printed as one line of at most this many characters, whatever value it quotes.
 MESSAGE_LIMIT = 400

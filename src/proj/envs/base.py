@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from proj.execution.process import OutputSink, run_process
-from proj.sources.urls import mask_url
+from proj.redact import mask_url
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -55,3 +55,11 @@ def seconds(value: float | None) -> str:
 
 def number(value: float) -> str:
     return f"{value:.6g}"
+
+
+def artifact_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--strict-artifacts and --ignore GLOB, shared by ``proj reproduce`` and ``proj runs diff``."""
+    fn = click.option("--ignore", multiple=True, metavar="GLOB",
+                      help="Leave artifacts matching GLOB (path under artifacts/, repeatable) out of the comparison.")(fn)
+    return click.option("--strict-artifacts", is_flag=True,
+                        help="Text artifacts must match byte for byte (no allowance for volatile lines).")(fn)

@@ -1,21 +1,11 @@
 """``proj reproduce RUN``: rebuild a recorded run from its record, rerun it, and compare."""
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import click
 
 from proj.cli.main import App
-from proj.cli.render import tracking_option
+from proj.cli.render import artifact_options, tracking_option
 from proj.envs.registry import ENV_MANAGERS
-
-
-def artifact_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--strict-artifacts and --ignore GLOB, shared by ``proj reproduce`` and ``proj runs diff``."""
-    fn = click.option("--ignore", multiple=True, metavar="GLOB",
-                      help="Leave artifacts matching GLOB (path under artifacts/, repeatable) out of the comparison.")(fn)
-    return click.option("--strict-artifacts", is_flag=True,
-                        help="Text artifacts must match byte for byte (no allowance for volatile lines).")(fn)
 
 
 @click.command()

@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING
 import click
 
 from proj.cli.main import App
-from proj.cli.reproduce import artifact_options
-from proj.cli.render import json_option, number, print_json, seconds, table, tracking_option, when
+from proj.cli.render import artifact_options, json_option, number, print_json, seconds, table, tracking_option, when
 
 if TYPE_CHECKING:
     from proj.tracking.records import RunRecord

@@ -350,7 +350,9 @@ class SqliteStore(RunStore):
 
     def list_runs(self, *, experiment: str | None = None, status: str | None = None,
                   commit: str | None = None, limit: int | None = 50, top_level: bool = False) -> list[RunRecord]:
-        where: list[str] = ["r.parent_run_id IS NULL"] if top_level else []
+        # "+" keeps SQLite off runs_by_parent (almost every row is top-level): walking runs_by_time and
+        # stopping at the limit is 0.5 ms over 10,000 runs; the parent index plus a sort was 35 ms.
+        where: list[str] = ["+r.parent_run_id IS NULL"] if top_level else []
         args: list[str] = []
         if experiment:
             where.append("e.name = ?")

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent / "src" / "proj"
 # and the layers below it, never one above. Keys are the first name under ``proj`` (a package or a
 # top-level module); ``proj`` itself is the package's ``__init__`` (the public re-export of ``api``).
 LAYERS: list[set[str]] = [
-    {"_compat", "redact", "errors", "paths", "settings", "locks", "platforms", "safe_yaml", "_childpath"},
+    {"_compat", "redact", "errors", "report", "paths", "settings", "locks", "platforms", "safe_yaml", "_childpath"},
     {"project", "sources", "execution", "lockfiles"},
     {"envs"},
     {"tracking"},

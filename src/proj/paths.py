@@ -1,29 +1,129 @@
-"""Where proj keeps its caches and run stores, with the environment-variable overrides in one place."""
+"""Where proj keeps its caches and run stores (``CacheLayout``, ``StoreLayout``), and safe path handling."""
 from __future__ import annotations
 
-import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+from proj import settings
 from proj.errors import UnsafePath, UsageError
+from proj.settings import expand_user
 
 DEFAULT_STORE_DIRNAME = ".proj"
 
 
-def cache_dir() -> Path:
-    """The user cache root (``PROJ_CACHE_DIR`` overrides the platform default)."""
-    override = os.environ.get("PROJ_CACHE_DIR")
-    if override:
-        return expand_user(override, "PROJ_CACHE_DIR").resolve()
-    from platformdirs import user_cache_dir
+@dataclass(frozen=True)
+class CacheLayout:
+    """Where each cache lives under the cache root: the one spelling of the layout (``cache()`` for the user's)."""
 
-    return Path(user_cache_dir("proj", appauthor=False))
+    root: Path
+
+    @property
+    def envs(self) -> Path:
+        """Built environments, one folder per backend and key (``envs/cache.py``)."""
+        return self.root / "envs"
+
+    @property
+    def resolutions(self) -> Path:
+        """Resolved locks by spec fingerprint: ``resolutions/<backend>/<fingerprint>.json``."""
+        return self.root / "resolutions"
+
+    def resolution(self, backend: str, fingerprint: str) -> Path:
+        return self.resolutions / backend / f"{fingerprint}.json"
+
+    @property
+    def git(self) -> Path:
+        """Bare clones of remote repositories (``sources/gitcache.py``)."""
+        return self.root / "git"
+
+    @property
+    def git_work(self) -> Path:
+        """Checkouts of a commit, shared by runs of it (``sources/workspace.py``)."""
+        return self.git / "work"
+
+    @property
+    def docker(self) -> Path:
+        return self.root / "docker"
+
+    def docker_lock(self, name: str) -> Path:
+        """The file lock serialising builds of one image (``name`` has no ``/``)."""
+        return self.docker / "locks" / f"{name}.lock"
+
+    @property
+    def docker_used(self) -> Path:
+        """One marker per image id a run used (for ``proj env list`` and cleanup)."""
+        return self.docker / "used"
+
+    def docker_context(self, key: str) -> Path:
+        return self.docker / "contexts" / f"{key}.json"
+
+    def docker_project(self, key: str) -> Path:
+        return self.docker / "projects" / f"{key}.json"
+
+    @property
+    def conda_repodata(self) -> Path:
+        return self.root / "conda-repodata"
+
+    @property
+    def conda_pkgs(self) -> Path:
+        return self.root / "conda-pkgs"
+
+    @property
+    def conda_scratch(self) -> Path:
+        """Throw-away prefixes the ``pip:`` part of a conda env is resolved in."""
+        return self.root / "conda-scratch"
+
+    def local_freeze(self, key: str) -> Path:
+        """What the ``local`` backend froze for one interpreter and project."""
+        return self.root / "local-freeze" / f"{key}.json"
+
+    def validation_marker(self, fingerprint: str) -> Path:
+        """Set when a spec file with this content passed validation (``project/schema.py``)."""
+        return self.root / "validated" / fingerprint[:2] / fingerprint
+
+    def snapshot_index(self, key: str) -> Path:
+        return self.root / "snapshot-index" / f"{key}.json"
+
+    @property
+    def reproduce(self) -> Path:
+        """Sources fetched again by ``proj reproduce``."""
+        return self.root / "reproduce"
+
+    @property
+    def input_hashes(self) -> Path:
+        """Hashes of path parameters by (path, size, mtime), so a warm run does not read them again."""
+        return self.root / "input-hashes.json"
+
+
+def cache() -> CacheLayout:
+    """The user's cache (``PROJ_CACHE_DIR`` or the platform default), read when called."""
+    return CacheLayout(settings.cache_dir())
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Where a run store keeps its parts under its root: the one spelling of the store's layout."""
+
+    root: Path
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def run(self, run_id: str) -> Path:
+        """One run's folder (logs, artifacts, models, metrics file)."""
+        return self.runs / run_id
+
+    @property
+    def snapshots(self) -> Path:
+        """Source snapshots, stored once per content."""
+        return self.root / "snapshots"
 
 
 def store_root(tracking_uri: str | None = None, cwd: Path | None = None) -> Path:
-    """Resolve a tracking URI (a path or ``file://`` URL) to the store's directory."""
-    uri = tracking_uri or os.environ.get("PROJ_TRACKING_URI")
+    """Resolve a tracking URI (a path or ``file://`` URL; ``PROJ_TRACKING_URI`` when None) to the store's directory."""
+    uri = tracking_uri or settings.tracking_uri()
     base = cwd or Path.cwd()
     if not uri:
         return (base / DEFAULT_STORE_DIRNAME).resolve()
@@ -34,32 +134,6 @@ def store_root(tracking_uri: str | None = None, cwd: Path | None = None) -> Path
     elif "://" in uri:
         raise UsageError(f"tracking URI {uri!r} is not supported: use a directory path or a file:// URL")
     return (base / expand_user(uri, "tracking URI" if tracking_uri else "PROJ_TRACKING_URI")).resolve()
-
-
-def expand_user(text: str, what: str) -> Path:
-    """``text`` as a path with ``~``/``~user`` expanded; an unknown user is a clear error, not a traceback."""
-    try:
-        return Path(text).expanduser()
-    except RuntimeError:  # "Could not determine home directory": no such user, or no HOME at all
-        raise UsageError(f"{what} {text!r}: cannot expand {text.split('/')[0]!r} "
-                         f"(no such user or no home directory)") from None
-
-
-def env_number(name: str, default: float) -> float:
-    """A non-negative number from the environment variable ``name`` (``default`` when unset or empty).
-
-    Read when needed, never at import, so a typo is reported as one clear line by the command using it.
-    """
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise UsageError(f"{name}={raw!r} must be a finite number >= 0")
-    return value
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

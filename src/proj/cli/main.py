@@ -1,13 +1,12 @@
 """The ``proj`` entry point: the command group, the app object, and the one place errors are caught."""
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 
 import click
 
-from proj import __version__
+from proj import __version__, settings
 from proj.cli.lazy import LazyGroup
 
 COMMANDS = {
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and an exit code, never a traceback."""
     from proj.errors import ProjError
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("PROJ_DEBUG"))
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or settings.debug()
     try:
         result = cli.main(args=argv, prog_name="proj", standalone_mode=False)
     except click.exceptions.Abort:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from proj import settings
 from proj.errors import printable
 from proj.models.dirs import find_model_dirs
 from proj.paths import linked_part
@@ -34,7 +35,7 @@ def child_env(store: Any, run: Any) -> dict[str, str]:
     ``start_run()`` creates one in the private store instead. MLflow 3 refuses file stores unless
     MLFLOW_ALLOW_FILE_STORE is set; MLflow 2 ignores the variable.
     """
-    if os.environ.get("PROJ_KEEP_MLFLOW_TRACKING_URI"):
+    if settings.keep_mlflow_tracking_uri():
         return {}  # the user's own server gets the data; proj records only what it sees itself
     if os.environ.get("MLFLOW_TRACKING_URI"):
         import sys

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from proj.locks import LEASE, file_lock, holders
-from proj.paths import atomic_write, cache_dir
+from proj.paths import atomic_write, cache
 
 MARKER = ".proj-env.json"
 USES = ".proj-uses"
@@ -45,7 +45,7 @@ class EnvCache:
     """The on-disk store of built environments under ``<cache>/envs``."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root or cache_dir() / "envs"
+        self.root = root or cache().envs
         self._building: tuple[str, Path] | None = None  # (key, slot) while :meth:`slot` builds
 
     def path(self, key: str) -> Path:
@@ -242,7 +242,7 @@ def _discard(path: Path) -> list[str] | None:
 
 def resolution_path(backend: str, fingerprint: str) -> Path:
     """Where a backend keeps the lock it resolved for a spec fingerprint (so warm runs never resolve)."""
-    return cache_dir() / "resolutions" / backend / f"{fingerprint}.json"
+    return cache().resolution(backend, fingerprint)
 
 
 def read_resolution(backend: str, fingerprint: str) -> dict[str, Any] | None:

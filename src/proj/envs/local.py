@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
-from proj.paths import atomic_write, cache_dir
+from proj.paths import atomic_write, cache
 
 # Run by the target interpreter: its version, the directories whose change invalidates the lock,
 # and its installed distributions (first on sys.path wins, as at import time).
@@ -69,7 +69,7 @@ def _freeze(project_root: Path, refresh: bool) -> tuple[dict[str, Any], bool]:
     ident = "\0".join([python, _version_file(project_root), *(os.environ.get(v, "") for v in
                                                               ("PYENV_VERSION", "VIRTUAL_ENV", "CONDA_PREFIX",
                                                                "PYTHONPATH"))])
-    entry = cache_dir() / "local-freeze" / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
+    entry = cache().local_freeze(hashlib.sha256(ident.encode()).hexdigest()[:32])
     if not refresh:
         cached = _load_if_fresh(entry, python)
         if cached is not None:

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from proj.paths import cache
+
 MAX_BYTES = 256 * 1024 * 1024
 MAX_FILES = 10_000
 # Entries kept in input-hashes.json (two directory inputs at the file cap, a few MB of JSON at most).
@@ -69,9 +71,7 @@ class _Cache:
     """
 
     def __init__(self) -> None:
-        from proj.paths import cache_dir
-
-        self.path = cache_dir() / "input-hashes.json"
+        self.path = cache().input_hashes
         try:
             saved = json.loads(self.path.read_text())
         except (OSError, ValueError):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from proj.collect import models as collect_models
+from proj import settings
 from proj.collect.metrics import METRICS_FILE, MetricsTailer
 from proj.envs.base import Backend, BuildLog, EnvChoice, Invocation, Lock
 from proj.envs.registry import choose_env, get_backend
@@ -149,7 +150,7 @@ def start_run(store: RunStore, plan: Plan) -> RunRecord:
     # that is replayed: request.json sits in the run folder, which the child (a container too) can rewrite.
     uri, version = plan.source.replay()
     request = replace(req, uri=uri, version=version).to_json()
-    new = NewRun(experiment=req.experiment or os.environ.get("PROJ_EXPERIMENT_NAME") or "Default",
+    new = NewRun(experiment=req.experiment or settings.experiment_name(),
                  name=req.run_name, source=plan.source.to_record(), project_name=plan.project.name,
                  entry_point=plan.entry_point.name, command=plan.command, params=params, tags=dict(req.tags),
                  env_choice=plan.choice.describe(), reproduces=req.reproduces, inputs=_inputs(plan),

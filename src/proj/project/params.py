@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import ParameterError, UsageError
+from proj.settings import expand_user
 
 PARAM_TYPES = ("string", "float", "int", "bool", "path", "uri")
 _TRUE = {"true", "1", "yes", "y", "on"}
@@ -129,8 +130,6 @@ def coerce(param: Parameter, raw: str, base: Path) -> Any:
 
 
 def _path_value(param: Parameter, raw: str, base: Path) -> str:
-    from proj.paths import expand_user
-
     if _SCHEME.match(raw) and not raw.startswith("file://"):
         return raw  # a remote location: passed through for the program to fetch
     if not raw.strip():  # would silently become the working directory

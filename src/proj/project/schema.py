@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import ProjectError
+from proj.paths import cache
 from proj.safe_yaml import read_yaml_text, safe_compose, safe_load
 
 SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
@@ -86,10 +87,8 @@ def _fingerprint(schema_name: str, text: str) -> str:
 
 
 def _validated_marker(fingerprint: str) -> Path | None:
-    from proj.paths import cache_dir
-
     try:
-        return cache_dir() / "validated" / fingerprint[:2] / fingerprint
+        return cache().validation_marker(fingerprint)
     except Exception:  # noqa: BLE001 - no usable cache dir just means no shortcut
         return None
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from proj.errors import ProjError, UnsafePath
-from proj.paths import contained
+from proj.paths import cache, contained
 from proj.sources.base import Source
 from proj.sources.provenance import PATCH, UNTRACKED
 from proj.sources.snapshot import SNAPSHOT
@@ -180,8 +180,6 @@ def _check_member(member: tarfile.TarInfo, dest: Path, archive: Path) -> None:
 
 def workspace() -> tempfile.TemporaryDirectory:
     """A private directory for one reproduction, under the cache dir, removed afterwards."""
-    from proj.paths import cache_dir
-
-    base = cache_dir() / "reproduce"
+    base = cache().reproduce
     base.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix="run-", dir=base)

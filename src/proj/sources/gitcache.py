@@ -24,7 +24,7 @@ from pathlib import Path
 from proj.locks import busy, file_lock
 from proj.execution.process import is_alive
 from proj.errors import SourceError
-from proj.paths import cache_dir
+from proj.paths import cache
 from proj.sources.gitcmd import GitFailed, Remote, git, text, write_askpass
 from proj.sources.urls import GitUrl, cache_key
 
@@ -47,7 +47,7 @@ class GitCache:
     """Clones, fetches and checks out repositories under ``<cache>/git``."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root or cache_dir() / "git"
+        self.root = root or cache().git
         self.repos = self.root / "repos"
         self.checkouts = self.root / "checkouts"
 

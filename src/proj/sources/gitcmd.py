@@ -9,12 +9,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from proj import settings
 from proj.errors import SourceError
 from proj.execution.process import kill_group
 from proj.sources.urls import GitUrl, mask_text, mask_url
 
-CONNECT_TIMEOUT = 20  # seconds without progress (PROJ_GIT_CONNECT_TIMEOUT)
-NETWORK_TIMEOUT = 900  # a whole clone/fetch (PROJ_GIT_TIMEOUT)
 LOCAL_TIMEOUT = 120
 ASKPASS = """#!/bin/sh
 # Answers git's credential prompts from the environment of the one git process proj started.
@@ -43,7 +42,7 @@ def git(args: list[str], cwd: Path | None = None, *, remote: Remote | None = Non
     """Run ``git args`` and return its bytes output; a failure raises :class:`GitFailed` (masked)."""
     argv = ["git", *_config_flags(remote), *args]
     env = _environment(remote)
-    limit = timeout or (_seconds("PROJ_GIT_TIMEOUT", NETWORK_TIMEOUT) if remote else LOCAL_TIMEOUT)
+    limit = timeout or (settings.seconds("PROJ_GIT_TIMEOUT") if remote else LOCAL_TIMEOUT)
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -69,7 +68,7 @@ def _config_flags(remote: Remote | None) -> list[str]:
     if remote is None:
         return []
     # Abort a connection that makes no progress (curl has no connect-timeout setting in git).
-    stall = _seconds("PROJ_GIT_CONNECT_TIMEOUT", CONNECT_TIMEOUT)
+    stall = settings.seconds("PROJ_GIT_CONNECT_TIMEOUT")
     flags = ["-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={stall}",
              # Submodules over file:// are refused since git 2.38; the user already trusts this repo's code.
              "-c", "protocol.file.allow=always"]
@@ -84,19 +83,12 @@ def _environment(remote: Remote | None) -> dict[str, str]:
     if remote is None:
         return env
     ssh = env.get("GIT_SSH_COMMAND", "ssh")
-    connect = _seconds("PROJ_GIT_CONNECT_TIMEOUT", CONNECT_TIMEOUT)
+    connect = settings.seconds("PROJ_GIT_CONNECT_TIMEOUT")
     env["GIT_SSH_COMMAND"] = f"{ssh} -o BatchMode=yes -o ConnectTimeout={connect}"
     if remote.url.has_credentials and remote.askpass is not None:
         env.update(GIT_ASKPASS=str(remote.askpass), PROJ_GIT_USERNAME=remote.url.username or "",
                    PROJ_GIT_PASSWORD=remote.url.password or "")
     return env
-
-
-def _seconds(name: str, default: int) -> int:
-    """A timeout override, read per call (a bad value is a usage error, not an import-time crash)."""
-    from proj.paths import env_number
-
-    return max(1, round(env_number(name, default)))  # git and ssh take whole seconds; 0 would mean "at once"
 
 
 def _last_line(err: bytes, remote: Remote | None) -> str:

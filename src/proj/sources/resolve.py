@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from proj.paths import expand_user
+from proj.settings import expand_user
 from proj.sources.base import Source
 from proj.sources.git import resolve_git
 from proj.sources.local import resolve_local

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from proj import settings
+from proj.paths import cache
+
 SNAPSHOT = "snapshot.tar.gz"  # its name under a run's artifacts/source/ (reproduce reads it there)
-CAP_MB = 50.0  # PROJ_SNAPSHOT_MAX_MB overrides it, read per snapshot
 FIXED_MTIME = 315532800  # 1980-01-01 (as in wheels): archive bytes must not depend on when files were touched
 ARCHIVE_FORMAT = 1  # part of the index signature: a change to the archive layout invalidates old digests
 RACY_NS = 2_000_000_000  # an edit this recent may not have moved mtime yet: such a state is not indexed
@@ -143,9 +145,7 @@ def _join(rel_dir: str, name: str) -> str:
 
 
 def cap_bytes() -> int:
-    from proj.paths import env_number
-
-    return int(env_number("PROJ_SNAPSHOT_MAX_MB", CAP_MB) * 1024 * 1024)
+    return int(settings.number("PROJ_SNAPSHOT_MAX_MB") * 1024 * 1024)
 
 
 def make_archive(root: Path, files: list[str], cap: int | None = None) -> Snapshot:
@@ -263,10 +263,8 @@ def _write_blob(root: Path, files: list[str], blobs: Path) -> str:
 
 def _index_file(root: Path) -> Path:
     """One small entry per directory (its latest state), so the index stays bounded by directories used."""
-    from proj.paths import cache_dir
-
     key = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    return cache_dir() / "snapshot-index" / f"{key}.json"
+    return cache().snapshot_index(key)
 
 
 def _index_get(root: Path, signature: str) -> str | None:

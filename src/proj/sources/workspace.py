@@ -13,12 +13,12 @@ import stat
 from pathlib import Path
 
 from proj.execution.process import is_alive
-from proj.paths import cache_dir, contained
+from proj.paths import cache, contained
 from proj.sources.base import Source
 
 
 def work_root() -> Path:
-    return cache_dir() / "git" / "work"
+    return cache().git_work
 
 
 def checkout_root(source: Source) -> Path:

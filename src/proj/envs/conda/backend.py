@@ -27,7 +27,7 @@ from proj.envs.conda.spec import CondaSpec, fingerprint, load_spec, spec_digest,
 from proj.errors import EnvError
 from proj.lockfiles import conda_lock
 from proj.lockfiles.conda_lock import LOCK_FORMAT, LOCK_NAME, recorded_spec_digest
-from proj.paths import atomic_write, cache_dir
+from proj.paths import atomic_write, cache
 from proj.platforms import current_platform
 from proj.project.schema import load_validated
 
@@ -183,7 +183,7 @@ def _resolve_pip(spec: CondaSpec, records: list[Any], platform: str, log: BuildL
 
     if not any(r.name.normalized == "python" for r in records):
         raise EnvError(f"{spec.path}: a pip: sub-list needs python among the conda dependencies")
-    scratch = cache_dir() / "conda-scratch" / uuid.uuid4().hex
+    scratch = cache().conda_scratch / uuid.uuid4().hex
     try:
         install(records, scratch, log)
         provided = {conda_pip.normalise(r.name.normalized) for r in records}

@@ -12,16 +12,14 @@ so it is expanded here (a plain name lookup would silently hit the wrong server)
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import quote
 
-from proj.settings import section
+from proj.settings import conda_channel_alias, section
 from proj.errors import EnvError
 
 ANACONDA_ORG = "https://conda.anaconda.org"
 DEFAULTS = ("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r")
-ALIAS_VAR = "PROJ_CONDA_CHANNEL_ALIAS"
 
 
 def channel_urls(channels: list[str], base: Path) -> list[tuple[str, str]]:
@@ -56,7 +54,7 @@ def _expand(name: str, mapping: dict[str, object], alias: str | None, base: Path
 
 
 def _alias() -> str | None:
-    value = os.environ.get(ALIAS_VAR) or section("conda").get("channel_alias")
+    value = conda_channel_alias()
     if not value:
         return None
     if not isinstance(value, str):

@@ -19,7 +19,7 @@ from proj.envs.base import BuildLog
 from proj.envs.conda.channels import describe
 from proj.envs.conda.spec import CondaSpec
 from proj.errors import EnvError, ProjectError
-from proj.paths import cache_dir
+from proj.paths import cache
 
 FRONTENDS = ("conda", "mamba", "micromamba")
 
@@ -84,7 +84,7 @@ def _match_spec(text: str, spec: CondaSpec, written: str | None = None) -> Any:
 def _gateway() -> Any:
     import rattler
 
-    return rattler.Gateway(cache_dir=cache_dir() / "conda-repodata")
+    return rattler.Gateway(cache_dir=cache().conda_repodata)
 
 
 def _solve_error(exc: Exception, spec: CondaSpec, urls: list[tuple[str, str]]) -> Exception:
@@ -160,7 +160,7 @@ def _install(records: list[Any], prefix: Path) -> str | None:
     import rattler
 
     try:
-        run_async(rattler.install(records, prefix.resolve(), cache_dir=cache_dir() / "conda-pkgs",
+        run_async(rattler.install(records, prefix.resolve(), cache_dir=cache().conda_pkgs,
                                     show_progress=False))
     except Exception as exc:  # noqa: BLE001 - InstallerError, TransactionError, LinkError, ...
         return _one_line(str(exc))

@@ -26,7 +26,7 @@ from proj.envs.docker.run import ContainerSpec, run_container
 from proj.errors import EnvError
 from proj.execution.process import OutputSink
 from proj.locks import file_lock
-from proj.paths import cache_dir
+from proj.paths import cache
 from proj.project.spec import DockerEnv
 
 BACKEND = "docker"
@@ -149,7 +149,7 @@ class DockerBackend(Backend):
         found = None if refresh else context.find_image(client, tag)
         if found is not None:
             return found, True
-        with file_lock(cache_dir() / "docker" / "locks" / f"{tag.replace('/', '_')}.lock"):
+        with file_lock(cache().docker_lock(tag.replace('/', '_'))):
             found = None if refresh else context.find_image(client, tag)
             if found is not None:
                 return found, True

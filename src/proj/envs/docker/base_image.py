@@ -16,7 +16,7 @@ from proj.envs.base import BuildLog
 from proj.envs.docker.context import LABEL, Context, build, find_image, load_context
 from proj.errors import EnvError, UnsafePath
 from proj.locks import file_lock
-from proj.paths import cache_dir, contained
+from proj.paths import cache, contained
 from proj.project.spec import DockerEnv
 
 HASH_LABEL = f"{LABEL}.base-hash"
@@ -47,7 +47,7 @@ def build_declared_base(client: Any, root: Path, denv: DockerEnv, log: BuildLog,
     found = None if refresh else _matching(client, denv.image, digest)
     if found is not None:
         return found
-    with file_lock(cache_dir() / "docker" / "locks" / f"base-{digest[:24]}.lock"):
+    with file_lock(cache().docker_lock(f"base-{digest[:24]}")):
         found = None if refresh else _matching(client, denv.image, digest)
         if found is None:
             log.write(f"building base image {denv.image} from {rel}")

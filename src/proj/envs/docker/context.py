@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable
 
+from proj import settings
 from proj.envs.base import BuildLog
 from proj.errors import EnvError
-from proj.paths import atomic_write, cache_dir, env_number
+from proj.paths import atomic_write, cache
 from proj.project.schema import read_text
 
 WORKDIR = "/mlflow/projects/code"  # MLflow's own path: code that hard-codes it keeps working
@@ -70,7 +71,7 @@ def _cached_digest(root: Path, files: tuple[str, ...]) -> str:
     """Content hash of the context, remembered per root under its stat signature (the warm path
     then costs one ``lstat`` per file instead of reading every byte)."""
     signature = _stat_signature(root, files)
-    entry = cache_dir() / "docker" / "contexts" / (hashlib.sha256(str(root).encode()).hexdigest()[:32] + ".json")
+    entry = cache().docker_context(hashlib.sha256(str(root).encode()).hexdigest()[:32])
     try:
         cached = json.loads(entry.read_text())
         if cached.get("signature") == signature:
@@ -255,8 +256,8 @@ def remember_inputs(root: Path, inputs: dict[str, str]) -> None:
 
 
 def _inputs_file(root: Path) -> Path:
-    return cache_dir() / "docker" / "projects" / (hashlib.sha256(str(root).encode()).hexdigest()[:32] + ".json")
+    return cache().docker_project(hashlib.sha256(str(root).encode()).hexdigest()[:32])
 
 
 def _pull_timeout() -> float:
-    return env_number("PROJ_DOCKER_PULL_TIMEOUT", 30.0)
+    return settings.number("PROJ_DOCKER_PULL_TIMEOUT")

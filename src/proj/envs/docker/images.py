@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from proj import settings
 from proj.envs.entry import EnvEntry
 from proj.locks import busy, in_use
-from proj.paths import cache_dir, env_number
+from proj.paths import cache
 
 BACKEND = "docker"
 LABEL = "dev.proj"  # = proj.envs.docker.context.LABEL; not imported, to keep `proj env list` off the build code
@@ -36,7 +37,7 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 
 def record(image_id: str) -> Path:
     """The record file of an image (named by the hex digest of its ID)."""
-    return cache_dir() / "docker" / "used" / image_id.split(":")[-1]
+    return cache().docker_used / image_id.split(":")[-1]
 
 
 def remember(image_id: str | None) -> None:
@@ -112,7 +113,7 @@ def inventory() -> Inventory:
 
 
 def _records() -> dict[str, os.stat_result]:
-    folder = cache_dir() / "docker" / "used"
+    folder = cache().docker_used
     try:
         return {e.name: e.stat() for e in os.scandir(folder) if e.is_file() and "." not in e.name}
     except OSError:
@@ -130,7 +131,7 @@ def _no_daemon() -> str | None:
 def _connect() -> Any:
     import docker  # only here: `proj env` without docker images never pays for the SDK
 
-    return docker.from_env(timeout=max(1, int(env_number("PROJ_DOCKER_LIST_TIMEOUT", 3.0))))  # `env list` never hangs
+    return docker.from_env(timeout=max(1, int(settings.number("PROJ_DOCKER_LIST_TIMEOUT"))))  # `env list` never hangs
 
 
 def _ours(raw: dict[str, Any]) -> bool:

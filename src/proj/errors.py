@@ -79,6 +79,10 @@ class EnvError(ProjError):
     """An environment could not be chosen, resolved or built."""
 
 
+class LockParseError(EnvError):
+    """A lock's text is not in the format it claims (pylock.toml, conda-lock.yml, ...)."""
+
+
 class UnsafePath(ProjError):
     """A name a run, a shipped file or a command line chose would lead outside the folder it belongs in."""
 

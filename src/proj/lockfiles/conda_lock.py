@@ -1,8 +1,8 @@
 """conda-lock's unified ``conda-lock.yml``: written through conda-lock's library, read through rattler.
 
 conda-lock costs ~0.5 s to import, so it is imported only when a new lock is written (a cold
-resolve or ``proj env lock``); reading a lock (warm installs, ``proj reproduce``, a project that
-ships its own ``conda-lock.yml``) goes through rattler and PyYAML only.
+resolve or ``proj env lock``); reading a lock (warm installs, ``proj reproduce``, a model's env files,
+a project that ships its own ``conda-lock.yml``) goes through rattler and PyYAML only.
 """
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proj.errors import EnvError
+from proj.errors import EnvError, LockParseError
+from proj.lockfiles.base import LockContents, LockFormat, Package, normalise_name
+from proj.platforms import current_platform
 from proj.safe_yaml import load_untrusted
 
 LOCK_FORMAT = "conda-lock.yml"
@@ -103,9 +105,8 @@ def recorded_spec_digest(text: str) -> str | None:
 
 
 def parse(text: str, platform: str, origin: str) -> Resolved:
-    """Read a conda-lock.yml (ours or a project's own) for ``platform``; errors name ``origin``."""
+    """Read a conda-lock.yml (ours or a project's own) for installing on ``platform``; errors name ``origin``."""
     import rattler
-    import yaml
 
     with tempfile.TemporaryDirectory(prefix="proj-lock-") as tmp:
         path = Path(tmp) / LOCK_NAME
@@ -119,19 +120,73 @@ def parse(text: str, platform: str, origin: str) -> Resolved:
         raise EnvError(f"{origin}: no packages for platform {platform} (the lock has: {', '.join(platforms) or 'none'})")
     records = env.conda_repodata_records().get(platform) or []
     try:
-        doc = load_untrusted(text) or {}
-    except yaml.YAMLError as exc:
+        contents = read(text, platform)
+    except LockParseError as exc:
         raise EnvError(f"{origin}: not a valid conda-lock file: {_first_line(exc)}") from None
-    pins = [_pin_of(p, origin) for p in doc.get("package", []) if p.get("manager") == "pip"
-            and p.get("platform") == platform]
-    return Resolved(list(records), pins)
+    return Resolved(list(records), [_pin_of(p, origin) for p in contents.packages if p.manager == "pip"])
 
 
-def _pin_of(entry: dict[str, Any], origin: str) -> PipPin:
-    sha = (entry.get("hash") or {}).get("sha256")
-    if not sha:
-        raise EnvError(f"{origin}: pip package {entry.get('name')} has no sha256 hash")
-    return PipPin(entry["name"], str(entry["version"]), entry["url"], sha)
+def read(text: str, platform: str | None = None) -> LockContents:
+    """The packages a conda-lock.yml (v1) pins for one platform: conda's and the ``pip`` ones, in file order.
+
+    ``platform`` None means this machine's; a platform the lock does not list falls back to its first one.
+    """
+    import yaml
+
+    try:
+        data = load_untrusted(text)
+    except yaml.YAMLError as exc:
+        raise LockParseError(f"conda-lock.yml is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("package"), list):
+        raise LockParseError("conda-lock.yml has no 'package' list")
+    meta = data.get("metadata") or {}
+    entries = [p for p in data["package"] if isinstance(p, dict) and p.get("name")]
+    wanted = _pick_platform(platform or current_platform(), meta.get("platforms") or [], entries)
+    channels = [c.get("url") if isinstance(c, dict) else str(c) for c in meta.get("channels") or []]
+    contents = LockContents(channels=[c for c in channels if c])
+    for entry in entries:
+        if entry.get("platform", wanted) != wanted or entry.get("optional"):
+            continue
+        package = _package(entry)
+        contents.packages.append(package)
+        if package.manager == "conda" and package.name == "python":
+            contents.python = package.version
+    return contents
+
+
+FORMAT = LockFormat(LOCK_FORMAT, read)
+
+
+def _package(entry: dict[str, Any]) -> Package:
+    name, version = str(entry["name"]), str(entry.get("version", ""))
+    url, sha = str(entry.get("url") or ""), str((entry.get("hash") or {}).get("sha256") or "")
+    if entry.get("manager", "conda") == "pip":
+        return Package(normalise_name(name), version, "pip", f"{name}=={version}" if version else name, url, sha)
+    build = str(entry.get("build") or _conda_build(url, name, version))
+    return Package(name, version, "conda", "=".join(x for x in (name, version, build) if x), url, sha, build)
+
+
+def _pick_platform(current: str, listed: list[str], entries: list[dict[str, Any]]) -> str:
+    present = list(dict.fromkeys([*listed, *(str(p.get("platform")) for p in entries if p.get("platform"))]))
+    return current if current in present or not present else present[0]
+
+
+def _conda_build(url: str, name: str, version: str) -> str:
+    """The build string from a package file name (``name-version-build.conda``), for locks that omit it."""
+    base = url.rsplit("/", 1)[-1]
+    for ext in (".conda", ".tar.bz2"):
+        if base.endswith(ext):
+            base = base[: -len(ext)]
+    prefix = f"{name}-{version}-"
+    return base[len(prefix):] if base.startswith(prefix) else ""
+
+
+def _pin_of(package: Package, origin: str) -> PipPin:
+    if not package.hash:
+        raise EnvError(f"{origin}: pip package {package.name} has no sha256 hash")
+    if not package.source:
+        raise EnvError(f"{origin}: pip package {package.name} has no url")
+    return PipPin(package.name, package.version, package.source, package.hash)
 
 
 def _first_line(exc: BaseException) -> str:

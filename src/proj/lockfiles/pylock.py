@@ -1,10 +1,14 @@
-"""Reading PEP 751 ``pylock.toml`` text: the pinned package set, and a pip-installable export of it."""
+"""PEP 751 ``pylock.toml``: the pinned package set, proj's spec stamp, and a pip-installable export of it."""
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from proj.errors import EnvError
+from proj._compat import toml_loads
+from proj.errors import LockParseError
+from proj.lockfiles.base import LockContents, LockFormat, Package, normalise_name
+
+NAME = "pylock.toml"
 
 DIGEST_KEY = "spec-sha256"  # in [tool.proj]: which normalised python_env.yaml the lock was written for
 # The key inside the [tool.proj] table (before any later table header).
@@ -15,13 +19,60 @@ _DIGEST = re.compile(r'^\[tool\.proj\][ \t]*$(?:(?!^\[).)*?^spec-sha256\s*=\s*"(
 def parse_lock(text: str) -> dict[str, Any]:
     """The lock as data; a malformed lock names itself in the error."""
     try:
-        import tomllib
-    except ImportError:  # Python 3.10: tomli is what tomllib was before 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise EnvError(f"pylock.toml is not valid TOML: {exc}") from None
+        return toml_loads(text)
+    except ValueError as exc:
+        raise LockParseError(f"pylock.toml is not valid TOML: {exc}") from None
+
+
+def parse(text: str, platform: str | None = None) -> LockContents:
+    """The packages a pylock.toml pins, one per ``[[packages]]`` entry (``platform`` is unused: markers say it)."""
+    data = parse_lock(text)
+    packages = [_package(p) for p in data.get("packages") or [] if isinstance(p, dict) and p.get("name")]
+    return LockContents(packages, python=_exact_python(str(data.get("requires-python", ""))))
+
+
+FORMAT = LockFormat(NAME, parse)
+
+
+def _package(entry: dict[str, Any]) -> Package:
+    files = _files(entry)
+    source, sha = _source(entry), ""
+    if not source and files:  # pinned by version: the first file stands for where it comes from
+        source = str(files[0].get("url") or files[0].get("path") or "")
+        sha = str((files[0].get("hashes") or {}).get("sha256", ""))
+    return Package(normalise_name(str(entry["name"])), str(entry.get("version") or ""), "pip", _requirement(entry),
+                   source, sha)
+
+
+def _source(entry: dict[str, Any]) -> str:
+    """A VCS, archive or directory reference (a package pinned by where it is, not by version)."""
+    for key in ("vcs", "archive", "directory"):
+        if isinstance(entry.get(key), dict):
+            return str(entry[key].get("url") or entry[key].get("path") or "")
+    return ""
+
+
+def _requirement(pkg: dict[str, Any]) -> str:
+    """The exact requirement line for one entry: ``name==version``, else ``name @ <where>``; with its marker."""
+    name = str(pkg["name"])
+    if pkg.get("version"):
+        req = f"{name}=={pkg['version']}"
+    elif isinstance(pkg.get("vcs"), dict):
+        vcs = pkg["vcs"]
+        ref = vcs.get("commit-id") or vcs.get("requested-revision")
+        req = f"{name} @ {vcs.get('type', 'git')}+{vcs.get('url') or vcs.get('path')}" + (f"@{ref}" if ref else "")
+    elif isinstance(pkg.get("archive"), dict):
+        req = f"{name} @ {pkg['archive'].get('url') or pkg['archive'].get('path')}"
+    elif isinstance(pkg.get("directory"), dict):
+        req = f"{name} @ file://{pkg['directory'].get('path')}"
+    else:
+        req = name
+    return req + (f" ; {pkg['marker']}" if pkg.get("marker") else "")
+
+
+def _exact_python(requires: str) -> str | None:
+    match = re.fullmatch(r"\s*===?\s*([0-9][0-9.]*)\s*", requires)
+    return match.group(1) if match else None
 
 
 def recorded_spec_digest(text: str) -> str | None:
@@ -40,8 +91,7 @@ def with_spec_digest(text: str, digest: str) -> str:
 
 def lock_packages(text: str) -> dict[str, str]:
     """name -> version for every package the lock pins (names normalised as pip does)."""
-    packages = parse_lock(text).get("packages") or []
-    return {_normalise(p["name"]): str(p.get("version", "")) for p in packages if "name" in p}
+    return {p.name: p.version for p in parse(text).packages}
 
 
 def requires_python(text: str) -> str | None:
@@ -61,7 +111,3 @@ def lock_to_requirements(text: str) -> str:
 
 def _files(package: dict[str, Any]) -> list[dict[str, Any]]:
     return list(package.get("wheels") or []) + ([package["sdist"]] if package.get("sdist") else [])
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proj.lockfiles import docker_image
 from proj.reproduce.artifacts import ARCHIVE, BEHAVIOUR, BYTES, DIFFERS, VOLATILE, Level, compare_files, file_hash
 from proj.reproduce.behaviour import Behaviour, PythonRunner, cached_env_runner, compare_behaviour
 from proj.reproduce.packages import describe_changes, lock_packages
@@ -156,22 +157,13 @@ def _environment(store: RunStore, a: RunRecord, b: RunRecord) -> Section:
         return Section("environment", True, [f"same lock ({a.env.get('lock_sha256', '')[:12]})"] if lock_a else [])
     if lock_a is None or lock_b is None:
         return Section("environment", False, ["only one run has a recorded environment lock"])
-    if lock_a[0] == lock_b[0] == "docker-image" and _docker_inputs(lock_a[1]) == _docker_inputs(lock_b[1]):
+    same_inputs = docker_image.build_inputs(lock_a[1]) == docker_image.build_inputs(lock_b[1])
+    if lock_a[0] == lock_b[0] == docker_image.NAME and same_inputs:
         # Docker builds are not bit-reproducible: a rebuild from the same base and context is the same env.
         return Section("environment", True, ["image rebuilt from the same base image and build context"])
     lines = [f"backend {a.env.get('backend')} -> {b.env.get('backend')}"] if a.env.get("backend") != b.env.get("backend") else []
     lines += describe_changes(lock_packages(*lock_a), lock_packages(*lock_b)) or ["lock text differs (same packages)"]
     return Section("environment", False, lines)
-
-
-def _docker_inputs(text: str) -> tuple[Any, ...] | None:
-    import json
-
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return (data.get("base_id"), data.get("context_hash"), data.get("dockerfile"))
 
 
 def _metrics(store: RunStore, a: RunRecord, b: RunRecord, tolerance: float) -> Section:

@@ -1,33 +1,28 @@
 """The package set a recorded lock pins, whatever its format, for package-level environment diffs."""
 from __future__ import annotations
 
-import json
-import re
+from proj.errors import LockParseError
+from proj.lockfiles import docker_image
+from proj.lockfiles.registry import by_name
 
 
 def lock_packages(lock_format: str, text: str) -> dict[str, str]:
-    """``name -> version`` (conda packages as ``conda:name``), read with the models' lock parser."""
-    from proj.models.envfiles import LockParseError, parse_lock
-
-    if lock_format == "docker-image":
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return {"image": text.strip()}
-        return {k: str(v) for k, v in data.items() if isinstance(v, (str, int, float))}
+    """``name -> version`` (conda packages as ``conda:name``; a docker image lock by its fields)."""
+    if lock_format == docker_image.NAME:
+        return docker_image.fields(text)
+    fmt = by_name(lock_format)
+    if fmt is None:
+        return {}
     try:
-        spec = parse_lock(lock_format, text)
+        contents = fmt.parse(text, None)
     except LockParseError:
         return {}
-    if spec is None:
-        return {}
     packages = {}
-    for line in spec.pip + spec.build:
-        name, sep, version = line.partition("==")
-        packages[re.sub(r"[-_.]+", "-", name.strip()).lower()] = version.split(";")[0].strip() if sep else line
-    for conda_spec in spec.conda:
-        name, _, rest = conda_spec.partition("=")
-        packages[f"conda:{name}"] = rest.replace("=", " ", 1)
+    for package in contents.packages:
+        if package.manager == "conda":
+            packages[f"conda:{package.name}"] = " ".join(x for x in (package.version, package.build) if x)
+        else:
+            packages[package.name] = package.version or package.pin
     return packages
 
 

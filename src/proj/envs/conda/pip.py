@@ -13,7 +13,9 @@ from pathlib import Path
 
 from proj.envs.base import BuildLog
 from proj.errors import EnvError
+from proj.lockfiles.base import normalise_name as normalise  # the conda backend compares names with it
 from proj.lockfiles.conda_lock import PipPin
+from proj.lockfiles.pylock import parse_lock
 
 _ARCH = {"linux-64": "x86_64", "linux-aarch64": "aarch64", "osx-64": "x86_64", "osx-arm64": "arm64"}
 
@@ -33,7 +35,7 @@ def resolve(lines: tuple[str, ...], python: Path, cwd: Path, platform: str, prov
         out = Path(tmp) / "pylock.toml"
         _uv(["pip", "compile", str(req), "--python", str(python), "--format", "pylock.toml", "-q", "-o", str(out)],
             cwd, log, "resolving the pip: dependencies")
-        doc = _toml(out.read_text())
+        doc = parse_lock(out.read_text())
     version = _python_tag(python)
     pins = [_pin(pkg, version, _ARCH.get(platform, "")) for pkg in doc.get("packages", [])]
     return sorted((p for p in pins if normalise(p.name) not in provided), key=lambda p: normalise(p.name))
@@ -56,14 +58,6 @@ def _uv(args: list[str], cwd: Path, log: BuildLog, what: str) -> None:
     if proc.returncode != 0:
         detail = " ".join(line.strip() for line in proc.stderr.splitlines() if line.strip()) or "no output"
         raise EnvError(f"{what} failed: {detail}")
-
-
-def _toml(text: str) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    return tomllib.loads(text)
 
 
 def _pin(pkg: dict, pytag: tuple[int, int], arch: str) -> PipPin:
@@ -109,8 +103,3 @@ def _python_tag(python: Path) -> tuple[int, int]:
         return int(major), int(minor)
     except ValueError:
         raise EnvError(f"the env's Python {python} does not run: {out.stderr.strip() or 'no output'}") from None
-
-
-def normalise(name: str) -> str:
-    """PEP 503 name normalisation (conda names compared with pip names)."""
-    return re.sub(r"[-_.]+", "-", name).lower()

@@ -37,6 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from proj._compat import toml_loads
 from proj.errors import UsageError
 
 # name -> default, for the numeric settings (the table above says what each one means)
@@ -159,15 +160,11 @@ def section(*keys: str) -> dict[str, Any]:
 def _load(path: str) -> dict[str, Any]:
     # Cached per path: the file is read at most once per process, and only when a caller needs it.
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            return toml_loads(fh.read().decode())
     except FileNotFoundError:
         if raw("PROJ_CONFIG"):
             raise UsageError(f"PROJ_CONFIG={path}: file not found") from None
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad TOML (TOMLDecodeError) or bad UTF-8
         raise UsageError(f"{path}: invalid configuration file: {exc}") from None

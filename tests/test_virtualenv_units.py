@@ -8,7 +8,7 @@ import pytest
 
 from proj.envs.virtualenv.interpreters import Interpreter, discover, find_interpreter, matches
 from proj.envs.python_env import load_spec
-from proj.envs.virtualenv.uvlock import index_args, tool_message
+from proj.envs.uv import index_args, tool_message
 from proj.errors import EnvError, ProjectError
 
 

@@ -12,18 +12,13 @@ import tempfile
 from pathlib import Path
 
 from proj.envs.base import BuildLog
+from proj.envs.uv import run_uv
 from proj.errors import EnvError
 from proj.lockfiles.base import normalise_name as normalise  # the conda backend compares names with it
 from proj.lockfiles.conda_lock import PipPin
 from proj.lockfiles.pylock import parse_lock
 
 _ARCH = {"linux-64": "x86_64", "linux-aarch64": "aarch64", "osx-64": "x86_64", "osx-arm64": "arm64"}
-
-
-def uv_bin() -> str:
-    import uv
-
-    return uv.find_uv_bin()
 
 
 def resolve(lines: tuple[str, ...], python: Path, cwd: Path, platform: str, provided: set[str],
@@ -33,8 +28,8 @@ def resolve(lines: tuple[str, ...], python: Path, cwd: Path, platform: str, prov
         req = Path(tmp) / "requirements.in"
         req.write_text("\n".join(lines) + "\n")
         out = Path(tmp) / "pylock.toml"
-        _uv(["pip", "compile", str(req), "--python", str(python), "--format", "pylock.toml", "-q", "-o", str(out)],
-            cwd, log, "resolving the pip: dependencies")
+        run_uv(["pip", "compile"], [str(req), "--python", str(python), "--format", "pylock.toml", "-q", "-o", str(out)],
+               log, "resolving the pip: dependencies", cwd=cwd, quiet_stdout=True)
         doc = parse_lock(out.read_text())
     version = _python_tag(python)
     pins = [_pin(pkg, version, _ARCH.get(platform, "")) for pkg in doc.get("packages", [])]
@@ -48,16 +43,8 @@ def install(pins: list[PipPin], python: Path, cwd: Path, log: BuildLog) -> None:
     with tempfile.TemporaryDirectory(prefix="proj-pip-") as tmp:
         req = Path(tmp) / "requirements.txt"
         req.write_text("".join(f"{p.name} @ {p.url} --hash=sha256:{p.sha256}\n" for p in pins))
-        _uv(["pip", "install", "--python", str(python), "--no-deps", "--require-hashes", "-r", str(req)],
-            cwd, log, "installing the pip: dependencies")
-
-
-def _uv(args: list[str], cwd: Path, log: BuildLog, what: str) -> None:
-    proc = subprocess.run([uv_bin(), *args], cwd=cwd, capture_output=True, text=True, check=False)
-    log.write(f"$ uv {' '.join(args)}\n{proc.stdout}{proc.stderr}")
-    if proc.returncode != 0:
-        detail = " ".join(line.strip() for line in proc.stderr.splitlines() if line.strip()) or "no output"
-        raise EnvError(f"{what} failed: {detail}")
+        run_uv(["pip", "install"], ["--python", str(python), "--no-deps", "--require-hashes", "-r", str(req)],
+               log, "installing the pip: dependencies", cwd=cwd)
 
 
 def _pin(pkg: dict, pytag: tuple[int, int], arch: str) -> PipPin:

@@ -20,7 +20,8 @@ from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
 from proj.envs.cache import EnvCache, read_resolution, report_beside, write_resolution
 from proj.envs.python_env import LOCK_NAME, PythonSpec, load_spec
 from proj.envs.virtualenv.interpreters import find_interpreter
-from proj.envs.virtualenv.uvlock import compile_bytecode, compile_lock, install_lock, run_tool
+from proj.envs.uv import run_tool
+from proj.envs.virtualenv.uvlock import compile_bytecode, compile_lock, install_lock
 from proj.errors import EnvError
 from proj.lockfiles.pylock import lock_packages, requires_python, with_spec_digest
 from proj.paths import atomic_write

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from proj.envs.virtualenv.uvlock import uv_bin, uv_env
+from proj.envs.uv import uv_bin, uv_env
 from proj.errors import EnvError
 
 MIN_PYTHON = (3, 8)

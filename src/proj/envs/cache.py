@@ -199,13 +199,6 @@ class EnvCache:
         return True
 
 
-def report_beside(slot: Slot, log: Any) -> None:
-    """The one line a rebuild prints when a running run kept the old env (``log`` is a BuildLog)."""
-    if slot.beside:
-        runs = ", ".join(slot.beside)
-        log.write(f"refreshing: built a new env beside the one in use by run {runs}; later runs use the new one")
-
-
 def slot_key(name: str) -> str:
     """The cache key a slot directory belongs to (``venv-ab12.3`` -> ``venv-ab12``; keys have no dot)."""
     return name.split(".", 1)[0]

@@ -11,14 +11,12 @@ import hashlib
 import json
 import shutil
 import sys
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proj.envs.base import Backend, BuildLog, EnvChoice, Lock, SubprocessEnv
-from proj.envs.cache import EnvCache, read_resolution, report_beside, resolution_path, write_resolution
+from proj.envs.base import BuildLog, BuiltBackend, Env, EnvChoice, Lock, Resolved, SubprocessEnv
+from proj.envs.cache import resolution_path
 from proj.envs.conda import activation
 from proj.envs.conda import pip as conda_pip
 from proj.envs.conda.channels import channel_urls
@@ -47,29 +45,22 @@ class CondaEnv(SubprocessEnv):
         return activation.apply(self.delta, base)
 
 
-@dataclass
-class _Target:
-    """What to build: the lock text and where it came from (a shipped file, a cached or new solve)."""
-
-    spec: CondaSpec
-    lock_text: str
-    source: str  # "conda-lock.yml", "cached resolution", "solved"
-    platform: str
-
-    @property
-    def key(self) -> str:
-        return env_key(self.lock_text, self.platform, self.spec.variables)
-
-
 BACKEND = "conda"
 
 
-class CondaBackend(Backend):
+class CondaBackend(BuiltBackend[CondaSpec]):
+    """The steps of the env lifecycle (:class:`BuiltBackend`) for a rattler-installed conda env."""
+
     name = BACKEND
+    lock_format = LOCK_FORMAT
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frontend: str | None = None  # --conda-frontend / options: what the build step installs with
 
     def check(self, choice: EnvChoice) -> None:
         """Spec, channel mapping, match specs and frontend: what can fail before a run is recorded."""
-        spec = spec_for(choice)
+        spec = self.spec(choice)
         urls = _channel_urls(spec)  # a bad mirror setting fails before any run exists
         if not resolution_path(BACKEND, fingerprint(spec, urls, current_platform())).is_file():
             # Cold path only: a cached resolution means the spec parsed and solved, and rattler is slow to import.
@@ -78,32 +69,62 @@ class CondaBackend(Backend):
         if frontend:
             frontend_path(frontend)
 
-    def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> CondaEnv:
-        start = time.perf_counter()
-        spec = spec_for(choice)
-        target = _shipped_lock(spec, log) or (None if refresh else _cached_resolution(spec))
-        if target is not None and not refresh:
-            env = _warm(target, start)
-            if env is not None:
-                return env
-        if target is None:
-            target = resolve(spec, log)
-        return build(target, log, start, choice.options.get("conda_frontend"), refresh=refresh)
+    def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> Env:
+        self._frontend = choice.options.get("conda_frontend")
+        return super().ensure(choice, log, refresh=refresh)
+
+    def from_lock(self, choice: EnvChoice, lock: Lock, log: BuildLog) -> Env:
+        self._frontend = choice.options.get("conda_frontend")
+        return super().from_lock(choice, lock, log)
+
+    def load_spec(self, choice: EnvChoice) -> CondaSpec:
+        return spec_for(choice)
+
+    def fingerprint(self, spec: CondaSpec) -> str:
+        return fingerprint(spec, _channel_urls(spec), current_platform())
+
+    def pinned(self, spec: CondaSpec, log: BuildLog) -> Resolved | None:
+        return _shipped_lock(spec, log)
+
+    def resolve(self, spec: CondaSpec, log: BuildLog) -> Resolved:
+        return resolve(spec, log)
+
+    def recorded(self, spec: CondaSpec, lock: Lock) -> Resolved:
+        resolved = super().recorded(spec, lock)
+        return Resolved(resolved.lock, resolved.origin, {"platform": current_platform()})
+
+    def key(self, spec: CondaSpec, resolved: Resolved) -> str:
+        return env_key(resolved.lock.text, _platform(resolved), spec.variables)
+
+    def build(self, spec: CondaSpec, resolved: Resolved, dest: Path, log: BuildLog) -> dict[str, Any]:
+        """Install the lock into ``dest``, verifying every package file; then the pip part and activation."""
+        parsed = conda_lock.parse(resolved.lock.text, _platform(resolved), resolved.origin)
+        install(parsed.records, dest, log, self._frontend)
+        _write_state(spec, dest)
+        conda_pip.install(parsed.pins, dest / "bin" / "python", spec.root, log)
+        return _metadata(spec, resolved, parsed, dest, self._frontend)
+
+    def health(self, path: Path) -> str | None:
+        if not (path / "conda-meta").is_dir():
+            return "its conda-meta directory is missing"
+        if "activation" not in self.cache.metadata(path.name, path):
+            return "its metadata has no activation record (built by an older proj)"
+        return None
+
+    def make_env(self, choice: EnvChoice, spec: CondaSpec, resolved: Resolved, key: str, path: Path, *,
+                 hit: bool, seconds: float) -> CondaEnv:
+        meta = self.cache.metadata(key, path)
+        details = {"prefix": str(path), "platform": _platform(resolved), "lock_source": resolved.origin,
+                   "packages": meta.get("packages", []), "installer": meta.get("installer", "rattler")}
+        return CondaEnv(key, path, resolved.lock, meta.get("activation", {}), hit, seconds, details)
 
     def write_lock(self, choice: EnvChoice, log: BuildLog) -> Path:
-        spec = spec_for(choice)
-        target = resolve(spec, log)
+        spec = self.spec(choice)
+        resolved = self.resolve_and_remember(spec, log)
         out = spec.root / LOCK_NAME
-        atomic_write(out, target.lock_text)
+        atomic_write(out, resolved.lock.text)
         log.write(f"wrote {out}")
         return out
-
-    def from_lock(self, choice: EnvChoice, lock: Lock, log: BuildLog) -> CondaEnv:
-        if lock.format != LOCK_FORMAT:
-            raise EnvError(f"the conda backend cannot rebuild from a {lock.format!r} lock (expected {LOCK_FORMAT})")
-        start = time.perf_counter()
-        target = _Target(spec_for(choice), lock.text, "recorded lock", current_platform())
-        return _warm(target, start) or build(target, log, start, choice.options.get("conda_frontend"))
 
 
 def spec_for(choice: EnvChoice) -> CondaSpec:
@@ -138,7 +159,7 @@ def _channel_urls(spec: CondaSpec) -> list[tuple[str, str]]:
     return channel_urls(list(spec.channels), spec.root)
 
 
-def _shipped_lock(spec: CondaSpec, log: BuildLog) -> _Target | None:
+def _shipped_lock(spec: CondaSpec, log: BuildLog) -> Resolved | None:
     """A project that ships conda-lock.yml next to its conda.yaml is installed from it, unsolved.
 
     The lock wins (that is what locking means), but a lock written for a different conda.yaml is
@@ -151,21 +172,13 @@ def _shipped_lock(spec: CondaSpec, log: BuildLog) -> _Target | None:
     text = path.read_text(encoding="utf-8")
     recorded = recorded_spec_digest(text)
     if recorded is not None and recorded != spec_digest(spec):
-        log.write(f"warning: {path} was written for a different {spec.path.name}; installing the lock as is "
-                  f"(run `proj env lock` to re-solve)")
-    return _Target(spec, text, str(path), current_platform())
+        log.warn(f"{path} was written for a different {spec.path.name}; installing the lock as is "
+                 f"(run `proj env lock` to re-solve)")
+    return Resolved(Lock(LOCK_FORMAT, text), str(path), {"platform": current_platform()})
 
 
-def _cached_resolution(spec: CondaSpec) -> _Target | None:
-    platform = current_platform()
-    data = read_resolution(BACKEND, fingerprint(spec, _channel_urls(spec), platform))
-    if data is None or not isinstance(data.get("lock"), str):
-        return None
-    return _Target(spec, data["lock"], "cached resolution", platform)
-
-
-def resolve(spec: CondaSpec, log: BuildLog) -> _Target:
-    """Solve the spec (conda part with rattler, pip part with uv) and cache the lock by fingerprint."""
+def resolve(spec: CondaSpec, log: BuildLog) -> Resolved:
+    """Solve the spec: the conda part with rattler, the pip part with uv."""
 
     platform = current_platform()
     urls = _channel_urls(spec)
@@ -174,8 +187,7 @@ def resolve(spec: CondaSpec, log: BuildLog) -> _Target:
     fp = fingerprint(spec, urls, platform)
     resolved = conda_lock.Resolved(records, pins)
     text = conda_lock.render(resolved, spec.path, list(spec.channels), platform, fp, spec_digest(spec))
-    write_resolution(BACKEND, fp, {"lock": text, "spec": str(spec.path)})
-    return _Target(spec, text, "solved", platform)
+    return Resolved(Lock(LOCK_FORMAT, text), "solved", {"platform": platform})
 
 
 def _resolve_pip(spec: CondaSpec, records: list[Any], platform: str, log: BuildLog) -> list[Any]:
@@ -192,45 +204,8 @@ def _resolve_pip(spec: CondaSpec, records: list[Any], platform: str, log: BuildL
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _health(path: Path) -> str | None:
-    return None if (path / "conda-meta").is_dir() else "its conda-meta directory is missing"
-
-
-def _warm(target: _Target, start: float) -> CondaEnv | None:
-    """The published env for this lock, or None; reads only JSON (no rattler, no conda-lock)."""
-    cache = EnvCache()
-    key = target.key
-    path = cache.lookup(key, _health)
-    if path is None:
-        return None
-    meta = cache.metadata(key, path)
-    if "activation" not in meta:
-        return None
-    cache.touch(key, path)
-    return _env(key, path, target, meta, hit=True, seconds=time.perf_counter() - start)
-
-
-def build(target: _Target, log: BuildLog, start: float, frontend: str | None, *, refresh: bool = False) -> CondaEnv:
-    """Install the lock into its cache slot (published only when complete)."""
-
-    cache = EnvCache()
-    with cache.slot(target.key, _health, refresh=refresh) as slot:  # a leased env is rebuilt beside, never removed
-        if slot.hit:
-            return _env(target.key, slot.path, target, cache.metadata(target.key, slot.path), True,
-                        time.perf_counter() - start)
-        if slot.rebuild_reason:
-            log.write(f"rebuilding {target.key}: {slot.rebuild_reason}")
-        resolved = conda_lock.parse(target.lock_text, target.platform, target.source)
-        install(resolved.records, slot.path, log, frontend)
-        _write_state(target.spec, slot.path)
-        python = slot.path / "bin" / "python"
-        conda_pip.install(resolved.pins, python, target.spec.root, log)
-        meta = _metadata(target, resolved, slot.path, frontend)
-        cache.publish(target.key, meta)
-        report_beside(slot, log)
-    cache.touch(target.key, slot.path)  # counts this run as a use, as the warm path does
-    return _env(target.key, slot.path, target, cache.metadata(target.key, slot.path), False,
-                time.perf_counter() - start)
+def _platform(resolved: Resolved) -> str:
+    return resolved.facts.get("platform") or current_platform()
 
 
 def _write_state(spec: CondaSpec, prefix: Path) -> None:
@@ -240,26 +215,19 @@ def _write_state(spec: CondaSpec, prefix: Path) -> None:
         atomic_write(prefix / "conda-meta" / "state", json.dumps(state, indent=2))
 
 
-def _metadata(target: _Target, resolved: Any, prefix: Path, frontend: str | None) -> dict[str, Any]:
-    python = next((r for r in resolved.records if r.name.normalized == "python"), None)
+def _metadata(spec: CondaSpec, resolved: Resolved, parsed: Any, prefix: Path, frontend: str | None) -> dict[str, Any]:
+    python = next((r for r in parsed.records if r.name.normalized == "python"), None)
     return {
         "backend": "conda",
-        "platform": target.platform,
-        "spec": str(target.spec.path),
-        "lock_source": target.source,
+        "platform": _platform(resolved),
+        "spec": str(spec.path),
+        "lock_source": resolved.origin,
         "lock_format": LOCK_FORMAT,
-        "lock": target.lock_text,
+        "lock": resolved.lock.text,
         "python": str(prefix / "bin" / "python") if python is not None else None,
         "python_version": str(python.version) if python is not None else None,
-        "packages": [f"{r.name.normalized}={r.version}={r.build}" for r in resolved.records]
-                    + [f"pip:{p.name}=={p.version}" for p in resolved.pins],
+        "packages": [f"{r.name.normalized}={r.version}={r.build}" for r in parsed.records]
+                    + [f"pip:{p.name}=={p.version}" for p in parsed.pins],
         "installer": frontend or "rattler",
         "activation": activation.compute(prefix),
     }
-
-
-def _env(key: str, prefix: Path, target: _Target, meta: dict[str, Any], hit: bool, seconds: float) -> CondaEnv:
-    details = {"prefix": str(prefix), "platform": target.platform, "lock_source": target.source,
-               "packages": meta.get("packages", []), "installer": meta.get("installer", "rattler")}
-    return CondaEnv(key, prefix, Lock(LOCK_FORMAT, target.lock_text), meta.get("activation", {}), hit, seconds,
-                    details)

@@ -212,10 +212,11 @@ def test_after_run_costs_nothing_without_mlflow_or_models(tmp_path: Path) -> Non
 import sys
 from types import SimpleNamespace
 from proj.collect import models as collect
+from proj.report import Collector
 run = SimpleNamespace(id="r", run_dir={str(tmp_path)!r}, experiment="e")
-env = collect.child_env(None, run)
+env = collect.child_env(None, run, Collector())
 assert env["MLFLOW_TRACKING_URI"].startswith("file://"), env
-collect.after_run(None, run, 0, print)
+collect.after_run(None, run, 0, Collector())
 heavy = ("yaml", "jsonschema", "proj.collect.mlflow", "proj.models.mlmodel")
 print(sorted(m for m in heavy if m in sys.modules))
 """

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from proj.tracking.records import RUNNING, RunRecord
+from proj.errors import RunFailed, UsageError
+from proj.execution.process import is_alive
+from proj.pipeline.reaper import open_to_act, reap_dead_runs
+from proj.pipeline.request import RunOptions, RunRequest
+from proj.pipeline.run import submit
+from proj.project.params import as_text
+from proj.report import Reporter, StderrReporter
+from proj.tracking.records import KILLED, RUNNING, RunRecord
 from proj.tracking.store import RunStore
 
 
@@ -35,8 +40,6 @@ class SubmittedRun:
                 return run.status == "FINISHED"
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {self.run_id} still RUNNING after {timeout}s")
-            from proj.pipeline.reaper import reap_dead_runs
-
             reap_dead_runs(self._store)
             time.sleep(0.1)
 
@@ -47,10 +50,6 @@ class SubmittedRun:
 
 def cancel_run(store: RunStore, run_ref: str, timeout: float = 15.0) -> RunRecord:
     """Ask the run's owner process to stop (it marks the run KILLED); mark it directly if the owner is gone."""
-    from proj.errors import UsageError
-    from proj.execution.process import is_alive
-    from proj.tracking.records import KILLED
-
     run = store.get_run(run_ref)
     if run.status != RUNNING:
         return run
@@ -70,37 +69,21 @@ def run(uri: str = ".", entry_point: str = "main", parameters: dict[str, Any] | 
         run_name: str | None = None, tags: dict[str, str] | None = None, tracking_uri: str | None = None,
         synchronous: bool = True, refresh_env: bool = False, require_clean: bool = False,
         docker_args: list[str] | None = None, build_image: bool = True, keep_container: bool = False,
-        conda_frontend: str | None = None) -> SubmittedRun:
+        conda_frontend: str | None = None, reporter: Reporter | None = None) -> SubmittedRun:
     """Run a project, as ``mlflow.projects.run`` does.
 
     Synchronous runs stream output here and raise :class:`proj.errors.RunFailed` (carrying the
     :class:`SubmittedRun`) when the run does not finish; asynchronous ones run in a detached worker and
-    return at once. Bad input raises :class:`proj.errors.ProjError` before any run exists.
+    return at once. Bad input raises :class:`proj.errors.ProjError` before any run exists. What proj has to
+    say goes to ``reporter`` (default: ``proj: ...`` lines on stderr; a :class:`proj.report.Collector` keeps it).
     """
-    from proj.errors import RunFailed
-    from proj.project.params import as_text
-    from proj.pipeline.run import RunRequest, execute_run, plan_run, start_run
-
-    options = {"require_clean": require_clean, "docker_args": list(docker_args or []), "build_image": build_image,
-               "keep_container": keep_container, "conda_frontend": conda_frontend}
-    from proj.pipeline.reaper import open_to_act
-
-    store = open_to_act(tracking_uri)
+    options = RunOptions(require_clean=require_clean, docker_args=tuple(docker_args or ()), build_image=build_image,
+                         keep_container=keep_container, conda_frontend=conda_frontend)
     req = RunRequest(uri=uri, entry_point=entry_point, params={k: as_text(v) for k, v in (parameters or {}).items()},
                      version=version, env_manager=env_manager, experiment=experiment_name, run_name=run_name,
                      tags=dict(tags or {}), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
-    plan = plan_run(req)
-    for warning in plan.project.warnings:
-        print(f"proj: warning: {warning}", file=sys.stderr)
-    record = start_run(store, plan)
-    if not synchronous:
-        from proj.pipeline.worker import spawn
-
-        store.set_owner(record.id, spawn(Path(store.root), record.id))
-        plan.close()  # the worker plans (and copies) again
-        return SubmittedRun(store, record.id)
-    outcome = execute_run(store, plan, record, echo=lambda m: print(f"proj: {m}", file=sys.stderr))
-    submitted = SubmittedRun(store, record.id, outcome.exit_code)
-    if outcome.status != "FINISHED":
-        raise RunFailed(f"run {record.id} {outcome.status} (exit code {outcome.exit_code})", submitted)
+    done = submit(req, lambda: open_to_act(tracking_uri), reporter or StderrReporter(), detach=not synchronous)
+    submitted = SubmittedRun(done.store, done.run.id, done.outcome.exit_code if done.outcome else None)
+    if done.outcome is not None and done.outcome.status != "FINISHED":
+        raise RunFailed(f"run {done.run.id} {done.outcome.status} (exit code {done.outcome.exit_code})", submitted)
     return submitted

@@ -113,3 +113,19 @@ class RunNotFound(StoreError):
     """No run (or more than one run) matches an id or prefix."""
 
     exit_code = 2
+
+
+class OutputLost(ProjError):
+    """The run's output could not be written (e.g. no space left on device), so the run was stopped."""
+
+
+class UnsafeModel(UnsafePath):
+    """A model directory reaches outside the run folder (through a symlink)."""
+
+
+class ModelNotFound(UsageError):
+    """No recorded model matches ``RUN[/path]``."""
+
+
+class ModelExportError(ProjError):
+    """A model cannot be exported (invalid, changed on disk, or the destination is taken)."""

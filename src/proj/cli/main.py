@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import click
 
 from proj import __version__, settings
 from proj.cli.lazy import LazyGroup
+from proj.report import StderrReporter
 
 COMMANDS = {
     "run": "proj.cli.run:run",
@@ -22,19 +23,23 @@ COMMANDS = {
 
 @dataclass
 class App:
-    """Carried to every command with ``@click.pass_obj``."""
+    """Carried to every command with ``@click.pass_obj``: the reporter goes down to the core."""
 
     debug: bool = False
-    quiet: bool = False
+    reporter: StderrReporter = field(default_factory=StderrReporter)  # quiet from -q; warnings still show
+
+    @property
+    def quiet(self) -> bool:
+        return self.reporter.quiet
 
     def info(self, message: str) -> None:
-        if not self.quiet:
-            click.echo(f"proj: {message}", err=True)
+        self.reporter.info(message)
+
+    def note(self, message: str) -> None:
+        self.reporter.note(message)
 
     def warn(self, message: str) -> None:
-        from proj.errors import one_line  # warnings quote user values too: one capped line, like errors
-
-        click.echo(f"proj: warning: {one_line(message)}", err=True)
+        self.reporter.warn(message)
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,7 +49,7 @@ class App:
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     """Run MLflow-style projects in locked, cached environments, and record every run."""
-    ctx.obj = App(debug=debug, quiet=quiet)
+    ctx.obj = App(debug=debug, reporter=StderrReporter(quiet=quiet))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ def reproduce(app: App, run_ref: str, tolerance: float, env_manager: str | None,
 
     install_sigterm_handler()
     result = run_reproduce(open_to_act(tracking_uri, create=False), run_ref, tolerance=tolerance, env_manager=env_manager,
-                           echo=app.info, options=ArtifactOptions(strict=strict_artifacts, ignore=ignore))
+                           reporter=app.reporter, options=ArtifactOptions(strict=strict_artifacts, ignore=ignore))
     for note in result.notes:
         app.warn(note)
     if as_json:

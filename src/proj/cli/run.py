@@ -63,39 +63,30 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
         detach: bool, refresh_env: bool, require_clean: bool, docker_args: tuple[str, ...], build_image: bool,
         keep_container: bool, conda_frontend: str | None, quiet: bool, as_json: bool) -> int:
     """Run a project (a directory or a git URL, optionally URL#subdir)."""
-    app.quiet = app.quiet or quiet
+    if quiet:
+        app.reporter.quiet = True
     from proj.cli.render import print_json
     from proj.execution.process import install_sigterm_handler
     from proj.project.params import parse_cli_params
-    from proj.pipeline.run import RunRequest, execute_run, plan_run, start_run
+    from proj.pipeline.request import RunOptions, RunRequest
+    from proj.pipeline.run import submit
     from proj.pipeline.reaper import open_to_act
 
-    options = {"require_clean": require_clean, "docker_args": list(docker_args), "build_image": build_image,
-               "keep_container": keep_container}
-    if conda_frontend:
-        options["conda_frontend"] = conda_frontend
+    options = RunOptions(require_clean=require_clean, docker_args=tuple(docker_args), build_image=build_image,
+                         keep_container=keep_container, conda_frontend=conda_frontend)
     req = RunRequest(uri=uri, entry_point=entry_point, params=parse_cli_params(params), version=version,
                      env_manager=env_manager, experiment=experiment_name, run_name=run_name,
                      tags=parse_cli_params(tags, "-T"), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
     install_sigterm_handler()
-    plan = plan_run(req)
-    for note in [*plan.project.warnings, *plan.notes]:  # warnings, so shown even with -q, before the run starts
-        app.warn(note)
-    plan.notes.clear()
-    store = open_to_act(tracking_uri)  # checked before the run exists; runs whose runner died are collected
-    record = start_run(store, plan)
-    if detach:
-        from proj.pipeline.worker import spawn
-
-        store.set_owner(record.id, spawn(store.root, record.id))
-        plan.close()  # the worker plans (and copies) again
-        click.echo(record.id)
+    # The store is checked only once the request is valid (runs whose runner died are collected then).
+    done = submit(req, lambda: open_to_act(tracking_uri), app.reporter, detach=detach, stdout_to_stderr=as_json)
+    if done.outcome is None:
+        click.echo(done.run.id)
         return 0
-    app.info(f"run {record.id} started (experiment {record.experiment!r})")
-    outcome = execute_run(store, plan, record, echo=app.info, stdout_to_stderr=as_json)
+    outcome = done.outcome
     where = "" if outcome.status == "FINISHED" else f"; logs in {outcome.run.run_dir}/logs"
     phase = f" in phase {outcome.run.failure_phase}" if outcome.run.failure_phase else ""
-    app.info(f"run {record.id} {outcome.status}{phase} (exit code {outcome.exit_code}){where}")
+    app.info(f"run {outcome.run.id} {outcome.status}{phase} (exit code {outcome.exit_code}){where}")
     if as_json:
         print_json("run", outcome.run.to_dict())
     return outcome.exit_code

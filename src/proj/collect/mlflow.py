@@ -15,16 +15,16 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from proj.errors import UnsafePath
 from proj.models.dirs import find_model_dirs
 from proj.paths import contained, linked_part, safe_name, shorten, unsafe_reason
+from proj.report import Reporter
 from proj.safe_yaml import load_untrusted
 from proj.tracking.records import FAILED, FINISHED, KILLED, ChildRun, MetricPoint, ParamRecord
 from proj.tracking.store import RunStore
 
-Echo = Callable[[str], None]
 NOT_RUN_DIRS = ("models", ".trash", "datasets", "traces")
 # MLflow's RunStatus numbers as its file store writes them; RUNNING (1) and SCHEDULED (2) were never ended.
 ENDED_STATUSES = {3: FINISHED, 4: FAILED, 5: KILLED, "FINISHED": FINISHED, "FAILED": FAILED, "KILLED": KILLED}
@@ -46,7 +46,7 @@ class MlflowRun:
     problems: list[str] = field(default_factory=list)
 
 
-def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, echo: Echo, *,
+def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, reporter: Reporter, *,
                   exit_code: int | None = None, copy_artifacts: bool = True) -> dict[str, list[str]]:
     """Params, metrics, tags, artifacts and models of every MLflow run in ``mlruns``.
 
@@ -65,7 +65,7 @@ def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, e
     started = store.get_run(run_id).start_time if runs else 0.0
     for run in runs:
         for problem in run.problems:
-            echo(f"warning: mlflow store: {problem}")
+            reporter.warn(f"mlflow store: {problem}")
         if not owners:
             target = run_id
             store.set_mlflow_run_id(run_id, run.run_id)
@@ -82,19 +82,19 @@ def ingest_mlflow(store: RunStore, run_id: str, mlruns: Path, artifacts: Path, e
         if not copy_artifacts:
             pass
         elif src.is_symlink():  # would copy whatever folder it names, e.g. one of the host's
-            echo(f"warning: mlflow store: {src} is a symlink; its artifacts are not copied")
+            reporter.warn(f"mlflow store: {src} is a symlink; its artifacts are not copied")
         elif src.is_dir() and any(src.iterdir()):
-            fallback = f"mlflow/{_label(run.run_id, 'mlflow run id', echo)}"
-            models[target] += _copy_artifacts(src, "", dest, allowed, echo, fallback=fallback)
-    for model in find_logged_models(mlruns, echo) if copy_artifacts else []:
-        target = _model_owner(model, runs, owners, run_id, echo)
+            fallback = f"mlflow/{_label(run.run_id, 'mlflow run id', reporter)}"
+            models[target] += _copy_artifacts(src, "", dest, allowed, reporter, fallback=fallback)
+    for model in find_logged_models(mlruns, reporter) if copy_artifacts else []:
+        target = _model_owner(model, runs, owners, run_id, reporter)
         dest = _anchor_of(store, target, run_id, allowed)
-        folder = _place_model(model, dest, allowed, echo)
+        folder = _place_model(model, dest, allowed, reporter)
         if folder is not None:
             models.setdefault(target, []).append(folder)
     if runs:
         children = len(set(owners.values()) - {run_id})
-        echo(f"mlflow: ingested {len(runs)} run(s)" + (f" ({children} as child runs)" if children else "")
+        reporter.info(f"mlflow: ingested {len(runs)} run(s)" + (f" ({children} as child runs)" if children else "")
              + f" and {sum(len(v) for v in models.values())} model(s) from {mlruns}")
     return models
 
@@ -134,28 +134,28 @@ def _anchor_of(store: RunStore, target: str, run_id: str, run_dir: Path) -> Path
     return run_dir if target == run_id else store.run_dir(target)
 
 
-def _place_model(model: LoggedModel, anchor: Path, allowed: Path, echo: Echo) -> str | None:
+def _place_model(model: LoggedModel, anchor: Path, allowed: Path, reporter: Reporter) -> str | None:
     """Copy a logged model under its name, or under ``mlflow/models/<id>`` when the name cannot be placed
     (it crosses a file the run wrote, or the filesystem refuses it): the run still finishes."""
-    folder = _free_name(anchor / "artifacts", model.name, model.path.name, echo)
+    folder = _free_name(anchor / "artifacts", model.name, model.path.name, reporter)
     try:
-        return folder if _safe_copy(model.path / "artifacts", anchor, f"artifacts/{folder}", allowed, echo) else None
+        return folder if _safe_copy(model.path / "artifacts", anchor, f"artifacts/{folder}", allowed, reporter) else None
     except OSError as exc:
         fallback = f"mlflow/models/{model.path.name}"
         if _taken(anchor / "artifacts", fallback):
             fallback += f"-{os.getpid()}"
         if fallback == folder:
             raise
-        echo(f"warning: mlflow store: logged model name {shorten(repr(model.name))} cannot be placed "
+        reporter.warn(f"mlflow store: logged model name {shorten(repr(model.name))} cannot be placed "
              f"({exc.strerror or exc}); stored as {fallback} instead")
     try:
-        return fallback if _safe_copy(model.path / "artifacts", anchor, f"artifacts/{fallback}", allowed, echo) else None
+        return fallback if _safe_copy(model.path / "artifacts", anchor, f"artifacts/{fallback}", allowed, reporter) else None
     except OSError as exc:
-        echo(f"warning: mlflow store: logged model {model.path.name} not copied: {shorten(str(exc))}")
+        reporter.warn(f"mlflow store: logged model {model.path.name} not copied: {shorten(str(exc))}")
         return None
 
 
-def _model_owner(model: LoggedModel, runs: list[MlflowRun], owners: dict[str, str], run_id: str, echo: Echo) -> str:
+def _model_owner(model: LoggedModel, runs: list[MlflowRun], owners: dict[str, str], run_id: str, reporter: Reporter) -> str:
     """The proj run of the MLflow run that logged ``model``: its ``source_run_id``, else the ``run_id`` in its
     MLmodel, else the run whose ``outputs`` name it. Never another run's: unknown means the proj run itself."""
     for source in (model.source_run_id, model.mlmodel_run_id):
@@ -165,7 +165,7 @@ def _model_owner(model: LoggedModel, runs: list[MlflowRun], owners: dict[str, st
         if (run.path / "outputs" / model.path.name).is_dir():
             return owners[run.run_id]
     if model.source_run_id or model.mlmodel_run_id:
-        echo(f"warning: mlflow store: logged model {model.path.name} names run "
+        reporter.warn(f"mlflow store: logged model {model.path.name} names run "
              f"{shorten(str(model.source_run_id or model.mlmodel_run_id))}, which is not in the store; kept with the run itself")
     return run_id
 
@@ -243,23 +243,23 @@ class LoggedModel:
     created: float
 
 
-def find_logged_models(mlruns: Path, echo: Echo) -> list[LoggedModel]:
+def find_logged_models(mlruns: Path, reporter: Reporter) -> list[LoggedModel]:
     """MLflow 3 logged models ``<exp>/models/<model_id>`` that have an MLmodel, in the order they were logged."""
     found = []
     for exp in _subdirs(mlruns):
         if (exp / "models").is_symlink():  # a walk through it would read (and copy) a host folder
-            echo(f"warning: mlflow store: {exp / 'models'} is a symbolic link; not followed")
+            reporter.warn(f"mlflow store: {exp / 'models'} is a symbolic link; not followed")
             continue
         for model in _subdirs(exp / "models"):
             problems: list[str] = []
             meta = _yaml(model / "meta.yaml", problems)
             for problem in problems:
-                echo(f"warning: mlflow store: {problem}")
+                reporter.warn(f"mlflow store: {problem}")
             if (model / "artifacts").is_symlink():
-                echo(f"warning: mlflow store: {model / 'artifacts'} is a symbolic link; not followed")
+                reporter.warn(f"mlflow store: {model / 'artifacts'} is a symbolic link; not followed")
                 continue
             if not (model / "artifacts" / "MLmodel").is_file():
-                echo(f"warning: mlflow store: logged model {model.name} has no artifacts/MLmodel (half-written?); skipped")
+                reporter.warn(f"mlflow store: logged model {model.name} has no artifacts/MLmodel (half-written?); skipped")
                 continue
             meta = meta if isinstance(meta, dict) else {}
             mlmodel = _yaml(model / "artifacts" / "MLmodel", [])
@@ -271,7 +271,7 @@ def find_logged_models(mlruns: Path, echo: Echo) -> list[LoggedModel]:
     return sorted(found, key=lambda m: (m.created, m.path.name))
 
 
-def _copy_artifacts(src: Path, dest: str, anchor: Path, allowed: Path, echo: Echo, *, fallback: str) -> list[str]:
+def _copy_artifacts(src: Path, dest: str, anchor: Path, allowed: Path, reporter: Reporter, *, fallback: str) -> list[str]:
     """Copy a run's artifacts into ``anchor/artifacts/dest``; an entry whose name is taken goes under ``fallback``.
     Returns the model directories (relative to ``artifacts``) among what was copied."""
     models = []
@@ -281,10 +281,10 @@ def _copy_artifacts(src: Path, dest: str, anchor: Path, allowed: Path, echo: Ech
         if _taken(artifacts, rel):
             rel = f"{fallback}/{entry.name}"
         try:
-            if not _safe_copy(entry, anchor, f"artifacts/{rel}", allowed, echo):
+            if not _safe_copy(entry, anchor, f"artifacts/{rel}", allowed, reporter):
                 continue
         except OSError as exc:  # e.g. a name the filesystem refuses: the rest of the run's artifacts still land
-            echo(f"warning: mlflow store: {entry} not copied: {shorten(str(exc))}")
+            reporter.warn(f"mlflow store: {entry} not copied: {shorten(str(exc))}")
             continue
         target = artifacts / rel
         if target.is_dir():
@@ -294,7 +294,7 @@ def _copy_artifacts(src: Path, dest: str, anchor: Path, allowed: Path, echo: Ech
     return models
 
 
-def _safe_copy(src: Path, anchor: Path, rel: str, allowed: Path, echo: Echo) -> bool:
+def _safe_copy(src: Path, anchor: Path, rel: str, allowed: Path, reporter: Reporter) -> bool:
     """Copy a file or tree to ``anchor/rel`` (``anchor``: a run folder proj made), dereferencing symlinks only
     when they stay inside ``allowed``; False when it was refused. Every destination is checked, as the child
     may have planted symlinks there (even in place of ``artifacts``)."""
@@ -302,42 +302,42 @@ def _safe_copy(src: Path, anchor: Path, rel: str, allowed: Path, echo: Echo) -> 
     if src.is_symlink():
         target = src.resolve()
         if not target.is_relative_to(root) or not target.exists():
-            echo(f"warning: mlflow store: {src} links outside the run folder ({target}); not copied")
+            reporter.warn(f"mlflow store: {src} links outside the run folder ({target}); not copied")
             return False
         if target.is_dir():  # could loop back into what is being copied
-            echo(f"warning: mlflow store: {src} is a symlinked folder ({target}); not copied")
+            reporter.warn(f"mlflow store: {src} is a symlinked folder ({target}); not copied")
             return False
     try:
         dest = contained(anchor, rel, what="mlflow artifact destination")
     except UnsafePath as exc:
-        echo(f"warning: mlflow store: {exc}; {src} not copied")
+        reporter.warn(f"mlflow store: {exc}; {src} not copied")
         return False
     if src.is_dir():
         dest.mkdir(parents=True, exist_ok=True)
         for entry in sorted(src.iterdir()):
-            _safe_copy(entry, anchor, f"{rel}/{entry.name}", allowed, echo)
+            _safe_copy(entry, anchor, f"{rel}/{entry.name}", allowed, reporter)
     elif src.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
     return True
 
 
-def _label(name: str, what: str, echo: Echo) -> str:
+def _label(name: str, what: str, reporter: Reporter) -> str:
     """``name`` as a folder under ``artifacts/mlflow`` (and a key prefix), or a generated one when refused."""
     reason = unsafe_reason(name)
     if reason is None:
         return name
     fallback = safe_name(name)
-    echo(f"warning: mlflow store: {what} {shorten(repr(name))} {reason}; stored as mlflow/{fallback} instead")
+    reporter.warn(f"mlflow store: {what} {shorten(repr(name))} {reason}; stored as mlflow/{fallback} instead")
     return fallback
 
 
-def _free_name(artifacts: Path, name: str, model_id: str, echo: Echo) -> str:
+def _free_name(artifacts: Path, name: str, model_id: str, reporter: Reporter) -> str:
     """The folder for a logged model: its name when free and safe, else one under ``mlflow/models``."""
     candidates = [name, f"{name}-{model_id}"]
     reason = unsafe_reason(name)
     if reason is not None:
-        echo(f"warning: mlflow store: logged model name {shorten(repr(name))} {reason}; "
+        reporter.warn(f"mlflow store: logged model name {shorten(repr(name))} {reason}; "
              f"stored as mlflow/models/{model_id} instead")
         candidates = []
     for candidate in candidates + [f"mlflow/models/{model_id}"]:

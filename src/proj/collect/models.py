@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from proj import settings
 from proj.errors import printable
 from proj.models.dirs import find_model_dirs
 from proj.paths import linked_part
+from proj.report import Reporter
 
 MLFLOW_SUBDIR = "mlflow"
 MODEL_SUBDIR = "model"
@@ -20,7 +21,6 @@ MODEL_SUBDIR = "model"
 # reads or writes after the run: one the child swapped for a symlink must not be followed (it may name a host
 # folder, and proj may run as root on the host).
 CHILD_WRITTEN = ("artifacts", "logs", MLFLOW_SUBDIR)
-Echo = Callable[[str], None]
 
 
 def mlflow_root(run_dir: Path) -> Path:
@@ -28,7 +28,7 @@ def mlflow_root(run_dir: Path) -> Path:
     return run_dir / MLFLOW_SUBDIR / "mlruns"
 
 
-def child_env(store: Any, run: Any) -> dict[str, str]:
+def child_env(store: Any, run: Any, reporter: Reporter) -> dict[str, str]:
     """MLflow in the child logs into a file store private to this run; proj ingests it afterwards.
 
     No MLFLOW_RUN_ID: that would need a run created beforehand in MLflow's own format; the child's
@@ -38,11 +38,8 @@ def child_env(store: Any, run: Any) -> dict[str, str]:
     if settings.keep_mlflow_tracking_uri():
         return {}  # the user's own server gets the data; proj records only what it sees itself
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        import sys
-
-        print("proj: note: your MLFLOW_TRACKING_URI is redirected to this run's private MLflow store, so what "
-              "the program logs lands in the proj run (set PROJ_KEEP_MLFLOW_TRACKING_URI=1 to keep yours)",
-              file=sys.stderr)
+        reporter.note("your MLFLOW_TRACKING_URI is redirected to this run's private MLflow store, so what "
+                      "the program logs lands in the proj run (set PROJ_KEEP_MLFLOW_TRACKING_URI=1 to keep yours)")
     return {
         "MLFLOW_TRACKING_URI": mlflow_root(Path(run.run_dir)).as_uri(),
         "MLFLOW_ALLOW_FILE_STORE": "true",
@@ -50,34 +47,34 @@ def child_env(store: Any, run: Any) -> dict[str, str]:
     }
 
 
-def after_run(store: Any, run: Any, exit_code: int, echo: Echo) -> None:
+def after_run(store: Any, run: Any, exit_code: int, reporter: Reporter) -> None:
     run_dir = Path(run.run_dir)
     artifacts = run_dir / "artifacts"
-    echo = _escaping(echo)  # every message here quotes names the run chose
-    replaced = replaced_folders(run_dir, echo)
+    reporter = Escaping(reporter)
+    replaced = replaced_folders(run_dir, reporter)
     mlflow_models: dict[str, list[str]] = {}
     if MLFLOW_SUBDIR in replaced:
         pass
     elif linked_part(run_dir, f"{MLFLOW_SUBDIR}/mlruns") is not None:
-        echo(f"warning: {mlflow_root(run_dir)} is a symbolic link; the run's MLflow data is not ingested")
+        reporter.warn(f"{mlflow_root(run_dir)} is a symbolic link; the run's MLflow data is not ingested")
     elif mlflow_root(run_dir).is_dir():
         from proj.collect.mlflow import ingest_mlflow
 
-        mlflow_models = ingest_mlflow(store, run.id, mlflow_root(run_dir), artifacts, echo, exit_code=exit_code,
+        mlflow_models = ingest_mlflow(store, run.id, mlflow_root(run_dir), artifacts, reporter, exit_code=exit_code,
                                       copy_artifacts="artifacts" not in replaced)
     # Child runs (the program's other MLflow runs) hold only what MLflow logged into them; their models
     # get the parent's environment files, as the same program in the same environment made them.
     for child_id, rels in mlflow_models.items():
         if child_id != run.id and rels:
-            _package(store, run, Path(store.run_dir(child_id)), child_id, set(rels), echo)
+            _package(store, run, Path(store.run_dir(child_id)), child_id, set(rels), reporter)
     if "artifacts" in replaced:
         return
-    found = _package(store, run, run_dir, run.id, set(mlflow_models.get(run.id, ())), echo)
+    found = _package(store, run, run_dir, run.id, set(mlflow_models.get(run.id, ())), reporter)
     if MODEL_SUBDIR not in found:
-        _warn_plain_model_dir(artifacts / MODEL_SUBDIR, echo)
+        _warn_plain_model_dir(artifacts / MODEL_SUBDIR, reporter)
 
 
-def replaced_folders(run_dir: Path, echo: Echo) -> set[str]:
+def replaced_folders(run_dir: Path, reporter: Reporter) -> set[str]:
     """The folders of ``CHILD_WRITTEN`` the run replaced with a symlink or a non-folder, each warned about in
     one line. A planted symlink is removed (the link only, never what it names), so no later command follows it."""
     replaced = set()
@@ -89,20 +86,32 @@ def replaced_folders(run_dir: Path, echo: Echo) -> set[str]:
                 done = "removed, not followed"
             except OSError:
                 done = "not followed"
-            echo(f"warning: the run replaced {path} with a symbolic link; {done}")
+            reporter.warn(f"the run replaced {path} with a symbolic link; {done}")
         elif path.exists() and not path.is_dir():
-            echo(f"warning: the run replaced {path} with a file; not read")
+            reporter.warn(f"the run replaced {path} with a file; not read")
         else:
             continue
         replaced.add(name)
     return replaced
 
 
-def _escaping(echo: Echo) -> Echo:
-    return lambda message: echo(printable(message))
+class Escaping:
+    """A Reporter that escapes what it passes on: every message here quotes names the run chose."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+
+    def info(self, message: str) -> None:
+        self._reporter.info(printable(message))
+
+    def note(self, message: str) -> None:
+        self._reporter.note(printable(message))
+
+    def warn(self, message: str) -> None:
+        self._reporter.warn(printable(message))
 
 
-def _package(store: Any, run: Any, run_dir: Path, owner_id: str, mlflow_models: set[str], echo: Echo) -> list[str]:
+def _package(store: Any, run: Any, run_dir: Path, owner_id: str, mlflow_models: set[str], reporter: Reporter) -> list[str]:
     """Package and record every model under ``run_dir/artifacts`` as a model of ``owner_id``; returns them."""
     artifacts = run_dir / "artifacts"
     found = find_model_dirs(artifacts)
@@ -116,20 +125,20 @@ def _package(store: Any, run: Any, run_dir: Path, owner_id: str, mlflow_models: 
     label = "" if owner_id == run.id else f" of child run {owner_id[:12]}"
     for rel in found:
         origin = "mlflow" if rel in mlflow_models else "run"
-        record = package_model(artifacts / rel, run_id=owner_id, run_dir=run_dir, rel=rel, lock=info, echo=echo,
+        record = package_model(artifacts / rel, run_id=owner_id, run_dir=run_dir, rel=rel, lock=info, reporter=reporter,
                                origin=origin)
         store.save_model(record)
         if record.valid:
-            echo(f"model {rel}{label}: {', '.join(record.flavors)} ({len(record.files)} files"
+            reporter.info(f"model {rel}{label}: {', '.join(record.flavors)} ({len(record.files)} files"
                  + (f", env files from the {record.env_source} lock)" if record.env_source else ")"))
     return found
 
 
-def _warn_plain_model_dir(model_dir: Path, echo: Echo) -> None:
+def _warn_plain_model_dir(model_dir: Path, reporter: Reporter) -> None:
     if model_dir.is_symlink():  # saying whether what it names is empty would tell the run about a host folder
-        echo(f"warning: {model_dir} is a symbolic link; not packaged")
+        reporter.warn(f"{model_dir} is a symbolic link; not packaged")
     elif model_dir.is_dir() and any(model_dir.iterdir()):
-        echo(f"warning: {model_dir} has files but no MLmodel file, so it is kept as plain artifacts, not a model. "
+        reporter.warn(f"{model_dir} has files but no MLmodel file, so it is kept as plain artifacts, not a model. "
              "To make it a model, save it with proj_client.save_model(obj) (or mlflow.<flavor>.save_model(obj, "
              "os.environ['PROJ_MODEL_DIR'])), or write an MLmodel file with a 'flavors' block there.")
 

@@ -23,19 +23,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
-from proj.errors import ProjError
-
 GRACE_SECONDS = (3.0, 3.0)  # after SIGINT, then after SIGTERM, before SIGKILL
 RUN_MARKER = "PROJ_RUN_ID"  # in every entry point's environment: how a reaper finds its processes
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 
-class OutputLost(ProjError):
-    """The run's output could not be written (e.g. no space left on device), so the run was stopped."""
-
-
 class Terminated(BaseException):
-    """Raised in the main thread when proj receives SIGTERM; handled like Ctrl-C."""
+    """Raised in the main thread when proj receives SIGTERM; handled like Ctrl-C. Internal, not a user error:
+    a BaseException (as KeyboardInterrupt) so that no ``except Exception`` swallows it; the runner marks
+    the run KILLED and exits 143."""
 
 
 def install_sigterm_handler() -> None:

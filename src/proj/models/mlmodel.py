@@ -13,19 +13,15 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from proj.errors import UnsafePath
+from proj.errors import UnsafeModel, UnsafePath
+from proj.report import Reporter
 from proj.tracking.records import ModelRecord
 from proj.paths import contained, linked_part
 from proj.safe_yaml import load_untrusted
 
 MLMODEL = "MLmodel"
-Echo = Callable[[str], None]
-
-
-class UnsafeModel(ValueError):
-    """A model directory reaches outside the run folder (through a symlink)."""
 
 
 @dataclass
@@ -142,7 +138,7 @@ def write_mlmodel(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
 
-def package_model(model_dir: Path, *, run_id: str, run_dir: Path, rel: str, lock: LockInfo, echo: Echo,
+def package_model(model_dir: Path, *, run_id: str, run_dir: Path, rel: str, lock: LockInfo, reporter: Reporter,
                   origin: str = "run") -> ModelRecord:
     """Validate, complete and hash one model directory; never raises for bad input."""
     record = ModelRecord(run_id=run_id, path=rel, flavors=[], size=0, files=[], valid=False, origin=origin,
@@ -152,23 +148,23 @@ def package_model(model_dir: Path, *, run_id: str, run_dir: Path, rel: str, lock
         files = files_of(model_dir, run_dir)
     except UnsafeModel as exc:
         record.reason = f"rejected: {exc}; nothing outside the run folder is hashed or exported"
-        echo(f"warning: model {rel} {record.reason}")
+        reporter.warn(f"model {rel} {record.reason}")
         return record
     data, reason = read_mlmodel(model_dir / MLMODEL)
     if data is None:
         record.reason = reason
         record.files, record.size = hash_files(model_dir, files)
-        echo(f"warning: model {rel} is invalid: {reason}")
+        reporter.warn(f"model {rel} is invalid: {reason}")
         return record
     try:
-        record.env_source = _write_env(model_dir, lock, data, echo, rel)
+        record.env_source = _write_env(model_dir, lock, data, reporter, rel)
         size = sum(p.stat().st_size for p in files_of(model_dir, run_dir) if p.name != MLMODEL)
         data = complete(data, run_id, size, record.env_source is not None)
         write_mlmodel(model_dir / MLMODEL, data)
         record.files, record.size = hash_files(model_dir, files_of(model_dir, run_dir))
     except OSError as exc:
         record.reason = f"cannot be completed: {exc}"
-        echo(f"warning: model {rel} {record.reason}")
+        reporter.warn(f"model {rel} {record.reason}")
         return record
     record.mlmodel, record.flavors, record.valid = data, list(data["flavors"]), True
     return record
@@ -191,22 +187,22 @@ def anchored(model_dir: Path, run_dir: Path) -> Path:
         raise UnsafeModel(str(exc)) from None
 
 
-def _write_env(model_dir: Path, lock: LockInfo, data: dict[str, Any], echo: Echo, rel: str) -> str | None:
+def _write_env(model_dir: Path, lock: LockInfo, data: dict[str, Any], reporter: Reporter, rel: str) -> str | None:
     """Write the env files from the lock; the lock format on success, None when it names no packages."""
     import platform
 
     from proj.models.envfiles import LockParseError, parse_lock, write_env_files
 
     if not lock.format:
-        echo(f"warning: model {rel}: the run has no recorded lock; its env files are left as they are")
+        reporter.warn(f"model {rel}: the run has no recorded lock; its env files are left as they are")
         return None
     try:
         spec = parse_lock(lock.format, lock.text, lock.platform)
     except LockParseError as exc:
-        echo(f"warning: model {rel}: the run's lock cannot be read ({exc}); env files left as they are")
+        reporter.warn(f"model {rel}: the run's lock cannot be read ({exc}); env files left as they are")
         return None
     if spec is None:
-        echo(f"model {rel}: a {lock.format} lock lists no packages; env files left as they are")
+        reporter.info(f"model {rel}: a {lock.format} lock lists no packages; env files left as they are")
         return None
     pyfunc = data.get("flavors", {}).get("python_function") or {}
     python = lock.python or pyfunc.get("python_version") or platform.python_version()

@@ -5,20 +5,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from proj.errors import ProjError, UnsafePath, UsageError
+from proj.errors import ModelExportError, ModelNotFound, UnsafePath
 from proj.models.envfiles import ENV_FILES
 from proj.models.mlmodel import file_digest
 from proj.tracking.records import ModelRecord
 from proj.paths import contained, unsafe_reason
 from proj.tracking.store import RunStore
-
-
-class ModelNotFound(UsageError):
-    """No recorded model matches ``RUN[/path]``."""
-
-
-class ModelExportError(ProjError):
-    """A model cannot be exported (invalid, changed on disk, or the destination is taken)."""
 
 
 def resolve_model(store: RunStore, ref: str) -> ModelRecord:

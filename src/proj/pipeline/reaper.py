@@ -12,6 +12,7 @@ import os
 from proj.collect.metrics import ingest_metrics_file
 from proj.execution.process import is_alive, stop_run_processes
 from proj.pipeline.run import after_run_hooks
+from proj.report import Silent
 from proj.tracking.open import open_store
 from proj.tracking.records import FAILED
 from proj.tracking.store import RunStore
@@ -26,7 +27,7 @@ def _stop_orphans(run_id: str, pgid: int | None, pgid_start: str | None) -> None
 
 def _collect_outputs(store: RunStore, run_id: str) -> None:
     """What the dead run left (models, MLflow-logged data) is collected as a finished run's would be."""
-    after_run_hooks(store, store.get_run(run_id), -1, lambda message: None)
+    after_run_hooks(store, store.get_run(run_id), -1, Silent())  # no one to tell: a background collector
 
 
 def _dead_runs(store: RunStore) -> list[tuple[str, int | None, int | None, str | None]]:

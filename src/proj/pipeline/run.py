@@ -1,4 +1,4 @@
-"""One run as a pipeline of small named steps.
+"""One run as a pipeline of small named steps, carried out by ``submit`` (the CLI, the API, the worker).
 
     plan_run:     resolve_source -> load_project -> select_entry_point -> bind_params -> choose_env -> check
     start_run:    the record is created only now, so bad input never leaves a run behind
@@ -7,25 +7,28 @@
 """
 from __future__ import annotations
 
-import json
 import os
+import subprocess
+import sys
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from proj.collect import models as collect_models
 from proj import settings
+from proj.collect import models as collect_models
 from proj.collect.metrics import METRICS_FILE, MetricsTailer
 from proj.envs.base import Backend, BuildLog, EnvChoice, Invocation, Lock
 from proj.envs.registry import choose_env, get_backend
-from proj.errors import ProjError, one_line
-from proj.execution.process import OutputLost, OutputSink, Terminated
+from proj.errors import OutputLost, ProjError, one_line
+from proj.execution.process import OutputSink, Terminated
 from proj.paths import atomic_write
 from proj.pipeline.inputs import fingerprint_inputs
+from proj.pipeline.request import RunRequest
 from proj.project.params import BoundParam, bind_params, render_command
 from proj.project.spec import EntryPoint, Project, load_project, select_entry_point
+from proj.report import Reporter
 from proj.sources import workspace
 from proj.sources.base import Source
 from proj.sources.resolve import resolve_source
@@ -33,39 +36,10 @@ from proj.tracking.records import FAILED, FINISHED, KILLED, NewRun, ParamRecord,
 from proj.tracking.store import RunStore
 
 CHILD_PATH = Path(__file__).parent.parent / "_childpath"
-# Modules with optional ``child_env(store, run) -> dict`` and ``after_run(store, run, code, echo)``.
+# Modules with optional ``child_env(store, run, reporter) -> dict`` and ``after_run(store, run, code, reporter)``.
 RUN_HOOKS: tuple[Any, ...] = (collect_models,)
-Echo = Callable[[str], None]
 RESERVE_NAME, RESERVE_BYTES = ".space-reserve", 256 * 1024  # see _space_reserve
 FINISH_RETRY_SECONDS = 3.0  # how long a run's end is retried on a full disk before the runner exits anyway
-
-
-@dataclass
-class RunRequest:
-    """Everything a user asks for; JSON-serialisable so a detached worker can carry it out."""
-
-    uri: str = "."
-    entry_point: str | None = None
-    params: dict[str, str] = field(default_factory=dict)
-    version: str | None = None
-    env_manager: str | None = None
-    experiment: str | None = None
-    run_name: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    cwd: str = field(default_factory=os.getcwd)
-    refresh_env: bool = False
-    options: dict[str, Any] = field(default_factory=dict)  # backend and source options
-    reproduces: str | None = None  # the run `proj reproduce` re-runs
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "RunRequest":
-        data = json.loads(text)
-        if "parent_run_id" in data:  # written before child runs took that name
-            data["reproduces"] = data.pop("parent_run_id")
-        return cls(**data)
 
 
 @dataclass
@@ -96,9 +70,60 @@ class Outcome:
     status: str
 
 
+@dataclass
+class Submitted:
+    """A started run: its outcome, or None when a detached worker carries it out."""
+
+    store: RunStore
+    run: RunRecord
+    outcome: Outcome | None = None
+
+
+def submit(req: RunRequest, open_store: Callable[[], RunStore], reporter: Reporter, *, detach: bool = False,
+           recorded: RunRecord | None = None, stream: bool = True, stdout_to_stderr: bool = False) -> Submitted:
+    """plan -> start -> execute. ``open_store`` is called once the request is valid, so bad input neither
+    opens (nor creates) a store nor leaves a run behind. ``recorded``: the run a detached worker carries
+    out, already started by its submitter (a plan that fails now marks it FAILED in phase "plan")."""
+    store = open_store() if recorded is not None else None
+    try:
+        plan = plan_run(req)
+    except ProjError as exc:
+        if store is not None and recorded is not None:  # the source or project changed since submission
+            store.finish_run(recorded.id, FAILED, phase="plan", reason=str(exc))
+        raise
+    try:
+        for warning in [*plan.project.warnings, *plan.notes]:  # before the run starts; warnings survive -q
+            reporter.warn(warning)
+        plan.notes.clear()
+        if store is None:
+            store = open_store()
+        run = recorded or start_run(store, plan)
+    except BaseException:
+        plan.close()
+        raise
+    if detach:
+        store.set_owner(run.id, spawn_worker(Path(store.root), run.id))
+        plan.close()  # the worker plans (and copies) again
+        return Submitted(store, run)
+    if recorded is None:
+        reporter.info(f"run {run.id} started (experiment {run.experiment!r})")
+    outcome = execute_run(store, plan, run, reporter=reporter, stream=stream, stdout_to_stderr=stdout_to_stderr)
+    return Submitted(store, outcome.run, outcome)
+
+
+def spawn_worker(store_root: Path, run_id: str) -> int:
+    """Start ``proj.pipeline.worker`` in its own session, detached from the terminal; returns its pid."""
+    logs = store_root / "runs" / run_id / "logs"
+    with open(logs / "runner.log", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "proj.pipeline.worker", str(store_root), run_id],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc.pid
+
+
 def plan_run(req: RunRequest) -> Plan:
     """Every check that can be made before a run exists; raises ProjError on bad input."""
-    source = resolve_source(req.uri, req.version, cwd=Path(req.cwd), options=req.options)
+    source = resolve_source(req.uri, req.version, cwd=Path(req.cwd), options=req.options.as_dict())
     workdir = None
     if source.kind == "git":  # runs work in a private copy: the cached checkout stays pristine
         workdir = workspace.private_copy(source)
@@ -108,7 +133,7 @@ def plan_run(req: RunRequest) -> Plan:
         params = bind_params(entry.parameters, req.params, cwd=Path(req.cwd), project_root=project.root)
         command = render_command(entry.command, params)
         choice = choose_env(project, req.env_manager)
-        choice = EnvChoice(choice.backend, choice.origin, choice.spec_file, choice.project, dict(req.options))
+        choice = EnvChoice(choice.backend, choice.origin, choice.spec_file, choice.project, req.options.as_dict())
         backend = get_backend(choice.backend)
         backend.check(choice)
     except BaseException:
@@ -170,7 +195,7 @@ def _inputs(plan: Plan) -> dict[str, Any]:
     return fingerprint_inputs(paths)
 
 
-def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stream: bool = True,
+def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, reporter: Reporter, stream: bool = True,
                 lock: Lock | None = None, stdout_to_stderr: bool = False) -> Outcome:
     """Build the env (from ``lock`` when reproducing), run the command, collect outputs; set a final
     status on every path."""
@@ -178,19 +203,20 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
     logs = run_dir / "logs"
     phase = "environment"
     for note in plan.notes:
-        echo(f"warning: {note}")
+        reporter.warn(note)
+    plan.notes.clear()
     try:
-        echo(f"environment: {plan.choice.describe()}")
-        build_log = BuildLog(logs / "env-build.log", echo)
+        reporter.info(f"environment: {plan.choice.describe()}")
+        build_log = BuildLog(logs / "env-build.log", reporter.info)
         if lock is not None:
             env = plan.backend.from_lock(plan.choice, lock, build_log)
         else:
             env = plan.backend.ensure(plan.choice, build_log, refresh=plan.request.refresh_env)
         store.set_env(run.id, env.describe(), env.lock.format, env.lock.text)
-        echo(f"environment {env.key[:24]} " + ("reused" if env.cache_hit else f"ready in {env.build_seconds:.1f}s"))
+        reporter.info(f"environment {env.key[:24]} " + ("reused" if env.cache_hit else f"ready in {env.build_seconds:.1f}s"))
         phase = "execution"
-        invocation = _invocation(store, plan, run, run_dir / METRICS_FILE)
-        echo(f"running: {plan.command}")
+        invocation = _invocation(store, plan, run, run_dir / METRICS_FILE, reporter)
+        reporter.info(f"running: {plan.command}")
         with _space_reserve(run_dir), OutputSink(logs / "stdout.log", logs / "stderr.log", echo=stream,
                         stdout_to_stderr=stdout_to_stderr) as sink, \
                 MetricsTailer(store, run.id) as tailer, _leases(plan, env, run.id):
@@ -199,9 +225,9 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, echo: Echo, stre
             raise OutputLost(sink.failure)
         phase = "finish"
         if tailer.bad_lines:
-            echo(f"warning: skipped {tailer.bad_lines} line(s) of {METRICS_FILE} that were not valid metric records "
+            reporter.warn(f"skipped {tailer.bad_lines} line(s) of {METRICS_FILE} that were not valid metric records "
                  '(expected {"key": ..., "value": <number>, "step": <int>})')
-        after_run_hooks(store, run, code, echo)
+        after_run_hooks(store, run, code, reporter)
     except (KeyboardInterrupt, Terminated) as exc:
         plan.close()
         store.finish_run(run.id, KILLED, phase=phase, reason="interrupted (Ctrl-C or SIGTERM)")
@@ -257,7 +283,7 @@ def _finish_when_writable(store: RunStore, run_id: str, status: str, *, phase: s
             time.sleep(0.2)
 
 
-def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path) -> Invocation:
+def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path, reporter: Reporter) -> Invocation:
     run_dir = Path(run.run_dir)
     artifacts = run_dir / "artifacts"
     model_dir = artifacts / "model"
@@ -273,7 +299,7 @@ def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path)
         env["PROJ_SOURCE_COMMIT"] = plan.source.commit
     for hook in _hooks():
         if hasattr(hook, "child_env"):
-            env.update(hook.child_env(store, run))
+            env.update(hook.child_env(store, run, reporter))
     path_params = {p.name: Path(p.value) for p in plan.params if p.type == "path" and os.path.isabs(str(p.value))}
     return Invocation(command=plan.command, cwd=plan.project.root, env=env, pythonpath=(CHILD_PATH,),
                       path_params=path_params, mounts={run_dir: "rw", CHILD_PATH: "ro"},
@@ -302,7 +328,7 @@ def _hooks() -> list[Any]:
     return list(RUN_HOOKS)
 
 
-def after_run_hooks(store: RunStore, run: RunRecord, code: int, echo: Echo) -> None:
+def after_run_hooks(store: RunStore, run: RunRecord, code: int, reporter: Reporter) -> None:
     for hook in _hooks():
         if hasattr(hook, "after_run"):
-            hook.after_run(store, run, code, echo)
+            hook.after_run(store, run, code, reporter)

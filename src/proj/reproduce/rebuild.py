@@ -10,14 +10,14 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
 from proj.envs.base import BuildLog, Env, Lock
 from proj.errors import ProjError
 from proj.reproduce.behaviour import env_runner
 from proj.reproduce.compare import ArtifactOptions, Comparison, compare_runs
 from proj.reproduce.source import CannotReproduce, materialize, read_plain, workspace
-from proj.pipeline.run import Plan, RunRequest, execute_run, plan_run, start_run
+from proj.pipeline.request import RunOptions, RunRequest
+from proj.pipeline.run import Plan, execute_run, plan_run, start_run
+from proj.report import Reporter
 from proj.tracking.records import RUNNING, RunRecord
 from proj.tracking.store import RunStore
 
@@ -37,7 +37,7 @@ class Reproduction:
 
 
 def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_manager: str | None = None,
-              echo: Callable[[str], None], options: ArtifactOptions | None = None) -> Reproduction:
+              reporter: Reporter, options: ArtifactOptions | None = None) -> Reproduction:
     """Rerun ``run_ref`` and compare; MLflow models that differ in bytes are compared by behaviour, loaded
     inside the reproduced environment."""
     old = store.get_run(run_ref)
@@ -58,11 +58,11 @@ def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_mana
         plan.source = source  # the new run records the original provenance, not the private copy
         plan.choice = dataclasses.replace(plan.choice, origin=f"run {old.id[:12]} (reproduced)")
         lock = _recorded_lock(store, old, plan.choice.backend, notes)
-        echo(f"reproducing {old.id[:12]} ({old.entry_point}) at {source.commit or 'snapshot'}"
-             f"{' with its uncommitted changes' if source.dirty else ''}")
+        reporter.info(f"reproducing {old.id[:12]} ({old.entry_point}) at {source.commit or 'snapshot'}"
+                      f"{' with its uncommitted changes' if source.dirty else ''}")
         new = start_run(store, plan)
         try:
-            outcome = execute_run(store, plan, new, echo=echo, lock=lock)
+            outcome = execute_run(store, plan, new, reporter=reporter, lock=lock)
         except ProjError as exc:  # recorded FAILED in phase environment by the runner; the verdict is "cannot"
             raise CannotReproduce(f"run {old.id[:12]} could not be reproduced: {exc}") from None
         final = store.get_run(outcome.run.id)
@@ -83,10 +83,9 @@ def _recorded_request(store: RunStore, old: RunRecord, notes: list[str]) -> RunR
         if not request_file.exists():
             raise CannotReproduce(f"run {old.id[:12]} has no request.json (recorded by an older proj)")
         req = _parse_request(read_plain(request_file, old).decode("utf-8", "replace"), old)
-        if req.options:
-            notes.append(f"request: run {old.id[:12]} was recorded by an older proj, its request.json cannot be "
-                         f"verified, so its backend options ({', '.join(sorted(req.options))}) are not used")
-        return dataclasses.replace(req, options={})
+        notes.append(f"request: run {old.id[:12]} was recorded by an older proj, its request.json cannot be "
+                     f"verified, so its backend options ({', '.join(sorted(req.options.as_dict()))}) are not used")
+        return dataclasses.replace(req, options=RunOptions())
     if request_file.exists() or request_file.is_symlink():
         data = read_plain(request_file, old) if not request_file.is_symlink() else b""
         if hashlib.sha256(data).hexdigest() != hashlib.sha256(text.encode()).hexdigest():
@@ -129,7 +128,7 @@ def _request(req: RunRequest, old: RunRecord, project_dir: Path, env_manager: st
     tags = {**req.tags, REPRODUCES_TAG: old.id}
     return dataclasses.replace(req, uri=str(project_dir), version=None, params=params, env_manager=backend,
                                tags=tags, reproduces=old.id, refresh_env=False,
-                               options={**req.options, "require_clean": False})
+                               options=dataclasses.replace(req.options, require_clean=False))
 
 
 def _check_input(old: RunRecord, name: str, path: str, notes: list[str]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import SourceError, UnsafePath, UsageError
-from proj.paths import atomic_write, contained, shorten, unsafe_reason
+from proj.paths import StoreLayout, atomic_write, contained, shorten, unsafe_reason
 
 
 @dataclass
@@ -48,10 +48,10 @@ class Source:
             return
         from proj.sources.snapshot import SNAPSHOT, store_snapshot
 
-        blob, info = store_snapshot(self.snapshot_root, store_root / "snapshots")
+        blob, info = store_snapshot(self.snapshot_root, StoreLayout(store_root).snapshots)
         if blob is not None and _sha256(blob) != info["sha256"]:  # damaged in place (an older proj hard-linked it)
             blob.unlink()
-            blob, info = store_snapshot(self.snapshot_root, store_root / "snapshots")
+            blob, info = store_snapshot(self.snapshot_root, StoreLayout(store_root).snapshots)
         self.extra["snapshot"] = info
         if blob is not None:
             self.extra["snapshot_sha256"] = info["sha256"]

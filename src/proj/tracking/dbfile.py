@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from proj.errors import StoreDamaged, StoreError
+from proj.paths import StoreLayout
 
 # A full quick_check reads every page (about 30 ms per 8 MB here); a bigger store checks the tables that
 # creating a run writes, so `proj run` stays fast on a store of many runs.
@@ -60,7 +61,7 @@ def check_beside_runs(root: Path, db: Path) -> None:
         raise StoreError(f"run store {db} cannot be read: {exc.strerror or exc}") from None
     if size:
         return
-    runs = root / "runs"
+    runs = StoreLayout(root).runs
     count = sum(1 for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else 0
     if count:
         state = "is empty" if size == 0 else "is missing"

@@ -6,6 +6,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Iterable
 
+from proj.paths import StoreLayout
 from proj.tracking.records import ChildRun, MetricPoint, ModelRecord, NewRun, ParamRecord, RunRecord
 
 
@@ -98,4 +99,4 @@ class RunStore(ABC):
         """Release this handle (its connection)."""
 
     def run_dir(self, run_id: str) -> Path:
-        return self.root / "runs" / run_id
+        return StoreLayout(self.root).run(run_id)

@@ -164,3 +164,9 @@ def test_every_setting_is_documented_and_read_only_here() -> None:
             if name not in CHILD_VARS:
                 offenders.append(f"{path.relative_to(SRC)}: {name}")
     assert offenders == []
+
+
+def test_the_readme_lists_every_setting() -> None:
+    readme = (SRC.parent.parent / "README.md").read_text()
+    table = readme[readme.index("| Variable | Meaning | Default |"):]
+    assert [name for name in settings.NAMES if f"`{name}`" not in table] == []

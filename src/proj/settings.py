@@ -153,7 +153,8 @@ def section(*keys: str) -> dict[str, Any]:
         node = node.get(key, {}) if isinstance(node, dict) else None
         if not isinstance(node, dict):
             raise UsageError(f"{config_path()}: [{dotted}] must be a table")
-    return node
+    table: dict[str, Any] = node
+    return table
 
 
 @lru_cache(maxsize=8)

@@ -1,6 +1,7 @@
 """Standard-library features older supported Pythons lack, each fallback written once."""
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -9,8 +10,8 @@ def toml_loads(text: str) -> dict[str, Any]:
 
     Imported on first use: TOML is read only when a config file or a pylock.toml is actually parsed.
     """
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10: tomli is what became tomllib in 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10: tomli is what became tomllib in 3.11
+        import tomli as tomllib
     return tomllib.loads(text)

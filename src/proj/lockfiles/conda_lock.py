@@ -175,8 +175,7 @@ def _conda_build(url: str, name: str, version: str) -> str:
     """The build string from a package file name (``name-version-build.conda``), for locks that omit it."""
     base = url.rsplit("/", 1)[-1]
     for ext in (".conda", ".tar.bz2"):
-        if base.endswith(ext):
-            base = base[: -len(ext)]
+        base = base.removesuffix(ext)
     prefix = f"{name}-{version}-"
     return base[len(prefix):] if base.startswith(prefix) else ""
 

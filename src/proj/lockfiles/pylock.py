@@ -13,7 +13,7 @@ NAME = "pylock.toml"
 DIGEST_KEY = "spec-sha256"  # in [tool.proj]: which normalised python_env.yaml the lock was written for
 # The key inside the [tool.proj] table (before any later table header).
 _DIGEST = re.compile(r'^\[tool\.proj\][ \t]*$(?:(?!^\[).)*?^spec-sha256\s*=\s*"(?P<digest>[0-9a-f]{16,64})"',
-                     re.M | re.S)
+                     re.MULTILINE | re.DOTALL)
 
 
 def parse_lock(text: str) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def lock_packages(text: str) -> dict[str, str]:
 
 def requires_python(text: str) -> str | None:
     """The exact version a lock was resolved for, when uv recorded one (``>=3.12.1`` -> ``3.12.1``)."""
-    match = re.search(r'^requires-python\s*=\s*"(?:>=|==)?\s*([0-9.]+)"', text, re.M)
+    match = re.search(r'^requires-python\s*=\s*"(?:>=|==)?\s*([0-9.]+)"', text, re.MULTILINE)
     return match.group(1) if match else None
 
 

@@ -21,8 +21,8 @@ BUILD_TOOLS = ("pip", "setuptools", "wheel")
 ENV_FILES = ("requirements.txt", "python_env.yaml", "conda.yaml")
 DEFAULT_CHANNELS = ("conda-forge",)
 
-__all__ = ["LockParseError", "EnvSpec", "parse_lock", "parse_requirements", "parse_pylock", "parse_conda_lock",
-           "render", "write_env_files", "ENV_FILES"]
+__all__ = ["ENV_FILES", "EnvSpec", "LockParseError", "parse_conda_lock", "parse_lock", "parse_pylock",
+           "parse_requirements", "render", "write_env_files"]
 
 
 @dataclass

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from pathlib import Path
 
 import pytest
-
 from conda_channel import Pkg, build_channel, python_pkg
+from wheels import make_wheel
+
 from proj.errors import EnvError, LockParseError
 from proj.lockfiles import conda_lock
 from proj.lockfiles.conda_lock import PipPin, Resolved
 from proj.lockfiles.registry import by_name
-from wheels import make_wheel
 
 pytestmark = [pytest.mark.conda]
 PLATFORM = "linux-64"

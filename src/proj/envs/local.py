@@ -52,6 +52,8 @@ class LocalEnv(SubprocessEnv):
 
 
 class LocalBackend(Backend):
+    """No :class:`BuiltBackend` lifecycle: nothing is built, the caller's interpreter is the env."""
+
     name = "local"
 
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> LocalEnv:

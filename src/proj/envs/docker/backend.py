@@ -77,6 +77,13 @@ class DockerImageEnv(Env):
 
 
 class DockerBackend(Backend):
+    """Its own ``ensure``, not :class:`BuiltBackend`'s lifecycle: the env is an image in the daemon, not a
+    directory in the env cache. There is no slot to build into or marker to publish; the image tag *is* the
+    content key (base image id + generated Dockerfile + context hash), so a found tag is the ready check,
+    the build lock is per tag, and a refresh re-tags instead of deleting: a running container keeps its
+    image by id, so refresh-while-in-use needs no slot beside it. The key also needs the base image
+    resolved (pulled or built) first, which the resolve -> key order of the lifecycle cannot express."""
+
     name = BACKEND
 
     def __init__(self) -> None:

@@ -84,6 +84,12 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[DirBackend, 
     return DirBackend(EnvCache(tmp_path / "cache" / "envs")), EnvChoice("dirs", "test", spec)
 
 
+def home(env: Env) -> Path:
+    path = env.home()
+    assert path is not None
+    return path
+
+
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.is_file() else []
 
@@ -93,8 +99,8 @@ def test_second_ensure_is_a_cache_hit_without_resolving(setup: tuple[DirBackend,
     first = backend.ensure(choice, BuildLog(None))
     again = DirBackend(backend.cache).ensure(choice, BuildLog(None))  # a new process: only the caches on disk
     assert (first.cache_hit, again.cache_hit) == (False, True)
-    assert first.key == again.key and first.home() == again.home()
-    assert (first.home() / MARKER).is_file() and lines(first.home() / "packages.txt") == ["numpy", "pandas"]
+    assert first.key == again.key and home(first) == home(again)
+    assert (home(first) / MARKER).is_file() and lines(home(first) / "packages.txt") == ["numpy", "pandas"]
     assert backend.resolves == 1 and backend.builds == 1
 
 
@@ -111,27 +117,27 @@ def test_concurrent_ensures_build_once(setup: tuple[DirBackend, EnvChoice]) -> N
         thread.join(60)
     assert len(envs) == 4 and backend.builds == 1
     assert sorted(env.cache_hit for env in envs) == [False, True, True, True]
-    assert len({env.home() for env in envs}) == 1
+    assert len({home(env) for env in envs}) == 1
 
 
 def test_a_broken_env_is_rebuilt_and_the_reason_said(setup: tuple[DirBackend, EnvChoice], tmp_path: Path) -> None:
     backend, choice = setup
     env = backend.ensure(choice, BuildLog(None))
-    (env.home() / "packages.txt").unlink()
+    (home(env) / "packages.txt").unlink()
     log = tmp_path / "build.log"
     echoed: list[str] = []
     again = backend.ensure(choice, BuildLog(log, echoed.append))
     assert again.cache_hit is False and backend.builds == 2 and backend.resolves == 1
     said = f"rebuilding environment {env.key} because packages.txt is missing"
     assert said in echoed and said in lines(log)
-    assert (again.home() / "packages.txt").is_file()
+    assert (home(again) / "packages.txt").is_file()
 
 
 def test_warnings_go_to_the_reporter_and_the_build_log(setup: tuple[DirBackend, EnvChoice], tmp_path: Path) -> None:
     backend, choice = setup
     assert choice.spec_file is not None
     choice.spec_file.write_text("old numpy\n")
-    reporter, echoed, log = Collector(), [], tmp_path / "build.log"
+    reporter, echoed, log = Collector(), list[str](), tmp_path / "build.log"
     backend.ensure(choice, BuildLog(log, echoed.append, reporter))
     assert reporter.messages(WARN) == ["'old' is deprecated"]
     assert "warning: 'old' is deprecated" in lines(log) and not any("deprecated" in e for e in echoed)
@@ -143,23 +149,23 @@ def test_refresh_of_a_leased_env_builds_beside_it(setup: tuple[DirBackend, EnvCh
     backend, choice = setup
     env = backend.ensure(choice, BuildLog(None))
     echoed: list[str] = []
-    with in_use(env.home(), "run-one", marker=MARKER):
+    with in_use(home(env), "run-one", marker=MARKER):
         fresh = backend.ensure(choice, BuildLog(None, echoed.append), refresh=True)
-        assert (env.home() / "packages.txt").is_file(), "the leased env is left to its run"
-    assert fresh.key == env.key and fresh.home() != env.home() and fresh.cache_hit is False
+        assert (home(env) / "packages.txt").is_file(), "the leased env is left to its run"
+    assert fresh.key == env.key and home(fresh) != home(env) and fresh.cache_hit is False
     assert backend.resolves == 2, "a refresh resolves again"
     assert f"rebuilding environment {env.key} because --refresh-env asked for a rebuild" in echoed
     assert any("built a new env beside the one in use by run run-one" in e for e in echoed), echoed
     later = backend.ensure(choice, BuildLog(None))
-    assert later.cache_hit and later.home() == fresh.home()
-    assert backend.cache.retired() == [env.home()]
+    assert later.cache_hit and home(later) == home(fresh)
+    assert backend.cache.retired() == [home(env)]
 
 
 def test_refresh_of_an_unleased_env_rebuilds_in_place(setup: tuple[DirBackend, EnvChoice]) -> None:
     backend, choice = setup
     env = backend.ensure(choice, BuildLog(None))
     fresh = backend.ensure(choice, BuildLog(None), refresh=True)
-    assert fresh.home() == env.home() and fresh.cache_hit is False and backend.builds == 2
+    assert home(fresh) == home(env) and fresh.cache_hit is False and backend.builds == 2
 
 
 def test_from_lock_takes_the_same_path(setup: tuple[DirBackend, EnvChoice], tmp_path: Path,
@@ -167,12 +173,12 @@ def test_from_lock_takes_the_same_path(setup: tuple[DirBackend, EnvChoice], tmp_
     backend, choice = setup
     built = backend.ensure(choice, BuildLog(None))
     hit = DirBackend(backend.cache).from_lock(choice, built.lock, BuildLog(None))
-    assert hit.cache_hit and hit.key == built.key and hit.home() == built.home()
+    assert hit.cache_hit and hit.key == built.key and home(hit) == home(built)
     empty = DirBackend(EnvCache(tmp_path / "other" / "envs"))  # an empty cache: built from the lock, unresolved
     rebuilt = empty.from_lock(choice, Lock("lines", "scipy\n"), BuildLog(None))
     assert not rebuilt.cache_hit and empty.resolves == 0 and empty.builds == 1
-    assert rebuilt.details["lock_origin"] == "recorded lock" and lines(rebuilt.home() / "packages.txt") == ["scipy"]
-    assert (rebuilt.home() / MARKER).is_file()
+    assert rebuilt.details["lock_origin"] == "recorded lock" and lines(home(rebuilt) / "packages.txt") == ["scipy"]
+    assert (home(rebuilt) / MARKER).is_file()
 
 
 def test_from_lock_refuses_another_format(setup: tuple[DirBackend, EnvChoice]) -> None:

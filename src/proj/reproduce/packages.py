@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from proj.errors import LockParseError
 from proj.lockfiles import docker_image
+from proj.lockfiles.base import normalise_name
 from proj.lockfiles.registry import by_name
 
 
@@ -21,8 +22,9 @@ def lock_packages(lock_format: str, text: str) -> dict[str, str]:
     for package in contents.packages:
         if package.manager == "conda":
             packages[f"conda:{package.name}"] = " ".join(x for x in (package.version, package.build) if x)
-        else:
-            packages[package.name] = package.version or package.pin
+        else:  # keyed by the pin's text before ``==`` (extras and all), as runs recorded so far were compared
+            name, sep, version = package.pin.partition("==")
+            packages[normalise_name(name.strip())] = version.split(";")[0].strip() if sep else package.pin
     return packages
 
 

@@ -129,3 +129,17 @@ class ModelNotFound(UsageError):
 
 class ModelExportError(ProjError):
     """A model cannot be exported (invalid, changed on disk, or the destination is taken)."""
+
+
+class GitFailed(SourceError):
+    """A git command failed; ``detail`` is its last stderr line with credentials masked."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class CannotReproduce(ProjError):
+    """The run cannot be reproduced (exit 2): its code, data or environment is no longer available."""
+
+    exit_code = 2

@@ -67,10 +67,10 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
         app.reporter.quiet = True
     from proj.cli.render import print_json
     from proj.execution.process import install_sigterm_handler
-    from proj.project.params import parse_cli_params
+    from proj.pipeline.reaper import open_to_act
     from proj.pipeline.request import RunOptions, RunRequest
     from proj.pipeline.run import submit
-    from proj.pipeline.reaper import open_to_act
+    from proj.project.params import parse_cli_params
 
     options = RunOptions(require_clean=require_clean, docker_args=tuple(docker_args), build_image=build_image,
                          keep_container=keep_container, conda_frontend=conda_frontend)

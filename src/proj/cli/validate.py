@@ -20,6 +20,7 @@ def validate(app: App, uri: str, version: str | None, as_json: bool, strict: boo
     """Check the MLproject (schema, placeholders, env files) and list its entry points."""
     from proj.envs.registry import choose_env
     from proj.errors import ProjectError
+    from proj.pipeline.check import check_project_env
     from proj.project.spec import check_defaults, load_project
     from proj.sources.resolve import resolve_source
 
@@ -33,7 +34,7 @@ def validate(app: App, uri: str, version: str | None, as_json: bool, strict: boo
         app.warn(warning)
     check_defaults(project)
     choice = choose_env(project)
-    check_environment(choice)
+    check_project_env(choice)  # the same checks (and exit codes) as `proj run`, without building or a daemon
     entries: dict[str, dict[str, Any]] = {name: {"command": ep.command,
                       "parameters": {p.name: {"type": p.type, "default": p.default, "required": p.required}
                                      for p in ep.parameters.values()}}
@@ -54,34 +55,3 @@ def validate(app: App, uri: str, version: str | None, as_json: bool, strict: boo
         rows = [(p, d["type"], "required" if d["required"] else repr(d["default"])) for p, d in ep["parameters"].items()]
         if rows:
             click.echo("\n".join("  " + line for line in table(("PARAM", "TYPE", "DEFAULT"), rows).splitlines()))
-
-
-def check_environment(choice: Any) -> None:  # Any: an EnvChoice (proj.envs is imported lazily)
-    """Check the chosen env spec as ``proj run`` does before recording a run, but build nothing.
-
-    The virtualenv and conda backends' own ``check`` reads and validates the spec file (schema,
-    ``-r`` files, conda match specs, channel mapping). Docker is checked without a daemon, so that
-    validating works on any machine: only the Dockerfile the MLproject declares must exist.
-    Any failure is a mistake in the project, so it exits 2 like the MLproject's own errors.
-    """
-    from proj.errors import EnvError, ProjectError
-
-    try:
-        if choice.backend == "docker":
-            _check_dockerfile(choice)
-        elif choice.backend in ("virtualenv", "conda"):
-            from proj.envs.registry import get_backend
-
-            get_backend(choice.backend).check(choice)
-    except EnvError as exc:
-        raise ProjectError(exc.message, hint=exc.hint) from None
-
-
-def _check_dockerfile(choice: Any) -> None:
-    from proj.errors import ProjectError
-
-    project = choice.project
-    dockerfile = project.docker_env.extra.get("dockerfile") if project.docker_env is not None else None
-    if dockerfile and not (project.root / dockerfile).is_file():
-        raise ProjectError(f"{project.file or project.root / 'MLproject'}: docker_env.dockerfile {dockerfile!r} "
-                           f"not found in {project.root}")

@@ -68,7 +68,7 @@ class RunRequest:
         """Read a request record, including those written by older versions of proj."""
         data = json.loads(text)
         if not isinstance(data, dict):
-            raise ValueError("a run request must be a JSON object")
+            raise TypeError("a run request must be a JSON object")
         if "parent_run_id" in data:  # written before child runs took that name
             data["reproduces"] = data.pop("parent_run_id")
         data["options"] = RunOptions.from_dict(data.get("options") or {})

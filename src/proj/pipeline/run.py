@@ -11,10 +11,11 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from proj import settings
 from proj.collect import models as collect_models
@@ -24,6 +25,7 @@ from proj.envs.registry import choose_env, get_backend
 from proj.errors import OutputLost, ProjError, one_line
 from proj.execution.process import OutputSink, Terminated
 from proj.paths import atomic_write
+from proj.pipeline.check import check_env
 from proj.pipeline.inputs import fingerprint_inputs
 from proj.pipeline.request import RunRequest
 from proj.project.params import BoundParam, bind_params, render_command
@@ -32,7 +34,14 @@ from proj.report import Reporter
 from proj.sources import workspace
 from proj.sources.base import Source
 from proj.sources.resolve import resolve_source
-from proj.tracking.records import FAILED, FINISHED, KILLED, NewRun, ParamRecord, RunRecord
+from proj.tracking.records import (
+    FAILED,
+    FINISHED,
+    KILLED,
+    NewRun,
+    ParamRecord,
+    RunRecord,
+)
 from proj.tracking.store import RunStore
 
 CHILD_PATH = Path(__file__).parent.parent / "_childpath"
@@ -135,7 +144,7 @@ def plan_run(req: RunRequest) -> Plan:
         choice = choose_env(project, req.env_manager)
         choice = EnvChoice(choice.backend, choice.origin, choice.spec_file, choice.project, req.options.as_dict())
         backend = get_backend(choice.backend)
-        backend.check(choice)
+        check_env(choice, backend)  # a mistake in the project's files exits 2, as from `proj validate`
     except BaseException:
         _remove_workdir(workdir)
         raise

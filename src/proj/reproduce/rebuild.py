@@ -11,10 +11,10 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from proj.envs.base import BuildLog, Env, Lock
-from proj.errors import ProjError
+from proj.errors import CannotReproduce, ProjError
 from proj.reproduce.behaviour import env_runner
 from proj.reproduce.compare import ArtifactOptions, Comparison, compare_runs
-from proj.reproduce.source import CannotReproduce, materialize, read_plain, workspace
+from proj.reproduce.source import materialize, read_plain, workspace
 from proj.pipeline.request import RunOptions, RunRequest
 from proj.pipeline.run import Plan, execute_run, plan_run, start_run
 from proj.report import Reporter

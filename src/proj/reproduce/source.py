@@ -11,7 +11,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from proj.errors import ProjError, UnsafePath
+from proj.errors import CannotReproduce, ProjError, UnsafePath
 from proj.paths import cache, contained
 from proj.sources.base import Source
 from proj.sources.provenance import PATCH, UNTRACKED
@@ -21,12 +21,6 @@ from proj.tracking.records import RunRecord
 # The only files reproduce takes from a run's artifacts/source/, with how messages name them.
 PROVENANCE = {SNAPSHOT: "source snapshot", PATCH: "uncommitted changes (uncommitted.patch)",
               UNTRACKED: "untracked files (untracked.tar.gz)"}
-
-
-class CannotReproduce(ProjError):
-    """The run cannot be reproduced (exit 2): its code, data or environment is no longer available."""
-
-    exit_code = 2
 
 
 def materialize(old: RunRecord, workdir: Path, notes: list[str] | None = None) -> Source:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from proj.locks import busy, file_lock
 from proj.execution.process import is_alive
-from proj.errors import SourceError
+from proj.errors import GitFailed, SourceError
 from proj.paths import cache
-from proj.sources.gitcmd import GitFailed, Remote, git, text, write_askpass
+from proj.sources.gitcmd import Remote, git, text, write_askpass
 from proj.sources.urls import GitUrl, cache_key
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")

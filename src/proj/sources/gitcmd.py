@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proj import settings
-from proj.errors import SourceError
+from proj.errors import GitFailed
 from proj.execution.process import kill_group
 from proj.sources.urls import GitUrl, mask_text, mask_url
 
@@ -19,14 +19,6 @@ ASKPASS = """#!/bin/sh
 # Answers git's credential prompts from the environment of the one git process proj started.
 case "$1" in Username*) printf '%s\\n' "$PROJ_GIT_USERNAME" ;; *) printf '%s\\n' "$PROJ_GIT_PASSWORD" ;; esac
 """
-
-
-class GitFailed(SourceError):
-    """A git command failed; ``detail`` is its last stderr line with credentials masked."""
-
-    def __init__(self, message: str, detail: str) -> None:
-        super().__init__(message)
-        self.detail = detail
 
 
 @dataclass

@@ -46,7 +46,7 @@ def test_an_old_record_without_options_or_with_unknown_keys_reads() -> None:
 
 
 def test_a_record_that_is_not_an_object_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         RunRequest.from_json("[1, 2]")
 
 

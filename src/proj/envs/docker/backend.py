@@ -219,17 +219,17 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _lock(image_id: str, base: str, base_id: str, context: str | None, dockerfile: str | None) -> Lock:
-    data = {"image_id": image_id, "base_image": base, "base_id": base_id, "context_hash": context,
+def _lock(image_id: str, base: str, base_id: str, context_hash: str | None, dockerfile: str | None) -> Lock:
+    data = {"image_id": image_id, "base_image": base, "base_id": base_id, "context_hash": context_hash,
             "dockerfile": dockerfile}
     return Lock(LOCK_FORMAT, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _details(choice: EnvChoice, denv: DockerEnv, base: dict[str, Any], image: dict[str, Any], tag: str,
-             context: str | None, *, build_image: bool) -> dict[str, Any]:
+             context_hash: str | None, *, build_image: bool) -> dict[str, Any]:
     return {"origin": choice.origin, "base_image": denv.image, "base_image_id": base.get("Id"),
             "image": tag, "image_id": image.get("Id"), "repo_digests": image.get("RepoDigests") or [],
-            "context_hash": context, "build_image": build_image, "workdir": context.WORKDIR,
+            "context_hash": context_hash, "build_image": build_image, "workdir": context.WORKDIR,
             "dockerfile": denv.extra.get("dockerfile")}
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Generic, TypeVar
 from proj.envs.cache import EnvCache, Slot, read_resolution, write_resolution
 from proj.errors import EnvError
 from proj.execution.process import OutputSink, run_process, shell_argv
+from proj.project.spec import Project
 from proj.redact import mask_url
 from proj.report import Reporter
 
@@ -29,8 +30,8 @@ class EnvChoice:
 
     backend: str
     origin: str  # e.g. "--env-manager", "python_env in MLproject", "python_env.yaml", "default"
-    spec_file: Path | None = None
-    project: Any = None  # proj.project.spec.Project (kept loose to avoid an import cycle)
+    spec_file: Path | None
+    project: Project
     options: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:

@@ -35,8 +35,7 @@ def check_env(choice: EnvChoice, backend: Backend) -> None:
 
 def _check_dockerfile(choice: EnvChoice) -> None:
     project = choice.project
-    denv = project.docker_env if project is not None else None
-    dockerfile = denv.extra.get("dockerfile") if denv is not None else None
-    if dockerfile and project is not None:
+    dockerfile = project.docker_env.extra.get("dockerfile") if project.docker_env is not None else None
+    if dockerfile:
         source = str(project.file or Path(project.root) / "MLproject")
         declared_dockerfile(project.root, dockerfile, source)

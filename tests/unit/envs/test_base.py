@@ -13,6 +13,7 @@ from proj.envs.cache import MARKER, EnvCache
 from proj.errors import EnvError
 from proj.execution.process import OutputSink
 from proj.locks import in_use
+from proj.project.spec import Project
 from proj.report import WARN, Collector
 
 
@@ -81,7 +82,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[DirBackend, 
     monkeypatch.setenv("PROJ_CACHE_DIR", str(tmp_path / "cache"))  # the resolution cache lives there
     spec = tmp_path / "deps.txt"
     spec.write_text("numpy pandas\n")
-    return DirBackend(EnvCache(tmp_path / "cache" / "envs")), EnvChoice("dirs", "test", spec)
+    return DirBackend(EnvCache(tmp_path / "cache" / "envs")), EnvChoice("dirs", "test", spec, Project(tmp_path, "t", None, {}))
 
 
 def home(env: Env) -> Path:

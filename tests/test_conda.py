@@ -123,6 +123,7 @@ def test_from_lock_rebuilds_a_recorded_env_on_an_empty_cache(cproj: Proj, make_p
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from proj.envs.base import BuildLog, EnvChoice, Lock
     from proj.envs.conda.backend import CondaBackend
+    from proj.project.spec import load_project
 
     root = conda_project(make_project, ["greet=1.0", "filler3"], "greet")
     assert cproj("run", str(root)).code == 0
@@ -130,16 +131,17 @@ def test_from_lock_rebuilds_a_recorded_env_on_an_empty_cache(cproj: Proj, make_p
     text = (_write_lock(root)).read_text()
     monkeypatch.setenv("PROJ_CACHE_DIR", str(tmp_path / "fresh-cache"))
     (root / "conda-lock.yml").unlink()
-    env = CondaBackend().from_lock(EnvChoice("conda", "reproduce", root / "conda.yaml"), Lock("conda-lock.yml", text),
-                                   BuildLog(None))
+    choice = EnvChoice("conda", "reproduce", root / "conda.yaml", load_project(root))
+    env = CondaBackend().from_lock(choice, Lock("conda-lock.yml", text), BuildLog(None))
     assert env.cache_hit is False and sorted(env.details["packages"]) == sorted(recorded["packages"])
 
 
 def _write_lock(root: Path) -> Path:
     from proj.envs.base import BuildLog, EnvChoice
     from proj.envs.conda.backend import CondaBackend
+    from proj.project.spec import load_project
 
-    choice = EnvChoice("conda", "test", root / "conda.yaml")
+    choice = EnvChoice("conda", "test", root / "conda.yaml", load_project(root))
     return CondaBackend().write_lock(choice, BuildLog(None))
 
 
@@ -234,7 +236,8 @@ def test_warm_path_imports_neither_rattler_nor_conda_lock(cproj: Proj, make_proj
         from pathlib import Path
         from proj.envs.base import BuildLog, EnvChoice
         from proj.envs.conda.backend import CondaBackend
-        choice = EnvChoice("conda", "t", Path({str(root / 'conda.yaml')!r}))
+        from proj.project.spec import load_project
+        choice = EnvChoice("conda", "t", Path({str(root / 'conda.yaml')!r}), load_project(Path({str(root)!r})))
         CondaBackend().check(choice)  # a cached resolution: the match specs are not parsed again
         env = CondaBackend().ensure(choice, BuildLog(None))
         assert env.cache_hit, env.key

@@ -204,8 +204,9 @@ def refuse(*args, **kwargs):
 subprocess.Popen = refuse
 from proj.envs.base import BuildLog, EnvChoice
 from proj.envs.virtualenv.backend import VirtualenvBackend
+from proj.project.spec import load_project
 backend = VirtualenvBackend()
-choice = EnvChoice("virtualenv", "t", Path({str(root / 'python_env.yaml')!r}))
+choice = EnvChoice("virtualenv", "t", Path({str(root / 'python_env.yaml')!r}), load_project(Path({str(root)!r})))
 backend.check(choice)
 env = backend.ensure(choice, BuildLog(None))
 assert env.cache_hit and env.details["lock_origin"].startswith("pylock.toml shipped"), env.details
@@ -298,7 +299,9 @@ def test_from_lock_rebuilds_the_recorded_env(offline, make_project, monkeypatch:
     from proj.envs.base import BuildLog, EnvChoice, Lock
     from proj.envs.virtualenv.backend import VirtualenvBackend
 
-    choice = EnvChoice("virtualenv", "reproduce", root / "python_env.yaml", None)
+    from proj.project.spec import load_project
+
+    choice = EnvChoice("virtualenv", "reproduce", root / "python_env.yaml", load_project(root))
     env = VirtualenvBackend().from_lock(choice, Lock("pylock.toml", run["lock"]["text"]), BuildLog(None))
     assert env.key == run["env"]["key"] and env.lock.text == run["lock"]["text"]
 

@@ -216,7 +216,7 @@ def execute_run(store: RunStore, plan: Plan, run: RunRecord, *, reporter: Report
     plan.notes.clear()
     try:
         reporter.info(f"environment: {plan.choice.describe()}")
-        build_log = BuildLog(logs / "env-build.log", reporter.info)
+        build_log = BuildLog(logs / "env-build.log", reporter.info, reporter)  # warnings keep their level
         if lock is not None:
             env = plan.backend.from_lock(plan.choice, lock, build_log)
         else:

@@ -34,8 +34,8 @@ def make_project(root: Path) -> Path:
 def fill_store(env: dict[str, str], runs: int) -> None:
     """Insert ``runs`` finished runs straight through the store API (fast, same schema)."""
     os.environ.update({k: env[k] for k in ("PROJ_TRACKING_URI", "PROJ_CACHE_DIR")})
-    from proj.tracking.records import NewRun, ParamRecord
     from proj.tracking.open import open_store
+    from proj.tracking.records import NewRun, ParamRecord
 
     store = open_store()
     for i in range(runs):
@@ -46,8 +46,8 @@ def fill_store(env: dict[str, str], runs: int) -> None:
 
 def ingest_points(env: dict[str, str], points: int) -> float:
     from proj.collect.metrics import ingest_metrics_file, metrics_path
-    from proj.tracking.records import NewRun
     from proj.tracking.open import open_store
+    from proj.tracking.records import NewRun
 
     store = open_store()
     run = store.create_run(NewRun("ingest", None, {}, "p", "main", "x", [], {}, "local"), os.getpid())

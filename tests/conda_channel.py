@@ -14,8 +14,8 @@ import json
 import os
 import sys
 import tarfile
-import time
 import textwrap
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 

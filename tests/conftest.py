@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from wheels import offline, wheelhouse  # noqa: F401 - fixtures shared by the virtualenv-based tests
 
 REPO = Path(__file__).resolve().parent.parent

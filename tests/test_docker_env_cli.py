@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+
 import test_docker
 from conftest import Proj, wait_for
 

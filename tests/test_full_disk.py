@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import require
 
 # Prints far more than the store's filesystem holds, as fast as it can, and never ends by itself.

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import Outcome
 
+from conftest import Outcome
 from proj.errors import MESSAGE_LIMIT, ProjError, one_line
 
 MLPROJECT = "name: p\nentry_points:\n  main:\n    command: echo hi\n"

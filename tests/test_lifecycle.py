@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
 from conftest import wait_for
 
 # The entry point writes its pid (and a grandchild's) and then sleeps; it reports a metric first.

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from test_mlflow_compat import _side, mlflow_venv  # noqa: F401 - the side virtualenv with real MLflow
 
 EXAMPLES = Path(__file__).parent / "data" / "mlflow_examples"

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import require
 from wheels import _dist_info, _write_wheel
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Proj, require
-from proj.reproduce.artifacts import (ARCHIVE, BYTES, DIFFERS, VOLATILE, archive_contents, compare_files, file_hash,
-                                      mask_volatile)
+from proj.reproduce.artifacts import ARCHIVE, BYTES, DIFFERS, VOLATILE, archive_contents, compare_files, file_hash, mask_volatile
 from proj.reproduce.behaviour import compare_behaviour, compare_predictions, python_runner
 
 MLFLOW_TEST = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("mlflow"),

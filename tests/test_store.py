@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from proj.errors import RunNotFound, StoreError
 from proj.collect.metrics import ingest_metrics_file, metrics_path
+from proj.errors import RunNotFound, StoreError
 from proj.tracking.records import FAILED, FINISHED, NewRun, ParamRecord
 from proj.tracking.sqlite import SqliteStore
 

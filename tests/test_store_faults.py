@@ -12,8 +12,8 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from conftest import require, wait_for
 
+from conftest import require, wait_for
 from proj.tracking.records import NewRun, ParamRecord
 from proj.tracking.sqlite import SqliteStore
 

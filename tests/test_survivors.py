@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
 from conftest import wait_for
 
 # Each process the entry point leaves carries the marker in its argv, so the test can look for it in

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import require
 
 SHOW = """\
@@ -298,7 +299,6 @@ def test_from_lock_rebuilds_the_recorded_env(offline, make_project, monkeypatch:
         monkeypatch.setenv(key, value)
     from proj.envs.base import BuildLog, EnvChoice, Lock
     from proj.envs.virtualenv.backend import VirtualenvBackend
-
     from proj.project.spec import load_project
 
     choice = EnvChoice("virtualenv", "reproduce", root / "python_env.yaml", load_project(root))

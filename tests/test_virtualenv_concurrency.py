@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from wheels import make_gated_sdist
 
 PY = "%d.%d" % sys.version_info[:2]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from proj.envs.virtualenv.interpreters import Interpreter, discover, find_interpreter, matches
 from proj.envs.python_env import load_spec
 from proj.envs.uv import index_args, tool_message
+from proj.envs.virtualenv.interpreters import Interpreter, discover, find_interpreter, matches
 from proj.errors import EnvError, ProjectError
 
 

@@ -8,7 +8,6 @@ from proj.cli.render import human_size, json_option, print_json, table, when
 from proj.envs.registry import ENV_MANAGERS
 
 
-
 @click.group()
 def env() -> None:
     """List, prune and lock cached environments."""

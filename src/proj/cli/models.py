@@ -6,8 +6,7 @@ from pathlib import Path
 import click
 
 from proj.cli.main import App
-from proj.cli.render import print_json, table, when
-from proj.cli.render import human_size, json_option, tracking_option
+from proj.cli.render import human_size, json_option, print_json, table, tracking_option, when
 
 
 @click.group()

@@ -9,7 +9,6 @@ import click
 
 from proj.errors import printable
 
-
 # Options shared by the reading commands, defined once.
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned envelope).")
 tracking_option = click.option("--tracking-uri", envvar="PROJ_TRACKING_URI",

@@ -28,9 +28,9 @@ def reproduce(app: App, run_ref: str, tolerance: float, env_manager: str | None,
     """
     from proj.cli.render import print_json
     from proj.execution.process import install_sigterm_handler
+    from proj.pipeline.reaper import open_to_act
     from proj.reproduce.compare import ArtifactOptions
     from proj.reproduce.rebuild import reproduce as run_reproduce
-    from proj.pipeline.reaper import open_to_act
 
     install_sigterm_handler()
     result = run_reproduce(open_to_act(tracking_uri, create=False), run_ref, tolerance=tolerance, env_manager=env_manager,

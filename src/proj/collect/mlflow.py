@@ -19,7 +19,7 @@ from typing import Any
 
 from proj.errors import UnsafePath
 from proj.models.dirs import find_model_dirs
-from proj.paths import contained, linked_part, safe_name, shorten, unsafe_reason
+from proj.paths import contained, safe_name, shorten, unsafe_reason
 from proj.report import Reporter
 from proj.safe_yaml import load_untrusted
 from proj.tracking.records import FAILED, FINISHED, KILLED, ChildRun, MetricPoint, ParamRecord

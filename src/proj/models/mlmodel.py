@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import UnsafeModel, UnsafePath
-from proj.report import Reporter
-from proj.tracking.records import ModelRecord
 from proj.paths import contained, linked_part
+from proj.report import Reporter
 from proj.safe_yaml import load_untrusted
+from proj.tracking.records import ModelRecord
 
 MLMODEL = "MLmodel"
 

@@ -8,8 +8,8 @@ from typing import Any
 from proj.errors import ModelExportError, ModelNotFound, UnsafePath
 from proj.models.envfiles import ENV_FILES
 from proj.models.mlmodel import file_digest
-from proj.tracking.records import ModelRecord
 from proj.paths import contained, unsafe_reason
+from proj.tracking.records import ModelRecord
 from proj.tracking.store import RunStore
 
 

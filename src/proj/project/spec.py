@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from proj.errors import ProjectError, UsageError
-from proj.project.params import (BARE, DOUBLE, PARAM_TYPES, Parameter, as_text, declared_type, normalise_type,
-                                 placeholder_contexts)
+from proj.project.params import BARE, DOUBLE, PARAM_TYPES, Parameter, as_text, declared_type, normalise_type, placeholder_contexts
 from proj.project.schema import _line_of, _short, load_validated
 
 MLPROJECT = "mlproject"

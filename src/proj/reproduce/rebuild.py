@@ -10,14 +10,15 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from proj.envs.base import BuildLog, Env, Lock
 from proj.errors import CannotReproduce, ProjError
-from proj.reproduce.behaviour import env_runner
-from proj.reproduce.compare import ArtifactOptions, Comparison, compare_runs
-from proj.reproduce.source import materialize, read_plain, workspace
 from proj.pipeline.request import RunOptions, RunRequest
 from proj.pipeline.run import Plan, execute_run, plan_run, start_run
 from proj.report import Reporter
+from proj.reproduce.behaviour import env_runner
+from proj.reproduce.compare import ArtifactOptions, Comparison, compare_runs
+from proj.reproduce.source import materialize, read_plain, workspace
 from proj.tracking.records import RUNNING, RunRecord
 from proj.tracking.store import RunStore
 

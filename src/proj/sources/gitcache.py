@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from proj.locks import busy, file_lock
-from proj.execution.process import is_alive
 from proj.errors import GitFailed, SourceError
+from proj.execution.process import is_alive
+from proj.locks import busy, file_lock
 from proj.paths import cache
 from proj.sources.gitcmd import Remote, git, text, write_askpass
 from proj.sources.urls import GitUrl, cache_key

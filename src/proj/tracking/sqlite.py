@@ -16,7 +16,15 @@ from proj.errors import RunNotFound, StoreError, StoreMissing
 from proj.execution.process import process_start_time
 from proj.tracking.dbfile import DB_NAME, connect, guarded, translate, verify
 from proj.tracking.records import (
-    DEFAULT_EXPERIMENT, RUNNING, SCHEMA_VERSION, ChildRun, MetricPoint, ModelRecord, NewRun, ParamRecord, RunRecord,
+    DEFAULT_EXPERIMENT,
+    RUNNING,
+    SCHEMA_VERSION,
+    ChildRun,
+    MetricPoint,
+    ModelRecord,
+    NewRun,
+    ParamRecord,
+    RunRecord,
 )
 from proj.tracking.store import RunStore
 from proj.tracking.view import presented

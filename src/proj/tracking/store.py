@@ -10,7 +10,6 @@ from proj.paths import StoreLayout
 from proj.tracking.records import ChildRun, MetricPoint, ModelRecord, NewRun, ParamRecord, RunRecord
 
 
-
 class RunStore(ABC):
     """Everything the runner and the CLI need from a run store."""
 

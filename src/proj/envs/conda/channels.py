@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from proj.settings import conda_channel_alias, section
 from proj.errors import EnvError
+from proj.settings import conda_channel_alias, section
 
 ANACONDA_ORG = "https://conda.anaconda.org"
 DEFAULTS = ("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r")

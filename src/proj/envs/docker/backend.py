@@ -20,8 +20,13 @@ from proj.envs.base import Backend, BuildLog, Env, EnvChoice, Invocation, Lock
 from proj.envs.docker import context, images
 from proj.envs.docker.args import parse_docker_args
 from proj.envs.docker.base_image import build_declared_base, declared_dockerfile
-from proj.envs.docker.mounts import (container_environment, declared_volumes, host_environment,
-                                     image_environment, invocation_volumes)
+from proj.envs.docker.mounts import (
+    container_environment,
+    declared_volumes,
+    host_environment,
+    image_environment,
+    invocation_volumes,
+)
 from proj.envs.docker.run import ContainerSpec, run_container
 from proj.errors import EnvError
 from proj.execution.process import OutputSink

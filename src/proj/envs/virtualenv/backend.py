@@ -16,8 +16,8 @@ from typing import Any
 
 from proj.envs.base import BuildLog, BuiltBackend, EnvChoice, Lock, Resolved, SubprocessEnv
 from proj.envs.python_env import LOCK_NAME, PythonSpec, load_spec
-from proj.envs.virtualenv.interpreters import Interpreter, find_interpreter
 from proj.envs.uv import run_tool
+from proj.envs.virtualenv.interpreters import Interpreter, find_interpreter
 from proj.envs.virtualenv.uvlock import compile_bytecode, compile_lock, install_lock
 from proj.errors import EnvError
 from proj.lockfiles.pylock import lock_packages, requires_python, with_spec_digest

@@ -1,8 +1,9 @@
 """Standard-library features older supported Pythons lack, each fallback written once."""
 from __future__ import annotations
 
+import hashlib
 import sys
-from typing import Any
+from typing import IO, Any
 
 
 def toml_loads(text: str) -> dict[str, Any]:
@@ -14,4 +15,15 @@ def toml_loads(text: str) -> dict[str, Any]:
         import tomllib
     else:  # Python 3.10: tomli is what became tomllib in 3.11
         import tomli as tomllib
-    return tomllib.loads(text)
+    data: dict[str, Any] = tomllib.loads(text)
+    return data
+
+
+def sha256_file(fh: IO[bytes]) -> str:
+    """The hex SHA-256 of ``fh`` read from its current position (``hashlib.file_digest`` is 3.11+)."""
+    if sys.version_info >= (3, 11):
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proj._compat import sha256_file
 from proj.errors import SourceError, UnsafePath, UsageError
 from proj.paths import StoreLayout, atomic_write, contained, shorten, unsafe_reason
 
@@ -83,7 +84,7 @@ def _sha256(data: bytes | Path) -> str:
     if isinstance(data, bytes):
         return hashlib.sha256(data).hexdigest()
     with open(data, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        return sha256_file(fh)
 
 
 def check_subdir(subdir: str | None) -> str | None:

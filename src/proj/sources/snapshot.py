@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from proj import settings
+from proj._compat import sha256_file
 from proj.paths import cache
 
 SNAPSHOT = "snapshot.tar.gz"  # its name under a run's artifacts/source/ (reproduce reads it there)
@@ -225,7 +226,7 @@ def store_snapshot(root: Path, blobs: Path, cap: int | None = None) -> tuple[Pat
 
 def _signature(files: list[str], stats: list[os.stat_result | None]) -> str:
     digest = hashlib.sha256(f"format {ARCHIVE_FORMAT}\n".encode())
-    for rel, st in zip(files, stats):
+    for rel, st in zip(files, stats, strict=True):
         sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode) if st else None
         digest.update(f"{rel}\0{sig}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
@@ -248,7 +249,7 @@ def _write_blob(root: Path, files: list[str], blobs: Path) -> str:
             fh.flush()
             os.fsync(fh.fileno())
             fh.seek(0)
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            digest = sha256_file(fh)
         final = blobs / f"{digest}.tar.gz"
         if final.is_file():  # already stored (index lost or another cache dir): keep the inode runs link to
             Path(tmp).unlink()

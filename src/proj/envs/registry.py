@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 
 from proj.envs.base import Backend, EnvChoice
 from proj.errors import EnvError, UsageError
+from proj.project.spec import Project
 
 # name -> "module:Class"; modules are imported only when the backend is used.
 BACKENDS = {
@@ -16,7 +18,7 @@ BACKENDS = {
 ENV_MANAGERS = tuple(BACKENDS)
 
 
-def choose_env(project, override: str | None = None) -> EnvChoice:  # noqa: ANN001 - Project (import cycle)
+def choose_env(project: Project, override: str | None = None) -> EnvChoice:
     """Apply MLflow's precedence: docker_env > python_env key > conda_env key > python_env.yaml >
     conda.yaml > an empty virtualenv on the current Python. ``--env-manager`` picks the backend."""
     root = project.root
@@ -45,7 +47,7 @@ def choose_env(project, override: str | None = None) -> EnvChoice:  # noqa: ANN0
     return EnvChoice("virtualenv", "default (no environment file)", None, project)
 
 
-def _file(root, name: str):  # noqa: ANN001, ANN202 - Path in, Path | None out
+def _file(root: Path, name: str) -> Path | None:
     path = root / name
     return path if path.is_file() else None
 
@@ -62,4 +64,5 @@ def get_backend(name: str) -> Backend:
         if exc.name == module_name:
             raise EnvError(f"the {name} environment backend is not available in this version of proj") from None
         raise
-    return getattr(module, cls_name)()
+    backend: Backend = getattr(module, cls_name)()  # BACKENDS names only Backend subclasses
+    return backend

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from conda_channel import Pkg, build_channel, python_pkg
+from helpers.conda_channel import Pkg, build_channel, python_pkg
+from helpers.wheels import make_wheel
 from proj.errors import EnvError, LockParseError
 from proj.lockfiles import conda_lock
 from proj.lockfiles.conda_lock import PipPin, Resolved
 from proj.lockfiles.registry import by_name
-from wheels import make_wheel
 
 pytestmark = [pytest.mark.conda]
 PLATFORM = "linux-64"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers.wheels import make_wheel
 from proj.errors import EnvError, LockParseError
 from proj.lockfiles import pylock
 from proj.lockfiles.registry import by_name
-from wheels import make_wheel
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,9 @@ def _loader_class() -> type:
     class BoundedComposer(Composer):
         spec_path: Path = Path("<yaml>")
         _depth = 0
+        # Supplied by the parser each loader below mixes in (yaml.parser.Parser or libyaml's CParser).
+        peek_event: Callable[[], Any]
+        check_event: Callable[..., bool]
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.peek_event()
@@ -140,9 +143,11 @@ def _loader_class() -> type:
 
         return PyLoader
 
-    class CLoader(BoundedComposer, cparser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    from yaml._yaml import CParser  # the class found above (yaml.cyaml re-exports it), typed in the stubs
+
+    class CLoader(BoundedComposer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
         def __init__(self, stream: str) -> None:
-            cparser.__init__(self, stream)
+            CParser.__init__(self, stream)
             Composer.__init__(self)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)

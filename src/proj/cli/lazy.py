@@ -29,5 +29,6 @@ class LazyGroup(click.Group):
                 if exc.name == module_name:
                     return None
                 raise
-            return getattr(module, attr)
+            command: click.Command = getattr(module, attr)  # lazy_commands names only click commands
+            return command
         return super().get_command(ctx, name)

@@ -129,7 +129,8 @@ class EnvCache:
 
     def metadata(self, key: str, path: Path | None = None) -> dict[str, Any]:
         try:
-            return json.loads(((path or self.path(key)) / MARKER).read_text())
+            meta: dict[str, Any] = json.loads(((path or self.path(key)) / MARKER).read_text())
+            return meta
         except (OSError, ValueError):
             return {}
 

@@ -100,7 +100,7 @@ def _version_file(start: Path) -> str:
 
 def _load_if_fresh(entry: Path, python: str) -> dict[str, Any] | None:
     try:
-        info = json.loads(entry.read_text())
+        info: dict[str, Any] = json.loads(entry.read_text())
     except (OSError, ValueError):
         return None
     stamps = info.get("stamps", {})

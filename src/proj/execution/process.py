@@ -179,7 +179,7 @@ def _run(argv: list[str], *, cwd: Path, env: dict[str, str], sink: OutputSink,
     return code if code >= 0 else 128 - code
 
 
-def _wait(proc: subprocess.Popen, sink: OutputSink) -> int:
+def _wait(proc: subprocess.Popen[bytes], sink: OutputSink) -> int:
     """Wait for the child; if its output can no longer be kept, stop it rather than let it run unrecorded."""
     while True:
         try:
@@ -190,7 +190,7 @@ def _wait(proc: subprocess.Popen, sink: OutputSink) -> int:
                 return proc.wait()
 
 
-def stop_group(proc: subprocess.Popen) -> None:
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
     """Stop the child's whole process group: SIGINT, then SIGTERM, then SIGKILL."""
     for sig, grace in ((signal.SIGINT, GRACE_SECONDS[0]), (signal.SIGTERM, GRACE_SECONDS[1]), (signal.SIGKILL, 5.0)):
         kill_group(proc.pid, sig)

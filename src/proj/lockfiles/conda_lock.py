@@ -93,7 +93,8 @@ def _content_hash(spec_path: Path, platform: str) -> str | None:
             mapping = Path(tmp) / "mapping.json"
             mapping.write_text("{}")  # a local, empty PyPI<->conda mapping: conda-lock must not download one
             spec = make_lock_spec(src_files=[spec_path], platform_overrides=[platform], mapping_url=str(mapping))
-            return compute_content_hashes(spec, None).get(platform)
+            digest: str | None = compute_content_hashes(spec, None).get(platform)  # conda-lock is untyped
+            return digest
     except Exception:  # noqa: BLE001 - the hash is informative only; our own fingerprint replaces it
         return None
 

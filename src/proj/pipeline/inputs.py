@@ -88,7 +88,8 @@ class _Cache:
         signature = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{min(st.st_size, budget)}"
         entry = self.data.get(key)
         if entry is not None and entry.get("sig") == signature:
-            return entry["info"]
+            info: dict[str, Any] = entry["info"]
+            return info
         info = {"sha256": _hash_file(path, min(st.st_size, budget)), "bytes": st.st_size,
                 "capped": st.st_size > budget}
         self.data.pop(key, None)  # re-inserted last: insertion order is the age used for trimming

@@ -96,7 +96,8 @@ def _validated_marker(fingerprint: str) -> Path | None:
 @lru_cache(maxsize=None)
 def load_schema(schema_name: str) -> dict[str, Any]:
     """The parsed JSON Schema shipped with proj."""
-    return json.loads((SCHEMA_DIR / f"{schema_name}.schema.json").read_text())
+    schema: dict[str, Any] = json.loads((SCHEMA_DIR / f"{schema_name}.schema.json").read_text())
+    return schema
 
 
 def _schema_errors(data: Any, schema_name: str) -> list[Any]:
@@ -182,10 +183,11 @@ def _describe(error: Any, path: Path, text: str, schema_name: str | None = None)
 
 def _message(error: Any) -> str:
     """jsonschema's message, with the value it starts with (often the whole offending subtree) shortened."""
+    message: str = error.message  # jsonschema's ValidationError.message (jsonschema is untyped here)
     quoted = repr(error.instance)
-    if error.message.startswith(quoted) and len(quoted) > 80:
-        return _short(error.instance) + error.message[len(quoted):]
-    return error.message
+    if message.startswith(quoted) and len(quoted) > 80:
+        return _short(error.instance) + message[len(quoted):]
+    return message
 
 
 def _kind_of(value: Any) -> str:
@@ -230,4 +232,5 @@ def _spells(node: Any, key: Any) -> bool:
     """Whether the YAML key ``node`` is ``key`` (a boolean key is written true/True/TRUE)."""
     if isinstance(key, bool):
         return isinstance(node.value, str) and node.value.lower() == str(key).lower()
-    return node.value == str(key)
+    value: object = node.value
+    return value == str(key)

@@ -93,7 +93,9 @@ class _Warnings:
     """Collects one-line warnings, each naming the file and the line of the key it is about."""
 
     def __init__(self, path: Path, text: str) -> None:
-        self.path, self.text, self.items, self.quiet = path, text, [], []
+        self.path, self.text = path, text
+        self.items: list[tuple[int, str]] = []
+        self.quiet: list[tuple[int, str]] = []
         self.dropped = 0
 
     def add(self, keys: list[Any], message: str, *, quiet: bool = False) -> None:

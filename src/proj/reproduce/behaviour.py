@@ -118,7 +118,7 @@ def _close(a: Any, b: Any, tolerance: float) -> bool:
             return True
         scale = max(abs(a), abs(b))
         return scale > 0 and abs(a - b) / scale <= tolerance
-    return a == b
+    return bool(a == b)
 
 
 def env_runner(env: Env) -> PythonRunner:

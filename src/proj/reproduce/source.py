@@ -172,7 +172,7 @@ def _check_member(member: tarfile.TarInfo, dest: Path, archive: Path) -> None:
         contained(dest, member.linkname, what=f"hard link target of {what} {member.name!r}")
 
 
-def workspace() -> tempfile.TemporaryDirectory:
+def workspace() -> tempfile.TemporaryDirectory[str]:
     """A private directory for one reproduction, under the cache dir, removed afterwards."""
     base = cache().reproduce
     base.mkdir(parents=True, exist_ok=True)

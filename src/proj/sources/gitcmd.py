@@ -12,7 +12,8 @@ from pathlib import Path
 from proj import settings
 from proj.errors import GitFailed
 from proj.execution.process import kill_group
-from proj.sources.urls import GitUrl, mask_text, mask_url
+from proj.redact import mask_url
+from proj.sources.urls import GitUrl, mask_text
 
 LOCAL_TIMEOUT = 120
 ASKPASS = """#!/bin/sh

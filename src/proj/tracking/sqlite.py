@@ -173,7 +173,8 @@ class SqliteStore(RunStore):
     def _experiment_id(self, db: sqlite3.Connection, name: str) -> int:
         row = db.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
         if row:
-            return row[0]
+            found: int = row[0]
+            return found
         cursor = db.execute("INSERT INTO experiments (name, created) VALUES (?, ?)", (name, time.time()))
         return int(cursor.lastrowid or 0)
 
@@ -313,7 +314,8 @@ class SqliteStore(RunStore):
                                    " ORDER BY start_time DESC LIMIT 1").fetchone()
             if row is None:
                 raise RunNotFound(f"no runs recorded in {self.root} yet")
-            return row[0]
+            latest: str = row[0]
+            return latest
         if not ref or not all(c in "0123456789abcdef" for c in ref):
             raise RunNotFound(f"run {run_ref!r} not found: run ids are hexadecimal (see `proj runs list`)")
         rows = self._db.execute("SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 3",
@@ -322,7 +324,8 @@ class SqliteStore(RunStore):
             raise RunNotFound(f"run {run_ref!r} not found in {self.root} (see `proj runs list`)")
         if len(rows) > 1 and rows[0][0] != ref:
             raise RunNotFound(f"run prefix {run_ref!r} is ambiguous: {', '.join(r[0][:12] for r in rows)}...")
-        return rows[0][0]
+        run_id: str = rows[0][0]
+        return run_id
 
     def get_run(self, run_ref: str) -> RunRecord:
         run_id = self.resolve_id(run_ref)
@@ -335,7 +338,7 @@ class SqliteStore(RunStore):
         run.metrics = self._latest_metrics([run_id]).get(run_id, {})
         return run
 
-    def _record(self, row: tuple) -> RunRecord:
+    def _record(self, row: tuple[Any, ...]) -> RunRecord:
         (rid, exp, name, status, start, end, user, host, pid, source, project, entry, command, code, phase,
          reason, env, parent, inputs, pid_start, reproduces, mlflow_run_id) = row
         return presented(RunRecord(id=rid, experiment=exp, name=name, status=status, start_time=start, end_time=end,

@@ -63,7 +63,7 @@ def _run(script: str, env: dict[str, str], prefix: Path) -> dict[str, str]:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         raise EnvError(f"activating {prefix} failed: {detail[-1] if detail else f'exit code {proc.returncode}'}")
     pairs = (item.split("=", 1) for item in proc.stdout.decode(errors="replace").split("\0") if "=" in item)
-    return dict(pairs)  # type: ignore[arg-type]
+    return dict(pairs)
 
 
 def apply(delta: Delta, base: dict[str, str]) -> dict[str, str]:

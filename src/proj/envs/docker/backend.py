@@ -197,7 +197,7 @@ def connect() -> Any:
 
 
 def docker_env(choice: EnvChoice) -> DockerEnv:
-    denv = getattr(choice.project, "docker_env", None)
+    denv = choice.project.docker_env
     if denv is None:
         raise EnvError(f"{_source(choice)}: the docker backend needs a docker_env section")
     return denv

@@ -193,7 +193,8 @@ def find_image(client: Any, name: str) -> dict[str, Any] | None:
     import docker.errors
 
     try:
-        return client.api.inspect_image(name)
+        info: dict[str, Any] = client.api.inspect_image(name)  # docker-py is untyped
+        return info
     except docker.errors.ImageNotFound:
         return None
     except docker.errors.APIError as exc:

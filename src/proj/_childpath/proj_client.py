@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 __all__ = ["log_metric", "log_metrics", "log_param", "log_params", "set_tag", "run_id", "artifact_dir", "model_dir",
            "save_model"]
@@ -81,9 +81,12 @@ def save_model(obj: Any, path: str | None = None, flavor: str = "sklearn", **opt
     any object. Options: ``serialization_format`` ("cloudpickle" or "pickle"), ``signature``,
     ``metadata``, ``pip_requirements``. Returns the model directory.
     """
-    try:  # imported on first use, so importing proj_client stays free
-        from proj_models import save_model as _save
-    except ImportError:  # imported as proj._childpath.proj_client
+    if TYPE_CHECKING:  # mypy knows the sibling module only by its package name
         from proj._childpath.proj_models import save_model as _save
+    else:
+        try:  # imported on first use, so importing proj_client stays free
+            from proj_models import save_model as _save
+        except ImportError:  # imported as proj._childpath.proj_client
+            from proj._childpath.proj_models import save_model as _save
 
     return _save(obj, path, flavor, **options)

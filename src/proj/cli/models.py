@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -67,7 +68,7 @@ def export(app: App, ref: str, dest: Path, allow_invalid: bool, tracking_uri: st
     app.info(f"exported model {model.run_id[:12]}/{model.path} ({len(model.files)} files) to {out}")
 
 
-def render(info: dict) -> str:
+def render(info: dict[str, Any]) -> str:
     lineage = info["lineage"]
     lines = [f"model      {info['run_id']}/{info['path']}",
              f"status     {'valid' if info['valid'] else 'INVALID: ' + str(info['reason'])}",

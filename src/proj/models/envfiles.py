@@ -92,7 +92,10 @@ def render(spec: EnvSpec, python: str) -> dict[str, str]:
     if spec.pip:
         deps.append({"pip": list(spec.pip)})
     conda = {"name": "mlflow-env", "channels": spec.channels or list(DEFAULT_CHANNELS), "dependencies": deps}
-    dump = lambda data: yaml.safe_dump(data, sort_keys=False, default_flow_style=False)  # noqa: E731
+
+    def dump(data: dict[str, Any]) -> str:
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
     return {"requirements.txt": requirements, "python_env.yaml": dump(python_env), "conda.yaml": dump(conda)}
 
 

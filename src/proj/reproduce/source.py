@@ -10,6 +10,7 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from proj.errors import CannotReproduce, ProjError, UnsafePath
 from proj.paths import cache, contained
@@ -101,7 +102,7 @@ def _inside(root: Path, rel: str) -> Path:
     return root / rel
 
 
-def _checkout(src: dict, workdir: Path) -> Path:
+def _checkout(src: dict[str, Any], workdir: Path) -> Path:
     """A private copy of the recorded commit (the shared cache checkout must stay read-only)."""
     from proj.sources.git import resolve_git
     from proj.sources.urls import file_url
@@ -142,7 +143,7 @@ def _untar(archive: Path, dest: Path) -> None:
     earlier member may be a symlink a later one would write through); anything leading outside is refused."""
     dest.mkdir(parents=True, exist_ok=True)
     # tarfile's own "data" filter (Python >= 3.10.12) also drops modes and owners it should not restore
-    extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    extra: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # filter= only where known
     try:
         with tarfile.open(archive) as tar:
             for member in tar:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from proj.errors import SourceError, UsageError
 from proj.sources.base import Source, check_subdir, subdir_path
@@ -9,7 +10,7 @@ from proj.sources.gitcache import GitCache
 from proj.sources.urls import split_git_uri
 
 
-def resolve_git(uri: str, version: str | None, *, options: dict | None = None,
+def resolve_git(uri: str, version: str | None, *, options: dict[str, Any] | None = None,
                 display_uri: str | None = None) -> Source:
     """Fetch ``uri`` into the cache and return the checkout of ``version`` (default branch if None).
 

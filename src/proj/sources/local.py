@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from proj.errors import SourceError, UsageError
 from proj.sources import provenance
@@ -9,7 +10,7 @@ from proj.sources.base import Source, check_subdir, subdir_path
 from proj.sources.provenance import WorkTree
 
 
-def resolve_local(path: Path, subdir: str | None, version: str | None, *, options: dict) -> Source:
+def resolve_local(path: Path, subdir: str | None, version: str | None, *, options: dict[str, Any]) -> Source:
     """A directory on disk (``path#subdir``); ``-v`` needs a git work tree."""
     path = path.resolve()
     if not path.exists():

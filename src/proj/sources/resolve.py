@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from proj.settings import expand_user
 from proj.sources.base import Source
@@ -18,7 +19,7 @@ def is_git_uri(uri: str) -> bool:
 
 
 def resolve_source(uri: str, version: str | None = None, *, cwd: Path | None = None,
-                   options: dict | None = None) -> Source:
+                   options: dict[str, Any] | None = None) -> Source:
     """Resolve ``uri`` (optionally ``#subdir``) at ``version`` into a runnable directory."""
     cwd = cwd or Path.cwd()
     options = options or {}

@@ -24,6 +24,7 @@ from proj.envs.conda.solve import check_match_specs, frontend_path, install, sol
 from proj.envs.conda.spec import CondaSpec, fingerprint, load_spec, spec_digest, spec_from_data
 from proj.errors import EnvError
 from proj.lockfiles import conda_lock
+from proj.lockfiles.base import normalise_name
 from proj.lockfiles.conda_lock import LOCK_FORMAT, LOCK_NAME, recorded_spec_digest
 from proj.paths import atomic_write, cache
 from proj.platforms import current_platform
@@ -198,7 +199,7 @@ def _resolve_pip(spec: CondaSpec, records: list[Any], platform: str, log: BuildL
     scratch = cache().conda_scratch / uuid.uuid4().hex
     try:
         install(records, scratch, log)
-        provided = {conda_pip.normalise(r.name.normalized) for r in records}
+        provided = {normalise_name(r.name.normalized) for r in records}
         return conda_pip.resolve(spec.pip, scratch / "bin" / "python", spec.root, platform, provided, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

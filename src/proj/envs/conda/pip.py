@@ -10,11 +10,12 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from proj.envs.base import BuildLog
 from proj.envs.uv import run_uv
 from proj.errors import EnvError
-from proj.lockfiles.base import normalise_name as normalise  # the conda backend compares names with it
+from proj.lockfiles.base import normalise_name as normalise
 from proj.lockfiles.conda_lock import PipPin
 from proj.lockfiles.pylock import parse_lock
 
@@ -47,7 +48,7 @@ def install(pins: list[PipPin], python: Path, cwd: Path, log: BuildLog) -> None:
                log, "installing the pip: dependencies", cwd=cwd)
 
 
-def _pin(pkg: dict, pytag: tuple[int, int], arch: str) -> PipPin:
+def _pin(pkg: dict[str, Any], pytag: tuple[int, int], arch: str) -> PipPin:
     """Choose the one file of a pylock package that the env can install: a compatible wheel, else sdist."""
     wheels = [w for w in pkg.get("wheels", []) if _wheel_fits(_filename(w["url"]), pytag, arch)]
     chosen = sorted(wheels, key=lambda w: "none-any" in w["url"])[:1] or [pkg.get("sdist") or {}]

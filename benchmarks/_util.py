@@ -57,7 +57,7 @@ def report(rows: list[tuple[str, str, str]]) -> None:
     """Print (measure, value, target) rows as an aligned table."""
     widths = [max(len(r[i]) for r in rows + [("measure", "value", "target")]) for i in range(3)]
     for row in [("measure", "value", "target"), *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
 
 
 def bench_env(tmp: Path) -> dict[str, str]:

@@ -21,8 +21,8 @@ def list_cache(as_json: bool) -> None:
     from proj.sources.gitcache import GitCache
 
     entries = GitCache().entries()
-    rows: list[dict[str, Any]] = [{"kind": e.kind, "key": e.key, "commit": e.commit, "last_used": e.last_used, "path": str(e.path)}
-            for e in entries]
+    rows: list[dict[str, Any]] = [{"kind": e.kind, "key": e.key, "commit": e.commit, "last_used": e.last_used,
+                                   "path": str(e.path)} for e in entries]
     if as_json:
         print_json("cache-list", rows)
         return

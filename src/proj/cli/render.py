@@ -35,7 +35,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     # cells quote names a run chose (model paths, run names, tags): control characters are shown escaped
     cells = [[str(h) for h in headers]] + [["" if c is None else printable(str(c)) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
 
 

@@ -116,7 +116,8 @@ def logs(app: App, run_ref: str, stream: str, follow: bool, tracking_uri: str | 
     if not follow:
         return 0
     final = store.get_run(run.id)
-    app.info(f"run {final.id} {final.status}" + ("" if final.collected else " (runner, not yet collected)") + (f" (exit code {final.exit_code})" if final.exit_code is not None else ""))
+    app.info(f"run {final.id} {final.status}" + ("" if final.collected else " (runner, not yet collected)")
+             + (f" (exit code {final.exit_code})" if final.exit_code is not None else ""))
     return final.exit_code if final.exit_code is not None else (0 if final.status == "FINISHED" else 1)
 
 

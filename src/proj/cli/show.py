@@ -15,7 +15,8 @@ def render_run(store: RunStore, run: RunRecord) -> str:
              f"status     {run.status}" + (f" in phase {run.failure_phase}: {run.failure_reason}" if run.failure_phase else "")
              + (f", exit code {run.exit_code}" if run.exit_code is not None else ""),
              f"experiment {run.experiment}",
-             f"started    {when(run.start_time)} by {run.user}@{run.host}" + (f", took {seconds(run.duration)}" if run.duration else ""),
+             f"started    {when(run.start_time)} by {run.user}@{run.host}"
+             + (f", took {seconds(run.duration)}" if run.duration else ""),
              f"project    {run.project_name or '-'}, entry point {run.entry_point}",
              f"command    {run.command}"]
     if run.reproduces:

@@ -176,7 +176,8 @@ def find_runs(mlruns: Path) -> list[MlflowRun]:
         if exp.name in NOT_RUN_DIRS:
             continue
         for run_dir in _subdirs(exp):
-            if run_dir.name not in NOT_RUN_DIRS and any((run_dir / d).exists() for d in ("meta.yaml", "params", "metrics", "tags")):
+            if run_dir.name not in NOT_RUN_DIRS and any((run_dir / d).exists()
+                                                        for d in ("meta.yaml", "params", "metrics", "tags")):
                 runs.append(read_run(run_dir))
     return runs
 

@@ -155,6 +155,7 @@ class Backend(ABC):
 
     def check(self, choice: EnvChoice) -> None:
         """Fail early, before any run record exists, on problems visible without building."""
+        return None  # an optional hook, not abstract: a backend with nothing to check up front (local) keeps this
 
     @abstractmethod
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> Env:

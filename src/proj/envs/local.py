@@ -78,7 +78,8 @@ def _freeze(project_root: Path, refresh: bool) -> tuple[dict[str, Any], bool]:
             return cached, True
     out = subprocess.run([python, "-c", _FREEZE], cwd=project_root, capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        return {"python": python, "version": "unknown", "dirs": [], "lock": f"# could not list packages: {out.stderr.strip()}\n"}, False
+        return {"python": python, "version": "unknown", "dirs": [],
+                "lock": f"# could not list packages: {out.stderr.strip()}\n"}, False
     info = json.loads(out.stdout)
     info["stamps"] = {d: _stamp(d) for d in info["dirs"] + [python]}
     try:

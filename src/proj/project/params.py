@@ -211,7 +211,8 @@ def placeholder_contexts(command: str) -> list[tuple[str, str]]:
         if field is None:
             continue
         if not field or spec or conversion or not _PLACEHOLDER.match(field) or field.isdigit():
-            raise ValueError(f"unsupported placeholder {{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}")
+            shown = field + ("!" + conversion if conversion else "") + (":" + spec if spec else "")
+            raise ValueError(f"unsupported placeholder {{{shown}}}")
         found.append((field, scanner.context()))
         scanner.feed("x")  # the value is a word: a following '#' does not start a comment
     return found

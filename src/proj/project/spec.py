@@ -196,8 +196,8 @@ def _parameter(warn: _Warnings, keys: list[Any], name: str, decl: Any) -> Parame
             suggestion = str(declared).strip().lower()
         did_you = f"; did you mean {suggestion}?" if suggestion else ""
         warn.add(keys + (["type"] if isinstance(decl, dict) else []),
-                 f"parameter {_short(name, 60)} has unknown type {_short(declared, 60)}; passed through unchecked as a string, as MLflow "
-                 f"does (known types: {', '.join(PARAM_TYPES)}){did_you}")
+                 f"parameter {_short(name, 60)} has unknown type {_short(declared, 60)}; passed through unchecked as a string, "
+                 f"as MLflow does (known types: {', '.join(PARAM_TYPES)}){did_you}")
     return Parameter.from_yaml(name, decl)
 
 
@@ -212,7 +212,8 @@ def _entry_point(path: Path, name: str, body: dict[str, Any], warn: _Warnings | 
         contexts = placeholder_contexts(command)
         used = [p for p, _context in contexts]
     except ValueError as exc:
-        raise ProjectError(f"{path}: entry_points.{name}.command: bad braces ({exc}); write {{{{ and }}}} for literal braces") from None
+        raise ProjectError(f"{path}: entry_points.{name}.command: bad braces ({exc}); "
+                           "write {{ and }} for literal braces") from None
     unknown = [p for p in used if p not in params]
     if unknown:
         declared = ", ".join(params) or "none"

@@ -190,7 +190,7 @@ def volatile_only(a: Path, b: Path) -> list[tuple[int, str]]:
     if len(lines_a) != len(lines_b):
         return []
     differing = []
-    for n, (la, lb) in enumerate(zip(lines_a, lines_b), start=1):
+    for n, (la, lb) in enumerate(zip(lines_a, lines_b, strict=True), start=1):
         if la == lb:
             continue
         if mask_volatile(la) != mask_volatile(lb):

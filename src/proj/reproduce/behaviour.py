@@ -106,13 +106,13 @@ def compare_predictions(a: list[Any], b: list[Any], tolerance: float) -> Behavio
     """Row by row: a row differs when any value differs by more than ``tolerance`` (relative)."""
     if len(a) != len(b):
         return Behaviour(rows=max(len(a), len(b)), differing=max(len(a), len(b)), error=None)
-    differing = sum(1 for ra, rb in zip(a, b) if not _close(ra, rb, tolerance))
+    differing = sum(1 for ra, rb in zip(a, b, strict=True) if not _close(ra, rb, tolerance))
     return Behaviour(rows=len(a), differing=differing, exact=a == b)
 
 
 def _close(a: Any, b: Any, tolerance: float) -> bool:
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b, strict=True))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         if a == b or (math.isnan(a) and math.isnan(b)):
             return True

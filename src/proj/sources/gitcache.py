@@ -214,7 +214,7 @@ def _pin(repo: Path, url: GitUrl, version: str | None) -> tuple[str, str | None]
     candidates = [f"{BRANCHES}{version}", f"{TAGS}{version}", version]
     query = "".join(f"{c}^{{commit}}\n" for c in candidates).encode()
     lines = git(["cat-file", "--batch-check=%(objectname)"], repo, stdin=query).stdout.decode().splitlines()
-    for candidate, line in zip(candidates, lines):
+    for candidate, line in zip(candidates, lines, strict=True):  # batch-check answers one line per query line
         sha = line.split()[0] if line else ""
         if FULL_SHA.match(sha):
             return sha, version if candidate.startswith(BRANCHES) else None

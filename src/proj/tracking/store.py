@@ -93,9 +93,11 @@ class RunStore(ABC):
 
     def verify(self) -> None:
         """Refuse (StoreDamaged) a store that fails its integrity check; a backend without one has nothing to do."""
+        return None  # an optional hook, not abstract: a store with no integrity check has nothing to verify
 
     def close(self) -> None:
         """Release this handle (its connection)."""
+        return None  # an optional hook, not abstract: a store that holds no connection has nothing to release
 
     def run_dir(self, run_id: str) -> Path:
         return StoreLayout(self.root).run(run_id)

@@ -65,7 +65,7 @@ def _solve(spec: CondaSpec, urls: list[tuple[str, str]], platform: str) -> tuple
 
 def check_match_specs(spec: CondaSpec) -> None:
     """Parse every conda dependency, so a typo fails before a run is recorded (not at solve time)."""
-    for text, written in zip(spec.conda, spec.written or spec.conda):
+    for text, written in zip(spec.conda, spec.written or spec.conda, strict=True):
         _match_spec(text, spec, written)
 
 

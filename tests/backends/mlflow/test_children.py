@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.mlflow.test_compat import _run_with, _side, mlflow_venv  # noqa: F401 - the session fixture
+from backends.mlflow.test_compat import _run_with, _side
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("mlflow")]
 
@@ -89,7 +89,7 @@ def test_nested_runs_become_child_runs_with_their_own_data_and_models(proj, make
     assert not any("/" in key for key in [*parent["metrics"], *parent["tags"]])
     trials = _by_name(proj, parent)
     assert list(trials) == ["trial-0", "trial-1", "trial-2"]  # oldest first: the order the program opened them
-    for i, (name, trial) in enumerate(trials.items()):
+    for i, trial in enumerate(trials.values()):
         assert trial["parent_run_id"] == parent["id"] and trial["experiment"] == parent["experiment"]
         assert trial["params"] == [{"key": "alpha", "value": str((0.1, 0.5, 1.0)[i]), "typed": str((0.1, 0.5, 1.0)[i]),
                                     "type": "string", "source": "logged"}]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.mlflow.test_compat import _side, mlflow_venv  # noqa: F401 - the side virtualenv with real MLflow
+from backends.mlflow.test_compat import _side
 from helpers.paths import DATA
 
 EXAMPLES = DATA / "mlflow_examples"

@@ -79,7 +79,7 @@ def _project(make_project, *, docker: str | None = None, mode: str, mark: str, n
 
 def _one_line(out) -> str:
     assert out.code == 2 and "Traceback" not in out.stderr, out
-    [line] = [l for l in out.stderr.splitlines() if l.strip()]
+    [line] = [text for text in out.stderr.splitlines() if text.strip()]
     return line
 
 

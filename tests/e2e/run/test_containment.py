@@ -184,7 +184,7 @@ def _outside_project(tmp_path: Path) -> Path:
 
 def _assert_refused(proj, out, outside: Path) -> None:
     assert out.code != 0 and "Traceback" not in out.stderr, out
-    [line] = [l for l in out.stderr.splitlines() if l.strip()]
+    [line] = [text for text in out.stderr.splitlines() if text.strip()]
     assert "#subdir 'sub' leads outside through a symlink" in line and str(outside) in line, out
     assert proj.runs() == [] and not (outside / "RAN").exists()
 
@@ -257,12 +257,12 @@ def test_hostile_snapshot_members_are_refused_on_reproduce(proj, make_project, m
     assert proj("run", str(root), "--env-manager", "local").code == 0
     original = proj.show(proj.runs()[0]["id"])
     snapshot = Path(original["run_dir"]) / "artifacts" / "source" / "snapshot.tar.gz"
-    filled = [(n.format(u=unique), c, l and l.format(u=unique)) for n, c, l in members]
+    filled = [(name.format(u=unique), content, link and link.format(u=unique)) for name, content, link in members]
     _hostile_tar(snapshot, [(k, v, None) for k, v in PLAIN.items()] + filled)
     _record_hash(proj, original["id"], snapshot)  # as if the store itself was edited: the members are checked too
     out = proj("reproduce", original["id"])
     assert out.code == 2 and "Traceback" not in out.stderr, out
-    [line] = [l for l in out.stderr.splitlines() if l.strip()]
+    [line] = [text for text in out.stderr.splitlines() if text.strip()]
     assert "is refused" in line and refused in line, out
     assert not Path(f"/tmp/proj-escape-{unique}").exists()
     cache = Path(proj.env["PROJ_CACHE_DIR"])
@@ -339,7 +339,7 @@ def test_export_of_a_model_recorded_with_an_unsafe_path_is_refused(proj, make_pr
         for args in (("export", run["id"], str(tmp_path / "out")), ("show", run["id"])):
             out = proj("models", *args)
             assert out.code == 1 and "Traceback" not in out.stderr, out
-            [line] = [l for l in out.stderr.splitlines() if l.strip()]
+            [line] = [text for text in out.stderr.splitlines() if text.strip()]
             assert repr(unsafe) in line and "refusing" in line, out
         assert not (tmp_path / "out").exists()
     finally:
@@ -441,7 +441,7 @@ def test_symlinked_artifacts_folder_is_not_followed(proj, make_project) -> None:
         assert run["status"] == "FINISHED"
         artifacts = Path(run["run_dir"]) / "artifacts"
         assert not artifacts.is_symlink()  # the planted link is gone: no later command follows it
-        [warning] = [l for l in result.stderr.splitlines() if "replaced" in l]
+        [warning] = [text for text in result.stderr.splitlines() if "replaced" in text]
         assert "artifacts with a symbolic link" in warning, result
         assert proj("models", "list", "--json").json() == []
     finally:
@@ -543,7 +543,7 @@ def test_logged_model_names_that_cannot_be_placed_fall_back_to_generated_ones(pr
     assert result.code == 0 and "Traceback" not in result.stderr, result
     assert proj.show(proj.runs()[0]["id"])["status"] == "FINISHED"
     assert {m["path"] for m in proj("models", "list", "--json").json()} == {"mlflow/models/m-file", "mlflow/models/m-long"}
-    warnings = [l for l in result.stderr.splitlines() if "warning: mlflow store: logged model name" in l]
+    warnings = [text for text in result.stderr.splitlines() if "warning: mlflow store: logged model name" in text]
     assert any("cannot be placed" in w for w in warnings) and any("longer than 255 bytes" in w for w in warnings), result
 
 
@@ -589,7 +589,7 @@ def test_dockerfile_outside_the_project_is_refused(proj, make_project, dockerfil
     (root / "link").symlink_to("/etc/hostname")
     result = proj("run", str(root))
     assert result.code != 0 and "Traceback" not in result.stderr, result
-    [line] = [l for l in result.stderr.splitlines() if l.strip()]
+    [line] = [text for text in result.stderr.splitlines() if text.strip()]
     assert "docker_env.dockerfile" in line, result
     assert Path("/etc/hostname").read_text().strip() not in result.stderr
     assert proj.runs() == []

@@ -22,7 +22,7 @@ SPEC_FILES = {
 def billion_laughs() -> str:
     """The classic: nine levels of nine aliases each, about 300 bytes expanding to 10^8 strings."""
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for prev, name in zip("abcdefgh", "bcdefghi"):
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 9)}]")
     return "\n".join(lines) + "\n"
 

@@ -56,7 +56,7 @@ def test_interrupt_kills_the_whole_group_and_marks_killed(proj, make_project, si
     out, err = runner.communicate(timeout=30)
     assert runner.returncode == (130 if sig == signal.SIGINT else 143), err  # as a shell reports them
     for pid in pids:
-        wait_for(lambda: not alive(pid), 10, f"pid {pid} to die")
+        wait_for(lambda pid=pid: not alive(pid), 10, f"pid {pid} to die")
     [run] = proj.runs()
     assert run["status"] == "KILLED" and run["failure_phase"] == "execution", run
     shown = proj.show(run["id"])
@@ -84,7 +84,7 @@ def test_killed_runner_reads_failed_and_the_next_acting_command_collects_it(proj
     collect = proj("runs", "collect")  # as `proj run`, `runs cancel` and `reproduce` do first
     assert collect.code == 0 and f"collected 1 run(s) whose runner died: {run_id[:12]}" in collect.stderr, collect
     for pid in pids:
-        wait_for(lambda: not alive(pid), 10, f"orphan {pid} to be stopped")
+        wait_for(lambda pid=pid: not alive(pid), 10, f"orphan {pid} to be stopped")
     shown = proj.show(run["id"])
     assert (shown["status"], shown["failure_phase"], shown["collected"]) == ("FAILED", "runner", True), shown
     assert shown["metrics"]["started"]["value"] == 1.0  # what it reported is kept
@@ -129,7 +129,7 @@ def test_detach_then_follow_logs_then_cancel(proj, make_project) -> None:
     assert cancelled.code == 0, cancelled
     assert proj.show(run_id)["status"] == "KILLED"
     for pid in pids:
-        wait_for(lambda: not alive(pid), 10, f"pid {pid} to die")
+        wait_for(lambda pid=pid: not alive(pid), 10, f"pid {pid} to die")
 
 
 def test_detached_run_finishes_and_follow_returns(proj, make_project) -> None:

@@ -278,7 +278,8 @@ def test_env_lock_and_list_cover_conda_envs(cproj: Proj, make_project) -> None:
 
 def test_python_env_yaml_with_env_manager_conda(cproj: Proj, make_project) -> None:
     root = make_project({"python_env.yaml": f'python: "{sys.version_info.major}.{sys.version_info.minor}"\n',
-                         "MLproject": "name: p\nentry_points:\n  main:\n    command: python -c 'import sys; print(sys.prefix)'\n"})
+                         "MLproject": "name: p\nentry_points:\n  main:\n"
+                                      "    command: python -c 'import sys; print(sys.prefix)'\n"})
     out = cproj("run", str(root), "--env-manager", "conda")
     assert out.code == 0, out
     run = last_run(cproj)

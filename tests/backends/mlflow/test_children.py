@@ -148,7 +148,8 @@ def test_nested_runs_become_child_runs_with_their_own_data_and_models(proj, make
     # a child has no command of its own: reproducing it names the run whose program made it
     refused = proj("reproduce", fold_id)
     assert refused.code == 2 and "Traceback" not in refused.stderr, refused
-    assert f"child run (MLflow run {fold['mlflow_run_id']}" in refused.stderr and f"reproduce run {parent['id'][:12]}" in refused.stderr
+    assert f"child run (MLflow run {fold['mlflow_run_id']}" in refused.stderr, refused
+    assert f"reproduce run {parent['id'][:12]}" in refused.stderr, refused
 
 
 def test_sequential_runs_the_first_is_the_proj_run_the_second_a_child(proj, make_project, mlflow_venv) -> None:

@@ -163,11 +163,14 @@ write(run + "/metrics/loss", "1700000001000 0.9 0\\n1700000002000 0.5 1\\n170000
 write(run + "/metrics/acc", "garbage line\\n1700000004000 0.8 0\\n")
 write(run + "/tags/team", "vision")
 write(run + "/tags/mlflow.user", "someone")
-write(run + "/artifacts/model/MLmodel", "artifact_path: model\\nflavors:\\n  python_function: {loader_module: mlflow.sklearn, model_path: model.pkl}\\nrun_id: aaaa1111\\n")
+write(run + "/artifacts/model/MLmodel",
+      "artifact_path: model\\nflavors:\\n"
+      "  python_function: {loader_module: mlflow.sklearn, model_path: model.pkl}\\nrun_id: aaaa1111\\n")
 write(run + "/artifacts/model/model.pkl", "not really a pickle")
 write(run + "/artifacts/plot.txt", "a plot")
 write("1/models/m-bbbb/meta.yaml", "model_id: m-bbbb\\nname: logged\\nsource_run_id: aaaa1111\\n")  # MLflow 3
-write("1/models/m-bbbb/artifacts/MLmodel", "flavors: {python_function: {loader_module: mlflow.pyfunc.model}}\\nmodel_id: m-bbbb\\n")
+write("1/models/m-bbbb/artifacts/MLmodel",
+      "flavors: {python_function: {loader_module: mlflow.pyfunc.model}}\\nmodel_id: m-bbbb\\n")
 write("1/models/m-cccc/meta.yaml", "model_id: m-cccc\\nname: half\\n")  # half-written: no artifacts
 write("1/cccc2222/params/other", "x")  # a second run, half-written: no meta.yaml
 write("1/cccc2222/metrics/loss", "1700000005000 7.0 0\\n")

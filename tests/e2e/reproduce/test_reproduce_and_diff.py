@@ -64,7 +64,8 @@ def test_git_source_reproduces_identical_and_so_does_its_reproduction(proj, repo
     again = proj("reproduce", original["id"][:8])
     assert again.code == 0 and "verdict: identical" in again.stdout, again
     new = last_run(proj)
-    assert new["reproduces"] == original["id"] and new["parent_run_id"] is None and new["tags"]["proj.reproduces"] == original["id"]
+    assert new["reproduces"] == original["id"] and new["parent_run_id"] is None
+    assert new["tags"]["proj.reproduces"] == original["id"]
     assert new["source"]["commit"] == original["source"]["commit"]
     twice = proj("reproduce", new["id"], "--json")
     assert twice.code == 0 and twice.json()["verdict"] == "identical", twice
@@ -136,7 +137,8 @@ def test_virtualenv_run_is_rebuilt_from_its_lock_or_fails_clearly(offline, make_
     proj = offline
     proj.env["UV_CACHE_DIR"] = str(tmp_path / "uv-cache")  # private, so "no longer available" can be made true
     root = make_project({
-        "MLproject": "python_env: python_env.yaml\nentry_points:\n  main:\n    command: python -c 'import tinya, proj_client; proj_client.log_metric(\"v\", float(tinya.VERSION))'\n",
+        "MLproject": "python_env: python_env.yaml\nentry_points:\n  main:\n"
+                     "    command: python -c 'import tinya, proj_client; proj_client.log_metric(\"v\", float(tinya.VERSION))'\n",
         "python_env.yaml": "dependencies:\n  - tinya\n",
     })
     out = proj("run", str(root))

@@ -22,7 +22,8 @@ entry_points:
 CASES = [
     ("malformed-yaml", "name: p\nentry_points:\n  main: {command: 'x'\n", ["-P", "alpha=1"], "MLproject:4:1: invalid YAML", 2),
     ("missing-command", "entry_points:\n  main:\n    parameters: {a: float}\n", [], "'command' is a required property", 2),
-    ("two-env-keys", GOOD + "python_env: python_env.yaml\nconda_env: conda.yaml\n", ["-P", "alpha=1"], "python_env and conda_env are both set", 2),
+    ("two-env-keys", GOOD + "python_env: python_env.yaml\nconda_env: conda.yaml\n", ["-P", "alpha=1"],
+     "python_env and conda_env are both set", 2),
     ("unknown-entry-point", None, ["-e", "trian", "-P", "alpha=1"], "no entry point 'trian'; valid entry points: main", 2),
     ("missing-script", None, ["-e", "nothere.py"], "no script 'nothere.py'", 2),
     ("missing-param", None, [], "missing required parameter alpha", 2),
@@ -33,24 +34,32 @@ CASES = [
     ("not-a-float", None, ["-P", "alpha=fast"], "parameter 'alpha' (float): 'fast' is not a number", 2),
     ("not-an-int", None, ["-P", "alpha=1", "-P", "n=2.5"], "parameter 'n' (int): '2.5' is not a whole number", 2),
     ("not-a-bool", None, ["-P", "alpha=1", "-P", "flag=perhaps"], "parameter 'flag' (bool): 'perhaps' is not true or false", 2),
-    ("path-missing", None, ["-P", "alpha=1", "-P", "data=no/such/file"], "parameter 'data' (path): 'no/such/file' does not exist", 2),
-    ("uri-without-scheme", None, ["-P", "alpha=1", "-P", "where=just/a/path"], "parameter 'where' (uri): 'just/a/path' has no scheme", 2),
-    ("undeclared-placeholder", GOOD.replace("{where}", "{wehre}"), ["-P", "alpha=1"], "uses {wehre} but no such parameter is declared", 2),
+    ("path-missing", None, ["-P", "alpha=1", "-P", "data=no/such/file"],
+     "parameter 'data' (path): 'no/such/file' does not exist", 2),
+    ("uri-without-scheme", None, ["-P", "alpha=1", "-P", "where=just/a/path"],
+     "parameter 'where' (uri): 'just/a/path' has no scheme", 2),
+    ("undeclared-placeholder", GOOD.replace("{where}", "{wehre}"), ["-P", "alpha=1"],
+     "uses {wehre} but no such parameter is declared", 2),
     ("unbalanced-brace", GOOD.replace("{where}", "{where"), ["-P", "alpha=1"], "bad braces", 2),
     ("bad-env-manager", None, ["-P", "alpha=1", "--env-manager", "pipenv"], "Invalid value for '--env-manager'", 2),
     ("missing-env-file", GOOD + "python_env: nothere.yaml\n", ["-P", "alpha=1"], "python_env: file 'nothere.yaml' not found", 2),
-    ("path-unknown-user", None, ["-P", "alpha=1", "-P", "data=~nosuchuser/x"], "parameter 'data' (path) '~nosuchuser/x': cannot expand '~nosuchuser'", 2),
+    ("path-unknown-user", None, ["-P", "alpha=1", "-P", "data=~nosuchuser/x"],
+     "parameter 'data' (path) '~nosuchuser/x': cannot expand '~nosuchuser'", 2),
     ("path-empty", None, ["-P", "alpha=1", "-P", "data="], "parameter 'data' (path): the value is empty", 2),
     ("path-remote-file-url", None, ["-P", "alpha=1", "-P", "data=file://host/x"], "'file://host/x' is not a local file URL", 2),
 ]
 
 # (case id, environment, proj arguments after "run PROJECT" or None for "runs list", expected text)
 ENV_CASES = [
-    ("tracking-uri-unknown-user", {"PROJ_TRACKING_URI": "~nosuchuser/store"}, None, "'~nosuchuser/store': cannot expand '~nosuchuser'"),
-    ("cache-dir-unknown-user", {"PROJ_CACHE_DIR": "~nosuchuser/cache"}, ["-P", "alpha=1"], "PROJ_CACHE_DIR '~nosuchuser/cache': cannot expand"),
-    ("snapshot-cap-not-a-number", {"PROJ_SNAPSHOT_MAX_MB": "lots"}, ["-P", "alpha=1"], "PROJ_SNAPSHOT_MAX_MB='lots' is not a number"),
+    ("tracking-uri-unknown-user", {"PROJ_TRACKING_URI": "~nosuchuser/store"}, None,
+     "'~nosuchuser/store': cannot expand '~nosuchuser'"),
+    ("cache-dir-unknown-user", {"PROJ_CACHE_DIR": "~nosuchuser/cache"}, ["-P", "alpha=1"],
+     "PROJ_CACHE_DIR '~nosuchuser/cache': cannot expand"),
+    ("snapshot-cap-not-a-number", {"PROJ_SNAPSHOT_MAX_MB": "lots"}, ["-P", "alpha=1"],
+     "PROJ_SNAPSHOT_MAX_MB='lots' is not a number"),
     ("git-timeout-not-a-number", {"PROJ_GIT_TIMEOUT": "abc"}, ["file:///no/such/repo"], "PROJ_GIT_TIMEOUT='abc' is not a number"),
-    ("git-connect-timeout-not-a-number", {"PROJ_GIT_CONNECT_TIMEOUT": "1s"}, ["file:///no/such/repo"], "PROJ_GIT_CONNECT_TIMEOUT='1s' is not a number"),
+    ("git-connect-timeout-not-a-number", {"PROJ_GIT_CONNECT_TIMEOUT": "1s"}, ["file:///no/such/repo"],
+     "PROJ_GIT_CONNECT_TIMEOUT='1s' is not a number"),
 ]
 
 

@@ -624,7 +624,8 @@ def test_docker_env_run_replacing_artifacts_with_a_symlink_cannot_make_proj_writ
 
 
 def test_atomic_write_never_writes_through_a_planted_link(tmp_path: Path) -> None:
-    """The run folder is writable by the child: a link at the destination (or any guessable temp name) is replaced, not followed."""
+    """The run folder is writable by the child: a link at the destination (or any guessable temp name) is replaced,
+    not followed."""
     from proj.paths import atomic_write
 
     outside = tmp_path / "outside.txt"

@@ -133,7 +133,8 @@ def test_detach_then_follow_logs_then_cancel(proj, make_project) -> None:
 
 
 def test_detached_run_finishes_and_follow_returns(proj, make_project) -> None:
-    root = make_project({"MLproject": "entry_points:\n  main:\n    command: 'for i in 1 2 3; do echo line $i; sleep 0.2; done'\n"})
+    root = make_project({"MLproject": "entry_points:\n  main:\n"
+                                      "    command: 'for i in 1 2 3; do echo line $i; sleep 0.2; done'\n"})
     run_id = proj("run", str(root), "--env-manager", "local", "--detach").stdout.strip()
     follow = proj("runs", "logs", run_id, "--follow", "--stream", "stdout", timeout=60)
     assert follow.code == 0 and "line 3" in follow.stdout and "FINISHED (exit code 0)" in follow.stderr, follow

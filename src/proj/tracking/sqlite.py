@@ -26,6 +26,15 @@ from proj.tracking.records import (
     ParamRecord,
     RunRecord,
 )
+from proj.tracking.search import (
+    check_max_results,
+    compile_filter,
+    compile_order_by,
+    page_offset,
+    page_token as next_page_token,
+    parse_filter,
+    parse_order_by_list,
+)
 from proj.tracking.store import RunStore
 from proj.tracking.view import presented
 
@@ -383,6 +392,34 @@ class SqliteStore(RunStore):
         if status:
             found = [r for r in found if r.status == status.upper()][:limit]
         return found
+
+    def search_runs(self, filter_string: str | None = None, order_by: list[str] | tuple[str, ...] = (),
+                    max_results: int = 1000, page_token: str | None = None, *,
+                    experiment: str | None = None) -> tuple[list[RunRecord], str | None]:
+        check_max_results(max_results)
+        where, args = compile_filter(parse_filter(filter_string))
+        terms, order_args = compile_order_by(parse_order_by_list(order_by))
+        offset = page_offset(page_token)
+        if experiment:
+            where.append("e.name = ?")
+            args.append(experiment)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+        sql += (" WHERE " + " AND ".join(where)) if where else ""
+        sql += " ORDER BY " + ", ".join(terms) + " LIMIT ? OFFSET ?"  # one more than a page: is there a next one?
+        rows = self._db.execute(sql, [*args, *order_args, max_results + 1, offset]).fetchall()
+        found = [self._record(row) for row in rows[:max_results]]
+        latest = self._latest_metrics([r.id for r in found]) if found else {}
+        params: dict[str, list[ParamRecord]] = {}
+        if found:
+            marks = ",".join("?" * len(found))
+            for rid, k, v, t, ty, src in self._db.execute(
+                    f"SELECT run_id, key, value, typed_json, type, source FROM params WHERE run_id IN ({marks})"
+                    " ORDER BY rowid", [r.id for r in found]):
+                params.setdefault(rid, []).append(ParamRecord(k, v, json.loads(t), ty, src))
+        for run in found:
+            run.metrics = latest.get(run.id, {})
+            run.params = params.get(run.id, [])
+        return found, (next_page_token(offset + max_results) if len(rows) > max_results else None)
 
     def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]:
         sql = "SELECT key, value, step, timestamp FROM metrics WHERE run_id=?" + (" AND key=?" if key else "")

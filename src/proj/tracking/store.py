@@ -50,6 +50,13 @@ class RunStore(ABC):
                   commit: str | None = None, limit: int | None = 50, top_level: bool = False) -> list[RunRecord]:
         """Newest first; ``top_level`` leaves out child runs."""
 
+    def search_runs(self, filter_string: str | None = None, order_by: list[str] | tuple[str, ...] = (),
+                    max_results: int = 1000, page_token: str | None = None, *,
+                    experiment: str | None = None) -> tuple[list[RunRecord], str | None]:
+        """Runs matching MLflow's filter grammar (tracking.search), in ``order_by`` order, one page of them,
+        and the token of the next page (None on the last)."""
+        raise NotImplementedError(f"{type(self).__name__} does not search runs")
+
     @abstractmethod
     def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]: ...
 

@@ -1,0 +1,355 @@
+"""MLflow's run filter and order_by grammar, parsed and compiled to SQL fragments with bound parameters."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from proj.errors import UsageError
+
+METRIC, PARAM, TAG, ATTRIBUTE = "metric", "parameter", "tag", "attribute"
+_ENTITY_NAMES = [METRIC, PARAM, TAG, ATTRIBUTE, "dataset"]  # as MLflow lists them in its error
+_ENTITY_ALIASES = {"metric": METRIC, "metrics": METRIC, "parameter": PARAM, "parameters": PARAM, "param": PARAM,
+                   "params": PARAM, "tag": TAG, "tags": TAG, "attribute": ATTRIBUTE, "attributes": ATTRIBUTE,
+                   "attr": ATTRIBUTE, "run": ATTRIBUTE}
+_ATTR_ALIASES = {"created": "start_time", "Created": "start_time",
+                 "run name": "run_name", "Run name": "run_name", "Run Name": "run_name"}
+NUMERIC_ATTRIBUTES = ("start_time", "end_time")
+STRING_ATTRIBUTES = ("artifact_uri", "run_id", "run_name", "status", "user_id")
+SEARCH_ATTRIBUTES = tuple(sorted(NUMERIC_ATTRIBUTES + STRING_ATTRIBUTES + tuple(_ATTR_ALIASES)))
+NUMERIC_COMPARATORS = ("=", "!=", "<", "<=", ">", ">=")
+STRING_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
+STRING_ATTRIBUTE_COMPARATORS = STRING_COMPARATORS + ("IN", "NOT IN")
+MAX_RESULTS = 50000  # MLflow's SEARCH_MAX_RESULTS_THRESHOLD
+
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<bq>`[^`]*`) | (?P<sq>'[^']*') | (?P<dq>"[^"]*") |
+    (?P<num>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.])) |
+    (?P<op><=|>=|!=|<>|==|=|<|>) | (?P<punct>[(),.]) | (?P<word>[A-Za-z_][\w]*) | (?P<bad>\S))""", re.X)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # bq, sq, dq, num, op, punct, word, bad
+    text: str
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One comparison: ``type`` is METRIC/PARAM/TAG/ATTRIBUTE; ``value`` a float, str or list of str."""
+
+    type: str
+    key: str
+    comparator: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class OrderBy:
+    type: str
+    key: str
+    ascending: bool
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Where SQL dialects differ. SQLite: ``?`` placeholders, case-sensitive LIKE through GLOB (SQLite's
+    LIKE ignores ASCII case), and the latest metric point picked by rowid. PostgreSQL would use
+    ``%s``, ``x LIKE %s`` and ``x ILIKE %s``, and an ingestion sequence instead of rowid."""
+
+    mark: str = "?"
+    latest_tiebreak: str = "m.rowid DESC"
+
+    def like(self, expr: str, pattern: str) -> tuple[str, list[Any]]:
+        return f"{expr} GLOB {self.mark}", [_like_to_glob(pattern)]
+
+    def ilike(self, expr: str, pattern: str) -> tuple[str, list[Any]]:
+        return f"LOWER({expr}) LIKE LOWER({self.mark}) ESCAPE '\\'", [pattern]
+
+
+SQLITE = Dialect()
+
+
+def _bad(message: str) -> UsageError:
+    return UsageError(message)
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens = []
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind is None:
+            continue
+        tokens.append(Token(kind, match.group(kind)))
+    return tokens
+
+
+class _Reader:
+    def __init__(self, text: str, what: str) -> None:
+        self.text, self.what = text, what
+        self.tokens = tokenize(text)
+        self.pos = 0
+
+    def peek(self, ahead: int = 0) -> Token | None:
+        i = self.pos + ahead
+        return self.tokens[i] if i < len(self.tokens) else None
+
+    def take(self) -> Token | None:
+        token = self.peek()
+        self.pos += token is not None
+        return token
+
+    def fail(self, detail: str) -> UsageError:
+        return _bad(f"invalid {self.what} {self.text!r}: {detail}")
+
+    def word(self, *words: str) -> bool:
+        token = self.peek()
+        return token is not None and token.kind == "word" and token.text.upper() in words
+
+
+def _unquote(token: Token) -> str:
+    return token.text[1:-1] if token.kind in ("bq", "sq", "dq") else token.text
+
+
+def _identifier(r: _Reader, attributes: tuple[str, ...]) -> tuple[str, str]:
+    """``entity.key`` or a bare attribute name -> (type, key), with MLflow's aliases applied."""
+    first = r.take()
+    if first is None or first.kind not in ("word", "bq", "dq"):
+        raise r.fail(f"expected an identifier such as metrics.<key>, params.<key>, tags.<key> or "
+                     f"attributes.<key>, found {first.text if first else 'the end'!r}")
+    nxt = r.peek()
+    if nxt is None or nxt.text != ".":
+        entity, key = ATTRIBUTE, _unquote(first)
+    else:
+        r.take()
+        entity_name = _unquote(first)
+        if entity_name in ("dataset", "datasets"):
+            raise r.fail("datasets are not recorded by proj's store: filter on metrics, params, tags or attributes")
+        if entity_name not in _ENTITY_ALIASES:
+            raise r.fail(f"Invalid entity type '{entity_name}'. Valid values are {_ENTITY_NAMES}")
+        entity = _ENTITY_ALIASES[entity_name]
+        part = r.take()
+        if part is None or part.kind not in ("word", "bq", "dq", "num"):
+            raise r.fail(f"expected a key after '{entity_name}.', found {part.text if part else 'the end'!r}")
+        key = _unquote(part)
+        if part.kind in ("word", "num"):  # an unquoted key may hold dots: metrics.a.b is key "a.b"
+            while (dot := r.peek()) is not None and dot.text == "." and (more := r.peek(1)) is not None \
+                    and more.kind in ("word", "num"):
+                r.pos += 2
+                key += "." + more.text
+    if entity == ATTRIBUTE:
+        if key not in attributes:
+            raise r.fail(f"Invalid attribute key '{key}' specified. Valid keys are {list(attributes)}")
+        key = _ATTR_ALIASES.get(key, key)
+    return entity, key
+
+
+def _comparator(r: _Reader) -> str:
+    token = r.take()
+    if token is not None and token.kind == "op":
+        return token.text
+    if token is not None and token.kind == "word":
+        word = token.text.upper()
+        if word == "NOT" and r.word("IN"):
+            r.take()
+            return "NOT IN"
+        if word in ("LIKE", "ILIKE", "IN"):
+            return word
+    raise r.fail(f"expected a comparator (one of {list(dict.fromkeys(NUMERIC_COMPARATORS + STRING_ATTRIBUTE_COMPARATORS))}), "
+                 f"found {token.text if token else 'the end'!r}")
+
+
+def _value(r: _Reader, entity: str, key: str, comparator: str) -> Any:
+    token = r.take()
+    shown = token.text if token else "the end"
+    numeric = entity == METRIC or (entity == ATTRIBUTE and key in NUMERIC_ATTRIBUTES)
+    if token is not None and token.text == "(":
+        if entity != ATTRIBUTE or key != "run_id":
+            raise r.fail("Only the 'run_id' attribute supports comparison with a list of quoted string values.")
+        items: list[str] = []
+        while True:
+            item = r.take()
+            if item is None or item.kind not in ("sq", "dq"):
+                raise r.fail(f"expected a quoted run id in the list, found {item.text if item else 'the end'!r}")
+            items.append(_unquote(item))
+            closing = r.take()
+            if closing is not None and closing.text == ")":
+                break
+            if closing is None or closing.text != ",":
+                raise r.fail(f"expected ',' or ')' in the list, found {closing.text if closing else 'the end'!r}")
+        return items
+    if numeric:
+        if token is None or token.kind != "num":
+            what = "metric" if entity == METRIC else f"numeric attribute: {key}"
+            raise r.fail(f"Expected numeric value type for {what}. Found {shown}")
+        return float(token.text)
+    if token is None or token.kind not in ("sq", "dq"):
+        what = "attributes" if entity == ATTRIBUTE else entity
+        raise r.fail(f"Expected a quoted string value for {what} (e.g. 'my-value'). Got value {shown}")
+    return _unquote(token)
+
+
+def _check_comparator(r: _Reader, clause: Clause) -> None:
+    if clause.type == METRIC or (clause.type == ATTRIBUTE and clause.key in NUMERIC_ATTRIBUTES):
+        valid: tuple[str, ...] = NUMERIC_COMPARATORS
+    elif clause.type == ATTRIBUTE:
+        valid = STRING_ATTRIBUTE_COMPARATORS
+    else:
+        valid = STRING_COMPARATORS
+    if clause.comparator not in valid:
+        raise r.fail(f"Invalid comparator '{clause.comparator}' for {clause.type} '{clause.key}' "
+                     f"not one of {list(valid)}")
+    if isinstance(clause.value, list) != (clause.comparator in ("IN", "NOT IN")):
+        raise r.fail(f"'{clause.comparator}' needs " + ("a parenthesised list of quoted strings"
+                     if clause.comparator in ("IN", "NOT IN") else "a single value, not a list"))
+
+
+def parse_filter(text: str | None) -> list[Clause]:
+    """``metrics.loss < 0.5 and params.alpha = '0.1'`` -> clauses (MLflow has AND only, no OR)."""
+    if not text or not text.strip():
+        return []
+    r = _Reader(text, "filter")
+    clauses: list[Clause] = []
+    while True:
+        entity, key = _identifier(r, SEARCH_ATTRIBUTES)
+        comparator = _comparator(r)
+        comparator = comparator.upper()
+        clause = Clause(entity, key, comparator, _value(r, entity, key, comparator))
+        _check_comparator(r, clause)
+        clauses.append(clause)
+        token = r.take()
+        if token is None:
+            return clauses
+        if token.kind != "word" or token.text.upper() != "AND":
+            extra = " (MLflow's filter has no OR)" if token.text.upper() == "OR" else ""
+            raise r.fail(f"Invalid clause(s) in filter string: '{token.text}'; clauses join with AND{extra}")
+
+
+def parse_order_by(text: str) -> OrderBy:
+    """``metrics.loss ASC``, ``attributes.start_time DESC``, ``params.alpha`` (ascending)."""
+    r = _Reader(text, "order_by clause")
+    entity, key = _identifier(r, SEARCH_ATTRIBUTES)
+    ascending = True
+    token = r.take()
+    if token is not None:
+        if token.kind != "word" or token.text.lower() not in ("asc", "desc"):
+            raise r.fail(f"Invalid ordering key {token.text!r}; valid: ASC, DESC")
+        ascending = token.text.lower() == "asc"
+        if r.peek() is not None:
+            raise r.fail(f"unexpected {r.peek().text!r} after {token.text}")  # type: ignore[union-attr]
+    return OrderBy(entity, key, ascending)
+
+
+def parse_order_by_list(clauses: list[str] | tuple[str, ...]) -> list[OrderBy]:
+    parsed = [parse_order_by(c) for c in clauses]
+    seen: set[tuple[str, str]] = set()
+    for o in parsed:
+        if (o.type, o.key) in seen:
+            raise _bad(f"`order_by` contains duplicate fields: {list(clauses)}")
+        seen.add((o.type, o.key))
+    return parsed
+
+
+# proj's runs table (alias r); start/end times are seconds there, milliseconds in MLflow's grammar.
+_ATTRIBUTE_SQL = {"run_id": "r.id", "run_name": "r.name", "status": "r.status", "user_id": "r.user",
+                  "start_time": "CAST(ROUND(r.start_time * 1000) AS INTEGER)",
+                  "end_time": "CAST(ROUND(r.end_time * 1000) AS INTEGER)"}
+_ORDER_ATTRIBUTE_SQL = {**_ATTRIBUTE_SQL, "start_time": "r.start_time", "end_time": "r.end_time"}  # same order, index
+
+
+def _entity_sql(entity: str, key: str, d: Dialect, order: bool = False) -> tuple[str, list[Any]]:
+    """The SQL expression for one key of a run (NULL when the run lacks it) and its arguments."""
+    if entity == ATTRIBUTE:
+        if key == "artifact_uri":
+            raise _bad("attribute 'artifact_uri' is not searchable in proj's store (artifacts live in the run "
+                       f"folder); valid keys are {[k for k in SEARCH_ATTRIBUTES if k != 'artifact_uri']}")
+        return (_ORDER_ATTRIBUTE_SQL if order else _ATTRIBUTE_SQL)[key], []
+    if entity == METRIC:  # the latest point: highest step, then newest timestamp, as MLflow's latest_metrics
+        return (f"(SELECT m.value FROM metrics m WHERE m.run_id = r.id AND m.key = {d.mark}"
+                f" ORDER BY m.step DESC, m.timestamp DESC, {d.latest_tiebreak} LIMIT 1)"), [key]
+    table = "params" if entity == PARAM else "tags"
+    return f"(SELECT x.value FROM {table} x WHERE x.run_id = r.id AND x.key = {d.mark})", [key]
+
+
+def compile_filter(clauses: list[Clause], d: Dialect = SQLITE) -> tuple[list[str], list[Any]]:
+    """WHERE fragments (to be AND-ed) and their arguments, in order."""
+    where: list[str] = []
+    args: list[Any] = []
+    for c in clauses:
+        expr, expr_args = _entity_sql(c.type, c.key, d)
+        value: Any = c.value
+        if c.type == ATTRIBUTE and c.key in NUMERIC_ATTRIBUTES:
+            value = int(value)
+        if c.comparator in ("IN", "NOT IN"):
+            marks = ", ".join(d.mark for _ in value)
+            where.append(f"{expr} {c.comparator} ({marks})")
+            args += expr_args + list(value)
+            continue
+        if c.comparator == "LIKE":
+            sql, vargs = d.like(expr, value)
+        elif c.comparator == "ILIKE":
+            sql, vargs = d.ilike(expr, value)
+        else:
+            sql, vargs = f"{expr} {c.comparator} {d.mark}", [value]
+        where.append(sql)
+        args += expr_args + vargs
+    return where, args
+
+
+def compile_order_by(orders: list[OrderBy], d: Dialect = SQLITE) -> tuple[list[str], list[Any]]:
+    """ORDER BY terms: runs lacking a key sort last either way; then newest first, then run id (MLflow's)."""
+    terms: list[str] = []
+    args: list[Any] = []
+    for o in orders:
+        expr, expr_args = _entity_sql(o.type, o.key, d, order=True)
+        terms += [f"{expr} IS NULL", f"{expr} {'ASC' if o.ascending else 'DESC'}"]
+        args += expr_args * 2
+    if not any(o.type == ATTRIBUTE and o.key == "start_time" for o in orders):
+        terms.append("r.start_time DESC")
+    terms.append("r.id")
+    return terms, args
+
+
+def _like_to_glob(pattern: str) -> str:
+    """A LIKE pattern (``%``, ``_``, ``\\`` escapes) as a GLOB pattern, which is case-sensitive in SQLite."""
+    out = []
+    escaped = False
+    for ch in pattern:
+        if escaped:
+            out.append(f"[{ch}]" if ch in "*?[" else ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "%":
+            out.append("*")
+        elif ch == "_":
+            out.append("?")
+        elif ch in "*?[":
+            out.append(f"[{ch}]")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def page_token(offset: int) -> str:
+    """Opaque to clients, as MLflow's: base64 of {"offset": n}."""
+    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def page_offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.b64decode(token, validate=True))["offset"]
+    except (ValueError, KeyError, TypeError):
+        raise _bad(f"Invalid page token {token!r}: use the token a previous page printed") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise _bad(f"Invalid page token {token!r}: use the token a previous page printed")
+    return offset
+
+
+def check_max_results(max_results: int) -> None:
+    if not 0 < max_results <= MAX_RESULTS:
+        raise _bad(f"Invalid value {max_results} for max_results: it must be at most {MAX_RESULTS} and above 0")

@@ -31,9 +31,11 @@ from proj.tracking.search import (
     compile_filter,
     compile_order_by,
     page_offset,
-    page_token as next_page_token,
     parse_filter,
     parse_order_by_list,
+)
+from proj.tracking.search import (
+    page_token as next_page_token,
 )
 from proj.tracking.store import RunStore
 from proj.tracking.view import presented

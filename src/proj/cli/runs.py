@@ -27,14 +27,23 @@ def runs() -> None:
 @click.option("-n", "--limit", default=50, show_default=True, help="How many runs (0 = all).")
 @click.option("--children/--no-children", default=True, show_default=True,
               help="Show child runs (a program's other MLflow runs) indented under their parent.")
+@click.option("--filter", "filter_string", help="MLflow's search filter, e.g. \"metrics.loss < 0.5 and "
+              "params.alpha = '0.1'\" (child runs included, listed flat).")
+@click.option("--order-by", multiple=True, help="e.g. 'metrics.loss ASC' (repeatable; missing keys sort last).")
+@click.option("--columns", help="Params and metrics to show as columns, e.g. alpha,loss (or params.x, metrics.y).")
+@click.option("--page-token", help="The token a previous --filter/--order-by page printed.")
 @tracking_option
 @json_option
 def list_runs(experiment: str | None, status: str | None, commit: str | None, limit: int, children: bool,
+              filter_string: str | None, order_by: tuple[str, ...], columns: str | None, page_token: str | None,
               tracking_uri: str | None, as_json: bool) -> None:
     """Recent runs, newest first; the filters and the limit apply to top-level runs."""
     from proj.tracking.open import existing_store
 
     store = existing_store(tracking_uri)
+    if filter_string is not None or order_by or columns or page_token:
+        _search(store, experiment, status, commit, limit, filter_string, order_by, columns, page_token, as_json)
+        return
     tops = store.list_runs(experiment=experiment, status=status, commit=commit, limit=limit or None,
                            top_level=True) if store else []
     tree = _with_children(store, tops) if store and children else [(r, 0) for r in tops]
@@ -48,6 +57,49 @@ def list_runs(experiment: str | None, status: str | None, commit: str | None, li
     filtered = experiment or status or commit
     click.echo(table(("RUN", "STATUS", "EXPERIMENT", "ENTRY", "STARTED", "TIME", "ENV", "COMMIT", "NAME"), rows)
                if rows else ("no runs match" if filtered and store else "no runs recorded yet"))
+
+
+def _search(store: RunStore | None, experiment: str | None, status: str | None, commit: str | None, limit: int,
+            filter_string: str | None, order_by: tuple[str, ...], columns: str | None, page_token: str | None,
+            as_json: bool) -> None:
+    """``runs list --filter/--order-by/--columns``: MLflow's search over every run, one page of it."""
+    from proj.errors import UsageError
+    from proj.tracking.search import check_max_results, page_offset, parse_filter, parse_order_by_list
+
+    if status or commit:  # two ways to say one thing would have to agree: keep one
+        raise UsageError("--status/--commit do not combine with --filter/--order-by/--columns: write "
+                         "\"attributes.status = 'FAILED'\" in --filter instead")
+    parse_filter(filter_string)  # a bad filter is refused even before any run is recorded
+    parse_order_by_list(order_by)
+    check_max_results(limit or 1000)
+    page_offset(page_token)
+    wanted = [c.strip() for c in (columns or "").split(",") if c.strip()]
+    found, next_token = store.search_runs(filter_string, order_by, limit or 1000, page_token,
+                                          experiment=experiment) if store else ([], None)
+    cells = [{c: _column(r, c) for c in wanted} for r in found]
+    if as_json:
+        print_json("run-list", [{**r.to_dict(), "depth": 0, "columns": row} for r, row in zip(found, cells,
+                                                                                              strict=True)])
+    elif found:
+        rows = [(r.id[:12], status_text(r), r.experiment, r.entry_point, when(r.start_time), seconds(r.duration),
+                 *[row[c] for c in wanted], r.name or "") for r, row in zip(found, cells, strict=True)]
+        click.echo(table(("RUN", "STATUS", "EXPERIMENT", "ENTRY", "STARTED", "TIME", *[c.upper() for c in wanted],
+                          "NAME"), rows))
+    else:
+        click.echo("no runs match" if store else "no runs recorded yet")
+    if next_token:
+        click.echo(f"more runs: --page-token {next_token}", err=True)
+
+
+def _column(run: RunRecord, name: str) -> str | float | None:
+    """A param or metric of ``run`` by bare name (params first), or by ``params.x`` / ``metrics.x``."""
+    kind, _, key = name.partition(".") if name.startswith(("params.", "metrics.")) else ("", "", name)
+    params = {p.key: p.value for p in run.params}
+    if kind != "metrics" and key in params:
+        return params[key]
+    if kind != "params" and key in run.metrics:
+        return run.metrics[key].value
+    return None
 
 
 def _with_children(store: RunStore, tops: list[RunRecord]) -> list[tuple[RunRecord, int]]:

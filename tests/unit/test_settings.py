@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers.paths import REPO
 from proj import settings
 from proj.errors import ProjError, UsageError
 from proj.paths import store_root
 
-SRC = Path(settings.__file__).parent
+SRC = REPO / "src" / "proj"  # the checkout, not the installed copy (a wheel install has no README beside it)
 # Variables proj sets for the child (or for a helper it runs): not settings, never read by proj itself.
 CHILD_VARS = {"PROJ_RUN_ID", "PROJ_ARTIFACT_DIR", "PROJ_MODEL_DIR", "PROJ_METRICS_FILE", "PROJ_SOURCE_COMMIT",
               "PROJ_GIT_USERNAME", "PROJ_GIT_PASSWORD"}
@@ -167,6 +168,6 @@ def test_every_setting_is_documented_and_read_only_here() -> None:
 
 
 def test_the_readme_lists_every_setting() -> None:
-    readme = (SRC.parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     table = readme[readme.index("| Variable | Meaning | Default |"):]
     assert [name for name in settings.NAMES if f"`{name}`" not in table] == []

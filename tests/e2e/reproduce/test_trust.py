@@ -101,7 +101,7 @@ def mark() -> str:
 
 @pytest.fixture
 def docker_image() -> str:
-    from test_docker import BASE
+    from backends.docker.test_runs import BASE
 
     try:
         import docker

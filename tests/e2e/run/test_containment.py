@@ -377,7 +377,7 @@ def test_export_destinations_are_checked(proj, make_project, tmp_path) -> None:
 @pytest.mark.docker
 def test_docker_env_run_cannot_make_proj_write_to_a_host_path(proj, make_project) -> None:
     """The container cannot see the host's /tmp; through a logged model name it must not make proj write there."""
-    from test_docker import BASE
+    from backends.docker.test_runs import BASE
 
     try:
         import docker
@@ -599,7 +599,7 @@ def test_dockerfile_outside_the_project_is_refused(proj, make_project, dockerfil
 def test_docker_env_run_replacing_artifacts_with_a_symlink_cannot_make_proj_write_to_the_host(proj, make_project) -> None:
     """The container swaps the mounted artifacts/ for a link to a host path; proj (root on the host) must not
     create anything there when it copies the MLflow store's artifacts "into artifacts/"."""
-    from test_docker import BASE
+    from backends.docker.test_runs import BASE
 
     try:
         import docker

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from proj.errors import RunFailed, UsageError
-from proj.execution.process import is_alive
+from proj.execution.liveness import is_alive
 from proj.pipeline.reaper import open_to_act, reap_dead_runs
 from proj.pipeline.request import RunOptions, RunRequest
 from proj.pipeline.run import submit

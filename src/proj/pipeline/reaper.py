@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 from proj.collect.metrics import ingest_metrics_file
-from proj.execution.process import is_alive, stop_run_processes
+from proj.execution.liveness import is_alive
+from proj.execution.process import stop_run_processes
 from proj.pipeline.run import after_run_hooks
 from proj.report import Silent
 from proj.tracking.open import open_store

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proj.errors import GitFailed, SourceError
-from proj.execution.process import is_alive
+from proj.execution.liveness import is_alive
 from proj.locks import busy, file_lock
 from proj.paths import cache
 from proj.sources.gitcmd import Remote, git, text, write_askpass

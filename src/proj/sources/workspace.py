@@ -12,7 +12,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from proj.execution.process import is_alive
+from proj.execution.liveness import is_alive
 from proj.paths import cache, contained
 from proj.sources.base import Source
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from proj.errors import RunNotFound, StoreError, StoreMissing
-from proj.execution.process import process_start_time
+from proj.execution.liveness import process_start_time
 from proj.tracking.dbfile import DB_NAME, connect, guarded, translate, verify
 from proj.tracking.records import (
     DEFAULT_EXPERIMENT,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from proj.execution.process import is_alive
+from proj.execution.liveness import is_alive
 from proj.tracking.records import FAILED, RUNNING, RunRecord
 
 NOT_COLLECTED = ("not yet collected: `proj runs collect` (or the next `proj run`, `runs cancel` or `reproduce`)"

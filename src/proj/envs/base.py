@@ -153,9 +153,19 @@ class Backend(ABC):
 
     name: str
 
+    def check_spec(self, choice: EnvChoice) -> None:
+        """Mistakes in the project's own files (a bad spec, a missing Dockerfile): ``proj validate`` and
+        ``proj run`` both report them as the project's (exit 2)."""
+        return None  # an optional hook, not abstract: a backend with no spec file (local) keeps this
+
+    def check_host(self, choice: EnvChoice) -> None:
+        """What this machine and the command line must provide (a daemon, host variables, options)."""
+        return None  # optional, as check_spec
+
     def check(self, choice: EnvChoice) -> None:
-        """Fail early, before any run record exists, on problems visible without building."""
-        return None  # an optional hook, not abstract: a backend with nothing to check up front (local) keeps this
+        """Everything that can fail before a run record exists, without building."""
+        self.check_spec(choice)
+        self.check_host(choice)
 
     @abstractmethod
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> Env:

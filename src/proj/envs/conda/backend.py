@@ -59,7 +59,7 @@ class CondaBackend(BuiltBackend[CondaSpec]):
         super().__init__()
         self._frontend: str | None = None  # --conda-frontend / options: what the build step installs with
 
-    def check(self, choice: EnvChoice) -> None:
+    def check_spec(self, choice: EnvChoice) -> None:
         """Spec, channel mapping, match specs and frontend: what can fail before a run is recorded."""
         spec = self.spec(choice)
         urls = _channel_urls(spec)  # a bad mirror setting fails before any run exists

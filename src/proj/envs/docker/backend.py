@@ -100,14 +100,16 @@ class DockerBackend(Backend):
             self._client = connect()
         return self._client
 
-    def check(self, choice: EnvChoice) -> None:
-        """Bad -A options, missing host variables, a missing Dockerfile or no daemon: before any run."""
-        denv = docker_env(choice)
-        parse_docker_args(choice.options.get("docker_args") or [])
-        host_environment(denv, _source(choice))
-        dockerfile = denv.extra.get("dockerfile")
+    def check_spec(self, choice: EnvChoice) -> None:
+        """A declared Dockerfile must exist inside the project."""
+        dockerfile = docker_env(choice).extra.get("dockerfile")
         if dockerfile:
             declared_dockerfile(choice.project.root, dockerfile, _source(choice))
+
+    def check_host(self, choice: EnvChoice) -> None:
+        """Bad -A options, missing host variables or no daemon: before any run."""
+        parse_docker_args(choice.options.get("docker_args") or [])
+        host_environment(docker_env(choice), _source(choice))
         self.client()
 
     def ensure(self, choice: EnvChoice, log: BuildLog, *, refresh: bool = False) -> DockerImageEnv:

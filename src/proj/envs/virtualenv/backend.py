@@ -58,7 +58,7 @@ class VirtualenvBackend(BuiltBackend[PythonSpec]):
     name = BACKEND
     lock_format = LOCK_FORMAT
 
-    def check(self, choice: EnvChoice) -> None:
+    def check_spec(self, choice: EnvChoice) -> None:
         """Read and validate the spec, and make sure its Python exists, before any run is recorded."""
         spec = self.spec(choice)
         if self.cached_resolution(spec) is None:

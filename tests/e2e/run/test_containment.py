@@ -374,9 +374,8 @@ def test_export_destinations_are_checked(proj, make_project, tmp_path) -> None:
 
 # --- the container escape --------------------------------------------------------------------------------
 
-@pytest.mark.docker
-def test_docker_env_run_cannot_make_proj_write_to_a_host_path(proj, make_project) -> None:
-    """The container cannot see the host's /tmp; through a logged model name it must not make proj write there."""
+def docker_project(make_project, script: str) -> tuple[Path, Path]:  # noqa: ANN001 - the fixture's factory
+    """A docker_env project on the offline base image whose train.py gets a host path it must not reach."""
     from backends.docker.test_runs import BASE
 
     try:
@@ -389,7 +388,13 @@ def test_docker_env_run_cannot_make_proj_write_to_a_host_path(proj, make_project
     slug = f"ptest-{uuid.uuid4().hex[:10]}"
     root = make_project({"MLproject": f"name: {slug}\ndocker_env:\n  image: {BASE}\n"
                                       f"entry_points:\n  main:\n    command: 'python train.py {out_dir}'\n",
-                         "train.py": HOSTILE_WRITER}, name=slug)
+                         "train.py": script}, name=slug)
+    return out_dir, root
+
+@pytest.mark.docker
+def test_docker_env_run_cannot_make_proj_write_to_a_host_path(proj, make_project) -> None:
+    """The container cannot see the host's /tmp; through a logged model name it must not make proj write there."""
+    out_dir, root = docker_project(make_project, HOSTILE_WRITER)
     try:
         result = proj("run", str(root), "--no-build-image")
         assert result.code == 0 and "hostile store written" in result.stdout, result
@@ -599,19 +604,7 @@ def test_dockerfile_outside_the_project_is_refused(proj, make_project, dockerfil
 def test_docker_env_run_replacing_artifacts_with_a_symlink_cannot_make_proj_write_to_the_host(proj, make_project) -> None:
     """The container swaps the mounted artifacts/ for a link to a host path; proj (root on the host) must not
     create anything there when it copies the MLflow store's artifacts "into artifacts/"."""
-    from backends.docker.test_runs import BASE
-
-    try:
-        import docker
-
-        docker.from_env().images.get(BASE)
-    except Exception as exc:  # noqa: BLE001 - no daemon or no image
-        require(False, f"docker or image {BASE} unavailable ({exc})")
-    out_dir = Path(f"/tmp/proj-escape-{uuid.uuid4().hex[:12]}")
-    slug = f"ptest-{uuid.uuid4().hex[:10]}"
-    root = make_project({"MLproject": f"name: {slug}\ndocker_env:\n  image: {BASE}\n"
-                                      f"entry_points:\n  main:\n    command: 'python train.py {out_dir}'\n",
-                         "train.py": ARTIFACTS_SWAPPER}, name=slug)
+    out_dir, root = docker_project(make_project, ARTIFACTS_SWAPPER)
     try:
         result = proj("run", str(root), "--no-build-image")
         assert result.code == 0 and "swapped" in result.stdout, result

@@ -47,6 +47,9 @@ class ProjError(Exception):
     """A user-facing failure: the CLI prints the message on one line and exits with ``exit_code``."""
 
     exit_code = 1
+    # MLflow's error code for the same failure, which the server answers with (server.protocol.errors maps
+    # it to the HTTP status): clients branch on it, so each subclass names the one MLflow uses.
+    error_code = "INTERNAL_ERROR"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -58,9 +61,10 @@ class ProjError(Exception):
 
 
 class UsageError(ProjError):
-    """Bad command-line input (exit 2, like click's own usage errors)."""
+    """Bad command-line input (exit 2, like click's own usage errors); on the server, a bad request value."""
 
     exit_code = 2
+    error_code = "INVALID_PARAMETER_VALUE"
 
 
 class ProjectError(UsageError):
@@ -109,10 +113,28 @@ class StoreMissing(StoreError):
     exit_code = 2
 
 
-class RunNotFound(StoreError):
-    """No run (or more than one run) matches an id or prefix."""
+class NotFound(StoreError):
+    """No experiment, run, logged model or other record has that id or name."""
 
     exit_code = 2
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class RunNotFound(NotFound):
+    """No run (or more than one run) matches an id or prefix."""
+
+
+class AlreadyExists(StoreError):
+    """A record with that unique name exists already (an experiment, a registered model)."""
+
+    exit_code = 2
+    error_code = "RESOURCE_ALREADY_EXISTS"
+
+
+class InvalidState(UsageError):
+    """The record exists but is in a state that forbids the change (a deleted run, a logged param changed)."""
+
+    error_code = "INVALID_PARAMETER_VALUE"  # what MLflow answers for both (clients branch on it)
 
 
 class OutputLost(ProjError):

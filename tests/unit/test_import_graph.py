@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"pipeline"},
     {"reproduce"},
     {"api", "client"},
+    {"server"},
     {"cli"},
     {"proj", "__main__"},
 ]

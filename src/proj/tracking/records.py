@@ -6,8 +6,15 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
+SCHEDULED = "SCHEDULED"  # MLflow's fifth status: a client may create a run SCHEDULED; proj's runner never does
 STATUSES = (RUNNING, FINISHED, FAILED, KILLED)
+MLFLOW_STATUSES = (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)
 DEFAULT_EXPERIMENT = "Default"
+DEFAULT_EXPERIMENT_ID = "0"  # MLflow's: a client that names no experiment logs to "0"
+ACTIVE, DELETED = "active", "deleted"  # lifecycle stages of experiments, runs and logged models
+# run_view_type of searches, as MLflow names them
+ACTIVE_ONLY, DELETED_ONLY, ALL = "ACTIVE_ONLY", "DELETED_ONLY", "ALL"
+VIEW_TYPES = (ACTIVE_ONLY, DELETED_ONLY, ALL)
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,12 @@ class RunRecord:
     params: list[ParamRecord] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricPoint] = field(default_factory=dict)  # latest point per key
+    # MLflow's view of the run (the tracking server's protocol); every run has them, proj's own included.
+    experiment_id: str = ""
+    lifecycle_stage: str = ACTIVE
+    artifact_uri: str = ""  # where the run's artifacts are, as MLflow clients resolve it
+    datasets: list["RunInput"] = field(default_factory=list)  # log-inputs; filled by get_run only
+    outputs: list["ModelOutput"] = field(default_factory=list)  # log-outputs; filled by get_run only
 
     @property
     def duration(self) -> float | None:
@@ -126,3 +139,78 @@ class ModelRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ref": self.ref}
+
+
+# ---- MLflow's entities, as the tracking server's protocol needs them (timestamps in seconds, as above) ----
+
+@dataclass
+class ExperimentRecord:
+    id: str  # a decimal string, as MLflow's; "0" is the Default experiment
+    name: str
+    artifact_location: str
+    lifecycle_stage: str = ACTIVE
+    creation_time: float = 0.0
+    last_update_time: float = 0.0
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A dataset as MLflow logs it (mlflow.log_input): identified in an experiment by (name, digest)."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class RunInput:
+    dataset: DatasetRecord
+    tags: dict[str, str] = field(default_factory=dict)  # e.g. mlflow.data.context = training
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    model_id: str
+    step: int = 0
+
+
+# MLflow 3's LoggedModelStatus names
+MODEL_PENDING, MODEL_READY, MODEL_FAILED = "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"
+MODEL_STATUSES = (MODEL_PENDING, MODEL_READY, MODEL_FAILED)
+
+
+@dataclass(frozen=True)
+class ModelMetric:
+    """A metric linked to a logged model (logged with model_id, or by the run that produced it)."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: float
+    run_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+@dataclass
+class LoggedModelRecord:
+    """An MLflow 3 logged model (``models:/m-...``): its own id, artifacts, tags, params and metrics."""
+
+    model_id: str  # "m-" + 32 hex digits, as MLflow's
+    experiment_id: str
+    name: str
+    artifact_location: str
+    creation_time: float
+    last_updated_time: float
+    status: str = MODEL_PENDING
+    status_message: str | None = None
+    model_type: str | None = None
+    source_run_id: str | None = None
+    lifecycle_stage: str = ACTIVE
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[ModelMetric] = field(default_factory=list)

@@ -7,7 +7,20 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from proj.paths import StoreLayout
-from proj.tracking.records import ChildRun, MetricPoint, ModelRecord, NewRun, ParamRecord, RunRecord
+from proj.tracking.records import (
+    ACTIVE_ONLY,
+    ChildRun,
+    ExperimentRecord,
+    LoggedModelRecord,
+    MetricPoint,
+    ModelMetric,
+    ModelOutput,
+    ModelRecord,
+    NewRun,
+    ParamRecord,
+    RunInput,
+    RunRecord,
+)
 
 
 class RunStore(ABC):
@@ -108,3 +121,147 @@ class RunStore(ABC):
 
     def run_dir(self, run_id: str) -> Path:
         return StoreLayout(self.root).run(run_id)
+
+    # ---- MLflow's tracking entities: what the tracking server's protocol handlers call ----
+    # Semantics are MLflow's (the server answers exactly as `mlflow server` does); errors are
+    # errors.NotFound (RESOURCE_DOES_NOT_EXIST), AlreadyExists, InvalidState and UsageError
+    # (INVALID_PARAMETER_VALUE), each with the message MLflow gives. Times are seconds (floats) here; the
+    # protocol layer converts to MLflow's milliseconds. A store without these raises NotImplementedError.
+
+    def _unsupported(self, what: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} does not support {what}")
+
+    def create_experiment(self, name: str, artifact_location: str | None = None,
+                          tags: dict[str, str] | None = None) -> str:
+        """A new experiment's id. ``artifact_location`` None: the store's default for it (the server passes
+        ``mlflow-artifacts:/<id>``-style roots through ``default_artifact_root``). AlreadyExists if the name is
+        taken, by an active or a deleted experiment (MLflow's message says which)."""
+        raise self._unsupported("experiments")
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord:
+        """NotFound: "No Experiment with id=<id> exists"."""
+        raise self._unsupported("experiments")
+
+    def get_experiment_by_name(self, name: str) -> ExperimentRecord | None:
+        raise self._unsupported("experiments")
+
+    def search_experiments(self, view_type: str = ACTIVE_ONLY, max_results: int = 1000,
+                           filter_string: str | None = None, order_by: list[str] | tuple[str, ...] = (),
+                           page_token: str | None = None) -> tuple[list[ExperimentRecord], str | None]:
+        """MLflow's experiment search: filter on ``name``, ``creation_time``, ``last_update_time`` (attributes)
+        and ``tags.<key>``; default order ``creation_time DESC``, then id; pages as search_runs."""
+        raise self._unsupported("experiments")
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        raise self._unsupported("experiments")
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Lifecycle ``deleted`` (its runs too, as MLflow); the Default experiment ("0") cannot be deleted."""
+        raise self._unsupported("experiments")
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        raise self._unsupported("experiments")
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        raise self._unsupported("experiments")
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        raise self._unsupported("experiments")
+
+    def create_client_run(self, experiment_id: str, user: str | None, start_time: float | None,
+                          tags: dict[str, str], run_name: str | None) -> RunRecord:
+        """A run an MLflow client opened (no proj runner: no pid, no host, no command). Its name is
+        ``run_name``, else the ``mlflow.runName`` tag, else a generated "adjective-noun-NNN" one as MLflow's;
+        ``mlflow.runName`` is then set to it. The experiment must exist and be active."""
+        raise self._unsupported("client runs")
+
+    def update_run(self, run_id: str, status: str | None = None, end_time: float | None = None,
+                   run_name: str | None = None) -> RunRecord:
+        """MLflow's runs/update: any of status (one of MLFLOW_STATUSES), end time and name (which also
+        sets the ``mlflow.runName`` tag)."""
+        raise self._unsupported("client runs")
+
+    def delete_run(self, run_id: str) -> None:
+        """Lifecycle ``deleted`` (and a deleted time); the run folder stays until garbage collection."""
+        raise self._unsupported("client runs")
+
+    def restore_run(self, run_id: str) -> None:
+        raise self._unsupported("client runs")
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        """``mlflow.runName`` renames the run too. InvalidState if the run is deleted."""
+        raise self._unsupported("client runs")
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """NotFound if the run has no such tag ("No tag with name: <key> in run with id <id>")."""
+        raise self._unsupported("client runs")
+
+    def log_client_batch(self, run_id: str, metrics: list[MetricPoint] = [],  # noqa: B006 - never mutated
+                         params: list[tuple[str, str]] = [],  # noqa: B006
+                         tags: dict[str, str] | None = None) -> None:
+        """MLflow's log-batch, in one transaction: params are immutable (the same value again is fine, a
+        different one is InvalidState with MLflow's "Changing param values is not allowed" message, and
+        nothing of the batch is written); the run must be active. Metrics may repeat (key, step)."""
+        raise self._unsupported("client runs")
+
+    def metric_history_page(self, run_id: str, key: str, max_results: int = 25000,
+                            page_token: str | None = None) -> tuple[list[MetricPoint], str | None]:
+        """One key's points in (step, timestamp, insertion) order, a page at a time."""
+        raise self._unsupported("metric history pages")
+
+    def metric_history_bulk_interval(self, run_ids: list[str], key: str, max_results: int,
+                                     start_step: int | None = None,
+                                     end_step: int | None = None) -> list[tuple[str, MetricPoint]]:
+        """(run id, point) for MLflow's UI charts: at most ``max_results`` points per run between the steps,
+        picked across the step range; the first and last steps and each bucket's min and max are kept."""
+        raise self._unsupported("metric history pages")
+
+    def log_inputs(self, run_id: str, inputs: list[RunInput], models: list[ModelOutput] = []) -> None:  # noqa: B006
+        """Datasets (deduplicated per experiment by name and digest) linked to the run, with input tags."""
+        raise self._unsupported("run inputs")
+
+    def log_outputs(self, run_id: str, models: list[ModelOutput]) -> None:
+        raise self._unsupported("run outputs")
+
+    def search_client_runs(self, experiment_ids: list[str], filter_string: str | None = None,
+                           view_type: str = ACTIVE_ONLY, max_results: int = 1000,
+                           order_by: list[str] | tuple[str, ...] = (),
+                           page_token: str | None = None) -> tuple[list[RunRecord], str | None]:
+        """MLflow's runs/search over the given experiments (ids), compiled to SQL, tags and params filled."""
+        raise self._unsupported("run search by experiment id")
+
+    def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
+                            tags: dict[str, str] | None = None, params: dict[str, str] | None = None,
+                            model_type: str | None = None) -> LoggedModelRecord:
+        """A new MLflow 3 logged model (PENDING), id "m-<32 hex>", name generated when None."""
+        raise self._unsupported("logged models")
+
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModelRecord:
+        raise self._unsupported("logged models")
+
+    def finalize_logged_model(self, model_id: str, status: str) -> LoggedModelRecord:
+        raise self._unsupported("logged models")
+
+    def delete_logged_model(self, model_id: str) -> None:
+        raise self._unsupported("logged models")
+
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
+        raise self._unsupported("logged models")
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        raise self._unsupported("logged models")
+
+    def log_logged_model_params(self, model_id: str, params: dict[str, str]) -> None:
+        raise self._unsupported("logged models")
+
+    def log_model_metrics(self, model_id: str, metrics: list[ModelMetric]) -> None:
+        """Metrics logged with a model_id (log-metric/log-batch carry one in MLflow 3)."""
+        raise self._unsupported("logged models")
+
+    def search_logged_models(self, experiment_ids: list[str], filter_string: str | None = None,
+                             max_results: int = 100, order_by: list[dict[str, object]] | None = None,
+                             page_token: str | None = None) -> tuple[list[LoggedModelRecord], str | None]:
+        """MLflow 3's logged-model search: filter on ``name``, ``model_id``, ``source_run_id``, ``status``,
+        ``creation_timestamp``, ``last_updated_timestamp``, ``tags.<k>``, ``params.<k>``, ``metrics.<k>``;
+        order_by items are {"field_name", "ascending"} as the client sends them."""
+        raise self._unsupported("logged models")

@@ -18,6 +18,7 @@ COMMANDS = {
     "models": "proj.cli.models:models",
     "reproduce": "proj.cli.reproduce:reproduce",
     "cache": "proj.cli.cache:cache",
+    "server": "proj.cli.server:server",
 }
 
 

@@ -1,0 +1,154 @@
+"""The ASGI app: MLflow's tracking endpoints over the run store, /health, /version, server-info, artifacts."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from proj import __version__
+from proj.errors import ProjError, UsageError
+from proj.server.protocol.call import Call, Handler, JsonDict
+from proj.server.protocol.errors import error_response, from_exception
+from proj.server.protocol.validate import QueryArgs
+from proj.server.routes import API_PREFIXES, ENDPOINTS
+from proj.server.state import ServerState
+
+try:  # helper C's artifact routes (mlflow-artifacts); the tracking API works without them
+    from proj.server.artifacts import routes as artifact_routes
+except ImportError:  # pragma: no cover - only while the artifacts module is not there
+    artifact_routes = []
+
+log = logging.getLogger("proj.server")
+
+# Environment variables serve.py sets for worker processes (uvicorn imports create_app in each of them)
+ENV_STORE = "PROJ_SERVER_STORE_URI"
+ENV_ARTIFACTS = "PROJ_SERVER_ARTIFACTS_DESTINATION"
+
+_JSON = "application/json"
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _json_response(payload: JsonDict) -> Response:
+    return Response(orjson.dumps(payload), media_type=_JSON)
+
+
+def _query(request: Request) -> QueryArgs:
+    args = QueryArgs()
+    for key, value in request.query_params.multi_items():
+        if key in args:
+            previous = args[key]
+            args[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            args[key] = value
+    return args
+
+
+async def _body(request: Request) -> tuple[dict[str, Any], int]:
+    """The JSON body as MLflow's server reads it (double-encoded JSON from older clients decoded again)."""
+    raw = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if raw and kind and kind != _JSON:
+        raise UsageError("Bad Request. Content-Type must be one of ['application/json'].")
+    if not raw.strip():
+        return {}, len(raw)
+    try:
+        data = orjson.loads(raw)
+        if isinstance(data, str):
+            data = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"Malformed JSON in the request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"The request body must be a JSON object, got {type(data).__name__}")
+    return data, len(raw)
+
+
+def endpoint(handler: Handler) -> Endpoint:
+    """An HTTP endpoint around a sync handler: parse the request, run the handler in the thread pool (the
+    store is sync, one connection per thread), answer JSON or MLflow's error JSON."""
+
+    async def serve(request: Request) -> Response:
+        state: ServerState = request.app.state.tracking
+        body: dict[str, Any]
+        try:
+            if request.method == "GET":
+                body, size = _query(request), 0
+            else:
+                body, size = await _body(request)
+            result = await run_in_threadpool(_invoke, handler, state, body, dict(request.path_params), size)
+        except ProjError as exc:
+            return from_exception(exc)
+        except NotImplementedError as exc:
+            return error_response("NOT_IMPLEMENTED", str(exc))
+        except Exception:  # an internal failure: logged here with its traceback, never sent to the client
+            log.exception("internal error in %s %s", request.method, request.url.path)
+            return error_response("INTERNAL_ERROR", "Internal server error (see the server's log)")
+        return _json_response(result)
+
+    return serve
+
+
+def _invoke(handler: Handler, state: ServerState, body: dict[str, Any], path: dict[str, str], size: int) -> JsonDict:
+    return handler(Call(body=body, store=state.store(), path=path, size=size))
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("OK")
+
+
+async def version(request: Request) -> Response:
+    return PlainTextResponse(__version__)
+
+
+async def server_info(request: Request) -> Response:
+    # What MLflow 3 clients read: no multipart or presigned uploads (they use plain PUTs), no workspaces.
+    return _json_response({
+        "store_type": "SqlStore",
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": False,
+        "multipart_downloads_enabled": False,
+        "presigned_upload_run_id_supported": False,
+        "presigned_upload_model_id_supported": False,
+        "features_enabled": {"gateway": False},
+    })
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    if status == 405:
+        return error_response("ENDPOINT_NOT_FOUND",
+                              f"{request.method} is not allowed for {request.url.path}")
+    return error_response("ENDPOINT_NOT_FOUND", f"No API endpoint {request.method} {request.url.path}")
+
+
+def routes() -> list[BaseRoute]:
+    table: list[BaseRoute] = [Route("/health", health, methods=["GET"]), Route("/version", version, methods=["GET"])]
+    for prefix in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
+        table.append(Route(f"{prefix}/server-info", server_info, methods=["GET"]))
+    for prefix in API_PREFIXES:
+        for path, methods, handler in ENDPOINTS:
+            table.append(Route(prefix + path, endpoint(handler), methods=list(methods)))
+    table.extend(artifact_routes)
+    return table
+
+
+def build_app(state: ServerState) -> Starlette:
+    app = Starlette(routes=routes(), exception_handlers={404: _not_found, 405: _not_found})
+    app.state.tracking = state
+    return app
+
+
+def create_app() -> Starlette:
+    """The factory uvicorn's worker processes call (``proj.server.app:create_app``): config from the
+    environment serve.py set."""
+    destination = os.environ.get(ENV_ARTIFACTS)
+    return build_app(ServerState(os.environ.get(ENV_STORE) or None, Path(destination) if destination else None))

@@ -1,0 +1,20 @@
+"""What a handler gets: the request's fields (JSON body or query parameters), path parameters, and the store."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from proj.tracking.store import RunStore
+
+JsonDict = dict[str, Any]
+
+
+@dataclass
+class Call:
+    body: dict[str, Any]
+    store: RunStore
+    path: dict[str, str] = field(default_factory=dict)
+    size: int = 0  # bytes of the request body (log-batch has a size limit)
+
+
+Handler = Callable[[Call], JsonDict]

@@ -1,0 +1,54 @@
+"""MLflow's error answers: ``{"error_code", "message"}`` with the HTTP status MLflow gives each code."""
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+
+from proj.errors import ProjError
+
+# mlflow.exceptions.ERROR_CODE_TO_HTTP_STATUS (the codes a tracking server answers with)
+HTTP_STATUS = {
+    "INTERNAL_ERROR": 500,
+    "INVALID_STATE": 500,
+    "DATA_LOSS": 500,
+    "NOT_IMPLEMENTED": 501,
+    "TEMPORARILY_UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+    "REQUEST_LIMIT_EXCEEDED": 429,
+    "CANCELLED": 499,
+    "RESOURCE_EXHAUSTED": 429,
+    "ABORTED": 409,
+    "RESOURCE_CONFLICT": 409,
+    "ALREADY_EXISTS": 409,
+    "NOT_FOUND": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "PERMISSION_DENIED": 403,
+    "CUSTOMER_UNAUTHORIZED": 401,
+    "UNAUTHENTICATED": 401,
+    "BAD_REQUEST": 400,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "INVALID_PARAMETER_VALUE": 400,
+}
+
+
+class ApiError(ProjError):
+    """A protocol-level failure with an explicit MLflow error code (unknown endpoint, a bad request)."""
+
+    def __init__(self, message: str, error_code: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+def status_of(error_code: str) -> int:
+    return HTTP_STATUS.get(error_code, 500)
+
+
+def error_response(error_code: str, message: str) -> Response:
+    body = orjson.dumps({"error_code": error_code, "message": message})
+    return Response(body, status_code=status_of(error_code), media_type="application/json")
+
+
+def from_exception(exc: ProjError) -> Response:
+    """The answer for a user-facing failure: its MLflow code, and its one-line message."""
+    return error_response(exc.error_code, str(exc))

@@ -1,0 +1,140 @@
+"""MLflow's JSON mapping of proj's records: int64 as numbers, times in ms, ids as strings, empty fields omitted."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from proj.tracking.mlflow_tags import system_tags
+from proj.tracking.records import (
+    DatasetRecord,
+    ExperimentRecord,
+    LoggedModelRecord,
+    MetricPoint,
+    ModelMetric,
+    RunInput,
+    RunRecord,
+)
+
+JsonDict = dict[str, Any]
+
+
+def ms(seconds: float | None) -> int | None:
+    """Seconds (proj's records) as MLflow's integer milliseconds."""
+    return None if seconds is None else int(round(seconds * 1000))
+
+
+def seconds(millis: int | float | None) -> float | None:
+    return None if millis is None else millis / 1000.0
+
+
+def number(value: float) -> float | str:
+    """A double as protobuf's JSON writes it: NaN and the infinities are the strings MLflow's server sends."""
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def dumps(payload: Any) -> bytes:
+    return orjson.dumps(payload)
+
+
+def _pairs(items: dict[str, str]) -> list[JsonDict]:
+    return [{"key": k, "value": v} for k, v in items.items()]
+
+
+def _compact(data: JsonDict) -> JsonDict:
+    """Proto2's JSON leaves out unset fields: None and empty lists go."""
+    return {k: v for k, v in data.items() if v is not None and v != []}
+
+
+def experiment(exp: ExperimentRecord) -> JsonDict:
+    return _compact({
+        "experiment_id": exp.id,
+        "name": exp.name,
+        "artifact_location": exp.artifact_location,
+        "lifecycle_stage": exp.lifecycle_stage,
+        "last_update_time": ms(exp.last_update_time),
+        "creation_time": ms(exp.creation_time),
+        "tags": _pairs(exp.tags),
+    })
+
+
+def metric(point: MetricPoint) -> JsonDict:
+    return {"key": point.key, "value": number(point.value), "timestamp": ms(point.timestamp), "step": point.step}
+
+
+def metric_with_run(run_id: str, point: MetricPoint) -> JsonDict:
+    return {**metric(point), "run_id": run_id}
+
+
+def model_metric(point: ModelMetric, model_id: str) -> JsonDict:
+    return _compact({"key": point.key, "value": number(point.value), "timestamp": ms(point.timestamp),
+                     "step": point.step, "dataset_name": point.dataset_name,
+                     "dataset_digest": point.dataset_digest, "model_id": model_id, "run_id": point.run_id})
+
+
+def run_tags(run: RunRecord) -> dict[str, str]:
+    """The tags a run shows: proj's system tags under the ones it logged (which win)."""
+    return {**system_tags(run), **run.tags}
+
+
+def run_info(run: RunRecord) -> JsonDict:
+    return _compact({
+        "run_uuid": run.id,
+        "run_id": run.id,
+        "run_name": run.name,
+        "experiment_id": run.experiment_id,
+        "user_id": run.user or "",
+        "status": run.status,
+        "start_time": ms(run.start_time),
+        "end_time": ms(run.end_time) if run.end_time else None,
+        "artifact_uri": run.artifact_uri or None,
+        "lifecycle_stage": run.lifecycle_stage,
+    })
+
+
+def _dataset(ds: DatasetRecord) -> JsonDict:
+    return _compact({"name": ds.name, "digest": ds.digest, "source_type": ds.source_type, "source": ds.source,
+                     "schema": ds.schema, "profile": ds.profile})
+
+
+def dataset_input(item: RunInput) -> JsonDict:
+    return _compact({"tags": _pairs(item.tags), "dataset": _dataset(item.dataset)})
+
+
+def run(record: RunRecord) -> JsonDict:
+    """A run as ``runs/get`` answers it (info, data, inputs, outputs), as `mlflow server` writes it."""
+    data = _compact({
+        "metrics": [metric(p) for p in record.metrics.values()],
+        "params": [{"key": p.key, "value": p.value} for p in record.params],
+        "tags": _pairs(run_tags(record)),
+    })
+    return {
+        "info": run_info(record),
+        "data": data,
+        "inputs": _compact({"dataset_inputs": [dataset_input(d) for d in record.datasets]}),
+        "outputs": _compact({"model_outputs": [{"model_id": o.model_id, "step": o.step} for o in record.outputs]}),
+    }
+
+
+def logged_model(model: LoggedModelRecord) -> JsonDict:
+    info = _compact({
+        "model_id": model.model_id,
+        "experiment_id": model.experiment_id,
+        "name": model.name,
+        "creation_timestamp_ms": ms(model.creation_time),
+        "last_updated_timestamp_ms": ms(model.last_updated_time),
+        "artifact_uri": model.artifact_location,
+        "status": model.status,
+        "model_type": model.model_type,
+        "source_run_id": model.source_run_id,
+        "status_message": model.status_message,
+        "tags": _pairs(model.tags),
+    })
+    data = _compact({"params": _pairs(model.params),
+                     "metrics": [model_metric(m, model.model_id) for m in model.metrics]})
+    return {"info": info, "data": data}

@@ -90,6 +90,8 @@ class LockParseError(EnvError):
 class UnsafePath(ProjError):
     """A name a run, a shipped file or a command line chose would lead outside the folder it belongs in."""
 
+    error_code = "INVALID_PARAMETER_VALUE"  # on the server: a refused artifact path, as MLflow's "Invalid path"
+
 
 class StoreError(ProjError):
     """The run store could not be opened or a run could not be found."""

@@ -56,11 +56,9 @@ class OrderBy:
 @dataclass(frozen=True)
 class Dialect:
     """Where SQL dialects differ. SQLite: ``?`` placeholders, case-sensitive LIKE through GLOB (SQLite's
-    LIKE ignores ASCII case), and the latest metric point picked by rowid. PostgreSQL would use
-    ``%s``, ``x LIKE %s`` and ``x ILIKE %s``, and an ingestion sequence instead of rowid."""
+    LIKE ignores ASCII case). PostgreSQL would use ``%s``, ``x LIKE %s`` and ``x ILIKE %s``."""
 
     mark: str = "?"
-    latest_tiebreak: str = "m.rowid DESC"
 
     def like(self, expr: str, pattern: str) -> tuple[str, list[Any]]:
         return f"{expr} GLOB {self.mark}", [_like_to_glob(pattern)]
@@ -113,7 +111,30 @@ def _unquote(token: Token) -> str:
     return token.text[1:-1] if token.kind in ("bq", "sq", "dq") else token.text
 
 
-def _identifier(r: _Reader, attributes: tuple[str, ...]) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Grammar:
+    """What one of MLflow's searches accepts: the entity prefixes, the attribute keys and their kinds."""
+
+    entities: dict[str, str]  # prefix as written -> METRIC/PARAM/TAG/ATTRIBUTE
+    entity_names: tuple[str, ...]  # as MLflow lists them in its error
+    attributes: tuple[str, ...]
+    numeric: tuple[str, ...]
+    aliases: dict[str, str]
+    list_keys: tuple[str, ...]
+
+
+RUNS = Grammar(_ENTITY_ALIASES, tuple(_ENTITY_NAMES), SEARCH_ATTRIBUTES, NUMERIC_ATTRIBUTES, _ATTR_ALIASES, ("run_id",))
+EXPERIMENTS = Grammar({"attribute": ATTRIBUTE, "attributes": ATTRIBUTE, "tag": TAG, "tags": TAG},
+                      ("attribute", "tag", "tags"), ("name", "experiment_id", "creation_time", "last_update_time"),
+                      ("creation_time", "last_update_time"), {}, ("experiment_id",))
+MODELS = Grammar(_ENTITY_ALIASES, tuple(_ENTITY_NAMES),
+                 ("name", "model_id", "model_type", "status", "source_run_id", "creation_timestamp",
+                  "creation_time", "last_updated_timestamp", "last_updated_time"),
+                 ("creation_timestamp", "last_updated_timestamp"),
+                 {"creation_time": "creation_timestamp", "last_updated_time": "last_updated_timestamp"}, ())
+
+
+def _identifier(r: _Reader, grammar: Grammar = RUNS) -> tuple[str, str]:
     """``entity.key`` or a bare attribute name -> (type, key), with MLflow's aliases applied."""
     first = r.take()
     if first is None or first.kind not in ("word", "bq", "dq"):
@@ -125,11 +146,11 @@ def _identifier(r: _Reader, attributes: tuple[str, ...]) -> tuple[str, str]:
     else:
         r.take()
         entity_name = _unquote(first)
-        if entity_name in ("dataset", "datasets"):
-            raise r.fail("datasets are not recorded by proj's store: filter on metrics, params, tags or attributes")
-        if entity_name not in _ENTITY_ALIASES:
-            raise r.fail(f"Invalid entity type '{entity_name}'. Valid values are {_ENTITY_NAMES}")
-        entity = _ENTITY_ALIASES[entity_name]
+        if entity_name in ("dataset", "datasets") and grammar is RUNS:
+            raise r.fail("datasets are not searchable in proj's store: filter on metrics, params, tags or attributes")
+        if entity_name not in grammar.entities:
+            raise r.fail(f"Invalid entity type '{entity_name}'. Valid values are {list(grammar.entity_names)}")
+        entity = grammar.entities[entity_name]
         part = r.take()
         if part is None or part.kind not in ("word", "bq", "dq", "num"):
             raise r.fail(f"expected a key after '{entity_name}.', found {part.text if part else 'the end'!r}")
@@ -140,9 +161,9 @@ def _identifier(r: _Reader, attributes: tuple[str, ...]) -> tuple[str, str]:
                 r.pos += 2
                 key += "." + more.text
     if entity == ATTRIBUTE:
-        if key not in attributes:
-            raise r.fail(f"Invalid attribute key '{key}' specified. Valid keys are {list(attributes)}")
-        key = _ATTR_ALIASES.get(key, key)
+        if key not in grammar.attributes:
+            raise r.fail(f"Invalid attribute key '{key}' specified. Valid keys are {list(grammar.attributes)}")
+        key = grammar.aliases.get(key, key)
     return entity, key
 
 
@@ -161,13 +182,14 @@ def _comparator(r: _Reader) -> str:
                  f"found {token.text if token else 'the end'!r}")
 
 
-def _value(r: _Reader, entity: str, key: str, comparator: str) -> Any:
+def _value(r: _Reader, entity: str, key: str, grammar: Grammar = RUNS) -> Any:
     token = r.take()
     shown = token.text if token else "the end"
-    numeric = entity == METRIC or (entity == ATTRIBUTE and key in NUMERIC_ATTRIBUTES)
+    numeric = entity == METRIC or (entity == ATTRIBUTE and key in grammar.numeric)
     if token is not None and token.text == "(":
-        if entity != ATTRIBUTE or key != "run_id":
-            raise r.fail("Only the 'run_id' attribute supports comparison with a list of quoted string values.")
+        if entity != ATTRIBUTE or key not in grammar.list_keys:
+            keys = " or ".join(f"'{k}'" for k in grammar.list_keys) or "no"
+            raise r.fail(f"Only the {keys} attribute supports comparison with a list of quoted string values.")
         items: list[str] = []
         while True:
             item = r.take()
@@ -191,8 +213,8 @@ def _value(r: _Reader, entity: str, key: str, comparator: str) -> Any:
     return _unquote(token)
 
 
-def _check_comparator(r: _Reader, clause: Clause) -> None:
-    if clause.type == METRIC or (clause.type == ATTRIBUTE and clause.key in NUMERIC_ATTRIBUTES):
+def _check_comparator(r: _Reader, clause: Clause, grammar: Grammar = RUNS) -> None:
+    if clause.type == METRIC or (clause.type == ATTRIBUTE and clause.key in grammar.numeric):
         valid: tuple[str, ...] = NUMERIC_COMPARATORS
     elif clause.type == ATTRIBUTE:
         valid = STRING_ATTRIBUTE_COMPARATORS
@@ -206,18 +228,17 @@ def _check_comparator(r: _Reader, clause: Clause) -> None:
                      if clause.comparator in ("IN", "NOT IN") else "a single value, not a list"))
 
 
-def parse_filter(text: str | None) -> list[Clause]:
+def parse_filter(text: str | None, grammar: Grammar = RUNS) -> list[Clause]:
     """``metrics.loss < 0.5 and params.alpha = '0.1'`` -> clauses (MLflow has AND only, no OR)."""
     if not text or not text.strip():
         return []
     r = _Reader(text, "filter")
     clauses: list[Clause] = []
     while True:
-        entity, key = _identifier(r, SEARCH_ATTRIBUTES)
-        comparator = _comparator(r)
-        comparator = comparator.upper()
-        clause = Clause(entity, key, comparator, _value(r, entity, key, comparator))
-        _check_comparator(r, clause)
+        entity, key = _identifier(r, grammar)
+        comparator = _comparator(r).upper()
+        clause = Clause(entity, key, comparator, _value(r, entity, key, grammar))
+        _check_comparator(r, clause, grammar)
         clauses.append(clause)
         token = r.take()
         if token is None:
@@ -227,10 +248,10 @@ def parse_filter(text: str | None) -> list[Clause]:
             raise r.fail(f"Invalid clause(s) in filter string: '{token.text}'; clauses join with AND{extra}")
 
 
-def parse_order_by(text: str) -> OrderBy:
+def parse_order_by(text: str, grammar: Grammar = RUNS) -> OrderBy:
     """``metrics.loss ASC``, ``attributes.start_time DESC``, ``params.alpha`` (ascending)."""
     r = _Reader(text, "order_by clause")
-    entity, key = _identifier(r, SEARCH_ATTRIBUTES)
+    entity, key = _identifier(r, grammar)
     ascending = True
     token = r.take()
     if token is not None:
@@ -242,8 +263,8 @@ def parse_order_by(text: str) -> OrderBy:
     return OrderBy(entity, key, ascending)
 
 
-def parse_order_by_list(clauses: list[str] | tuple[str, ...]) -> list[OrderBy]:
-    parsed = [parse_order_by(c) for c in clauses]
+def parse_order_by_list(clauses: list[str] | tuple[str, ...], grammar: Grammar = RUNS) -> list[OrderBy]:
+    parsed = [parse_order_by(c, grammar) for c in clauses]
     seen: set[tuple[str, str]] = set()
     for o in parsed:
         if (o.type, o.key) in seen:
@@ -252,36 +273,85 @@ def parse_order_by_list(clauses: list[str] | tuple[str, ...]) -> list[OrderBy]:
     return parsed
 
 
+def _ms(column: str) -> str:
+    """A time column (seconds) as MLflow's integer milliseconds, for comparisons with the filter's values."""
+    return f"CAST(ROUND({column} * 1000) AS INTEGER)"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The table one search reads (its alias in ``alias``): SQL for each attribute (filter and order) and the
+    correlated subqueries of metrics/params/tags, ``{mark}`` standing for the key's placeholder."""
+
+    attributes: dict[str, str]
+    order_attributes: dict[str, str]
+    numeric: tuple[str, ...]
+    entities: dict[str, str]
+    tiebreak: tuple[str, ...]  # ORDER BY terms appended when the order leaves ties
+    default_order: tuple[str, ...]  # ORDER BY terms used when the order has no time term of its own
+    time_key: str
+
+
 # proj's runs table (alias r); start/end times are seconds there, milliseconds in MLflow's grammar.
-_ATTRIBUTE_SQL = {"run_id": "r.id", "run_name": "r.name", "status": "r.status", "user_id": "r.user",
-                  "start_time": "CAST(ROUND(r.start_time * 1000) AS INTEGER)",
-                  "end_time": "CAST(ROUND(r.end_time * 1000) AS INTEGER)"}
-_ORDER_ATTRIBUTE_SQL = {**_ATTRIBUTE_SQL, "start_time": "r.start_time", "end_time": "r.end_time"}  # same order, index
+_RUN_ARTIFACT_URI = ("COALESCE(r.artifact_uri, COALESCE((SELECT x.artifact_location FROM experiments x"
+                     " WHERE x.id = r.experiment_id), 'mlflow-artifacts:/' || r.experiment_id) || '/' || r.id"
+                     " || '/artifacts')")
+_RUN_ATTRIBUTES = {"run_id": "r.id", "run_name": "r.name", "status": "r.status", "user_id": "r.user",
+                   "artifact_uri": _RUN_ARTIFACT_URI, "start_time": _ms("r.start_time"), "end_time": _ms("r.end_time")}
+RUN_TARGET = Target(
+    _RUN_ATTRIBUTES, {**_RUN_ATTRIBUTES, "start_time": "r.start_time", "end_time": "r.end_time"},  # same order, index
+    NUMERIC_ATTRIBUTES,
+    # A metric is its latest point (highest step, then newest timestamp), kept per run and key in latest_metrics.
+    {METRIC: "(SELECT lm.value FROM latest_metrics lm WHERE lm.run_id = r.id AND lm.key = {mark})",
+     PARAM: "(SELECT x.value FROM params x WHERE x.run_id = r.id AND x.key = {mark})",
+     TAG: "(SELECT x.value FROM tags x WHERE x.run_id = r.id AND x.key = {mark})"},
+    ("r.id",), ("r.start_time DESC",), "start_time")
+# Experiments (alias e): MLflow orders by creation_time DESC, then experiment_id.
+_EXPERIMENT_ATTRIBUTES = {"name": "e.name", "experiment_id": "CAST(e.id AS TEXT)", "creation_time": _ms("e.created"),
+                          "last_update_time": _ms("COALESCE(e.last_update_time, e.created)")}
+EXPERIMENT_TARGET = Target(
+    _EXPERIMENT_ATTRIBUTES, {**_EXPERIMENT_ATTRIBUTES, "experiment_id": "e.id", "creation_time": "e.created"},
+    ("creation_time", "last_update_time"),
+    {TAG: "(SELECT x.value FROM experiment_tags x WHERE x.experiment_id = e.id AND x.key = {mark})"},
+    ("e.id DESC",), (), "creation_time")  # MLflow's tie-breaker once an order is given: descending ids
+# Logged models (alias g): a metric is the model's latest point of that key.
+_MODEL_ATTRIBUTES = {"name": "g.name", "model_id": "g.model_id", "model_type": "g.model_type", "status": "g.status",
+                     "source_run_id": "g.source_run_id", "creation_timestamp": _ms("g.creation_time"),
+                     "last_updated_timestamp": _ms("g.last_updated_time")}
+MODEL_TARGET = Target(
+    _MODEL_ATTRIBUTES, {**_MODEL_ATTRIBUTES, "creation_timestamp": "g.creation_time",
+                        "last_updated_timestamp": "g.last_updated_time"},
+    ("creation_timestamp", "last_updated_timestamp"),
+    {METRIC: "(SELECT x.value FROM logged_model_metrics x WHERE x.model_id = g.model_id AND x.key = {mark}"
+             " ORDER BY x.step DESC, x.timestamp DESC, x.rowid DESC LIMIT 1)",
+     PARAM: "(SELECT x.value FROM logged_model_params x WHERE x.model_id = g.model_id AND x.key = {mark})",
+     TAG: "(SELECT x.value FROM logged_model_tags x WHERE x.model_id = g.model_id AND x.key = {mark})"},
+    ("g.model_id",), ("g.creation_time DESC",), "creation_timestamp")
+_MODEL_STATUS_PREFIX = "LOGGED_MODEL_"  # clients may write status = 'READY' as well as the proto's full name
 
 
-def _entity_sql(entity: str, key: str, d: Dialect, order: bool = False) -> tuple[str, list[Any]]:
-    """The SQL expression for one key of a run (NULL when the run lacks it) and its arguments."""
+def _entity_sql(entity: str, key: str, d: Dialect, target: Target, order: bool = False) -> tuple[str, list[Any]]:
+    """The SQL expression for one key of a row (NULL when the row lacks it) and its arguments."""
     if entity == ATTRIBUTE:
-        if key == "artifact_uri":
-            raise _bad("attribute 'artifact_uri' is not searchable in proj's store (artifacts live in the run "
-                       f"folder); valid keys are {[k for k in SEARCH_ATTRIBUTES if k != 'artifact_uri']}")
-        return (_ORDER_ATTRIBUTE_SQL if order else _ATTRIBUTE_SQL)[key], []
-    if entity == METRIC:  # the latest point: highest step, then newest timestamp, as MLflow's latest_metrics
-        return (f"(SELECT m.value FROM metrics m WHERE m.run_id = r.id AND m.key = {d.mark}"
-                f" ORDER BY m.step DESC, m.timestamp DESC, {d.latest_tiebreak} LIMIT 1)"), [key]
-    table = "params" if entity == PARAM else "tags"
-    return f"(SELECT x.value FROM {table} x WHERE x.run_id = r.id AND x.key = {d.mark})", [key]
+        return (target.order_attributes if order else target.attributes)[key], []
+    if entity not in target.entities:
+        raise _bad(f"{entity} keys are not searchable here: use {', '.join(sorted(target.entities))} or attributes")
+    return target.entities[entity].format(mark=d.mark), [key]
 
 
-def compile_filter(clauses: list[Clause], d: Dialect = SQLITE) -> tuple[list[str], list[Any]]:
+def compile_filter(clauses: list[Clause], d: Dialect = SQLITE,
+                   target: Target = RUN_TARGET) -> tuple[list[str], list[Any]]:
     """WHERE fragments (to be AND-ed) and their arguments, in order."""
     where: list[str] = []
     args: list[Any] = []
     for c in clauses:
-        expr, expr_args = _entity_sql(c.type, c.key, d)
+        expr, expr_args = _entity_sql(c.type, c.key, d, target)
         value: Any = c.value
-        if c.type == ATTRIBUTE and c.key in NUMERIC_ATTRIBUTES:
+        if c.type == ATTRIBUTE and c.key in target.numeric:
             value = int(value)
+        if target is MODEL_TARGET and c.type == ATTRIBUTE and c.key == "status" and isinstance(value, str) \
+                and c.comparator in ("=", "!=") and not value.startswith(_MODEL_STATUS_PREFIX):
+            value = _MODEL_STATUS_PREFIX + value
         if c.comparator in ("IN", "NOT IN"):
             marks = ", ".join(d.mark for _ in value)
             where.append(f"{expr} {c.comparator} ({marks})")
@@ -298,18 +368,45 @@ def compile_filter(clauses: list[Clause], d: Dialect = SQLITE) -> tuple[list[str
     return where, args
 
 
-def compile_order_by(orders: list[OrderBy], d: Dialect = SQLITE) -> tuple[list[str], list[Any]]:
-    """ORDER BY terms: runs lacking a key sort last either way; then newest first, then run id (MLflow's)."""
+def compile_order_by(orders: list[OrderBy], d: Dialect = SQLITE,
+                     target: Target = RUN_TARGET) -> tuple[list[str], list[Any]]:
+    """ORDER BY terms: rows lacking a key sort last either way; then newest first, then id (MLflow's)."""
     terms: list[str] = []
     args: list[Any] = []
     for o in orders:
-        expr, expr_args = _entity_sql(o.type, o.key, d, order=True)
+        expr, expr_args = _entity_sql(o.type, o.key, d, target, order=True)
         terms += [f"{expr} IS NULL", f"{expr} {'ASC' if o.ascending else 'DESC'}"]
         args += expr_args * 2
-    if not any(o.type == ATTRIBUTE and o.key == "start_time" for o in orders):
-        terms.append("r.start_time DESC")
-    terms.append("r.id")
+    if not any(o.type == ATTRIBUTE and o.key == target.time_key for o in orders):
+        terms += target.default_order
+    terms += target.tiebreak
     return terms, args
+
+
+def parse_model_order_by(items: list[dict[str, object]] | None) -> list[OrderBy]:
+    """MLflow 3's logged-model order_by: [{"field_name": "metrics.acc" | attribute, "ascending": bool}]."""
+    orders: list[OrderBy] = []
+    for item in items or []:
+        if not isinstance(item, dict):
+            raise _bad("`order_by` must be a list of dictionaries.")
+        field_name = item.get("field_name")
+        if not isinstance(field_name, str) or not field_name:
+            raise _bad("`field_name` in the `order_by` clause must be specified.")
+        ascending = item.get("ascending", True)
+        if ascending not in (True, False):
+            raise _bad(f"Value of `ascending` in the `order_by` clause must be a boolean, got "
+                       f"{type(ascending)} for field {field_name}.")
+        if "." in field_name:
+            entity, key = field_name.split(".", 1)
+            if entity != "metrics":
+                raise _bad(f"Invalid order by field name: {entity}, only `metrics.<name>` is allowed.")
+            orders.append(OrderBy(METRIC, key, bool(ascending)))
+        else:
+            name = field_name.strip()
+            if name not in MODELS.attributes:
+                raise _bad(f"Invalid order by field name: {name}.")
+            orders.append(OrderBy(ATTRIBUTE, MODELS.aliases.get(name, name), bool(ascending)))
+    return orders
 
 
 def _like_to_glob(pattern: str) -> str:

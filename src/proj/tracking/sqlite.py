@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from proj.errors import RunNotFound, StoreError, StoreMissing
+from proj.errors import InvalidState, RunNotFound, StoreError, StoreMissing
 from proj.execution.liveness import process_start_time
 from proj.tracking.dbfile import DB_NAME, connect, guarded, translate, verify
 from proj.tracking.records import (
+    ACTIVE,
     DEFAULT_EXPERIMENT,
     RUNNING,
     SCHEMA_VERSION,
@@ -37,8 +38,11 @@ from proj.tracking.search import (
 from proj.tracking.search import (
     page_token as next_page_token,
 )
-from proj.tracking.store import RunStore
-from proj.tracking.view import presented
+from proj.tracking.sqlite_base import RUN_COLUMNS, value_of
+from proj.tracking.sqlite_experiments import SqliteExperiments
+from proj.tracking.sqlite_models import SqliteModels
+from proj.tracking.sqlite_runs import SqliteClientRuns
+from proj.tracking.sqlite_schema import ENTITY_COLUMNS, ENTITY_SCHEMA, ENTITY_TABLES, LATEST_FROM_HISTORY, migrate_entities
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,22 +76,20 @@ _ADDED_COLUMNS = (
     ("runs", "reproduces_run_id", "TEXT"),
     ("runs", "mlflow_run_id", "TEXT"),
     ("runs", "request_json", "TEXT"),  # the request `proj reproduce` replays: the run folder is the child's to write
+    *ENTITY_COLUMNS,
 )
 # Run once, when the column is added: until child runs existed, parent_run_id meant "reproduces".
 _BACKFILL = {("runs", "reproduces_run_id"): "UPDATE runs SET reproduces_run_id = parent_run_id, parent_run_id = NULL"
                                             " WHERE parent_run_id IS NOT NULL"}
-_REVISION = hashlib.sha256((_SCHEMA + repr(_ADDED_COLUMNS)).encode()).hexdigest()[:16]
+_REVISION = hashlib.sha256((_SCHEMA + ENTITY_SCHEMA + repr(_ADDED_COLUMNS)).encode()).hexdigest()[:16]
 # Added after schema version 1 shipped: created on first use, so older stores gain it too.
 _MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, path TEXT NOT NULL, origin TEXT NOT NULL,
   valid INTEGER NOT NULL, reason TEXT, flavors_json TEXT NOT NULL, size INTEGER NOT NULL, files_json TEXT NOT NULL,
   mlmodel_json TEXT NOT NULL, env_source TEXT, created REAL NOT NULL, PRIMARY KEY (run_id, path))"""
-_RUN_COLUMNS = ("r.id, e.name, r.name, r.status, r.start_time, r.end_time, r.user, r.host, r.pid, r.source_json, "
-                "r.project_name, r.entry_point, r.command, r.exit_code, r.failure_phase, r.failure_reason, "
-                "r.env_json, r.parent_run_id, r.inputs_json, r.pid_start, r.reproduces_run_id, r.mlflow_run_id")
 
 
 @guarded
-class SqliteStore(RunStore):
+class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels):
     def __init__(self, root: Path, *, readonly: bool = False) -> None:
         """``readonly``: never write, create or migrate anything (reading commands; a read-only or full disk)."""
         self.root = root
@@ -139,7 +141,8 @@ class SqliteStore(RunStore):
             self._read_as_is()
             return
         with self._tx() as db:  # one transaction: concurrent first users migrate once
-            for statement in _SCHEMA.split(";"):
+            had_latest = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'latest_metrics'").fetchone() is not None
+            for statement in (_SCHEMA + ENTITY_SCHEMA).split(";"):
                 if statement.strip():
                     db.execute(statement)
             for table, column, decl in _ADDED_COLUMNS:
@@ -148,6 +151,7 @@ class SqliteStore(RunStore):
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
                     if (table, column) in _BACKFILL:
                         db.execute(_BACKFILL[table, column])
+            migrate_entities(db, had_latest, time.time())
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_revision', ?)", (_REVISION,))
 
@@ -158,35 +162,31 @@ class SqliteStore(RunStore):
         tables = {r[0] for r in db.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
         if not {"runs", "experiments"} <= tables:
             raise StoreMissing(f"no runs recorded in {self.root} yet ({DB_NAME} holds no proj tables)")
-        existing = {r[1] for r in db.execute("PRAGMA main.table_info(runs)")}
-        added = [f"{_default(decl)} AS {column}" for table, column, decl in _ADDED_COLUMNS
-                 if table == "runs" and column not in existing]
-        if added:  # the temp schema is searched first, so `runs` below means this view
-            db.execute(f"CREATE TEMP VIEW runs AS SELECT *, {', '.join(added)} FROM main.runs")
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taken IMMEDIATE so concurrent writers queue instead of deadlocking."""
-        db = self._db
-        if db.in_transaction:
-            yield db
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        if db.in_transaction:
-            db.execute("COMMIT")
+        for name in ("runs", "experiments"):
+            existing = {r[1] for r in db.execute(f"PRAGMA main.table_info({name})")}
+            added = [f"{_default(decl)} AS {column}" for table, column, decl in _ADDED_COLUMNS
+                     if table == name and column not in existing]
+            if added:  # the temp schema is searched first, so `runs` below means this view
+                db.execute(f"CREATE TEMP VIEW {name} AS SELECT *, {', '.join(added)} FROM main.{name}")
+        if "latest_metrics" not in tables:
+            db.execute(f"CREATE TEMP VIEW latest_metrics AS {LATEST_FROM_HISTORY}")
+        for statement in ENTITY_SCHEMA.split(";"):
+            name = statement.split("(")[0].split()[-1] if "CREATE TABLE" in statement else ""
+            if name in ENTITY_TABLES and name not in tables:  # nothing recorded in it yet: an empty stand-in
+                db.execute(statement.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE"))
 
     def _experiment_id(self, db: sqlite3.Connection, name: str) -> int:
-        row = db.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
+        """The id of experiment ``name``, created when new; a deleted one is refused (MLflow's rule too)."""
+        row = db.execute("SELECT id, lifecycle_stage FROM experiments WHERE name = ?", (name,)).fetchone()
         if row:
+            if row[1] != ACTIVE:
+                raise InvalidState(f"experiment {name!r} (id {row[0]}) is deleted: restore it (MLflow's "
+                                   "restore_experiment) or run into another experiment")
             found: int = row[0]
             return found
-        cursor = db.execute("INSERT INTO experiments (name, created) VALUES (?, ?)", (name, time.time()))
+        now = time.time()
+        cursor = db.execute("INSERT INTO experiments (name, created, last_update_time) VALUES (?, ?, ?)",
+                            (name, now, now))
         return int(cursor.lastrowid or 0)
 
     def create_run(self, new: NewRun, pid: int) -> RunRecord:
@@ -221,6 +221,7 @@ class SqliteStore(RunStore):
             run_id = row[0] if row else os.urandom(16).hex()
             if row is not None:  # ingested again (a reaper after a runner died mid-ingest): points are re-added
                 db.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+                db.execute("DELETE FROM latest_metrics WHERE run_id=?", (run_id,))
             else:
                 db.execute(
                     "INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, source_json,"
@@ -242,7 +243,7 @@ class SqliteStore(RunStore):
     def list_children(self, run_id: str) -> list[RunRecord]:
         """The direct child runs of ``run_id``, oldest first (the order the program opened them), with their
         latest metrics."""
-        sql = (f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+        sql = (f"SELECT {RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
                " WHERE r.parent_run_id = ? ORDER BY r.start_time, r.rowid")
         children = [self._record(row) for row in self._db.execute(sql, (run_id,))]
         metrics = self._latest_metrics([c.id for c in children]) if children else {}
@@ -259,7 +260,7 @@ class SqliteStore(RunStore):
             chunk = run_ids[start:start + 10000]
             sql = (f"WITH RECURSIVE tree(id) AS (SELECT id FROM runs WHERE parent_run_id IN ({','.join('?' * len(chunk))})"
                    " UNION SELECT r.id FROM runs r JOIN tree t ON r.parent_run_id = t.id)"
-                   f" SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+                   f" SELECT {RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
                    " WHERE r.id IN (SELECT id FROM tree) ORDER BY r.start_time, r.rowid")
             found += [self._record(row) for row in self._db.execute(sql, chunk)]
         return found
@@ -305,8 +306,7 @@ class SqliteStore(RunStore):
     def log_batch(self, run_id: str, metrics: Iterable[MetricPoint] = (), params: Iterable[ParamRecord] = (),
                   tags: dict[str, str] | None = None, offset: int | None = None) -> None:
         with self._tx() as db:
-            db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)",
-                           [(run_id, m.key, m.value, m.step, m.timestamp) for m in metrics])
+            self._insert_metrics(db, run_id, metrics)
             self._insert_params(db, run_id, params)
             if tags:
                 db.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", [(run_id, k, v) for k, v in tags.items()])
@@ -322,7 +322,7 @@ class SqliteStore(RunStore):
         ref = run_ref.strip().lower()
         if ref in ("last", "latest"):  # the most recent run: what people look at after `proj run`
             row = self._db.execute("SELECT id FROM runs WHERE parent_run_id IS NULL"  # not one of its children
-                                   " ORDER BY start_time DESC LIMIT 1").fetchone()
+                                   " AND lifecycle_stage = 'active' ORDER BY start_time DESC LIMIT 1").fetchone()
             if row is None:
                 raise RunNotFound(f"no runs recorded in {self.root} yet")
             latest: str = row[0]
@@ -340,41 +340,22 @@ class SqliteStore(RunStore):
 
     def get_run(self, run_ref: str) -> RunRecord:
         run_id = self.resolve_id(run_ref)
-        row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+        row = self._db.execute(f"SELECT {RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
                                " WHERE r.id = ?", (run_id,)).fetchone()
         run = self._record(row)
         run.params = [ParamRecord(k, v, json.loads(t), ty, s) for k, v, t, ty, s in self._db.execute(
             "SELECT key, value, typed_json, type, source FROM params WHERE run_id=? ORDER BY rowid", (run_id,))]
         run.tags = dict(self._db.execute("SELECT key, value FROM tags WHERE run_id=? ORDER BY key", (run_id,)))
         run.metrics = self._latest_metrics([run_id]).get(run_id, {})
+        self._fill_io(run)
         return run
-
-    def _record(self, row: tuple[Any, ...]) -> RunRecord:
-        (rid, exp, name, status, start, end, user, host, pid, source, project, entry, command, code, phase,
-         reason, env, parent, inputs, pid_start, reproduces, mlflow_run_id) = row
-        return presented(RunRecord(id=rid, experiment=exp, name=name, status=status, start_time=start, end_time=end,
-                         user=user, host=host, pid=pid, source=json.loads(source), project_name=project,
-                         entry_point=entry, command=command, exit_code=code, failure_phase=phase,
-                         failure_reason=reason, env=json.loads(env), parent_run_id=parent,
-                         run_dir=str(self.run_dir(rid)), inputs=json.loads(inputs), pid_start=pid_start,
-                         reproduces=reproduces, mlflow_run_id=mlflow_run_id))
-
-    def _latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, MetricPoint]]:
-        result: dict[str, dict[str, MetricPoint]] = {}
-        marks = ",".join("?" * len(run_ids))
-        # The latest point per key: highest step, then newest timestamp (rowid breaks ties).
-        rows = self._db.execute(
-            f"SELECT run_id, key, value, step, timestamp FROM metrics WHERE run_id IN ({marks})"
-            " ORDER BY run_id, key, step, timestamp, rowid", run_ids)
-        for run_id, key, value, step, ts in rows:
-            result.setdefault(run_id, {})[key] = MetricPoint(key, value, step, ts)
-        return result
 
     def list_runs(self, *, experiment: str | None = None, status: str | None = None,
                   commit: str | None = None, limit: int | None = 50, top_level: bool = False) -> list[RunRecord]:
         # "+" keeps SQLite off runs_by_parent (almost every row is top-level): walking runs_by_time and
         # stopping at the limit is 0.5 ms over 10,000 runs; the parent index plus a sort was 35 ms.
         where: list[str] = ["+r.parent_run_id IS NULL"] if top_level else []
+        where.append("r.lifecycle_stage = 'active'")  # deleted runs (MLflow's delete_run) are not listed
         args: list[str] = []
         if experiment:
             where.append("e.name = ?")
@@ -387,7 +368,7 @@ class SqliteStore(RunStore):
         if commit:
             where.append("r.source_commit LIKE ?")
             args.append(commit.lower() + "%")
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+        sql = f"SELECT {RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
         sql += (" WHERE " + " AND ".join(where)) if where else ""
         sql += " ORDER BY r.start_time DESC" + (f" LIMIT {int(limit)}" if limit else "")
         found = [self._record(row) for row in self._db.execute(sql, args)]
@@ -402,31 +383,23 @@ class SqliteStore(RunStore):
         where, args = compile_filter(parse_filter(filter_string))
         terms, order_args = compile_order_by(parse_order_by_list(order_by))
         offset = page_offset(page_token)
+        where.append("r.lifecycle_stage = 'active'")
         if experiment:
             where.append("e.name = ?")
             args.append(experiment)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+        sql = f"SELECT {RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
         sql += (" WHERE " + " AND ".join(where)) if where else ""
         sql += " ORDER BY " + ", ".join(terms) + " LIMIT ? OFFSET ?"  # one more than a page: is there a next one?
         rows = self._db.execute(sql, [*args, *order_args, max_results + 1, offset]).fetchall()
         found = [self._record(row) for row in rows[:max_results]]
-        latest = self._latest_metrics([r.id for r in found]) if found else {}
-        params: dict[str, list[ParamRecord]] = {}
-        if found:
-            marks = ",".join("?" * len(found))
-            for rid, k, v, t, ty, src in self._db.execute(
-                    f"SELECT run_id, key, value, typed_json, type, source FROM params WHERE run_id IN ({marks})"
-                    " ORDER BY rowid", [r.id for r in found]):
-                params.setdefault(rid, []).append(ParamRecord(k, v, json.loads(t), ty, src))
-        for run in found:
-            run.metrics = latest.get(run.id, {})
-            run.params = params.get(run.id, [])
+        self._fill(found, tags=False)
         return found, (next_page_token(offset + max_results) if len(rows) > max_results else None)
 
     def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]:
         sql = "SELECT key, value, step, timestamp FROM metrics WHERE run_id=?" + (" AND key=?" if key else "")
         args = (run_id, key) if key else (run_id,)
-        return [MetricPoint(*row) for row in self._db.execute(sql + " ORDER BY key, step, timestamp, rowid", args)]
+        return [MetricPoint(k, value_of(v), step, ts)
+                for k, v, step, ts in self._db.execute(sql + " ORDER BY key, step, timestamp, rowid", args)]
 
     def running_runs(self) -> list[tuple[str, str, int | None, str | None, int | None, str | None]]:
         return list(self._db.execute("SELECT id, host, pid, pid_start, child_pid, child_start FROM runs"

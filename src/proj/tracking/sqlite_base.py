@@ -1,0 +1,146 @@
+"""What every part of the SQLite store shares: the connection, short write transactions, rows to records."""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from proj.errors import NotFound, UsageError
+from proj.tracking.records import (
+    ACTIVE,
+    ACTIVE_ONLY,
+    ALL,
+    DELETED,
+    DELETED_ONLY,
+    VIEW_TYPES,
+    MetricPoint,
+    ParamRecord,
+    RunRecord,
+)
+from proj.tracking.store import RunStore
+from proj.tracking.view import presented
+
+RUN_COLUMNS = ("r.id, e.name, r.name, r.status, r.start_time, r.end_time, r.user, r.host, r.pid, r.source_json, "
+               "r.project_name, r.entry_point, r.command, r.exit_code, r.failure_phase, r.failure_reason, "
+               "r.env_json, r.parent_run_id, r.inputs_json, r.pid_start, r.reproduces_run_id, r.mlflow_run_id, "
+               "r.experiment_id, r.lifecycle_stage, r.artifact_uri, e.artifact_location")
+RUNS_FROM = "runs r JOIN experiments e ON e.id = r.experiment_id"
+# Keep the latest point of (run, key) as the history grows: a later step wins, then a later timestamp, then
+# the point inserted last (executemany applies rows in order, so ties within one batch resolve the same way).
+UPSERT_LATEST = ("INSERT INTO latest_metrics VALUES (?,?,?,?,?) ON CONFLICT(run_id, key) DO UPDATE SET"
+                 " value=excluded.value, step=excluded.step, timestamp=excluded.timestamp"
+                 " WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step"
+                 " AND excluded.timestamp >= latest_metrics.timestamp)")
+BOUND_CHUNK = 10000  # well under SQLite's limit on bound parameters
+
+
+def experiment_location(experiment_id: int | str, stored: str | None) -> str:
+    """An experiment's artifact root: the one a client gave, else the server's ``mlflow-artifacts:/<id>``."""
+    return stored or f"mlflow-artifacts:/{experiment_id}"
+
+
+def run_artifact_uri(experiment_id: int | str, run_id: str, stored: str | None, location: str | None) -> str:
+    return stored or f"{experiment_location(experiment_id, location).rstrip('/')}/{run_id}/artifacts"
+
+
+def stages(view_type: str) -> tuple[str, ...]:
+    """The lifecycle stages one of MLflow's view types shows."""
+    if view_type not in VIEW_TYPES:
+        raise UsageError(f"Invalid view type {view_type!r}: one of {list(VIEW_TYPES)}")
+    return {ACTIVE_ONLY: (ACTIVE,), DELETED_ONLY: (DELETED,), ALL: (ACTIVE, DELETED)}[view_type]
+
+
+def value_of(stored: float | None) -> float:
+    """SQLite stores NaN as NULL; every metric point has a value, so NULL reads back as NaN."""
+    return math.nan if stored is None else stored
+
+
+def experiment_int(experiment_id: str | int) -> int:
+    """An experiment id as the integer the table keys on; NotFound (as MLflow) for one that is not a number."""
+    try:
+        return int(str(experiment_id))
+    except ValueError:
+        raise NotFound(f"No Experiment with id={experiment_id} exists") from None
+
+
+class SqliteBase(RunStore):
+    """The state and helpers the SQLite store's parts (proj's runs, experiments, client runs, models) share."""
+
+    root: Path
+    readonly: bool
+    _db: sqlite3.Connection
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, taken IMMEDIATE so concurrent writers queue instead of deadlocking."""
+        db = self._db
+        if db.in_transaction:
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if db.in_transaction:
+            db.execute("COMMIT")
+
+    def _record(self, row: tuple[Any, ...]) -> RunRecord:
+        (rid, exp, name, status, start, end, user, host, pid, source, project, entry, command, code, phase,
+         reason, env, parent, inputs, pid_start, reproduces, mlflow_run_id, exp_id, stage, artifact_uri,
+         location) = row
+        return presented(RunRecord(id=rid, experiment=exp, name=name, status=status, start_time=start, end_time=end,
+                         user=user, host=host, pid=pid, source=json.loads(source), project_name=project,
+                         entry_point=entry, command=command, exit_code=code, failure_phase=phase,
+                         failure_reason=reason, env=json.loads(env), parent_run_id=parent,
+                         run_dir=str(self.run_dir(rid)), inputs=json.loads(inputs), pid_start=pid_start,
+                         reproduces=reproduces, mlflow_run_id=mlflow_run_id, experiment_id=str(exp_id),
+                         lifecycle_stage=stage, artifact_uri=run_artifact_uri(exp_id, rid, artifact_uri, location)))
+
+    def _latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, MetricPoint]]:
+        result: dict[str, dict[str, MetricPoint]] = {}
+        for start in range(0, len(run_ids), BOUND_CHUNK):
+            chunk = run_ids[start:start + BOUND_CHUNK]
+            rows = self._db.execute(f"SELECT run_id, key, value, step, timestamp FROM latest_metrics"
+                                    f" WHERE run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, key", chunk)
+            for run_id, key, value, step, ts in rows:
+                result.setdefault(run_id, {})[key] = MetricPoint(key, value_of(value), step, ts)
+        return result
+
+    def _fill(self, runs: list[RunRecord], *, tags: bool = True) -> None:
+        """Params, tags and latest metrics of many runs, three queries in all (never one per run)."""
+        if not runs:
+            return
+        ids = [r.id for r in runs]
+        latest = self._latest_metrics(ids)
+        params: dict[str, list[ParamRecord]] = {}
+        found_tags: dict[str, dict[str, str]] = {}
+        for start in range(0, len(ids), BOUND_CHUNK):
+            chunk = ids[start:start + BOUND_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for rid, k, v, t, ty, src in self._db.execute(
+                    f"SELECT run_id, key, value, typed_json, type, source FROM params WHERE run_id IN ({marks})"
+                    " ORDER BY rowid", chunk):
+                params.setdefault(rid, []).append(ParamRecord(k, v, json.loads(t), ty, src))
+            if tags:
+                for rid, k, v in self._db.execute(
+                        f"SELECT run_id, key, value FROM tags WHERE run_id IN ({marks}) ORDER BY key", chunk):
+                    found_tags.setdefault(rid, {})[k] = v
+        for run in runs:
+            run.metrics = latest.get(run.id, {})
+            run.params = params.get(run.id, [])
+            if tags:
+                run.tags = found_tags.get(run.id, {})
+
+    @staticmethod
+    def _insert_metrics(db: sqlite3.Connection, run_id: str, metrics: Iterable[MetricPoint]) -> None:
+        """Points into the history and the latest table, in the caller's transaction."""
+        rows = [(run_id, m.key, m.value, m.step, m.timestamp) for m in metrics]
+        if rows:
+            db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", rows)
+            db.executemany(UPSERT_LATEST, rows)

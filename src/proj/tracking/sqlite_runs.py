@@ -1,0 +1,272 @@
+"""Runs an MLflow client opens in the SQLite store: create, update, delete/restore, tags, log-batch, metric
+histories, inputs and outputs, and search by experiment id."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import time
+from typing import Any
+
+from proj.errors import InvalidState, NotFound, UsageError
+from proj.tracking.dbfile import guarded
+from proj.tracking.records import (
+    ACTIVE,
+    ACTIVE_ONLY,
+    DELETED,
+    MLFLOW_STATUSES,
+    RUNNING,
+    DatasetRecord,
+    MetricPoint,
+    ModelOutput,
+    RunInput,
+    RunRecord,
+)
+from proj.tracking.search import (
+    check_max_results,
+    compile_filter,
+    compile_order_by,
+    page_offset,
+    parse_filter,
+    parse_order_by_list,
+)
+from proj.tracking.search import page_token as next_page_token
+from proj.tracking.sqlite_base import RUN_COLUMNS, RUNS_FROM, SqliteBase, experiment_int, run_artifact_uri, stages, value_of
+
+RUN_NAME_TAG = "mlflow.runName"  # mlflow_tags.RUN_NAME; not imported: tracking.mlflow_tags reads records only
+MAX_HISTORY_PAGE = 25000  # MLflow's get-history page
+# Our own short word lists for MLflow-style generated run names ("adjective-noun-NNN").
+_ADJECTIVES = ("amber", "brisk", "calm", "daring", "eager", "fleet", "gentle", "hardy", "keen", "lucid", "mellow",
+               "nimble", "quiet", "rapid", "steady", "tidy", "vivid", "wise", "zesty", "bold")
+_NOUNS = ("otter", "falcon", "maple", "comet", "harbor", "lynx", "meadow", "pebble", "quartz", "raven", "summit",
+          "thistle", "willow", "badger", "cedar", "delta", "ember", "fjord", "glacier", "heron")
+
+
+def generated_name() -> str:
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(0, 999)}"
+
+
+@guarded
+class SqliteClientRuns(SqliteBase):
+    """MLflow's run calls, for runs a client opened and for proj's own runs seen through the protocol."""
+
+    def _run_state(self, db: sqlite3.Connection, run_id: str, *, active: bool = True) -> tuple[int, str]:
+        """(experiment id, lifecycle stage) of run ``run_id``; NotFound, or InvalidState when ``active`` and
+        the run is deleted (MLflow's messages)."""
+        row = db.execute("SELECT experiment_id, lifecycle_stage FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"Run with id={run_id} not found")
+        if active and row[1] != ACTIVE:
+            raise InvalidState(f"The run {run_id} must be in the 'active' state. Current state is {row[1]}.")
+        return row[0], row[1]
+
+    def create_client_run(self, experiment_id: str, user: str | None, start_time: float | None,
+                          tags: dict[str, str], run_name: str | None) -> RunRecord:
+        tag_name = tags.get(RUN_NAME_TAG)
+        if run_name and tag_name and run_name != tag_name:
+            raise UsageError("Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different "
+                             f"values (run_name='{run_name}', mlflow.runName='{tag_name}').")
+        name = run_name or tag_name or generated_name()
+        run_id = os.urandom(16).hex()
+        with self._tx() as db:
+            row = db.execute("SELECT id, lifecycle_stage, artifact_location FROM experiments WHERE id = ?",
+                             (experiment_int(experiment_id),)).fetchone()
+            if row is None:
+                raise NotFound(f"No Experiment with id={experiment_id} exists")
+            if row[1] != ACTIVE:
+                raise InvalidState(f"The experiment {row[0]} must be in the 'active' state. "
+                                   f"Current state is {row[1]}.")
+            # A client-given experiment root is fixed into the run (MLflow's); the default one is derived.
+            uri = run_artifact_uri(row[0], run_id, None, row[2]) if row[2] else None
+            db.execute("INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, source_json,"
+                       " entry_point, command, artifact_uri) VALUES (?,?,?,?,?,?,'','{}','','',?)",
+                       (run_id, row[0], name, RUNNING, time.time() if start_time is None else start_time,
+                        user or "", uri))
+            db.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)",
+                           [(run_id, k, v) for k, v in {**tags, RUN_NAME_TAG: name}.items()])
+        return self.get_run(run_id)
+
+    def update_run(self, run_id: str, status: str | None = None, end_time: float | None = None,
+                   run_name: str | None = None) -> RunRecord:
+        if status is not None and status not in MLFLOW_STATUSES:
+            raise UsageError(f"Invalid run status {status!r}: one of {list(MLFLOW_STATUSES)}")
+        with self._tx() as db:
+            self._run_state(db, run_id)
+            if status is not None:
+                db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
+            if end_time is not None:
+                db.execute("UPDATE runs SET end_time = ? WHERE id = ?", (end_time, run_id))
+            if run_name:
+                self._rename(db, run_id, run_name)
+        return self.get_run(run_id)
+
+    @staticmethod
+    def _rename(db: sqlite3.Connection, run_id: str, name: str) -> None:
+        db.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
+        db.execute("INSERT OR REPLACE INTO tags VALUES (?,?,?)", (run_id, RUN_NAME_TAG, name))
+
+    def delete_run(self, run_id: str) -> None:
+        with self._tx() as db:
+            self._run_state(db, run_id, active=False)
+            db.execute("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE id = ?",
+                       (DELETED, time.time(), run_id))
+
+    def restore_run(self, run_id: str) -> None:
+        with self._tx() as db:
+            self._run_state(db, run_id, active=False)
+            db.execute("UPDATE runs SET lifecycle_stage = ?, deleted_time = NULL WHERE id = ?", (ACTIVE, run_id))
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        with self._tx() as db:
+            self._run_state(db, run_id)
+            self._set_tags(db, run_id, {key: value})
+
+    def _set_tags(self, db: sqlite3.Connection, run_id: str, tags: dict[str, str]) -> None:
+        db.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", [(run_id, k, v) for k, v in tags.items()])
+        if RUN_NAME_TAG in tags:  # MLflow keeps the run's name and this tag the same
+            db.execute("UPDATE runs SET name = ? WHERE id = ?", (tags[RUN_NAME_TAG], run_id))
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self._tx() as db:
+            self._run_state(db, run_id)
+            if db.execute("DELETE FROM tags WHERE run_id = ? AND key = ?", (run_id, key)).rowcount == 0:
+                raise NotFound(f"No tag with name: {key} in run with id {run_id}")
+
+    def log_client_batch(self, run_id: str, metrics: list[MetricPoint] = [],  # noqa: B006 - never mutated
+                         params: list[tuple[str, str]] = [],  # noqa: B006
+                         tags: dict[str, str] | None = None) -> None:
+        given: dict[str, str] = {}
+        for key, value in params:
+            if given.setdefault(key, value) != value:
+                dupes = sorted({k for k, _ in params if [p for p, _ in params].count(k) > 1})
+                raise UsageError(f"Duplicate parameter keys have been submitted: {dupes}. Please ensure the "
+                                 "request contains only one param value per param key.")
+        with self._tx() as db:  # all or nothing: a refused param leaves no metric or tag behind
+            self._run_state(db, run_id)
+            if given:
+                self._check_params(db, run_id, given)
+                db.executemany("INSERT INTO params VALUES (?,?,?,?,'string','logged') ON CONFLICT(run_id, key)"
+                               " DO NOTHING", [(run_id, k, v, json.dumps(v)) for k, v in given.items()])
+            self._insert_metrics(db, run_id, metrics)
+            if tags:
+                self._set_tags(db, run_id, tags)
+
+    @staticmethod
+    def _check_params(db: sqlite3.Connection, run_id: str, given: dict[str, str]) -> None:
+        keys = list(given)
+        marks = ",".join("?" * len(keys))
+        old = dict(db.execute(f"SELECT key, value FROM params WHERE run_id = ? AND key IN ({marks})", [run_id, *keys]))
+        changed = [(k, v) for k, v in old.items() if given[k] != v]
+        if len(changed) == 1:
+            key, value = changed[0]
+            raise InvalidState(f"Changing param values is not allowed. Param with key='{key}' was already logged "
+                               f"with value='{value}' for run ID='{run_id}'. Attempted logging new value "
+                               f"'{given[key]}'.")
+        if changed:
+            shown = [{"key": k, "old_value": v, "new_value": given[k]} for k, v in changed]
+            raise InvalidState(f"Changing param values is not allowed. Params were already logged='{shown}' "
+                               f"for run ID='{run_id}'.")
+
+    def metric_history_page(self, run_id: str, key: str, max_results: int = MAX_HISTORY_PAGE,
+                            page_token: str | None = None) -> tuple[list[MetricPoint], str | None]:
+        """One key's points in MLflow's order (timestamp, step, then insertion), a page at a time."""
+        if max_results <= 0:
+            raise UsageError(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be a "
+                             "positive integer")
+        offset = page_offset(page_token)
+        self._run_state(self._db, run_id, active=False)
+        rows = self._db.execute("SELECT value, step, timestamp FROM metrics WHERE run_id = ? AND key = ?"
+                                " ORDER BY timestamp, step, rowid LIMIT ? OFFSET ?",
+                                (run_id, key, max_results + 1, offset)).fetchall()
+        points = [MetricPoint(key, value_of(v), step, ts) for v, step, ts in rows[:max_results]]
+        return points, (next_page_token(offset + max_results) if len(rows) > max_results else None)
+
+    def metric_history_bulk_interval(self, run_ids: list[str], key: str, max_results: int,
+                                     start_step: int | None = None,
+                                     end_step: int | None = None) -> list[tuple[str, MetricPoint]]:
+        if (start_step is None) != (end_step is None):
+            raise UsageError("Both start_step and end_step must be specified together, or neither may be specified.")
+        for run_id in run_ids:
+            self._run_state(self._db, run_id, active=False)
+        found: list[tuple[str, MetricPoint]] = []
+        for run_id in run_ids:
+            found += [(run_id, p) for p in self._sampled(run_id, key, max(1, max_results), start_step, end_step)]
+        return found
+
+    def _sampled(self, run_id: str, key: str, max_results: int, start_step: int | None,
+                 end_step: int | None) -> list[MetricPoint]:
+        """At most ``max_results`` points of one run's history, in step order: all of them when they fit, else
+        the first, the last, and the lowest and highest of each of (max_results - 2) // 2 equal buckets, so a
+        spike between two picked steps is never smoothed away."""
+        steps = " AND step BETWEEN ? AND ?" if start_step is not None else ""
+        args: list[Any] = [run_id, key] + ([start_step, end_step] if start_step is not None else [])
+        buckets = (max_results - 2) // 2
+        keep = "n = total" if max_results == 1 else "n = 1 OR n = total" + (" OR lo = 1 OR hi = 1" if buckets else "")
+        # NaN is stored as NULL: it sorts last for both extremes, so a real value is each bucket's min and max.
+        sql = f"""WITH pts AS (SELECT value, step, timestamp, ROW_NUMBER() OVER (ORDER BY step, timestamp, rowid) AS n,
+                    COUNT(*) OVER () AS total FROM metrics WHERE run_id = ? AND key = ?{steps}),
+                  b AS (SELECT *, (n - 1) * ? / total AS bucket FROM pts),
+                  r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value IS NULL, value, n) AS lo,
+                    ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value IS NULL, value DESC, n) AS hi FROM b)
+                  SELECT value, step, timestamp FROM r WHERE total <= ? OR {keep} ORDER BY n"""
+        rows = self._db.execute(sql, [*args, max(1, buckets), max_results]).fetchall()
+        return [MetricPoint(key, value_of(v), step, ts) for v, step, ts in rows]
+
+    def log_inputs(self, run_id: str, inputs: list[RunInput], models: list[ModelOutput] = []) -> None:  # noqa: B006
+        with self._tx() as db:
+            experiment_id, _ = self._run_state(db, run_id)
+            for item in inputs:
+                d = item.dataset
+                db.execute("INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema, profile)"
+                           " VALUES (?,?,?,?,?,?,?) ON CONFLICT(experiment_id, name, digest) DO NOTHING",
+                           (experiment_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile))
+                dataset_id = db.execute("SELECT id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
+                                        (experiment_id, d.name, d.digest)).fetchone()[0]
+                db.execute("INSERT OR REPLACE INTO run_inputs VALUES (?,?,?)",
+                           (run_id, dataset_id, json.dumps(item.tags, sort_keys=True)))
+            db.executemany("INSERT OR REPLACE INTO run_models VALUES (?,?,?,'input')",
+                           [(run_id, m.model_id, m.step) for m in models])
+
+    def log_outputs(self, run_id: str, models: list[ModelOutput]) -> None:
+        with self._tx() as db:
+            self._run_state(db, run_id)
+            db.executemany("INSERT OR REPLACE INTO run_models VALUES (?,?,?,'output')",
+                           [(run_id, m.model_id, m.step) for m in models])
+
+    def _fill_io(self, run: RunRecord) -> None:
+        """The datasets a run logged as inputs, and the models it logged as outputs."""
+        run.datasets = [RunInput(DatasetRecord(name, digest, stype, source, schema, profile), json.loads(tags))
+                        for name, digest, stype, source, schema, profile, tags in self._db.execute(
+                            "SELECT d.name, d.digest, d.source_type, d.source, d.schema, d.profile, i.tags_json"
+                            " FROM run_inputs i JOIN datasets d ON d.id = i.dataset_id WHERE i.run_id = ?"
+                            " ORDER BY i.rowid", (run.id,))]
+        run.outputs = [ModelOutput(model_id, step) for model_id, step in self._db.execute(
+            "SELECT model_id, step FROM run_models WHERE run_id = ? AND direction = 'output' ORDER BY rowid",
+            (run.id,))]
+
+    def search_client_runs(self, experiment_ids: list[str], filter_string: str | None = None,
+                           view_type: str = ACTIVE_ONLY, max_results: int = 1000,
+                           order_by: list[str] | tuple[str, ...] = (),
+                           page_token: str | None = None) -> tuple[list[RunRecord], str | None]:
+        check_max_results(max_results)
+        shown = stages(view_type)
+        where, args = compile_filter(parse_filter(filter_string))
+        terms, order_args = compile_order_by(parse_order_by_list(order_by))
+        offset = page_offset(page_token)
+        if not experiment_ids:
+            return [], None
+        ids = []
+        for experiment_id in experiment_ids:
+            try:
+                ids.append(int(str(experiment_id)))
+            except ValueError:
+                raise UsageError(f"Invalid experiment id {experiment_id!r}: experiment ids are numbers") from None
+        where.append(f"r.experiment_id IN ({','.join('?' * len(ids))})")
+        where.append(f"r.lifecycle_stage IN ({','.join('?' * len(shown))})")
+        sql = (f"SELECT {RUN_COLUMNS} FROM {RUNS_FROM} WHERE {' AND '.join(where)} ORDER BY {', '.join(terms)}"
+               " LIMIT ? OFFSET ?")
+        rows = self._db.execute(sql, [*args, *ids, *shown, *order_args, max_results + 1, offset]).fetchall()
+        found = [self._record(row) for row in rows[:max_results]]
+        self._fill(found)
+        return found, (next_page_token(offset + max_results) if len(rows) > max_results else None)

@@ -85,6 +85,11 @@ class CacheLayout:
     def snapshot_index(self, key: str) -> Path:
         return self.root / "snapshot-index" / f"{key}.json"
 
+    def remote(self, address: str) -> Path:
+        """The local run folders (logs, metrics file, artifacts) of runs recorded to the tracking server at
+        ``address`` (``host_port``, made safe by the caller): the pipeline works on local files."""
+        return self.root / "remote" / address
+
     @property
     def reproduce(self) -> Path:
         """Sources fetched again by ``proj reproduce``."""

@@ -22,6 +22,8 @@ Setting                         Meaning                                         
 ``PROJ_SNAPSHOT_MAX_MB``        largest source snapshot kept with a run (MB)          50
 ``PROJ_DOCKER_PULL_TIMEOUT``    seconds to wait for the Docker daemon on a pull       30
 ``PROJ_DOCKER_LIST_TIMEOUT``    seconds ``proj env list`` waits for Docker            3
+``PROJ_HTTP_RETRY_SECONDS``     seconds a tracking server that is down or answers     120
+                                5xx/429 is retried (with backoff) before giving up
 ==============================  ====================================================  =====================
 
 Numbers are non-negative and finite (``number``). The configuration file is looked up in order:
@@ -47,6 +49,7 @@ NUMBERS: dict[str, float] = {
     "PROJ_SNAPSHOT_MAX_MB": 50.0,
     "PROJ_DOCKER_PULL_TIMEOUT": 30.0,
     "PROJ_DOCKER_LIST_TIMEOUT": 3.0,
+    "PROJ_HTTP_RETRY_SECONDS": 120.0,
 }
 # every setting a user may set (the numeric ones included); proj reads no other PROJ_* variable
 NAMES = ("PROJ_CONFIG", "PROJ_CACHE_DIR", "PROJ_TRACKING_URI", "PROJ_EXPERIMENT_NAME", "PROJ_DEBUG",

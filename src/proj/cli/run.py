@@ -77,6 +77,11 @@ def run(app: App, uri: str, entry_point: str, version: str | None, params: tuple
     req = RunRequest(uri=uri, entry_point=entry_point, params=parse_cli_params(params), version=version,
                      env_manager=env_manager, experiment=experiment_name, run_name=run_name,
                      tags=parse_cli_params(tags, "-T"), cwd=os.getcwd(), refresh_env=refresh_env, options=options)
+    from proj.tracking.open import server_uri
+
+    if detach and server_uri(tracking_uri):  # the detached worker re-opens the store by its local folder
+        raise UsageError("--detach does not work with a tracking server (http(s) tracking URI) yet: run in the "
+                         "foreground, or under nohup")
     install_sigterm_handler()
     # The store is checked only once the request is valid (runs whose runner died are collected then).
     done = submit(req, lambda: open_to_act(tracking_uri), app.reporter, detach=detach, stdout_to_stderr=as_json)

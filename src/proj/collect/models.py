@@ -33,10 +33,14 @@ def child_env(store: Any, run: Any, reporter: Reporter) -> dict[str, str]:
 
     No MLFLOW_RUN_ID: that would need a run created beforehand in MLflow's own format; the child's
     ``start_run()`` creates one in the private store instead. MLflow 3 refuses file stores unless
-    MLFLOW_ALLOW_FILE_STORE is set; MLflow 2 ignores the variable.
+    MLFLOW_ALLOW_FILE_STORE is set; MLflow 2 ignores the variable. A run recorded to a tracking server
+    (tracking.rest) exists there already: the child gets its id and logs into it directly, nothing to ingest.
     """
     if settings.keep_mlflow_tracking_uri():
         return {}  # the user's own server gets the data; proj records only what it sees itself
+    server = getattr(store, "server_uri", None)
+    if server:  # the run lives on a tracking server: the program's start_run() continues it, as `mlflow run` does
+        return {"MLFLOW_TRACKING_URI": server, "MLFLOW_RUN_ID": run.id, "MLFLOW_EXPERIMENT_ID": run.experiment_id}
     if os.environ.get("MLFLOW_TRACKING_URI"):
         reporter.note("your MLFLOW_TRACKING_URI is redirected to this run's private MLflow store, so what "
                       "the program logs lands in the proj run (set PROJ_KEEP_MLFLOW_TRACKING_URI=1 to keep yours)")

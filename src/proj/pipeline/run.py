@@ -298,7 +298,7 @@ def _invocation(store: RunStore, plan: Plan, run: RunRecord, metrics_file: Path,
     model_dir = artifacts / "model"
     env = {
         "PROJ_RUN_ID": run.id,
-        "PROJ_TRACKING_URI": str(store.root),
+        "PROJ_TRACKING_URI": getattr(store, "server_uri", None) or str(store.root),  # a server: the run's home
         "PROJ_ARTIFACT_DIR": str(artifacts),
         "PROJ_MODEL_DIR": str(model_dir),
         "PROJ_METRICS_FILE": str(metrics_file),

@@ -1,9 +1,11 @@
-"""Opening the store a tracking URI names (today the embedded SQLite file). Pure: it never reaps."""
+"""Opening the store a tracking URI names: the embedded SQLite file, or a tracking server (http(s)://, through
+tracking.rest, imported only then). Pure: it never reaps."""
 from __future__ import annotations
 
 import os
 
 from proj.errors import StoreError, StoreMissing
+from proj import settings
 from proj.paths import store_root
 from proj.tracking.dbfile import DB_NAME, check_beside_runs, verify
 from proj.tracking.sqlite import SqliteStore
@@ -18,7 +20,15 @@ def open_store(tracking_uri: str | None = None, *, create: bool = True, write: b
     for damage before anything is written, migrated. Otherwise it is opened read-only: nothing is created,
     written or migrated, so a read-only or full disk can still be read. Reading commands pass
     ``create=False``: looking at runs must not leave a ``.proj/`` in every directory it is tried in.
+
+    An http(s) URI (``--tracking-uri``, else PROJ_TRACKING_URI, else an http(s) MLFLOW_TRACKING_URI) opens a
+    RestStore: a file: MLFLOW_TRACKING_URI is left to the child, as before.
     """
+    remote = server_uri(tracking_uri)
+    if remote is not None:
+        from proj.tracking.rest import RestStore  # urllib3 only for runs that record to a server
+
+        return RestStore(remote)
     root = store_root(tracking_uri)
     db = root / DB_NAME
     check_beside_runs(root, db)
@@ -34,6 +44,15 @@ def open_store(tracking_uri: str | None = None, *, create: bool = True, write: b
     if db.is_file():
         verify(db)  # before the first write (a migration, a new run) touches a damaged file
     return SqliteStore(root)
+
+
+def server_uri(tracking_uri: str | None = None) -> str | None:
+    """The tracking server's URI when the store to open is one, else None."""
+    uri = tracking_uri or settings.tracking_uri()
+    if uri is None:
+        mlflow = os.environ.get("MLFLOW_TRACKING_URI", "")
+        uri = mlflow if mlflow.lower().startswith(("http://", "https://")) else None
+    return uri if uri and uri.lower().startswith(("http://", "https://")) else None
 
 
 def existing_store(tracking_uri: str | None = None) -> RunStore | None:

@@ -46,13 +46,12 @@ def test_non_finite_values_as_mlflow_server_writes_them() -> None:
 
 
 def test_client_run_info_and_empty_fields_left_out() -> None:
-    out = mj.run(_run(end_time=None))
+    out = mj.run(_run(end_time=None, tags={"mlflow.runName": "brave-owl-1"}))
     info = out["info"]
     assert info["run_id"] == info["run_uuid"] == "a" * 32
     assert info["start_time"] == 1700000000123 and "end_time" not in info
     assert info["experiment_id"] == "0" and info["lifecycle_stage"] == "active"
-    assert out["data"]["tags"] == [{"key": "mlflow.user", "value": "ann"}, {"key": "mlflow.runName",
-                                                                            "value": "brave-owl-1"}]
+    assert out["data"]["tags"] == [{"key": "mlflow.runName", "value": "brave-owl-1"}]  # as the client logged it
     assert "metrics" not in out["data"] and "params" not in out["data"]
     assert out["inputs"] == {} and out["outputs"] == {}
 

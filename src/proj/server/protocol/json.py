@@ -78,7 +78,10 @@ def model_metric(point: ModelMetric, model_id: str) -> JsonDict:
 
 
 def run_tags(run: RunRecord) -> dict[str, str]:
-    """The tags a run shows: proj's system tags under the ones it logged (which win)."""
+    """The tags a run shows: a proj run's system tags under the ones it logged (which win). A run an MLflow
+    client opened shows exactly the tags it logged, as `mlflow server` answers (no ``mlflow.user`` added)."""
+    if not run.entry_point and not run.command:
+        return run.tags
     return {**system_tags(run), **run.tags}
 
 

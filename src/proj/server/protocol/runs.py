@@ -87,7 +87,7 @@ def delete_tag(call: Call) -> JsonDict:
 
 def _point(item: dict[str, Any], path: str) -> MetricPoint:
     prefix = f"{path}." if path else ""
-    key = v.name(item.get("key"), f"{prefix}key")
+    key = v.name(item.get("key"), f"{prefix}name")  # MLflow's messages call a metric's key its name
     if item.get("value") is None:
         raise v.missing(f"{prefix}value")
     timestamp = v.integer(item, "timestamp", path=f"{prefix}timestamp")

@@ -126,19 +126,38 @@ class StoreLayout:
         return self.root / "snapshots"
 
 
+STORE_FILE = "proj.db"  # the store's SQLite file in its directory (tracking.dbfile.DB_NAME)
+
+
 def store_root(tracking_uri: str | None = None, cwd: Path | None = None) -> Path:
-    """Resolve a tracking URI (a path or ``file://`` URL; ``PROJ_TRACKING_URI`` when None) to the store's directory."""
+    """Resolve a tracking URI (a path, a ``file://`` URL or ``sqlite:///<dir>/proj.db``; ``PROJ_TRACKING_URI``
+    when None) to the store's directory."""
     uri = tracking_uri or settings.tracking_uri()
     base = cwd or Path.cwd()
     if not uri:
         return (base / DEFAULT_STORE_DIRNAME).resolve()
-    if uri.startswith("file://"):
+    if uri.startswith("sqlite:"):
+        uri = str(sqlite_store_dir(uri))
+    elif uri.startswith("file://"):
         from urllib.parse import unquote, urlparse
 
         uri = unquote(urlparse(uri).path)
     elif "://" in uri:
         raise UsageError(f"tracking URI {uri!r} is not supported: use a directory path or a file:// URL")
     return (base / expand_user(uri, "tracking URI" if tracking_uri else "PROJ_TRACKING_URI")).resolve()
+
+
+def sqlite_store_dir(uri: str) -> Path:
+    """The directory of ``sqlite:///rel/dir/proj.db`` (relative) or ``sqlite:////abs/dir/proj.db``, as
+    SQLAlchemy and MLflow read the slashes; the file must be proj's (another database is not a proj store)."""
+    from urllib.parse import unquote
+
+    path = unquote(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else ""
+    path = path.split("?", 1)[0]
+    if not path or Path(path).name != STORE_FILE:
+        raise UsageError(f"tracking URI {uri!r} is not supported: a sqlite URI names proj's store file, "
+                         f"{STORE_FILE} (sqlite:///path/to/dir/{STORE_FILE}); or use the directory itself")
+    return Path(path).parent
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

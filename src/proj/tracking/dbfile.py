@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from proj.errors import StoreDamaged, StoreError
-from proj.paths import StoreLayout
+from proj.paths import STORE_FILE, StoreLayout
 
 # A full quick_check reads every page (about 30 ms per 8 MB here); a bigger store checks the tables that
 # creating a run writes, so `proj run` stays fast on a store of many runs.
@@ -17,7 +17,7 @@ _DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 # Errors of the machine or the file, not of proj: one line, never a traceback.
 _ENVIRONMENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN",
                 "SQLITE_PERM", "SQLITE_NOMEM")
-DB_NAME = "proj.db"
+DB_NAME = STORE_FILE
 _MAX_DETAIL = 200
 C = TypeVar("C", bound=type)
 

@@ -67,6 +67,14 @@ def metric(point: MetricPoint) -> JsonDict:
     return {"key": point.key, "value": number(point.value), "timestamp": ms(point.timestamp), "step": point.step}
 
 
+def metrics(points: list[MetricPoint]) -> list[JsonDict]:
+    """Many points at once (a history page of up to 25,000): the same mapping as ``metric``, inlined, because
+    this loop is most of a long history's answer time."""
+    finite = math.isfinite
+    return [{"key": p.key, "value": p.value if finite(p.value) else number(p.value),
+             "timestamp": int(round(p.timestamp * 1000)), "step": p.step} for p in points]
+
+
 def metric_with_run(run_id: str, point: MetricPoint) -> JsonDict:
     return {**metric(point), "run_id": run_id}
 

@@ -21,7 +21,7 @@ def get_history(call: Call) -> JsonDict:
                          f"integer.")
     points, token = call.store.metric_history_page(run_id, key, max_results=limit or _ALL,
                                                    page_token=v.string(body, "page_token") or None)
-    out: JsonDict = {"metrics": [mj.metric(p) for p in points]} if points else {}
+    out: JsonDict = {"metrics": mj.metrics(points)} if points else {}
     if token:
         out["next_page_token"] = token
     return out

@@ -98,3 +98,9 @@ def test_experiment_and_logged_model() -> None:
     assert out["data"]["params"] == [{"key": "p", "value": "1"}]
     assert out["data"]["metrics"] == [{"key": "acc", "value": 0.9, "timestamp": 3000, "step": 0,
                                        "model_id": "m-" + "2" * 32, "run_id": "r"}]
+
+
+def test_history_pages_map_points_as_one_metric_does() -> None:
+    points = [MetricPoint("h", v, i, 1.0 + i / 1000) for i, v in enumerate([0.5, math.nan, math.inf, -math.inf, 2.0])]
+    assert mj.metrics(points) == [mj.metric(p) for p in points]
+    assert [m["value"] for m in mj.metrics(points)] == [0.5, "NaN", "Infinity", "-Infinity", 2.0]

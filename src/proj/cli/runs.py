@@ -164,6 +164,7 @@ def logs(app: App, run_ref: str, stream: str, follow: bool, tracking_uri: str | 
 
     store = open_store(tracking_uri, create=False)
     run = store.get_run(run_ref)
+    _fetch(store, run, logs_only=True)
     print_logs(store, run, stream, follow, click.echo)
     if not follow:
         return 0
@@ -216,13 +217,23 @@ def diff(run_a: str, run_b: str, tolerance: float, strict_artifacts: bool, ignor
     from proj.tracking.open import open_store
 
     store = open_store(tracking_uri, create=False)
-    result = compare_runs(store, store.get_run(run_a), store.get_run(run_b), tolerance,
+    first, second = store.get_run(run_a), store.get_run(run_b)
+    for run in (first, second):
+        _fetch(store, run)
+    result = compare_runs(store, first, second, tolerance,
                           ArtifactOptions(strict=strict_artifacts, ignore=ignore))
     if as_json:
         print_json("comparison", result.to_dict())
     else:
         click.echo(result.render())
     return 1 if result.verdict == "differs" else 0
+
+
+def _fetch(store: RunStore, run: RunRecord, *, logs_only: bool = False) -> None:
+    """A run on a tracking server recorded from another machine: its files downloaded into its local folder."""
+    fetch = getattr(store, "fetch_run_files", None)  # only tracking.rest's store has files elsewhere
+    if fetch is not None:
+        fetch(run, logs_only=logs_only)
 
 
 def status_text(run: RunRecord) -> str:

@@ -154,12 +154,15 @@ class RestStore(RunStore):
             except urllib3.exceptions.HTTPError as exc:
                 resp, problem = None, _reason(exc)
             if problem is None and resp is not None:
+                self._gave_up = False  # back: the next outage is retried for the whole time again
                 if resp.status >= 400 and resp.status not in allow:
                     raise self._error(resp, method, path)
                 return resp
             if time.monotonic() + delay > deadline:
                 self._gave_up = True
-                raise ServerError(f"tracking server {self.shown} unreachable after {budget:g} s: {problem}")
+                # the configured time, also for a later call that tried once: the server has been away that long
+                raise ServerError(f"tracking server {self.shown} unreachable after {self.retry_seconds:g} s: "
+                                  f"{problem}")
             time.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
@@ -377,6 +380,35 @@ class RestStore(RunStore):
         path = f"{root}/{rel}".rstrip("/")
         resp = self.request("GET", ARTIFACTS_API, fields={"path": path}, allow=(404,))
         return [] if resp.status == 404 else list(json.loads(resp.data or b"{}").get("files", []))
+
+    def fetch_run_files(self, run: RunRecord, *, logs_only: bool = False) -> None:
+        """Download a run's logs (``proj/logs/``) and, unless ``logs_only``, its other artifacts into its local
+        folder, when that folder does not have them (the run was recorded from another machine): the reading
+        commands then read local files as for any store. Names are checked; nothing outside the folder."""
+        run_dir = Path(run.run_dir)
+        wanted = [(f"{tags_of.PROJ_ARTIFACTS}/logs", run_dir / "logs")]
+        if not logs_only:
+            wanted.append(("", run_dir / "artifacts"))
+        for remote, local in wanted:
+            if local.is_dir() and any(local.iterdir()):
+                continue
+            for rel in self._walk(run.id, remote):
+                inner = rel[len(remote):].lstrip("/") if remote else rel
+                if not remote and inner.split("/", 1)[0] == tags_of.PROJ_ARTIFACTS:
+                    continue  # proj's own files are not the entry point's artifacts
+                if unsafe_reason(inner) is not None:
+                    continue
+                data = self.download_artifact(run.id, rel)
+                if data is not None:
+                    (local / inner).parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write(local / inner, data)
+
+    def _walk(self, run_id: str, rel: str) -> list[str]:
+        out = []
+        for item in self.list_artifacts(run_id, rel):
+            path = f"{rel}/{item['path']}" if rel else item["path"]  # the server names them relative to rel
+            out += self._walk(run_id, path) if item.get("is_dir") else [path]
+        return out
 
     # ---- reading ----
 

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import threading
 import urllib.parse
@@ -102,16 +103,18 @@ def _api(url: str, endpoint: str, payload: dict[str, Any] | None = None) -> Any:
     else:
         req = urllib.request.Request(f"{url}/api/2.0/mlflow/{endpoint}", data=json.dumps(payload).encode(),
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with urllib.request.urlopen(req, timeout=60) as resp:  # a loaded 2-core machine: MLflow can be slow
         return json.loads(resp.read() or b"{}")
 
 
 def _runs_of(url: str, experiment: str) -> list[dict[str, Any]]:
+    """The experiment's runs; none yet while it does not exist (or the server is slow to answer a poll)."""
     try:
         exp = _api(url, "experiments/get-by-name?" + urllib.parse.urlencode({"experiment_name": experiment}))
-    except urllib.error.HTTPError:
+        found = _api(url, "runs/search", {"experiment_ids": [exp["experiment"]["experiment_id"]],
+                                          "max_results": 100})
+    except OSError:  # HTTPError 404 (no such experiment yet), a timeout
         return []
-    found = _api(url, "runs/search", {"experiment_ids": [exp["experiment"]["experiment_id"]], "max_results": 100})
     return list(found.get("runs", []))
 
 
@@ -194,11 +197,15 @@ def test_run_records_to_server(remote_proj: Proj, make_project: Any, server: Ser
     assert data["entry_point"] == "main" and data["experiment"] == experiment
     assert {p["key"]: (p["value"], p["type"]) for p in data["params"]}["alpha"] == ("0.7", "float")
     assert data["children"] == [child_id]
-    assert data["lock"]["format"] == "pip-freeze" and "mlflow" in data["lock"]["text"]
+    assert data["lock"]["format"] == "pip-freeze" and "click==" in data["lock"]["text"]  # the runner's python
     human = remote_proj("runs", "show", run_id, "--tracking-uri", server.url)
     assert human.code == 0 and "loss" in human.stdout, human
+    shutil.rmtree(data["run_dir"])  # as on another machine: the logs and artifacts come from the server
     logs = remote_proj("runs", "logs", run_id, "--tracking-uri", server.url, "--stream", "stdout")
     assert logs.code == 0 and "alpha 0.7" in logs.stdout, logs
+    diff = remote_proj("runs", "diff", run_id, run_id, "--tracking-uri", server.url, "--json")
+    assert diff.code == 0, diff
+    assert (Path(data["run_dir"]) / "artifacts" / "out.txt").read_text() == "hello"
 
 
 def test_server_down_is_one_line(remote_proj: Proj, make_project: Any) -> None:

@@ -30,7 +30,6 @@ from proj.tracking.records import (
 from proj.tracking.search import (
     check_max_results,
     compile_filter,
-    compile_order_by,
     page_offset,
     parse_filter,
     parse_order_by_list,
@@ -381,16 +380,13 @@ class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels):
                     experiment: str | None = None) -> tuple[list[RunRecord], str | None]:
         check_max_results(max_results)
         where, args = compile_filter(parse_filter(filter_string))
-        terms, order_args = compile_order_by(parse_order_by_list(order_by))
+        orders = parse_order_by_list(order_by)
         offset = page_offset(page_token)
         where.append("r.lifecycle_stage = 'active'")
         if experiment:
             where.append("e.name = ?")
             args.append(experiment)
-        sql = f"SELECT {RUN_COLUMNS} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
-        sql += (" WHERE " + " AND ".join(where)) if where else ""
-        sql += " ORDER BY " + ", ".join(terms) + " LIMIT ? OFFSET ?"  # one more than a page: is there a next one?
-        rows = self._db.execute(sql, [*args, *order_args, max_results + 1, offset]).fetchall()
+        rows = self._run_rows(where, args, orders, offset, max_results + 1)  # one more: is there a next page?
         found = [self._record(row) for row in rows[:max_results]]
         self._fill(found, tags=False)
         return found, (next_page_token(offset + max_results) if len(rows) > max_results else None)

@@ -2,7 +2,9 @@
 histories, inputs and outputs, and search by experiment id."""
 from __future__ import annotations
 
+import base64
 import json
+import math
 import os
 import random
 import sqlite3
@@ -26,13 +28,12 @@ from proj.tracking.records import (
 from proj.tracking.search import (
     check_max_results,
     compile_filter,
-    compile_order_by,
     page_offset,
     parse_filter,
     parse_order_by_list,
 )
 from proj.tracking.search import page_token as next_page_token
-from proj.tracking.sqlite_base import RUN_COLUMNS, RUNS_FROM, SqliteBase, experiment_int, run_artifact_uri, stages, value_of
+from proj.tracking.sqlite_base import SqliteBase, experiment_int, run_artifact_uri, stages, value_of
 
 RUN_NAME_TAG = "mlflow.runName"  # mlflow_tags.RUN_NAME; not imported: tracking.mlflow_tags reads records only
 MAX_HISTORY_PAGE = 25000  # MLflow's get-history page
@@ -41,6 +42,19 @@ _ADJECTIVES = ("amber", "brisk", "calm", "daring", "eager", "fleet", "gentle", "
                "nimble", "quiet", "rapid", "steady", "tidy", "vivid", "wise", "zesty", "bold")
 _NOUNS = ("otter", "falcon", "maple", "comet", "harbor", "lynx", "meadow", "pebble", "quartz", "raven", "summit",
           "thistle", "willow", "badger", "cedar", "delta", "ember", "fjord", "glacier", "heron")
+
+
+def _history_position(token: str | None) -> tuple[float, int, int]:
+    """(timestamp, step, rowid) after which a history page starts; the start for no token."""
+    if not token:
+        return (-math.inf, -(2 ** 63), -1)
+    try:
+        ts, step, rowid = json.loads(base64.b64decode(token, validate=True))["after"]
+        if isinstance(ts, (int, float)) and isinstance(step, int) and isinstance(rowid, int):
+            return (float(ts), step, rowid)
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise UsageError(f"Invalid page token {token!r}: use the token a previous page returned")
 
 
 def generated_name() -> str:
@@ -170,17 +184,21 @@ class SqliteClientRuns(SqliteBase):
 
     def metric_history_page(self, run_id: str, key: str, max_results: int = MAX_HISTORY_PAGE,
                             page_token: str | None = None) -> tuple[list[MetricPoint], str | None]:
-        """One key's points in MLflow's order (timestamp, step, then insertion), a page at a time."""
+        """One key's points in MLflow's order (timestamp, step, then insertion), a page at a time. The token
+        names the last point given, so each page is an index range, not a rescan of the pages before it."""
         if max_results <= 0:
             raise UsageError(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be a "
                              "positive integer")
-        offset = page_offset(page_token)
+        after = _history_position(page_token)
         self._run_state(self._db, run_id, active=False)
-        rows = self._db.execute("SELECT value, step, timestamp FROM metrics WHERE run_id = ? AND key = ?"
-                                " ORDER BY timestamp, step, rowid LIMIT ? OFFSET ?",
-                                (run_id, key, max_results + 1, offset)).fetchall()
-        points = [MetricPoint(key, value_of(v), step, ts) for v, step, ts in rows[:max_results]]
-        return points, (next_page_token(offset + max_results) if len(rows) > max_results else None)
+        rows = self._db.execute("SELECT value, step, timestamp, rowid FROM metrics WHERE run_id = ? AND key = ?"
+                                " AND (timestamp, step, rowid) > (?, ?, ?) ORDER BY timestamp, step, rowid LIMIT ?",
+                                (run_id, key, *after, max_results + 1)).fetchall()
+        points = [MetricPoint(key, value_of(v), step, ts) for v, step, ts, _ in rows[:max_results]]
+        if len(rows) <= max_results:
+            return points, None
+        _, step, ts, rowid = rows[max_results - 1]
+        return points, base64.b64encode(json.dumps({"after": [ts, step, rowid]}).encode()).decode()
 
     def metric_history_bulk_interval(self, run_ids: list[str], key: str, max_results: int,
                                      start_step: int | None = None,
@@ -197,20 +215,31 @@ class SqliteClientRuns(SqliteBase):
     def _sampled(self, run_id: str, key: str, max_results: int, start_step: int | None,
                  end_step: int | None) -> list[MetricPoint]:
         """At most ``max_results`` points of one run's history, in step order: all of them when they fit, else
-        the first, the last, and the lowest and highest of each of (max_results - 2) // 2 equal buckets, so a
-        spike between two picked steps is never smoothed away."""
-        steps = " AND step BETWEEN ? AND ?" if start_step is not None else ""
+        the first, the last, and the lowest and highest of each of (max_results - 2) // 2 buckets of equally
+        many points, so a spike between two picked steps is never smoothed away."""
+        where = "run_id = ? AND key = ?" + (" AND step BETWEEN ? AND ?" if start_step is not None else "")
         args: list[Any] = [run_id, key] + ([start_step, end_step] if start_step is not None else [])
-        buckets = (max_results - 2) // 2
-        keep = "n = total" if max_results == 1 else "n = 1 OR n = total" + (" OR lo = 1 OR hi = 1" if buckets else "")
-        # NaN is stored as NULL: it sorts last for both extremes, so a real value is each bucket's min and max.
-        sql = f"""WITH pts AS (SELECT value, step, timestamp, ROW_NUMBER() OVER (ORDER BY step, timestamp, rowid) AS n,
-                    COUNT(*) OVER () AS total FROM metrics WHERE run_id = ? AND key = ?{steps}),
-                  b AS (SELECT *, (n - 1) * ? / total AS bucket FROM pts),
-                  r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value IS NULL, value, n) AS lo,
-                    ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value IS NULL, value DESC, n) AS hi FROM b)
-                  SELECT value, step, timestamp FROM r WHERE total <= ? OR {keep} ORDER BY n"""
-        rows = self._db.execute(sql, [*args, max(1, buckets), max_results]).fetchall()
+        order = "ORDER BY step, timestamp, rowid"
+        total = self._db.execute(f"SELECT count(*) FROM metrics WHERE {where}", args).fetchone()[0]
+        if total <= max_results:
+            rows = self._db.execute(f"SELECT value, step, timestamp FROM metrics WHERE {where} {order}", args)
+            return [MetricPoint(key, value_of(v), step, ts) for v, step, ts in rows]
+        last = "ORDER BY step DESC, timestamp DESC, rowid DESC"
+        edges = f"SELECT * FROM (SELECT rowid FROM metrics WHERE {where} {last} LIMIT 1)"  # the last point
+        if max_results > 1:
+            edges += f" UNION SELECT * FROM (SELECT rowid FROM metrics WHERE {where} {order} LIMIT 1)"
+        picked = [*args, *args] if max_results > 1 else list(args)
+        buckets = max(0, (max_results - 2) // 2)
+        if buckets:
+            # One ordered pass numbers the points; SQLite's min()/max() then name the row they came from.
+            # NaN is stored as NULL, which min and max skip: each bucket's extremes are real values.
+            edges += (" UNION SELECT rid FROM (SELECT rid, min(value) FROM b WHERE value IS NOT NULL GROUP BY bucket)"
+                      " UNION SELECT rid FROM (SELECT rid, max(value) FROM b WHERE value IS NOT NULL GROUP BY bucket)")
+            edges = (f"WITH b AS MATERIALIZED (SELECT rowid AS rid, value, (ROW_NUMBER() OVER ({order}) - 1) * ? / ?"
+                     f" AS bucket FROM metrics WHERE {where}) {edges}")
+            picked = [buckets, total, *args, *picked]
+        rows = self._db.execute(f"SELECT value, step, timestamp FROM metrics WHERE rowid IN ({edges})"
+                                f" ORDER BY step, timestamp, rowid", picked)
         return [MetricPoint(key, value_of(v), step, ts) for v, step, ts in rows]
 
     def log_inputs(self, run_id: str, inputs: list[RunInput], models: list[ModelOutput] = []) -> None:  # noqa: B006
@@ -252,7 +281,7 @@ class SqliteClientRuns(SqliteBase):
         check_max_results(max_results)
         shown = stages(view_type)
         where, args = compile_filter(parse_filter(filter_string))
-        terms, order_args = compile_order_by(parse_order_by_list(order_by))
+        orders = parse_order_by_list(order_by)
         offset = page_offset(page_token)
         if not experiment_ids:
             return [], None
@@ -264,9 +293,7 @@ class SqliteClientRuns(SqliteBase):
                 raise UsageError(f"Invalid experiment id {experiment_id!r}: experiment ids are numbers") from None
         where.append(f"r.experiment_id IN ({','.join('?' * len(ids))})")
         where.append(f"r.lifecycle_stage IN ({','.join('?' * len(shown))})")
-        sql = (f"SELECT {RUN_COLUMNS} FROM {RUNS_FROM} WHERE {' AND '.join(where)} ORDER BY {', '.join(terms)}"
-               " LIMIT ? OFFSET ?")
-        rows = self._db.execute(sql, [*args, *ids, *shown, *order_args, max_results + 1, offset]).fetchall()
+        rows = self._run_rows(where, [*args, *ids, *shown], orders, offset, max_results + 1)
         found = [self._record(row) for row in rows[:max_results]]
         self._fill(found)
         return found, (next_page_token(offset + max_results) if len(rows) > max_results else None)

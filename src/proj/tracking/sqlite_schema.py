@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS logged_model_metrics (model_id TEXT NOT NULL, key TEX
   step INTEGER NOT NULL, timestamp REAL NOT NULL, run_id TEXT, dataset_name TEXT, dataset_digest TEXT);
 CREATE INDEX IF NOT EXISTS logged_model_metrics_by_model ON logged_model_metrics(model_id, key);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time);
+CREATE INDEX IF NOT EXISTS metrics_by_time ON metrics(run_id, key, timestamp, step);
 """
 # (table, column, declaration), appended to sqlite._ADDED_COLUMNS. NULL artifact locations mean the default
 # (mlflow-artifacts:/<experiment id>, and <experiment location>/<run id>/artifacts for a run).

@@ -243,8 +243,16 @@ def test_metric_history_pages_and_latest_point(store: SqliteStore) -> None:
         if token is None:
             break
     assert pages == 3 and got == points + [MetricPoint("loss", -1.0, 59, 159.0)]
-    with pytest.raises(UsageError, match="page token"):
-        store.metric_history_page(run.id, "loss", page_token="%%%")
+    for bad in ("%%%", "eyJvZmZzZXQiOiAxfQ=="):  # garbage, and a search token
+        with pytest.raises(UsageError, match="page token"):
+            store.metric_history_page(run.id, "loss", page_token=bad)
+    same = [MetricPoint("flat", float(i), 0, 5.0) for i in range(10)]  # log_metric's default: step 0, one time
+    store.log_client_batch(run.id, same)
+    flat, token = store.metric_history_page(run.id, "flat", max_results=3)
+    while token:
+        page, token = store.metric_history_page(run.id, "flat", max_results=3, page_token=token)
+        flat += page
+    assert flat == same  # ties across page boundaries: in insertion order, none lost or repeated
     with pytest.raises(NotFound, match="Run with id=abc not found"):
         store.metric_history_page("abc", "loss")
 

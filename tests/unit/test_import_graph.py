@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"collect"},
     {"pipeline"},
     {"reproduce"},
+    {"registry"},
     {"api", "client"},
     {"server"},
     {"cli"},

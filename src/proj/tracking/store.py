@@ -4,9 +4,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from proj.paths import StoreLayout
+
+if TYPE_CHECKING:  # only the registry's callers need these records; the run path does not import them
+    from proj.tracking.registry_records import ModelVersionRecord, RegisteredModelRecord, RegistryEvent
 from proj.tracking.records import (
     ACTIVE_ONLY,
     ChildRun,
@@ -265,3 +268,116 @@ class RunStore(ABC):
         ``creation_timestamp``, ``last_updated_timestamp``, ``tags.<k>``, ``params.<k>``, ``metrics.<k>``;
         order_by items are {"field_name", "ascending"} as the client sends them."""
         raise self._unsupported("logged models")
+
+    # ---- The model registry (MLflow's semantics and messages; every change also appends a RegistryEvent
+    # in the same transaction, with ``user`` and ``reason``). Records: tracking.registry_records. ----
+
+    def create_registered_model(self, name: str, description: str | None = None,
+                                tags: dict[str, str] | None = None, *, user: str | None = None,
+                                reason: str | None = None) -> "RegisteredModelRecord":
+        """AlreadyExists: "Registered Model (name=NAME) already exists."."""
+        raise self._unsupported("the model registry")
+
+    def get_registered_model(self, name: str) -> "RegisteredModelRecord":
+        """NotFound: "Registered Model with name=NAME not found"."""
+        raise self._unsupported("the model registry")
+
+    def search_registered_models(self, filter_string: str | None = None, max_results: int = 100,
+                                 order_by: list[str] | tuple[str, ...] = (), page_token: str | None = None,
+                                 ) -> tuple[list["RegisteredModelRecord"], str | None]:
+        """MLflow's grammar: ``name`` (=, !=, LIKE, ILIKE), ``tags.k``; order by name, creation/last_updated
+        timestamp; pages as search_runs."""
+        raise self._unsupported("the model registry")
+
+    def update_registered_model(self, name: str, description: str, *, user: str | None = None,
+                                reason: str | None = None) -> "RegisteredModelRecord":
+        raise self._unsupported("the model registry")
+
+    def rename_registered_model(self, name: str, new_name: str, *, user: str | None = None,
+                                reason: str | None = None) -> "RegisteredModelRecord":
+        raise self._unsupported("the model registry")
+
+    def delete_registered_model(self, name: str, *, user: str | None = None, reason: str | None = None) -> None:
+        """Its versions, tags and aliases go too; its events stay (the history outlives the model)."""
+        raise self._unsupported("the model registry")
+
+    def set_registered_model_tag(self, name: str, key: str, value: str, *, user: str | None = None,
+                                 reason: str | None = None) -> None:
+        raise self._unsupported("the model registry")
+
+    def delete_registered_model_tag(self, name: str, key: str, *, user: str | None = None,
+                                    reason: str | None = None) -> None:
+        raise self._unsupported("the model registry")
+
+    def create_model_version(self, name: str, source: str, run_id: str | None = None,
+                             tags: dict[str, str] | None = None, description: str | None = None,
+                             model_id: str | None = None, *, storage_location: str | None = None,
+                             files_sha256: str | None = None, run_link: str | None = None,
+                             user: str | None = None, reason: str | None = None) -> "ModelVersionRecord":
+        """The next version number of ``name`` (max + 1 in the same IMMEDIATE transaction, so concurrent
+        registrations get 1..N with no gap and no duplicate). The registered model must exist."""
+        raise self._unsupported("the model registry")
+
+    def get_model_version(self, name: str, version: int) -> "ModelVersionRecord":
+        """NotFound: "Model Version (name=NAME, version=V) not found"."""
+        raise self._unsupported("the model registry")
+
+    def update_model_version(self, name: str, version: int, description: str, *, user: str | None = None,
+                             reason: str | None = None) -> "ModelVersionRecord":
+        raise self._unsupported("the model registry")
+
+    def delete_model_version(self, name: str, version: int, *, user: str | None = None,
+                             reason: str | None = None) -> None:
+        """Its aliases go too; its number is never reused."""
+        raise self._unsupported("the model registry")
+
+    def transition_model_version_stage(self, name: str, version: int, stage: str, archive_existing: bool = False,
+                                       *, user: str | None = None, reason: str | None = None,
+                                       ) -> "ModelVersionRecord":
+        """``stage`` one of registry_records.STAGES (case-insensitive as MLflow); ``archive_existing`` moves
+        the other versions in that stage (Staging or Production only) to Archived, each with its own event."""
+        raise self._unsupported("the model registry")
+
+    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list["ModelVersionRecord"]:
+        """The newest version in each stage (every stage when ``stages`` is empty), as MLflow."""
+        raise self._unsupported("the model registry")
+
+    def search_model_versions(self, filter_string: str | None = None, max_results: int = 10000,
+                              order_by: list[str] | tuple[str, ...] = (), page_token: str | None = None,
+                              ) -> tuple[list["ModelVersionRecord"], str | None]:
+        """MLflow's grammar: ``name``, ``version_number``, ``run_id`` (=, !=, IN), ``source_path``,
+        ``tags.k``; default order newest first."""
+        raise self._unsupported("the model registry")
+
+    def set_model_version_tag(self, name: str, version: int, key: str, value: str, *, user: str | None = None,
+                              reason: str | None = None) -> None:
+        raise self._unsupported("the model registry")
+
+    def delete_model_version_tag(self, name: str, version: int, key: str, *, user: str | None = None,
+                                 reason: str | None = None) -> None:
+        raise self._unsupported("the model registry")
+
+    def set_registered_model_alias(self, name: str, alias: str, version: int, *, user: str | None = None,
+                                   reason: str | None = None) -> None:
+        """Moves the alias if it points elsewhere (the event records from -> to). Name rules (``^[\\w-]+$``,
+        ``latest`` and ``v<digits>`` reserved) are checked by the caller (proj.registry), not here."""
+        raise self._unsupported("the model registry")
+
+    def delete_registered_model_alias(self, name: str, alias: str, *, user: str | None = None,
+                                      reason: str | None = None) -> None:
+        raise self._unsupported("the model registry")
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> "ModelVersionRecord":
+        raise self._unsupported("the model registry")
+
+    def set_protected(self, name: str, key: str, protected: bool, *, user: str | None = None,
+                      reason: str | None = None) -> None:
+        """Mark an alias or a stage of ``name`` protected (moving it then needs a reason: proj.registry checks)."""
+        raise self._unsupported("the model registry")
+
+    def registry_events(self, name: str | None = None, *, until: float | None = None,
+                        version: int | None = None) -> list["RegistryEvent"]:
+        """The events of one model (by the name it had at each event, renames followed) or of all, oldest
+        first, up to ``until`` (seconds) when given: what `proj models history --at` replays."""
+        raise self._unsupported("the model registry")
+

@@ -333,6 +333,19 @@ def test_search_client_runs(store: SqliteStore) -> None:
         if token is None:
             break
     assert sorted(seen) == sorted([r.id for r in runs] + [proj.id]) and len(seen) == 10
+    for order in (["metrics.loss DESC"], ["metrics.loss ASC", "params.alpha DESC"]):
+        whole = ids(order_by=order, view_type=ALL)
+        for size in (1, 2, 4, 6, 7):  # pages that end in, at and past the runs that have the metric
+            paged: list[str] = []
+            token = None
+            while True:
+                page, token = store.search_client_runs([eid], max_results=size, page_token=token, view_type=ALL,
+                                                       order_by=order)
+                paged += [r.id for r in page]
+                if token is None:
+                    break
+            assert paged == whole, (order, size)
+    assert ids(order_by=["metrics.loss ASC"])[:6] == [r.id for r in runs[:6]]
     full, _ = store.search_client_runs([eid], f"attributes.run_id = '{runs[1].id}'")
     assert full[0].tags == {"group": "g1", "mlflow.runName": "run-1"} and full[0].params[0].value == "1"
     assert full[0].metrics["loss"].value == 0.1

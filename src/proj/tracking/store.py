@@ -209,7 +209,7 @@ class RunStore(ABC):
 
     def metric_history_page(self, run_id: str, key: str, max_results: int = 25000,
                             page_token: str | None = None) -> tuple[list[MetricPoint], str | None]:
-        """One key's points in (step, timestamp, insertion) order, a page at a time."""
+        """One key's points in MLflow's order (timestamp, step, then insertion), a page at a time."""
         raise self._unsupported("metric history pages")
 
     def metric_history_bulk_interval(self, run_ids: list[str], key: str, max_results: int,

@@ -428,3 +428,17 @@ def test_concurrent_writers_lose_no_point(store: SqliteStore) -> None:
         history = store.metric_history(run.id, f"w{i}")
         assert [p.step for p in history] == list(range(1000))
         assert latest[f"w{i}"].step == 999
+
+
+def test_proj_runs_keep_latest_metrics_and_deleted_runs_leave_proj_listings(store: SqliteStore) -> None:
+    run = store.create_run(proj_run(), pid=os.getpid())
+    other = store.create_run(proj_run(), pid=os.getpid())
+    store.log_batch(run.id, [MetricPoint("loss", 0.5, 1, 1.0), MetricPoint("loss", 0.9, 0, 2.0)])  # proj's ingestion
+    store.log_batch(other.id, [MetricPoint("loss", 0.1, 0, 1.0)])
+    assert store.get_run(run.id).metrics["loss"].value == 0.5  # the highest step, whatever the arrival order
+    found, _ = store.search_runs("metrics.loss > 0.2")
+    assert [r.id for r in found] == [run.id]
+    store.delete_run(run.id)
+    assert [r.id for r in store.search_runs("metrics.loss > 0")[0]] == [other.id]
+    assert [r.id for r in store.list_runs()] == [other.id] and store.get_run("last").id == other.id
+    assert store.get_run(run.id[:8]).lifecycle_stage == "deleted"  # still readable by id, as MLflow's get_run

@@ -16,7 +16,8 @@ from proj.paths import contained, shorten, unsafe_reason
 
 # Upload temp files sit beside their target under this prefix; listings hide them (MLflow hides its own too).
 UPLOAD_PREFIX = ".proj-upload-"
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # "file:", "s3:", "C:" (a drive letter is one too)
+# "file:", "s3:", "C:" as a whole part (a drive letter is one too), where a path would turn into a URI
+_SCHEME = re.compile(r"(^|/)[A-Za-z][A-Za-z0-9+.-]*:(/|$)|^[A-Za-z][A-Za-z0-9+.-]*://")
 _MAX_DECODE = 10
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -51,8 +52,8 @@ def _reason(name: str) -> str | None:
         return reason
     if "#" in name or "?" in name:
         return "contains '#' or '?'"
-    if _SCHEME.match(name):
-        return "starts with a URI scheme or drive letter"
+    if _SCHEME.search(name):
+        return "holds a URI scheme or drive letter"
     if any(ord(ch) < 0x20 or ch == "\x7f" for ch in name):
         return "contains a control character"
     return None
@@ -113,14 +114,17 @@ def _inside(fd: int, base: Path, what: str) -> None:
     real = Path(os.readlink(f"/proc/self/fd/{fd}"))
     if real != base and not real.is_relative_to(base):
         os.close(fd)
-        raise UnsafePath(f"{what} leads outside {base} (to {shorten(str(real))}); refusing it")
+        raise UnsafePath(f"{what} leads outside its artifact folder; refusing it")
 
 
 def _resolve(place: Place, rest: str, what: str) -> tuple[Path, Path]:
     """(anchor resolved, ``rest`` resolved under it) or UnsafePath (symlinks that lead out included)."""
     base = place.anchor.resolve()
-    name = place.name(rest)
-    return base, (contained(place.anchor, name, what=what) if name else base)
+    try:
+        return base, contained(place.anchor, place.name(rest), what=what)
+    except UnsafePath:  # said again without the server's own paths, which are none of the client's business
+        raise UnsafePath(f"{what} {shorten(repr(rest))} leads outside its artifact folder (through a symbolic "
+                         "link); refusing it") from None
 
 
 def open_file(place: Place, rest: str) -> tuple[BinaryIO, int] | None:

@@ -80,7 +80,10 @@ def _proxied_root(uri: str, label: str) -> str:
 
 def exact_run(store: RunStore, run_id: str) -> RunRecord:
     """The run with exactly this id (the store also resolves prefixes and ``last``, which a client never means)."""
-    run = store.get_run(run_id) if run_id else None
+    try:  # the store's own message names its folder, which is none of a client's business
+        run = store.get_run(run_id) if run_id else None
+    except NotFound:
+        run = None
     if run is None or run.id != run_id:
         raise NotFound(f"Run with id={shorten(run_id)} not found")
     return run

@@ -20,6 +20,7 @@ from proj.server.artifact_paths import Place
     ("100%.txt", "100%.txt"),  # a lone % is a character, not an escape
     ("", ""),
     ("..a/b..", "..a/b.."),  # dots inside a name are not a climb
+    ("ab:c/x:y.txt", "ab:c/x:y.txt"),  # a colon inside a name is not a scheme
 ])
 def test_clean_keeps_plain_relative_paths(raw: str, cleaned: str) -> None:
     assert ap.clean(raw) == cleaned
@@ -44,6 +45,8 @@ def test_clean_keeps_plain_relative_paths(raw: str, cleaned: str) -> None:
     ("c:x", "drive letter"),
     ("file:///etc/passwd", "scheme"),
     ("s3:/bucket/key", "scheme"),
+    ("a/file:/etc/passwd", "scheme"),
+    ("a/C:", "drive letter"),
     ("a#b", "'#'"),
     ("a?b", "'?'"),
     ("a%23/b", "'#'"),

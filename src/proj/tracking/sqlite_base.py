@@ -176,4 +176,10 @@ class SqliteBase(RunStore):
         rows = [(run_id, m.key, m.value, m.step, m.timestamp) for m in metrics]
         if rows:
             db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", rows)
-            db.executemany(UPSERT_LATEST, rows)
+            # Only each key's latest point of the batch can become the stored latest (a later row wins a tie).
+            latest: dict[str, tuple[str, str, float, int, float]] = {}
+            for row in rows:
+                seen = latest.get(row[1])
+                if seen is None or (row[3], row[4]) >= (seen[3], seen[4]):
+                    latest[row[1]] = row
+            db.executemany(UPSERT_LATEST, list(latest.values()))

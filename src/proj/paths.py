@@ -125,6 +125,12 @@ class StoreLayout:
         """Source snapshots, stored once per content."""
         return self.root / "snapshots"
 
+    @property
+    def registry(self) -> Path:
+        """Registered versions' own copies of their files: ``blobs/<sha256>`` and one manifest per file set
+        (``proj.registry.files``), so a version outlives its run."""
+        return self.root / "registry"
+
 
 STORE_FILE = "proj.db"  # the store's SQLite file in its directory (tracking.dbfile.DB_NAME)
 

@@ -23,6 +23,10 @@ from proj.tracking.records import RUNNING, RunRecord
 from proj.tracking.store import RunStore
 
 REPRODUCES_TAG = "proj.reproduces"
+# The verdict, on the reproduction run (identical, within-tolerance, differs, cannot): what the registry's
+# --require-verdict reads, so it is written where every store keeps it, as a tag.
+VERDICT_TAG = "proj.reproduce.verdict"
+CANNOT = "cannot"
 
 
 @dataclass
@@ -65,6 +69,7 @@ def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_mana
         try:
             outcome = execute_run(store, plan, new, reporter=reporter, lock=lock)
         except ProjError as exc:  # recorded FAILED in phase environment by the runner; the verdict is "cannot"
+            record_verdict(store, new.id, CANNOT)
             raise CannotReproduce(f"run {old.id[:12]} could not be reproduced: {exc}") from None
         final = store.get_run(outcome.run.id)
         options = options or ArtifactOptions()
@@ -72,7 +77,13 @@ def reproduce(store: RunStore, run_ref: str, *, tolerance: float = 0.0, env_mana
         if env is not None:
             options = dataclasses.replace(options, runner=env_runner(env))
         comparison = compare_runs(store, old, final, tolerance, options)
-    return Reproduction(old, final, comparison, notes)
+    record_verdict(store, final.id, comparison.verdict)
+    return Reproduction(old, store.get_run(final.id), comparison, notes)
+
+
+def record_verdict(store: RunStore, run_id: str, verdict: str) -> None:
+    """Tag the reproduction run with its verdict, spelt as a flag value (``within tolerance`` -> ``within-tolerance``)."""
+    store.log_batch(run_id, tags={VERDICT_TAG: verdict.replace(" ", "-")})
 
 
 def _recorded_request(store: RunStore, old: RunRecord, notes: list[str]) -> RunRequest:

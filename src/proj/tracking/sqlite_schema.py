@@ -5,6 +5,38 @@ import sqlite3
 
 from proj.tracking.records import DEFAULT_EXPERIMENT
 
+# The model registry (tracking.sqlite_registry). Models are keyed by a never-reused id, so a rename is one
+# UPDATE and the events of a model follow it across renames; a deleted version keeps its row (its number is
+# never reused); registry_events is append-only (see REGISTRY_TRIGGERS).
+REGISTRY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registered_models (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL,
+  creation_time REAL NOT NULL, last_updated_time REAL NOT NULL, description TEXT, user_id TEXT);
+CREATE TABLE IF NOT EXISTS registered_model_tags (model_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (model_id, key));
+CREATE TABLE IF NOT EXISTS model_versions (model_id INTEGER NOT NULL, version INTEGER NOT NULL,
+  creation_time REAL NOT NULL, last_updated_time REAL NOT NULL, source TEXT NOT NULL, run_id TEXT,
+  logged_model_id TEXT, user_id TEXT, current_stage TEXT NOT NULL, description TEXT, status TEXT NOT NULL,
+  status_message TEXT, run_link TEXT, storage_location TEXT, files_sha256 TEXT, deleted INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (model_id, version));
+CREATE INDEX IF NOT EXISTS model_versions_by_run ON model_versions(run_id);
+CREATE TABLE IF NOT EXISTS model_version_tags (model_id INTEGER NOT NULL, version INTEGER NOT NULL, key TEXT NOT NULL,
+  value TEXT NOT NULL, PRIMARY KEY (model_id, version, key));
+CREATE TABLE IF NOT EXISTS registered_model_aliases (model_id INTEGER NOT NULL, alias TEXT NOT NULL,
+  version INTEGER NOT NULL, PRIMARY KEY (model_id, alias));
+CREATE TABLE IF NOT EXISTS registry_protected (model_id INTEGER NOT NULL, key TEXT NOT NULL, PRIMARY KEY (model_id, key));
+CREATE TABLE IF NOT EXISTS registry_events (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, user TEXT,
+  model_key INTEGER NOT NULL, model TEXT NOT NULL, version INTEGER, kind TEXT NOT NULL, key TEXT, old TEXT, new TEXT,
+  reason TEXT);
+CREATE INDEX IF NOT EXISTS registry_events_by_model ON registry_events(model_key, id);
+CREATE INDEX IF NOT EXISTS registry_events_by_name ON registry_events(model);
+"""
+# Statements holding ";" inside, so run one by one (the migration splits the schemas on ";").
+REGISTRY_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS registry_events_no_update BEFORE UPDATE ON registry_events"
+    " BEGIN SELECT RAISE(ABORT, 'registry events are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS registry_events_no_delete BEFORE DELETE ON registry_events"
+    " BEGIN SELECT RAISE(ABORT, 'registry events are append-only'); END",
+)
 # Tables MLflow's protocol needs besides proj's own (created by the same migration transaction).
 ENTITY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiment_tags (experiment_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -32,7 +64,7 @@ CREATE TABLE IF NOT EXISTS logged_model_metrics (model_id TEXT NOT NULL, key TEX
 CREATE INDEX IF NOT EXISTS logged_model_metrics_by_model ON logged_model_metrics(model_id, key);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time);
 CREATE INDEX IF NOT EXISTS metrics_by_time ON metrics(run_id, key, timestamp, step);
-"""
+""" + REGISTRY_SCHEMA
 # (table, column, declaration), appended to sqlite._ADDED_COLUMNS. NULL artifact locations mean the default
 # (mlflow-artifacts:/<experiment id>, and <experiment location>/<run id>/artifacts for a run).
 ENTITY_COLUMNS = (
@@ -45,7 +77,9 @@ ENTITY_COLUMNS = (
 )
 # Tables a read-only handle of an older store gets as empty temporary stand-ins (latest_metrics is a view).
 ENTITY_TABLES = ("experiment_tags", "datasets", "run_inputs", "run_models", "logged_models", "logged_model_tags",
-                 "logged_model_params", "logged_model_metrics")
+                 "logged_model_params", "logged_model_metrics", "registered_models", "registered_model_tags",
+                 "model_versions", "model_version_tags", "registered_model_aliases", "registry_protected",
+                 "registry_events")
 # The latest point per (run, key): highest step, then newest timestamp, then the last one inserted.
 LATEST_FROM_HISTORY = """SELECT run_id, key, value, step, timestamp FROM (SELECT run_id, key, value, step, timestamp,
   ROW_NUMBER() OVER (PARTITION BY run_id, key ORDER BY step DESC, timestamp DESC, rowid DESC) AS n FROM metrics)
@@ -58,6 +92,8 @@ def migrate_entities(db: sqlite3.Connection, had_latest: bool, now: float) -> No
     if not had_latest:
         db.execute(f"INSERT OR REPLACE INTO latest_metrics {LATEST_FROM_HISTORY}")
     db.execute("UPDATE experiments SET last_update_time = created WHERE last_update_time IS NULL")
+    for trigger in REGISTRY_TRIGGERS:
+        db.execute(trigger)
     default_experiment_id(db, now)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,7 +268,15 @@ def _remove(dir_fd: int, name: str) -> None:
         mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(mode):
-        shutil.rmtree(name, dir_fd=dir_fd)  # fd-based on Linux: links inside are removed, never followed
-    else:
+    if not stat.S_ISDIR(mode):
         os.unlink(name, dir_fd=dir_fd)
+        return
+    # Down through descriptors opened without following links (shutil.rmtree takes dir_fd only from 3.11): a
+    # link inside is removed as a link, and a folder swapped for one meanwhile fails to open instead of leading out.
+    sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        for child in os.listdir(sub):
+            _remove(sub, child)
+    finally:
+        os.close(sub)
+    os.rmdir(name, dir_fd=dir_fd)

@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from proj.errors import NotFound, ProjError, UsageError
-from proj.paths import shorten
+from proj.paths import shorten, unsafe_reason
 from proj.server import artifact_paths as ap
 from proj.server.artifact_paths import Entry, Place, ProxiedPath
 from proj.server.protocol.errors import error_response, from_exception
@@ -34,7 +34,7 @@ CHUNK = 1 << 20  # bytes per read or write: big enough to keep a 50 MB upload ch
 # MLflow's mime_type_utils: these are sent as text/plain so the UI previews them (MLmodel, MLproject too)
 _TEXT = {"txt", "log", "err", "cfg", "conf", "cnf", "cf", "ini", "properties", "prop", "hocon", "toml", "yaml",
          "yml", "xml", "json", "js", "py", "py3", "csv", "tsv", "md", "rst", "ipynb", "MLmodel", "MLproject",
-         "patch"}
+         "patch", "pip-freeze", "docker-image"}
 _TOKEN = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 FileSource = tuple[Place, str] | bytes  # a file of the virtual proj/ folder: a place's file, or its text
 
@@ -94,9 +94,9 @@ def _is_proj_run(run: RunRecord) -> bool:
 
 
 def lock_file_name(lock_format: str) -> str:
-    """The file name a run's lock has under ``proj/``: the format's own (``pylock.toml``), or ``<format>.txt``
-    for one named like a kind (``pip-freeze``, ``docker-image``)."""
-    return lock_format if "." in lock_format else f"{lock_format}.txt"
+    """The file name a run's lock has under ``proj/``: its format's name (``pylock.toml``, ``pip-freeze``), the
+    name tracking.rest uploads it under when a run records to a server."""
+    return lock_format if unsafe_reason(lock_format) is None and "/" not in lock_format else "lock.txt"
 
 
 def run_owner(state: ServerState, run_id: str) -> Owner:

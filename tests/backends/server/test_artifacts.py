@@ -127,6 +127,12 @@ def test_client_logs_lists_and_downloads_a_tree(mlflow_full_venv: Path, served: 
                                                   "files": [{"path": "notes/t.txt", "is_dir": False, "file_size": 9}]}
     status, _, body = call(served, "GET", f"/api/2.0/mlflow-artifacts/artifacts?path={exp}/{rid}/artifacts/notes")
     assert status == 200 and json.loads(body) == {"files": [{"path": "t.txt", "is_dir": False, "file_size": 9}]}
+    ajax = f"/ajax-api/2.0/mlflow-artifacts/artifacts/{exp}/{rid}/artifacts"
+    assert call(served, "PUT", f"{ajax}/notes/ajax.txt", b"via ajax")[0] == 200
+    assert call(served, "GET", f"{ajax}/notes/ajax.txt")[::2] == (200, b"via ajax")
+    status, _, body = call(served, "GET", f"/ajax-api/2.0/mlflow-artifacts/artifacts?path={exp}/{rid}/artifacts/notes")
+    assert status == 200 and [f["path"] for f in json.loads(body)["files"]] == ["ajax.txt", "t.txt"]
+    assert call(served, "DELETE", f"{ajax}/notes/ajax.txt")[0] == 200 and not (artifacts / "notes" / "ajax.txt").exists()
     status, _, body = call(served, "GET", f"{base}/notes/missing.txt")
     assert status == 404 and json.loads(body)["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     status, _, body = call(served, "GET", f"{base}/notes")
@@ -166,10 +172,14 @@ def test_delete_artifacts(mlflow_full_venv: Path, served: Server, work: Path, tm
         repo.delete_artifacts("gone")
         repo.delete_artifacts("single.txt")
         repo.delete_artifacts("never-there")
-        after = [f.path for f in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
-        print(json.dumps({"run_id": run.info.run_id, "after": after}))
+        c = mlflow.MlflowClient()
+        after = [f.path for f in c.list_artifacts(run.info.run_id)]
+        c.delete_run(run.info.run_id)  # a deleted run's artifacts stay readable until garbage collection, as MLflow's
+        deleted = [f.path for f in c.list_artifacts(run.info.run_id)]
+        text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/keep.txt")
+        print(json.dumps({"run_id": run.info.run_id, "after": after, "deleted": deleted, "text": text}))
     """)
-    assert out["after"] == ["keep.txt"]
+    assert out["after"] == out["deleted"] == ["keep.txt"] and out["text"] == "a"
     assert sorted(os.listdir(work / "store" / "runs" / out["run_id"] / "artifacts")) == ["keep.txt"]
 
 

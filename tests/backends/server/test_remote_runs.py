@@ -87,6 +87,12 @@ def server(request: pytest.FixtureRequest) -> Server:
 
 
 @pytest.fixture
+def any_server(request: pytest.FixtureRequest) -> Server:
+    """For the client-side cases (retries, outages, Ctrl-C): `proj server` (quick to start), else `mlflow server`."""
+    return request.getfixturevalue("proj_srv" if _proj_server_available() else "mlflow_srv")
+
+
+@pytest.fixture
 def remote_proj(proj: Proj, mlflow_full_venv: Path) -> Proj:
     """`proj` whose entry points run the MLflow venv's python (the MLproject names $PROJ_TEST_PYTHON; the `local`
     env passes the caller's environment on), so the program's `import mlflow` is the pinned client."""
@@ -276,29 +282,29 @@ class Flaky:
         self.httpd.server_close()
 
 
-def test_server_answering_503_then_recovering(remote_proj: Proj, make_project: Any, mlflow_srv: Server) -> None:
+def test_server_answering_503_then_recovering(remote_proj: Proj, make_project: Any, any_server: Server) -> None:
     project = make_project({"MLproject": MLPROJECT, "train.py": TRAIN.replace("import mlflow", "import no_mlflow")})
-    with Flaky(mlflow_srv.url) as proxy:
+    with Flaky(any_server.url) as proxy:
         proxy.fail = 4
         out = remote_proj("run", str(project), "--env-manager", "local", "--experiment-name", "flaky",
                           "--tracking-uri", proxy.url)
     assert out.code == 0, out
     assert proxy.refused == 4
     run_id = _started_id(out.stderr)
-    run = _api(mlflow_srv.url, f"runs/get?run_id={run_id}")["run"]
+    run = _api(any_server.url, f"runs/get?run_id={run_id}")["run"]
     assert run["info"]["status"] == "FINISHED" and _metric(run, "loss") == 0.125
 
 
-def test_server_gone_mid_run_keeps_local_logs(remote_proj: Proj, make_project: Any, mlflow_srv: Server,
+def test_server_gone_mid_run_keeps_local_logs(remote_proj: Proj, make_project: Any, any_server: Server,
                                               tmp_path: Path) -> None:
     project = make_project({"MLproject": MLPROJECT, "train.py": TRAIN.replace("import mlflow", "import no_mlflow")})
     go = tmp_path / "go"
-    with Flaky(mlflow_srv.url) as proxy:
+    with Flaky(any_server.url) as proxy:
         remote_proj.env["PROJ_HTTP_RETRY_SECONDS"] = "2"
         proc = remote_proj.popen("run", str(project), "--env-manager", "local", "-P", f"go={go}",
                                  "--experiment-name", "gone", "--tracking-uri", proxy.url)
         try:
-            wait_for(lambda: [r for r in _runs_of(mlflow_srv.url, "gone") if _metric(r, "loss") == 0.25],
+            wait_for(lambda: [r for r in _runs_of(any_server.url, "gone") if _metric(r, "loss") == 0.25],
                      timeout=120, what="the run on the server")
             proxy.down = True
         finally:
@@ -313,14 +319,14 @@ def test_server_gone_mid_run_keeps_local_logs(remote_proj: Proj, make_project: A
     assert "Traceback" not in stderr
 
 
-def test_ctrl_c_records_killed(remote_proj: Proj, make_project: Any, mlflow_srv: Server, tmp_path: Path) -> None:
+def test_ctrl_c_records_killed(remote_proj: Proj, make_project: Any, any_server: Server, tmp_path: Path) -> None:
     project = make_project({"MLproject": MLPROJECT, "train.py": TRAIN})
     go = tmp_path / "never"
     proc = remote_proj.popen("run", str(project), "--env-manager", "local", "-P", f"go={go}",
-                             "--experiment-name", "interrupted", "--tracking-uri", mlflow_srv.url)
+                             "--experiment-name", "interrupted", "--tracking-uri", any_server.url)
     try:
-        live = wait_for(lambda: _runs_of(mlflow_srv.url, "interrupted"), timeout=120, what="the run on the server")
-        wait_for(lambda: _metric(_runs_of(mlflow_srv.url, "interrupted")[0], "loss") is not None, timeout=60,
+        live = wait_for(lambda: _runs_of(any_server.url, "interrupted"), timeout=120, what="the run on the server")
+        wait_for(lambda: _metric(_runs_of(any_server.url, "interrupted")[0], "loss") is not None, timeout=60,
                  what="the entry point to be running")
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
@@ -329,12 +335,12 @@ def test_ctrl_c_records_killed(remote_proj: Proj, make_project: Any, mlflow_srv:
             proc.kill()
     assert proc.returncode == 130, stderr
     run_id = live[0]["info"]["run_id"]
-    run = _api(mlflow_srv.url, f"runs/get?run_id={run_id}")["run"]
+    run = _api(any_server.url, f"runs/get?run_id={run_id}")["run"]
     assert run["info"]["status"] == "KILLED"
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
     assert tags["proj.failure_reason"].startswith("interrupted")
     logs = f"{run['info']['experiment_id']}/{run_id}/artifacts/proj/logs"
-    with urllib.request.urlopen(f"{mlflow_srv.url}/api/2.0/mlflow-artifacts/artifacts?"
+    with urllib.request.urlopen(f"{any_server.url}/api/2.0/mlflow-artifacts/artifacts?"
                                 + urllib.parse.urlencode({"path": logs}), timeout=10) as resp:
         listing = json.loads(resp.read())
     assert "stdout.log" in [f["path"] for f in listing.get("files", [])]  # uploaded after the interrupt

@@ -583,28 +583,32 @@ class SqliteRegistry(SqliteBase):
     # ---- history ----
 
     def _registry_model_keys(self, name: str, until: float | None) -> list[int]:
-        """The model(s) ``name`` means: the live one; else, at ``until``, the one that had that name then; else
-        the last one that had it (a deleted model's history stays readable)."""
-        live = self._db.execute("SELECT id FROM registered_models WHERE name = ?", (name,)).fetchone()
+        """The model ``name`` means: at ``until``, the one that had that name then (alive, else the last one
+        deleted under it); without ``until``, the live one, else the last one that had it (a deleted model's
+        history stays readable)."""
         candidates = [k for (k,) in self._db.execute(
             "SELECT model_key FROM registry_events WHERE model = ? OR (kind = 'renamed' AND new = ?)"
-            " GROUP BY model_key ORDER BY max(id)", (name, name))]
+            " GROUP BY model_key ORDER BY max(id) DESC", (name, name))]
         if until is not None:
-            for key in reversed(candidates):
-                if self._registry_name_at(key, until) == name:
-                    return [key]
+            named = [(key, alive) for key in candidates for had, alive in [self._registry_name_at(key, until)]
+                     if had == name]
+            if named:  # the one alive at that time first, then the most recently active
+                return [min(named, key=lambda item: not item[1])[0]]
+        live = self._db.execute("SELECT id FROM registered_models WHERE name = ?", (name,)).fetchone()
         if live is not None:
             return [live[0]]
-        return candidates[-1:]
+        return candidates[:1]
 
-    def _registry_name_at(self, model_key: int, at: float) -> str | None:
-        """The name model ``model_key`` had at time ``at`` (None before it was created or after it was deleted)."""
-        rows = self._db.execute("SELECT kind, model, new FROM registry_events WHERE model_key = ? AND time <= ?"
-                                " ORDER BY id", (model_key, at)).fetchall()
+    def _registry_name_at(self, model_key: int, at: float) -> tuple[str | None, bool]:
+        """(the name model ``model_key`` had at time ``at``, whether it existed then); (None, False) before it
+        was created; a deleted model keeps the name it was deleted under."""
         name: str | None = None
-        for kind, model, new in rows:
-            name = {"renamed": new, "model_deleted": None}.get(kind, model)
-        return name
+        alive = False
+        for kind, model, new in self._db.execute("SELECT kind, model, new FROM registry_events WHERE model_key = ?"
+                                                 " AND time <= ? ORDER BY id", (model_key, at)):
+            name = new if kind == "renamed" else model
+            alive = kind != "model_deleted"
+        return name, alive
 
     def registry_events(self, name: str | None = None, *, until: float | None = None,
                         version: int | None = None) -> list[RegistryEvent]:

@@ -1,4 +1,5 @@
-"""``proj models list|show|export``: the models runs produced (MLmodel directories)."""
+"""``proj models list|show|export``: the models runs produced (MLmodel directories) and registered versions;
+the registry's own subcommands live in cli/models_registry.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +8,13 @@ from typing import Any
 import click
 
 from proj.cli.main import App
+from proj.cli.models_registry import COMMANDS as REGISTRY_COMMANDS
 from proj.cli.render import human_size, json_option, print_json, table, tracking_option, when
 
 
 @click.group()
 def models() -> None:
-    """List, inspect and export the models runs produced."""
+    """List, inspect and export the models runs produced; register, version and promote them."""
 
 
 @models.command("list")
@@ -34,17 +36,36 @@ def list_models(experiment: str | None, tracking_uri: str | None, as_json: bool)
                if rows else "no models recorded yet")
 
 
+for _command in REGISTRY_COMMANDS:
+    models.add_command(_command)
+
+
+def run_ref(ref: str) -> str:
+    """``runs:/RUN/path`` as proj's ``RUN/path``; anything else as given."""
+    return ref[len("runs:"):].lstrip("/") if ref.startswith("runs:") else ref
+
+
 @models.command("show")
-@click.argument("ref", metavar="RUN[/PATH]")
+@click.argument("ref", metavar="RUN[/PATH]|MODEL_URI")
 @tracking_option
 @json_option
 def show(ref: str, tracking_uri: str | None, as_json: bool) -> None:
-    """Flavors, signature, env files, lineage and files of one model."""
+    """Flavors, signature, env files, lineage and files of one model (a run's, or a registered version:
+    models:/NAME/VERSION, /STAGE, /latest, @ALIAS)."""
     from proj.models.query import describe, resolve_model
     from proj.tracking.open import open_store
 
     store = open_store(tracking_uri, create=False)
-    info = describe(store, resolve_model(store, ref))
+    if ref.startswith("models:"):
+        from proj.registry.query import describe_version, find
+
+        version = describe_version(store, find(store, ref))
+        if as_json:
+            print_json("model-version", version)
+            return
+        click.echo(render_version(version))
+        return
+    info = describe(store, resolve_model(store, run_ref(ref)))
     if as_json:
         print_json("model", info)
         return
@@ -52,18 +73,26 @@ def show(ref: str, tracking_uri: str | None, as_json: bool) -> None:
 
 
 @models.command("export")
-@click.argument("ref", metavar="RUN[/PATH]")
+@click.argument("ref", metavar="RUN[/PATH]|MODEL_URI")
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option("--allow-invalid", is_flag=True, help="Export a model whose MLmodel failed validation.")
 @tracking_option
 @click.pass_obj
 def export(app: App, ref: str, dest: Path, allow_invalid: bool, tracking_uri: str | None) -> None:
-    """Copy a model directory to DEST, checking every file against its recorded sha256."""
+    """Copy a model directory (a run's, or a registered version's stored copy) to DEST, checking every file
+    against its recorded sha256."""
     from proj.models.query import export_model, resolve_model
     from proj.tracking.open import open_store
 
     store = open_store(tracking_uri, create=False)
-    model = resolve_model(store, ref)
+    if ref.startswith("models:"):
+        from proj.registry.query import export_version, find
+
+        version = find(store, ref)
+        out = export_version(store, version, dest.resolve())
+        app.info(f"exported models:/{version.name}/{version.version} to {out}")
+        return
+    model = resolve_model(store, run_ref(ref))
     out = export_model(store, model, dest.resolve(), allow_invalid=allow_invalid)
     app.info(f"exported model {model.run_id[:12]}/{model.path} ({len(model.files)} files) to {out}")
 
@@ -92,5 +121,19 @@ def render(info: dict[str, Any]) -> str:
         body = text.splitlines()
         lines += ["", f"{name} ({len(body)} lines)"] + [f"  {line}" for line in body[:12]]
         lines += [f"  ... {len(body) - 12} more"] if len(body) > 12 else []
+    lines += ["", "files"] + [f"  {f['sha256'][:16]}  {human_size(f['size']):>9}  {f['path']}" for f in info["files"]]
+    return "\n".join(lines)
+
+
+def render_version(info: dict[str, Any]) -> str:
+    lines = [f"model      {info['uri']} ({info['current_stage']}"
+             + (f"; aliases {', '.join(info['aliases'])}" if info["aliases"] else "") + ")",
+             f"source     {info['source']}", f"run        {info['run_id'] or '-'}",
+             f"created    {when(info['creation_time'])} by {info['user_id'] or '-'}",
+             f"stored     {info['storage_location']}",
+             "files      " + ("intact" if info["intact"] else "DAMAGED: " + "; ".join(info["problems"]))]
+    if info["description"]:
+        lines.append(f"about      {info['description']}")
+    lines += [f"tag        {k} = {v}" for k, v in sorted(info["tags"].items())]
     lines += ["", "files"] + [f"  {f['sha256'][:16]}  {human_size(f['size']):>9}  {f['path']}" for f in info["files"]]
     return "\n".join(lines)

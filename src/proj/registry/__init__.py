@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from proj.registry import history as _history
-from proj.registry import lineage as _lineage
 from proj.registry import query as _query
 from proj.registry import service as _service
+from proj.registry import timeline as _history
+from proj.registry import trace as _lineage
 from proj.tracking.open import open_store
 from proj.tracking.registry_records import ModelVersionRecord, RegisteredModelRecord, RegistryEvent
 from proj.tracking.store import RunStore

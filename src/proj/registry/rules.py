@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from proj.errors import InvalidState, UsageError
-from proj.reproduce.rebuild import VERDICT_TAG  # noqa: F401 - re-exported: where the registry reads a verdict
-from proj.tracking.registry_records import RegisteredModelRecord
+from proj.tracking.registry_records import STAGES, RegisteredModelRecord
 
 ALIAS_PATTERN = re.compile(r"^[\w\-]*$")
 VERSION_ALIAS = re.compile(r"^[vV]\d+$")
@@ -40,19 +39,20 @@ def check_alias(alias: str | None) -> str:
 
 
 def alias_key(alias: str) -> str:
-    """The key a protected alias is stored under (stages and aliases share the model's protected list)."""
-    return f"alias:{alias}"
+    """The key a protected alias is stored under: its name (the store reads a stage's name as the stage)."""
+    return alias
 
 
 def stage_key(stage: str) -> str:
-    return f"stage:{stage}"
+    """A stage's key: its canonical name (None, Staging, Production, Archived)."""
+    return stage
 
 
 def need_reason(model: RegisteredModelRecord, key: str, reason: str | None, action: str) -> None:
     """Refuse to move a protected alias or stage without a reason."""
     if key in model.protected and not (reason and reason.strip()):
-        kind, _, label = key.partition(":")
-        raise InvalidState(f"{kind} {label!r} of registered model '{model.name}' is protected: {action} needs a "
+        kind = "stage" if key in STAGES else "alias"
+        raise InvalidState(f"{kind} {key!r} of registered model '{model.name}' is protected: {action} needs a "
                            "reason (--reason TEXT)")
 
 

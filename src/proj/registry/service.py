@@ -8,7 +8,6 @@ from pathlib import Path
 from proj.errors import InvalidState, NotFound, UsageError
 from proj.registry import files
 from proj.registry.rules import (
-    VERDICT_TAG,
     VERDICTS,
     alias_key,
     check_alias,
@@ -19,8 +18,9 @@ from proj.registry.rules import (
 )
 from proj.registry.sources import Source, resolve_source
 from proj.registry.uris import canonical_stage
+from proj.reproduce.rebuild import VERDICT_TAG
 from proj.tracking.records import RunRecord
-from proj.tracking.registry_records import ModelVersionRecord, RegisteredModelRecord
+from proj.tracking.registry_records import STAGES, ModelVersionRecord, RegisteredModelRecord
 from proj.tracking.store import RunStore
 
 
@@ -97,13 +97,15 @@ def set_alias(store: RunStore, name: str, alias: str, version: int, *, reason: s
     return store.get_model_version(name, version)
 
 
-def delete_alias(store: RunStore, name: str, alias: str, *, reason: str | None = None, user: str | None = None) -> None:
+def delete_alias(store: RunStore, name: str, alias: str, *, reason: str | None = None, user: str | None = None) -> bool:
+    """Delete ``alias``; False when it was not set (not an error, as MLflow)."""
     with store.transaction():
         model = store.get_registered_model(name)
         if alias not in model.aliases:
-            raise NotFound(f"Registered model alias {alias} not found.")
+            return False
         need_reason(model, alias_key(alias), reason, "deleting it")
         store.delete_registered_model_alias(name, alias, user=user or current_user(), reason=reason)
+    return True
 
 
 def transition(store: RunStore, name: str, version: int, stage: str, *, archive_existing: bool = False,
@@ -124,7 +126,7 @@ def transition(store: RunStore, name: str, version: int, stage: str, *, archive_
 def protect(store: RunStore, name: str, *, alias: str | None = None, stage: str | None = None,
             protected: bool = True, reason: str | None = None, user: str | None = None) -> str:
     """Mark an alias or a stage of ``name`` protected (or no longer); lifting protection needs a reason too.
-    Returns the key (``alias:NAME`` or ``stage:NAME``)."""
+    Returns the key (the alias's name, or the stage's canonical name)."""
     if (alias is None) == (stage is None):
         raise UsageError("name exactly one of an alias or a stage to protect")
     key = alias_key(check_alias(alias)) if alias is not None else stage_key(canonical_stage(stage or ""))
@@ -187,10 +189,9 @@ def delete(store: RunStore, name: str, version: int | None = None, *, reason: st
 
 
 def _in_use(model: RegisteredModelRecord, key: str) -> bool:
-    kind, _, label = key.partition(":")
-    if kind == "alias":
-        return label in model.aliases
-    return any(v.current_stage == label for v in model.latest_versions)
+    if key in STAGES:
+        return any(v.current_stage == key for v in model.latest_versions)
+    return key in model.aliases
 
 
 def reproduction(store: RunStore, run_id: str) -> tuple[str | None, RunRecord | None]:

@@ -106,7 +106,9 @@ def describe_event(event: RegistryEvent) -> str:
     """One event in words: ``alias champion 2 -> 3``, ``stage of v3 None -> Production``."""
     version = f"v{event.version} " if event.version is not None else ""
     key = f"{event.key} " if event.key else ""
-    if event.old is not None or event.new is not None:
+    if event.kind == "version_created":
+        change = f"from {event.new}" if event.new else ""
+    elif event.old is not None or event.new is not None:
         change = f"{event.old if event.old is not None else '-'} -> {event.new if event.new is not None else '-'}"
     else:
         change = ""

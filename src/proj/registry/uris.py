@@ -88,7 +88,8 @@ def _parse_runs(uri: str) -> ModelUri:
     parsed = urlparse(uri, allow_fragments=False)
     run_id, _, path = parsed.path.lstrip("/").partition("/")
     if parsed.netloc or not run_id:
-        raise UsageError(f"Not a proper runs:/ URI: {uri}. Runs URIs must be of the form 'runs:/<run_id>/run-relative/path/to/artifact'")
+        raise UsageError(f"Not a proper runs:/ URI: {uri}. "
+                         "Runs URIs must be of the form 'runs:/<run_id>/run-relative/path/to/artifact'")
     return ModelUri("run", uri, run_id=run_id, path=unquote(path).strip("/"))
 
 

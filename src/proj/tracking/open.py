@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from proj.errors import StoreError, StoreMissing
 from proj import settings
+from proj.errors import StoreError, StoreMissing
 from proj.paths import store_root
 from proj.tracking.dbfile import DB_NAME, check_beside_runs, verify
 from proj.tracking.sqlite import SqliteStore

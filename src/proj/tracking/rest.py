@@ -404,7 +404,7 @@ class RestStore(RunStore):
                     atomic_write(local / inner, data)
 
     def _walk(self, run_id: str, rel: str) -> list[str]:
-        out = []
+        out: list[str] = []
         for item in self.list_artifacts(run_id, rel):
             path = f"{rel}/{item['path']}" if rel else item["path"]  # the server names them relative to rel
             out += self._walk(run_id, path) if item.get("is_dir") else [path]
@@ -437,8 +437,8 @@ class RestStore(RunStore):
                                                 for t in r.get("data", {}).get("tags", []))]
             if not tops:
                 raise RunNotFound(f"no runs recorded on tracking server {self.shown} yet")
-            return tops[0]["info"]["run_id"]
-        matches = [r["info"]["run_id"] for r in found if r["info"]["run_id"].startswith(run_ref)]
+            return str(tops[0]["info"]["run_id"])
+        matches = [str(r["info"]["run_id"]) for r in found if r["info"]["run_id"].startswith(run_ref)]
         if len(matches) > 1:
             raise UsageError(f"run prefix {run_ref!r} is ambiguous on {self.shown}: {', '.join(matches[:5])}")
         if not matches:

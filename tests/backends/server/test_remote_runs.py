@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -344,3 +344,28 @@ def test_ctrl_c_records_killed(remote_proj: Proj, make_project: Any, any_server:
                                 + urllib.parse.urlencode({"path": logs}), timeout=10) as resp:
         listing = json.loads(resp.read())
     assert "stdout.log" in [f["path"] for f in listing.get("files", [])]  # uploaded after the interrupt
+
+
+def test_virtualenv_run_records_to_server(offline: Proj, make_project: Any, any_server: Server,
+                                          tmp_path: Path) -> None:
+    """A built env (virtualenv from the local wheelhouse): its lock and the metric the program logs land on the server."""
+    py = "%d.%d" % sys.version_info[:2]
+    project = make_project({
+        "MLproject": "name: venv\nentry_points:\n  main:\n    command: \"python -c 'import tinya, proj_client; "
+                     "proj_client.log_metric(\\\"v\\\", 2.0); print(tinya.VERSION)'\"\n",
+        "python_env.yaml": f'python: "{py}"\ndependencies: [tinya]\n'})
+    out = offline("run", str(project), "--experiment-name", "venv", "--tracking-uri", any_server.url, timeout=600)
+    assert out.code == 0, out
+    run_id = _started_id(out.stderr)
+    run = _api(any_server.url, f"runs/get?run_id={run_id}")["run"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert run["info"]["status"] == "FINISHED" and _metric(run, "v") == 2.0
+    assert tags["mlflow.project.env"] == "virtualenv"
+    lock_format = json.loads(tags["proj.env"])["lock_format"]
+    shown = offline("runs", "show", run_id, "--tracking-uri", any_server.url, "--json")
+    assert shown.code == 0, shown
+    assert shown.json()["lock"]["format"] == lock_format and "tinya" in shown.json()["lock"]["text"]
+    root = f"{run['info']['experiment_id']}/{run_id}/artifacts"
+    with urllib.request.urlopen(f"{any_server.url}/api/2.0/mlflow-artifacts/artifacts/{root}/proj/{lock_format}",
+                                timeout=60) as resp:
+        assert b"tinya" in resp.read()  # the lock, as an artifact any MLflow client can download

@@ -94,18 +94,20 @@ def run_tags(run: RunRecord) -> dict[str, str]:
 
 
 def run_info(run: RunRecord) -> JsonDict:
-    return _compact({
-        "run_uuid": run.id,
-        "run_id": run.id,
-        "run_name": run.name,
-        "experiment_id": run.experiment_id,
-        "user_id": run.user or "",
-        "status": run.status,
-        "start_time": ms(run.start_time),
-        "end_time": ms(run.end_time) if run.end_time else None,
-        "artifact_uri": run.artifact_uri or None,
-        "lifecycle_stage": run.lifecycle_stage,
-    })
+    # built field by field rather than through _compact: a search page maps up to thousands of these
+    info: JsonDict = {"run_uuid": run.id, "run_id": run.id}
+    if run.name is not None:
+        info["run_name"] = run.name
+    info["experiment_id"] = run.experiment_id
+    info["user_id"] = run.user or ""
+    info["status"] = run.status
+    info["start_time"] = int(round(run.start_time * 1000))
+    if run.end_time:
+        info["end_time"] = int(round(run.end_time * 1000))
+    if run.artifact_uri:
+        info["artifact_uri"] = run.artifact_uri
+    info["lifecycle_stage"] = run.lifecycle_stage
+    return info
 
 
 def _dataset(ds: DatasetRecord) -> JsonDict:
@@ -119,17 +121,18 @@ def dataset_input(item: RunInput) -> JsonDict:
 
 def run(record: RunRecord) -> JsonDict:
     """A run as ``runs/get`` answers it (info, data, inputs, outputs), as `mlflow server` writes it."""
-    data = _compact({
-        "metrics": [metric(p) for p in record.metrics.values()],
-        "params": [{"key": p.key, "value": p.value} for p in record.params],
-        "tags": _pairs(run_tags(record)),
-    })
-    return {
-        "info": run_info(record),
-        "data": data,
-        "inputs": _compact({"dataset_inputs": [dataset_input(d) for d in record.datasets]}),
-        "outputs": _compact({"model_outputs": [{"model_id": o.model_id, "step": o.step} for o in record.outputs]}),
-    }
+    data: JsonDict = {}
+    if record.metrics:
+        data["metrics"] = metrics(list(record.metrics.values()))
+    if record.params:
+        data["params"] = [{"key": p.key, "value": p.value} for p in record.params]
+    tags = run_tags(record)
+    if tags:
+        data["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
+    inputs = {"dataset_inputs": [dataset_input(d) for d in record.datasets]} if record.datasets else {}
+    outputs = ({"model_outputs": [{"model_id": o.model_id, "step": o.step} for o in record.outputs]}
+               if record.outputs else {})
+    return {"info": run_info(record), "data": data, "inputs": inputs, "outputs": outputs}
 
 
 def logged_model(model: LoggedModelRecord) -> JsonDict:

@@ -234,6 +234,7 @@ class Flaky:
         self.fail = 0
         self.down = False
         self.refused = 0
+        self.auth: set[str] = set()  # the Authorization headers the client sent
         self.lock = threading.Lock()
         flaky = self
 
@@ -244,6 +245,7 @@ class Flaky:
             def _any(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with flaky.lock:
+                    flaky.auth.add(self.headers.get("Authorization") or "")
                     refuse = flaky.down or flaky.fail > 0
                     if refuse:
                         flaky.fail = max(0, flaky.fail - 1)
@@ -369,3 +371,58 @@ def test_virtualenv_run_records_to_server(offline: Proj, make_project: Any, any_
     with urllib.request.urlopen(f"{any_server.url}/api/2.0/mlflow-artifacts/artifacts/{root}/proj/{lock_format}",
                                 timeout=60) as resp:
         assert b"tinya" in resp.read()  # the lock, as an artifact any MLflow client can download
+
+
+def test_mlflow_tracking_uri_and_token_are_honoured(remote_proj: Proj, make_project: Any, any_server: Server) -> None:
+    """No --tracking-uri, no PROJ_TRACKING_URI: an http MLFLOW_TRACKING_URI is the store; its token is sent as
+    MLflow's client sends it (Bearer) and never printed."""
+    project = make_project({"MLproject": MLPROJECT, "train.py": TRAIN.replace("import mlflow", "import no_mlflow")})
+    remote_proj.env.pop("PROJ_TRACKING_URI")
+    with Flaky(any_server.url) as proxy:
+        out = remote_proj("run", str(project), "--env-manager", "local", "--experiment-name", "via-mlflow-env",
+                          env={"MLFLOW_TRACKING_URI": proxy.url, "MLFLOW_TRACKING_TOKEN": "s3cret-token"})
+    assert out.code == 0, out
+    assert proxy.auth == {"Bearer s3cret-token"}
+    assert "s3cret" not in out.stdout + out.stderr
+    run = _api(any_server.url, f"runs/get?run_id={_started_id(out.stderr)}")["run"]
+    assert run["info"]["status"] == "FINISHED"
+    assert not (remote_proj.cwd / ".proj").exists()  # nothing recorded locally
+
+
+def test_param_too_long_for_a_server_is_refused_before_the_run(remote_proj: Proj, make_project: Any,
+                                                               any_server: Server) -> None:
+    project = make_project({"MLproject": MLPROJECT, "train.py": TRAIN})
+    out = remote_proj("run", str(project), "--env-manager", "local", "-P", "go=" + "x" * 6001,
+                      "--experiment-name", "too-long", "--tracking-uri", any_server.url)
+    assert out.code == 2, out
+    assert out.stderr.strip().splitlines()[-1] == ("proj: error: parameter go: value of 6001 characters is longer "
+                                                   "than the 6000 a tracking server accepts"), out
+    assert _runs_of(any_server.url, "too-long") == []  # no run, not even an experiment's worth of one
+
+
+def test_system_tags_read_back_as_the_same_record() -> None:
+    """mlflow_tags.record_from_mlflow is the inverse of system_tags for what a proj run records."""
+    from proj.tracking.mlflow_tags import record_from_mlflow, system_tags
+    from proj.tracking.records import FAILED, ParamRecord, RunRecord
+
+    run = RunRecord(id="a" * 32, experiment="exp", name="n", status=FAILED, start_time=1.5, end_time=3.25,
+                    user="u", host="h", pid=None, source={"kind": "git", "commit": "c" * 40, "uri": "https://x/r"},
+                    project_name="p", entry_point="main", command="python t.py 1", exit_code=3,
+                    failure_phase="execution", failure_reason="entry point exited with code 3",
+                    env={"backend": "local", "lock_format": "pip-freeze"}, inputs={"data": {"sha256": "d"}},
+                    params=[ParamRecord("alpha", "1", 1.0, "float", "user")], tags={"team": "ml"})
+    tags = {**system_tags(run), **run.tags}
+    wire = {"info": {"run_id": run.id, "run_name": "n", "experiment_id": "4", "user_id": "u", "status": FAILED,
+                     "start_time": 1500, "end_time": 3250, "artifact_uri": "mlflow-artifacts:/4/x/artifacts",
+                     "lifecycle_stage": "active"},
+            "data": {"params": [{"key": "alpha", "value": "1"}], "metrics": [],
+                     "tags": [{"key": k, "value": v} for k, v in tags.items()]}}
+    back = record_from_mlflow(wire, experiment="exp")
+    for name in ("id", "experiment", "name", "status", "start_time", "end_time", "user", "host", "source",
+                 "project_name", "entry_point", "command", "exit_code", "failure_phase", "failure_reason", "env",
+                 "inputs", "params", "tags"):
+        assert getattr(back, name) == getattr(run, name), name
+    plain = record_from_mlflow({"info": {"run_id": "b" * 32, "status": "FINISHED", "start_time": 0},
+                                "data": {"params": [{"key": "k", "value": "v"}],
+                                         "tags": [{"key": "mlflow.user", "value": "x"}]}})
+    assert plain.command == "" and plain.params[0] == ParamRecord("k", "v", "v", "string", "logged")

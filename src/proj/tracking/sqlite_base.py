@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,6 +60,11 @@ def value_of(stored: float | None) -> float:
     return math.nan if stored is None else stored
 
 
+def _object(text: str) -> Any:
+    """A JSON column; most client runs hold "{}", which needs no parser."""
+    return {} if text == "{}" else json.loads(text)
+
+
 def experiment_int(experiment_id: str | int) -> int:
     """An experiment id as the integer the table keys on; NotFound (as MLflow) for one that is not a number."""
     try:
@@ -96,12 +102,19 @@ class SqliteBase(RunStore):
          reason, env, parent, inputs, pid_start, reproduces, mlflow_run_id, exp_id, stage, artifact_uri,
          location) = row
         return presented(RunRecord(id=rid, experiment=exp, name=name, status=status, start_time=start, end_time=end,
-                         user=user, host=host, pid=pid, source=json.loads(source), project_name=project,
+                         user=user, host=host, pid=pid, source=_object(source), project_name=project,
                          entry_point=entry, command=command, exit_code=code, failure_phase=phase,
-                         failure_reason=reason, env=json.loads(env), parent_run_id=parent,
-                         run_dir=str(self.run_dir(rid)), inputs=json.loads(inputs), pid_start=pid_start,
+                         failure_reason=reason, env=_object(env), parent_run_id=parent,
+                         run_dir=os.path.join(self._runs_dir(), rid), inputs=_object(inputs), pid_start=pid_start,
                          reproduces=reproduces, mlflow_run_id=mlflow_run_id, experiment_id=str(exp_id),
                          lifecycle_stage=stage, artifact_uri=run_artifact_uri(exp_id, rid, artifact_uri, location)))
+
+    def _runs_dir(self) -> str:
+        """The run folders' parent as text, computed once (a Path per record is a measurable cost in searches)."""
+        found: str | None = getattr(self, "_runs_text", None)
+        if found is None:
+            found = self._runs_text = str(self.run_dir("x").parent)
+        return found
 
     def _latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, MetricPoint]]:
         result: dict[str, dict[str, MetricPoint]] = {}
@@ -127,7 +140,9 @@ class SqliteBase(RunStore):
             for rid, k, v, t, ty, src in self._db.execute(
                     f"SELECT run_id, key, value, typed_json, type, source FROM params WHERE run_id IN ({marks})"
                     " ORDER BY rowid", chunk):
-                params.setdefault(rid, []).append(ParamRecord(k, v, json.loads(t), ty, src))
+                # A logged string param is typed as itself (typed_json is json.dumps(value)): no parse needed.
+                typed = v if src == "logged" and t.startswith('"') else json.loads(t)
+                params.setdefault(rid, []).append(ParamRecord(k, v, typed, ty, src))
             if tags:
                 for rid, k, v in self._db.execute(
                         f"SELECT run_id, key, value FROM tags WHERE run_id IN ({marks}) ORDER BY key", chunk):

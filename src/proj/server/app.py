@@ -97,7 +97,7 @@ def endpoint(handler: Handler) -> Endpoint:
 
 
 def _invoke(handler: Handler, state: ServerState, body: dict[str, Any], path: dict[str, str], size: int) -> JsonDict:
-    return handler(Call(body=body, store=state.store(), path=path, size=size))
+    return handler(Call(body=body, store=state.store(), path=path, size=size, artifacts_root=state.artifacts_root))
 
 
 async def health(request: Request) -> Response:

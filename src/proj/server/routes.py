@@ -1,7 +1,7 @@
 """The route table: every MLflow endpoint proj serves, path and methods to handler (under both API prefixes)."""
 from __future__ import annotations
 
-from proj.server.protocol import experiments, logged_models, metrics, runs
+from proj.server.protocol import experiments, logged_models, metrics, registry, runs
 from proj.server.protocol.call import Handler
 
 API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")  # the REST API and the UI's prefix for the same calls
@@ -40,4 +40,26 @@ ENDPOINTS: list[tuple[str, tuple[str, ...], Handler]] = [
     ("/logged-models/{model_id}/tags", ("PATCH",), logged_models.set_tags),
     ("/logged-models/{model_id}/tags/{tag_key:path}", ("DELETE",), logged_models.delete_tag),
     ("/logged-models/{model_id}/params", ("POST",), logged_models.log_params),
+    # the model registry (model_registry.proto's paths and methods; get-latest-versions answers both)
+    ("/registered-models/create", ("POST",), registry.create_model),
+    ("/registered-models/get", ("GET",), registry.get_model),
+    ("/registered-models/search", ("GET",), registry.search_models),
+    ("/registered-models/update", ("PATCH",), registry.update_model),
+    ("/registered-models/rename", ("POST",), registry.rename_model),
+    ("/registered-models/delete", ("DELETE",), registry.delete_model),
+    ("/registered-models/get-latest-versions", ("GET", "POST"), registry.latest_versions),
+    ("/registered-models/set-tag", ("POST",), registry.set_model_tag),
+    ("/registered-models/delete-tag", ("DELETE",), registry.delete_model_tag),
+    ("/registered-models/alias", ("POST",), registry.set_alias),
+    ("/registered-models/alias", ("DELETE",), registry.delete_alias),
+    ("/registered-models/alias", ("GET",), registry.get_by_alias),
+    ("/model-versions/create", ("POST",), registry.create_version),
+    ("/model-versions/get", ("GET",), registry.get_version),
+    ("/model-versions/update", ("PATCH",), registry.update_version),
+    ("/model-versions/transition-stage", ("POST",), registry.transition_stage),
+    ("/model-versions/delete", ("DELETE",), registry.delete_version),
+    ("/model-versions/get-download-uri", ("GET",), registry.download_uri),
+    ("/model-versions/search", ("GET",), registry.search_versions),
+    ("/model-versions/set-tag", ("POST",), registry.set_version_tag),
+    ("/model-versions/delete-tag", ("DELETE",), registry.delete_version_tag),
 ]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from proj.tracking.store import RunStore
@@ -15,6 +16,7 @@ class Call:
     store: RunStore
     path: dict[str, str] = field(default_factory=dict)
     size: int = 0  # bytes of the request body (log-batch has a size limit)
+    artifacts_root: Path | None = None  # where the server keeps uploaded artifacts (registering copies from there)
 
 
 Handler = Callable[[Call], JsonDict]

@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import re
-import sys
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -31,6 +30,7 @@ from proj.errors import (
 )
 from proj.paths import atomic_write, cache, safe_name, unsafe_reason
 from proj.redact import mask_url
+from proj.report import Reporter, StderrReporter
 from proj.tracking import mlflow_tags as tags_of
 from proj.tracking.records import (
     DEFAULT_EXPERIMENT,
@@ -94,7 +94,8 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 class RestStore(RunStore):
     """proj's store interface over one MLflow-compatible tracking server."""
 
-    def __init__(self, uri: str, *, root: Path | None = None, retry_seconds: float | None = None) -> None:
+    def __init__(self, uri: str, *, root: Path | None = None, retry_seconds: float | None = None,
+                 reporter: Reporter | None = None) -> None:
         parts = urlsplit(uri)
         if not parts.hostname:
             raise UsageError(f"tracking URI {mask_url(uri)!r} names no host: use http://host:port")
@@ -114,6 +115,7 @@ class RestStore(RunStore):
         self._gave_up = False  # once the server stayed away for the whole retry time, later calls try once
         self._experiments: dict[str, str] = {}  # id -> name
         self._warned: set[str] = set()
+        self.reporter: Reporter = reporter or StderrReporter()  # a store's own warnings (artifacts not uploaded)
 
     # ---- HTTP ----
 
@@ -304,7 +306,12 @@ class RestStore(RunStore):
         sees the final status sees everything). A server that stays away: the local logs are named."""
         end = time.time()
         try:
-            self.upload_run_files(run_id)
+            try:
+                self.upload_run_files(run_id)
+            except ServerError:
+                raise
+            except ProjError as exc:  # a file the server refused: the end of the run is still recorded
+                self.reporter.warn(f"the run's files were not all uploaded: {exc}")
             final = {k: v for k, v in ((tags_of.PROJ_EXIT_CODE, None if exit_code is None else str(exit_code)),
                                        (tags_of.PROJ_FAILURE_PHASE, phase),
                                        (tags_of.PROJ_FAILURE_REASON, tags_of.cut(reason) if reason else None))
@@ -334,7 +341,7 @@ class RestStore(RunStore):
             return rest.strip("/")
         if uri not in self._warned:
             self._warned.add(uri)
-            _warn(f"tracking server {self.shown} stores artifacts at {mask_url(uri)!r}, not through its "
+            self.reporter.warn(f"tracking server {self.shown} stores artifacts at {mask_url(uri)!r}, not through its "
                   f"mlflow-artifacts proxy: the run's files are not uploaded (start the server with "
                   f"--serve-artifacts / --artifacts-destination)")
         return None
@@ -667,10 +674,6 @@ def _read_json(path: Path, default: Any) -> Any:
         return json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return default
-
-
-def _warn(message: str) -> None:
-    sys.stderr.write(f"proj: warning: {one_line(message)}\n")
 
 
 __all__ = ["RestStore", "ServerError", "is_remote"]

@@ -426,3 +426,21 @@ def test_system_tags_read_back_as_the_same_record() -> None:
                                 "data": {"params": [{"key": "k", "value": "v"}],
                                          "tags": [{"key": "mlflow.user", "value": "x"}]}})
     assert plain.command == "" and plain.params[0] == ParamRecord("k", "v", "v", "string", "logged")
+
+
+def test_artifacts_not_proxied_are_not_uploaded_with_one_warning(remote_proj: Proj, make_project: Any,
+                                                                 any_server: Server, tmp_path: Path) -> None:
+    """An experiment whose artifact location is a path on the server (not mlflow-artifacts:): one warning,
+    the run is recorded all the same, nothing is written there."""
+    elsewhere = tmp_path / "server-side-artifacts"
+    _api(any_server.url, "experiments/create", {"name": "not-proxied", "artifact_location": elsewhere.as_uri()})
+    project = make_project({"MLproject": MLPROJECT, "train.py": TRAIN.replace("import mlflow", "import no_mlflow")})
+    out = remote_proj("run", str(project), "--env-manager", "local", "--experiment-name", "not-proxied",
+                      "--tracking-uri", any_server.url)
+    assert out.code == 0, out
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("proj: warning:")]
+    assert len(warnings) == 1 and "not through its mlflow-artifacts proxy" in warnings[0], out
+    assert elsewhere.as_uri() in warnings[0]
+    run = _api(any_server.url, f"runs/get?run_id={_started_id(out.stderr)}")["run"]
+    assert run["info"]["status"] == "FINISHED" and _metric(run, "loss") == 0.125
+    assert not elsewhere.exists()

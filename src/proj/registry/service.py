@@ -199,7 +199,8 @@ def reproduction(store: RunStore, run_id: str) -> tuple[str | None, RunRecord | 
     when it was never reproduced."""
     runs, _ = store.search_runs(f"tags.`proj.reproduces` = '{run_id}'", order_by=["attributes.start_time DESC"],
                                 max_results=100)
-    for run in runs:
+    for found in runs:
+        run = store.get_run(found.id)  # a search's records carry no tags
         verdict = run.tags.get(VERDICT_TAG)
         if verdict:
             return verdict, run

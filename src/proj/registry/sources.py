@@ -42,6 +42,8 @@ def resolve_source(store: RunStore, source: str, *, artifacts_root: Path | None 
     uri = parse(source)
     if uri.registered:
         version = resolve_version(store, uri)
+        if not version.files_sha256:
+            raise UsageError(f"models:/{version.name}/{version.version} has no stored copy of its files to register from")
         return Source(f"models:/{version.name}/{version.version}", version.run_id, version.model_id,
                       files_sha256=version.files_sha256)
     if uri.kind == "logged":

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from proj.errors import NotFound, UsageError
+from proj.errors import UsageError
 from proj.tracking.registry_records import STAGE_NONE, RegistryEvent
 from proj.tracking.store import RunStore
 
@@ -49,11 +49,8 @@ def parse_time(text: str) -> float:
 
 
 def events(store: RunStore, name: str, *, until: float | None = None) -> list[RegistryEvent]:
-    """The events of ``name`` (renames followed), oldest first; NotFound when it never existed."""
-    found = store.registry_events(name, until=until)
-    if not found and not store.registry_events(name):
-        raise NotFound(f"Registered Model with name={name} has no history (it never existed)")
-    return found
+    """The events of ``name`` (renames followed), oldest first; NotFound (from the store) when it never existed."""
+    return store.registry_events(name, until=until)
 
 
 def state_at(store: RunStore, name: str, at: float) -> ModelState:
@@ -105,7 +102,7 @@ def apply(state: ModelState, event: RegistryEvent) -> None:
 def describe_event(event: RegistryEvent) -> str:
     """One event in words: ``alias champion 2 -> 3``, ``stage of v3 None -> Production``."""
     version = f"v{event.version} " if event.version is not None else ""
-    key = f"{event.key} " if event.key else ""
+    key = f"{event.key} " if event.key and event.kind != "stage" else ""  # a stage event's key is its new stage
     if event.kind == "version_created":
         change = f"from {event.new}" if event.new else ""
     elif event.old is not None or event.new is not None:

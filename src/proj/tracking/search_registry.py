@@ -24,6 +24,7 @@ class RegistryGrammar:
     list_keys: tuple[str, ...]
     order_keys: dict[str, str]  # order_by key -> SQL column
     valid_order_keys: tuple[str, ...]  # as MLflow's message lists them
+    order_error: str  # MLflow's message for a key outside them
     tiebreak: tuple[tuple[str, str, bool], ...]  # (key, SQL column, ascending) appended unless ordered by key
     tag_sql: str  # the tag's value for the row, "?" the key
     prompt_sql: str  # true for a row that belongs to a prompt
@@ -34,7 +35,8 @@ REGISTERED_MODELS = RegistryGrammar(
     # MLflow's SQL store orders "timestamp" by the last update; creation_timestamp is proj's addition
     order_keys={"name": "m.name", "timestamp": "m.last_updated_time", "last_updated_timestamp": "m.last_updated_time",
                 "creation_timestamp": "m.creation_time"},
-    valid_order_keys=("name", "timestamp"), tiebreak=(("name", "m.name", True),),
+    valid_order_keys=("name", "timestamp"), order_error="Invalid order by key '{key}' specified. Valid keys are '{valid}'",
+    tiebreak=(("name", "m.name", True),),
     tag_sql="(SELECT x.value FROM registered_model_tags x WHERE x.model_id = m.id AND x.key = ?)",
     prompt_sql=f"EXISTS (SELECT 1 FROM registered_model_tags x WHERE x.model_id = m.id AND x.key = '{IS_PROMPT_TAG}'"
                " AND x.value = 'true')")
@@ -44,6 +46,7 @@ MODEL_VERSIONS = RegistryGrammar(
     order_keys={"name": "m.name", "version_number": "v.version", "creation_timestamp": "v.creation_time",
                 "last_updated_timestamp": "v.last_updated_time"},
     valid_order_keys=("creation_timestamp", "last_updated_timestamp", "name", "version_number"),
+    order_error="Invalid attribute key '{key}' specified. Valid keys are '{valid}'",
     tiebreak=(("name", "m.name", True), ("version_number", "v.version", False)),
     tag_sql="(SELECT x.value FROM model_version_tags x WHERE x.model_id = v.model_id AND x.version = v.version"
             " AND x.key = ?)",
@@ -141,9 +144,26 @@ def _list(r: _Tokens) -> list[str]:
                        "ill-formed list.")
 
 
+def _shown(r: _Tokens, token: Token | None) -> str:
+    """The value as MLflow quotes it in a message: a parenthesised list whole, else the token."""
+    if token is None:
+        return ""
+    if token.text != "(":
+        return token.text
+    inner = []
+    for ahead in r.tokens[r.pos:]:
+        inner.append(ahead.text)
+        if ahead.text == ")":
+            break
+    return "(" + "".join(", " if t == "," else t for t in inner)
+
+
 def _value(r: _Tokens, entity: str, key: str, grammar: RegistryGrammar) -> Any:
     token = r.take()
-    shown = token.text if token else ""
+    shown = _shown(r, token)
+    if token is not None and token.kind == "word":
+        raise _bad(f"Parameter value is either not quoted or unidentified quote types used for string value "
+                   f"{token.text}. Use either single or double quotes.")
     if entity == TAG:
         if token is None or token.kind not in _STRING_TOKENS:
             raise _bad(f"Expected a quoted string value for tag (e.g. 'my-value'). Got value {shown}")
@@ -195,14 +215,18 @@ def parse_registry_filter(text: str | None, grammar: RegistryGrammar) -> list[Cl
     clauses: list[Clause] = []
     while True:
         entity, key = _identifier(r, grammar, tuple(grammar.attributes))
+        start = r.pos - 1
+        if (nxt := r.peek()) is None or not (nxt.kind == "op" or nxt.text.upper() in ("LIKE", "ILIKE", "IN", "NOT")):
+            raise _bad(f"Invalid clause(s) in filter string: {' '.join(t.text for t in r.tokens[start:])}")
         comparator = _comparator(r)
         clauses.append(_checked(Clause(entity, key, comparator, _value(r, entity, key, grammar)), grammar))
         token = r.take()
         if token is None:
             return clauses
         if token.kind != "word" or token.text.upper() != "AND":
-            raise _bad(f"Invalid clause(s) in filter string: {token.text}" +
-                       (" (MLflow's filter has no OR)" if token.text.upper() == "OR" else ""))
+            raise _bad(f"Invalid clause(s) in filter string: {token.text}")
+        if r.peek() is None:  # "name = 'a' AND": MLflow's parser lets a trailing AND pass
+            return clauses
 
 
 def queries_prompts(clauses: list[Clause]) -> bool:
@@ -259,7 +283,7 @@ def _order_item(text: str, grammar: RegistryGrammar) -> tuple[str, bool]:
         raise _bad(f"Invalid order_by clause '{text}'. Could not be parsed.")
     if entity not in ("attribute", "attributes") or key not in grammar.order_keys:
         shown = key if entity in ("attribute", "attributes") else f"{entity}.{key}"
-        raise _bad(f"Invalid order by key '{shown}' specified. Valid keys are '{_set(grammar.valid_order_keys)}'")
+        raise _bad(grammar.order_error.format(key=shown, valid=_set(grammar.valid_order_keys)))
     return key, ascending
 
 

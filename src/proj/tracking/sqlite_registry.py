@@ -41,7 +41,9 @@ MAX_MODELS_RESULTS, MAX_MODELS_THRESHOLD = 100, 1000  # MLflow's registered-mode
 MAX_VERSIONS_RESULTS, MAX_VERSIONS_THRESHOLD = 10_000, 200_000  # and the model-version search's
 ACTIVE_STAGES = (STAGE_STAGING, STAGE_PRODUCTION)  # the stages archive_existing_versions applies to
 _TAG_KEY = re.compile(r"^[/\w.\- :]*$")
-_PROTECTABLE = re.compile(r"^[\w-]+$")
+_PROTECTABLE = re.compile(r"^[\w-]+$")  # MLflow's alias names (stage names are such names too)
+_VERSION_ALIAS = re.compile(r"^[vV]\d+$")
+MAX_ALIAS = 255
 _MODEL_COLUMNS = "m.id, m.name, m.creation_time, m.last_updated_time, m.description, m.user_id"
 _VERSION_COLUMNS = ("v.model_id, m.name, v.version, v.creation_time, v.last_updated_time, v.source, v.run_id,"
                     " v.logged_model_id, v.user_id, v.current_stage, v.description, v.status, v.status_message,"
@@ -109,6 +111,23 @@ def canonical_stage(stage: str) -> str:
     if found is None:
         raise UsageError(f"Invalid Model Version stage: {stage}. Value must be one of {', '.join(STAGES)}.")
     return found
+
+
+def check_alias(alias: str | None, *, setting: bool = False) -> str:
+    """MLflow's alias rules: not empty, ``^[\\w-]+$``, at most 255 characters; ``latest`` and ``v<digits>`` are
+    reserved (refused only when setting one: reading ``latest`` means the newest version)."""
+    if not alias:
+        raise UsageError("Registered model alias name cannot be empty.")
+    if not _PROTECTABLE.match(alias):
+        raise UsageError(f"Invalid alias name: '{alias}'. Names may only contain alphanumerics, underscores (_), "
+                         "and dashes (-).")
+    if len(alias) > MAX_ALIAS:
+        raise UsageError(f"'Registered model alias name' exceeds the maximum length of {MAX_ALIAS} characters")
+    if setting and alias.lower() == "latest":
+        raise UsageError("'latest' alias name (case insensitive) is reserved.")
+    if setting and _VERSION_ALIAS.match(alias):
+        raise UsageError(f"Version alias name '{alias}' is reserved.")
+    return alias
 
 
 def _protected_key(key: str) -> str:
@@ -252,8 +271,8 @@ class SqliteRegistry(SqliteBase):
         if max_results > MAX_MODELS_THRESHOLD:
             raise UsageError("Invalid value for request parameter max_results. It must be at most "
                              f"{MAX_MODELS_THRESHOLD}, but got value {max_results}")
-        if max_results < 1:
-            raise UsageError(f"Invalid value for request parameter max_results. It must be a positive integer, "
+        if max_results < 0:  # 0 is an empty page, as MLflow's store answers it
+            raise UsageError(f"Invalid value for request parameter max_results. It must be at least 0, "
                              f"but got value {max_results}")
         where, args = compile_registry_filter(parse_registry_filter(filter_string, REGISTERED_MODELS),
                                               REGISTERED_MODELS)
@@ -513,8 +532,8 @@ class SqliteRegistry(SqliteBase):
 
     def set_registered_model_alias(self, name: str, alias: str, version: int, *, user: str | None = None,
                                    reason: str | None = None) -> None:
-        if not alias:
-            raise UsageError("Registered model alias name cannot be empty.")
+        check_model_name(name)
+        check_alias(alias, setting=True)
         with self._tx() as db:
             row = self._registered_version_row(db, name, version)
             model_key, number = row[0], row[2]
@@ -529,8 +548,8 @@ class SqliteRegistry(SqliteBase):
 
     def delete_registered_model_alias(self, name: str, alias: str, *, user: str | None = None,
                                       reason: str | None = None) -> None:
-        if not alias:
-            raise UsageError("Registered model alias name cannot be empty.")
+        check_model_name(name)
+        check_alias(alias)
         with self._tx() as db:
             model_key = self._registered_row(db, name)[0]
             old = db.execute("SELECT version FROM registered_model_aliases WHERE model_id = ? AND alias = ?",
@@ -543,8 +562,8 @@ class SqliteRegistry(SqliteBase):
                         reason=reason)
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersionRecord:
-        if not alias:
-            raise UsageError("Registered model alias name cannot be empty.")
+        check_model_name(name)
+        check_alias(alias)
         model_key = self._registered_row(self._db, name)[0]
         if alias.lower() == "latest":  # MLflow's reserved alias: the highest live version
             found = self._db.execute("SELECT max(version) FROM model_versions WHERE model_id = ? AND deleted = 0",

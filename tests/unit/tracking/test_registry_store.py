@@ -163,6 +163,13 @@ def test_aliases_set_move_resolve_and_leave_with_their_version(store: SqliteStor
                             ("alias_deleted", "challenger", "2", None, alias_events[3][4], None),
                             ("alias_deleted", "champion", "2", None, alias_events[4][4], None)]
     assert all(e[4] for e in alias_events)  # who: the caller's user, else the account proj runs as
+    for bad, message in (("latest", "'latest' alias name (case insensitive) is reserved."),
+                         ("V12", "Version alias name 'V12' is reserved."),
+                         ("no way", "Invalid alias name: 'no way'. Names may only contain alphanumerics"),
+                         ("", "Registered model alias name cannot be empty."),
+                         ("a" * 256, "'Registered model alias name' exceeds the maximum length of 255")):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            store.set_registered_model_alias("m", bad, 1)
     store.create_registered_model("empty")
     with pytest.raises(NotFound, match=r"^Latest version not found for model empty\.$"):
         store.get_model_version_by_alias("empty", "latest")
@@ -324,6 +331,8 @@ def test_search_registered_models_filters_orders_and_pages_as_mlflow(store: Sqli
     assert names("name IN ('churn', 'fraud-b')") == ["churn", "fraud-b"]
     assert names("tags.`team` LIKE 'gr%'") == ["churn"]
     assert names("tags.`mlflow.prompt.is_prompt` = 'true'") == ["prompt-1"]
+    assert names("tags.`mlflow.prompt.is_prompt` = 'false'") == ["Fraud-A", "churn", "fraud-b"]
+    assert names("name = 'churn' AND") == ["churn"]  # MLflow's parser lets a trailing AND pass
     assert names(order_by=("name DESC",)) == ["fraud-b", "churn", "Fraud-A"]
     store.update_registered_model("churn", "touched last")
     assert names(order_by=("timestamp DESC",))[0] == "churn"
@@ -339,6 +348,9 @@ def test_search_registered_models_filters_orders_and_pages_as_mlflow(store: Sqli
             ("tags.team IN ('a')", "Expected a quoted string value for tag (e.g. 'my-value'). Got value ("),
             ("tags.team < 'a'", "Invalid comparator for tag: <"),
             ("name = 'a' OR name = 'b'", "Invalid clause(s) in filter string: OR"),
+            ("name", "Invalid clause(s) in filter string: name"),
+            ("tags.team = risk", "Parameter value is either not quoted or unidentified quote types used for string "
+                                 "value risk. Use either single or double quotes."),
             ("name = 1", "Expected a quoted string value or a list of quoted string values for attributes. Got value 1")):
         with pytest.raises(UsageError, match=re.escape(message)):
             names(bad)
@@ -388,7 +400,7 @@ def test_search_model_versions_filters_orders_and_pages_as_mlflow(store: SqliteS
             ("version_number = 'x'", "Invalid value for numeric attribute 'version_number': 'x'")):
         with pytest.raises(UsageError, match=re.escape(message)):
             found(bad)
-    with pytest.raises(UsageError, match=re.escape("Invalid order by key 'run_id' specified.")):
+    with pytest.raises(UsageError, match=re.escape("Invalid attribute key 'run_id' specified. Valid keys are")):
         found(order_by=("run_id",))
     with pytest.raises(UsageError, match="It must be a positive integer"):
         store.search_model_versions(max_results=0)

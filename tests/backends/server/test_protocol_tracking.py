@@ -57,6 +57,7 @@ first = client.search_experiments(max_results=2, filter_string="name LIKE 'page-
 second = client.search_experiments(max_results=2, filter_string="name LIKE 'page-%'", order_by=["name ASC"],
                                    page_token=first.token)
 out["pages"] = [[x.name for x in first], [x.name for x in second], bool(first.token)]
+out["rename_taken"] = code(client.rename_experiment, eid, "page-0")
 client.rename_experiment(eid, "exp-b")
 out["renamed"] = client.get_experiment(eid).name
 client.set_experiment_tag(eid, "stage", "dev")
@@ -77,6 +78,7 @@ out["default"] = client.get_experiment("0").name
     assert out["duplicate"] == "RESOURCE_ALREADY_EXISTS"
     assert out["unknown"] == "RESOURCE_DOES_NOT_EXIST"
     assert out["pages"] == [["page-0", "page-1"], ["page-2", "page-3"], True]
+    assert out["rename_taken"] == "BAD_REQUEST"  # what mlflow server answers (not RESOURCE_ALREADY_EXISTS)
     assert out["renamed"] == "exp-b"
     assert out["tags"] == {"stage": "dev"}
     assert out["deleted"] == "deleted" and not out["active_names"] and out["deleted_names"] == ["exp-b"]

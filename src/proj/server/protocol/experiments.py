@@ -1,10 +1,11 @@
 """Experiments: create, get, get-by-name, search, update (rename), delete, restore, set and delete tags."""
 from __future__ import annotations
 
-from proj.errors import NotFound, UsageError
+from proj.errors import AlreadyExists, NotFound, UsageError
 from proj.server.protocol import json as mj
 from proj.server.protocol import validate as v
 from proj.server.protocol.call import Call, JsonDict
+from proj.server.protocol.errors import ApiError
 from proj.tracking.records import ACTIVE_ONLY, VIEW_TYPES
 
 # ViewType's enum numbers, which a client may send instead of the names
@@ -64,7 +65,10 @@ def update(call: Call) -> JsonDict:
     exp_id = _experiment_id(call)
     new_name = v.string(call.body, "new_name")
     if new_name:
-        call.store.rename_experiment(exp_id, v.experiment_name(new_name))
+        try:
+            call.store.rename_experiment(exp_id, v.experiment_name(new_name))
+        except AlreadyExists as exc:  # MLflow's server answers a rename onto a taken name with BAD_REQUEST
+            raise ApiError(exc.message, "BAD_REQUEST") from None
     return {}
 
 

@@ -535,9 +535,22 @@ class RestStore(RunStore):
         return [self._record(d) for d in found]
 
     def descendants(self, run_ids: list[str]) -> list[RunRecord]:
+        """One search for every run that has a parent (a page at a time), walked from ``run_ids`` here: not one
+        request per run of a listing."""
+        below: dict[str, list[RunRecord]] = {}
+        token = None
+        exp_ids = self._all_experiment_ids()
+        while True:
+            found, token = self._search(exp_ids, f"tags.`{tags_of.PARENT_RUN_ID}` LIKE '%'",
+                                        ["attributes.start_time ASC"], 1000, token)
+            for data in found:
+                child = self._record(data)
+                below.setdefault(child.parent_run_id or "", []).append(child)
+            if not token:
+                break
         out, todo, seen = [], list(run_ids), set(run_ids)
         while todo:
-            for child in self.list_children(todo.pop(0)):
+            for child in below.get(todo.pop(0), []):
                 if child.id not in seen:
                     seen.add(child.id)
                     out.append(child)

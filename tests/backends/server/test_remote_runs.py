@@ -19,7 +19,9 @@ from typing import Any, Iterator
 import pytest
 
 from helpers.cli import Proj, require, wait_for
-from helpers.servers import Server, free_port, mlflow_server, proj_server, run_client
+from helpers.servers import Server, _serving, free_port, proj_server, run_client
+
+MLFLOW_START_SECONDS = 600
 
 MLPROJECT = """
 name: remote
@@ -69,7 +71,14 @@ def _proj_server_available() -> bool:
 
 @pytest.fixture(scope="module")
 def mlflow_srv(mlflow_full_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with mlflow_server(mlflow_full_venv, tmp_path_factory.mktemp("mlflow-server")) as server:
+    """`mlflow server` as helpers.servers.mlflow_server starts it, given longer to come up: on the shared 2-core
+    machine under the other suites' load its start-up has taken over 180 s."""
+    work = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    argv = [str(mlflow_full_venv / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
+            "--artifacts-destination", str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1"]
+    with _serving(argv, port, work / f"mlflow-server-{port}.log", None, MLFLOW_START_SECONDS) as server:
         yield server
 
 
@@ -444,3 +453,35 @@ def test_artifacts_not_proxied_are_not_uploaded_with_one_warning(remote_proj: Pr
     run = _api(any_server.url, f"runs/get?run_id={_started_id(out.stderr)}")["run"]
     assert run["info"]["status"] == "FINISHED" and _metric(run, "loss") == 0.125
     assert not elsewhere.exists()
+
+
+MODEL_PROJECT = {
+    "MLproject": "name: m\nentry_points:\n  main:\n    command: \"python m.py\"\n",
+    "m.py": """
+import os
+d = os.environ["PROJ_MODEL_DIR"]
+os.makedirs(d, exist_ok=True)
+with open(os.path.join(d, "MLmodel"), "w") as fh:
+    fh.write("flavors:\\n  custom:\\n    data: w.txt\\n")
+with open(os.path.join(d, "w.txt"), "w") as fh:
+    fh.write("1 2 3")
+""",
+}
+
+
+def test_models_and_reproduce_against_a_server(remote_proj: Proj, make_project: Any, any_server: Server) -> None:
+    project = make_project(MODEL_PROJECT)
+    out = remote_proj("run", str(project), "--env-manager", "local", "--experiment-name", "models",
+                      "--tracking-uri", any_server.url)
+    assert out.code == 0, out
+    run_id = _started_id(out.stderr)
+    models = remote_proj("models", "list", "--tracking-uri", any_server.url, "--json")
+    assert models.code == 0, models
+    mine = [m for m in models.json() if m["run_id"] == run_id]
+    assert [(m["path"], m["flavors"], m["valid"]) for m in mine] == [("model", ["custom"], True)]
+    again = remote_proj("reproduce", run_id, "--tracking-uri", any_server.url)
+    assert again.code == 0, again
+    assert "verdict: identical" in again.stdout, again
+    copy = re.search(r"reproduction run ([0-9a-f]{32})", again.stdout).group(1)
+    tags = {t["key"]: t["value"] for t in _api(any_server.url, f"runs/get?run_id={copy}")["run"]["data"]["tags"]}
+    assert tags["proj.reproduces"] == run_id

@@ -225,9 +225,14 @@ def _answers_errors(handler: Handler) -> Handler:
             return await handler(request)
         except ProjError as exc:
             return from_exception(exc)
-        except OSError as exc:
+        except NotImplementedError as exc:  # a store without logged models, say
+            return error_response("NOT_IMPLEMENTED", str(exc))
+        except OSError as exc:  # a full disk, a permission: the reason, never the server's paths
             log.exception("artifact storage failed in %s %s", request.method, request.url.path)
             return error_response("INTERNAL_ERROR", f"artifact storage failed: {exc.strerror or type(exc).__name__}")
+        except Exception:  # a bug: logged with its traceback here, never sent to the client
+            log.exception("internal error in %s %s", request.method, request.url.path)
+            return error_response("INTERNAL_ERROR", "Internal server error (see the server's log)")
 
     return serve
 

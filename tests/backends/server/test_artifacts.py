@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers.cli import Proj, wait_for
+from helpers.cli import Proj, require, wait_for
 from helpers.git_repos import commit, git
 from helpers.servers import Server, proj_server, run_client
 from proj.server.artifacts import lock_file_name
@@ -417,3 +417,33 @@ def test_artifacts_destination_writes_there_and_still_reads_proj_runs(mlflow_ful
     assert (dest / out["exp"] / out["run_id"] / "artifacts" / "d" / "x.txt").read_text() == "via dest"
     assert not (tmp_path / "store" / "runs" / out["run_id"] / "artifacts" / "d").exists()
     assert out["new"] == ["d/x.txt"] and out["old"] == ["out/mine.txt"] and out["text"] == "mine"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs (root only): an artifacts destination that fills up mid-upload."""
+    import subprocess
+
+    require(os.geteuid() == 0, "mounting a tmpfs needs root")
+    where = tmp_path / "tiny"
+    where.mkdir()
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True, text=True)
+    require(out.returncode == 0, f"cannot mount a tmpfs: {out.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_full_disk_mid_upload_leaves_nothing(mlflow_full_venv: Path, tiny_disk: Path, tmp_path: Path) -> None:
+    with proj_server(tmp_path / "store", tmp_path, "--artifacts-destination", str(tiny_disk)) as server:
+        run = new_run(mlflow_full_venv, server, tmp_path)
+        base = f"/api/2.0/mlflow-artifacts/artifacts/{run['exp']}/{run['run_id']}/artifacts"
+        status, _, body = call(server, "PUT", f"{base}/big.bin", os.urandom(5 << 20))
+        assert status == 500, body
+        error = json.loads(body)
+        assert error["error_code"] == "INTERNAL_ERROR" and "No space left" in error["message"]
+        assert str(tiny_disk).encode() not in body
+        folder = tiny_disk / run["exp"] / run["run_id"] / "artifacts"
+        assert sorted(os.listdir(folder)) == ["first.txt"]  # no half file, no temp file
+        assert call(server, "GET", f"{base}/first.txt")[::2] == (200, b"first")

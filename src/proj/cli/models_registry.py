@@ -15,15 +15,15 @@ STAGE_CHOICES = ("None", "Staging", "Production", "Archived")
 
 
 def _write_store(tracking_uri: str | None, create: bool = False) -> Any:
-    from proj.tracking.open import open_store
+    from proj.registry import local_store
 
-    return open_store(tracking_uri, create=create, write=True)
+    return local_store(tracking_uri, write=True, create=create)
 
 
 def _read_store(tracking_uri: str | None) -> Any:
-    from proj.tracking.open import open_store
+    from proj.registry import local_store
 
-    return open_store(tracking_uri, create=False)
+    return local_store(tracking_uri, write=False)
 
 
 def split_target(target: str) -> tuple[str, int | None]:

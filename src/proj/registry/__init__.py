@@ -4,11 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from proj.errors import UsageError
 from proj.registry import query as _query
 from proj.registry import service as _service
 from proj.registry import timeline as _history
 from proj.registry import trace as _lineage
-from proj.tracking.open import open_store
+from proj.tracking.open import open_store, server_uri
 from proj.tracking.registry_records import ModelVersionRecord, RegisteredModelRecord, RegistryEvent
 from proj.tracking.store import RunStore
 
@@ -16,8 +17,19 @@ __all__ = ["register", "get_version", "get_model", "versions", "set_alias", "del
            "set_tag", "delete_tag", "describe", "rename", "delete", "history", "state_at", "lineage", "export"]
 
 
+def local_store(tracking_uri: str | None, *, write: bool, create: bool = False) -> RunStore:
+    """The local store the registry works on; a tracking server's registry is reached with MLflow's client
+    for now (RestStore has no registry calls), so an http(s) URI is refused in one line."""
+    remote = server_uri(tracking_uri)
+    if remote is not None:
+        raise UsageError(f"the registry commands work on a local store, not the tracking server {remote}: "
+                         "use MLflow's client (MlflowClient, mlflow.register_model) against it, or run them "
+                         "where the server's store is (--tracking-uri DIR)")
+    return open_store(tracking_uri, create=create, write=write)
+
+
 def _store(tracking_uri: str | None, write: bool) -> RunStore:
-    return open_store(tracking_uri, create=write)
+    return local_store(tracking_uri, write=write, create=write)
 
 
 def register(source: str, name: str, *, description: str | None = None, tags: dict[str, str] | None = None,

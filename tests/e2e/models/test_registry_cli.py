@@ -191,6 +191,7 @@ def test_lineage_of_a_run_from_a_git_url(proj, make_project) -> None:
     (("register", "./no-such-dir", "fraud"), "is not a directory, a run's model"),
     (("register", "runs:/0123456789abcdef0123456789abcdef/model", "fraud"), "not found"),
     (("history", "nope"), "Registered Model with name=nope not found"),
+    (("versions", "fraud", "--tracking-uri", "http://127.0.0.1:9"), "the registry commands work on a local store"),
 ])
 def test_errors_are_one_line(proj, make_project, tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
     model = tmp_path / "local-model"

@@ -414,6 +414,25 @@ def test_artifacts_destination_writes_there_and_still_reads_proj_runs(mlflow_ful
                               "old": [f.path for f in c.list_artifacts({proj_runs["plain"]!r}, "out")],
                               "text": mlflow.artifacts.load_text(f"runs:/{proj_runs['plain']}/out/mine.txt")}}))
         """)
+        # an experiment whose artifact_location climbs out of the destination (CVE-2023-6015's shape)
+        climb = client(mlflow_full_venv, server, tmp_path, """
+            import json, mlflow
+            c = mlflow.MlflowClient()
+            try:
+                exp = c.create_experiment("climb", artifact_location="mlflow-artifacts:/../../../../etc")
+            except mlflow.exceptions.MlflowException as exc:
+                print(json.dumps({"refused": exc.error_code}))
+            else:
+                print(json.dumps({"run_id": c.create_run(exp).info.run_id}))
+        """)
+        if "run_id" in climb:
+            for method, path in (("GET", f"/api/2.0/mlflow/artifacts/list?run_id={climb['run_id']}"),
+                                 ("GET", f"/get-artifact?run_id={climb['run_id']}&path=passwd")):
+                status, _, body = call(server, method, path)
+                assert status == 400 and json.loads(body)["error_code"] == "INVALID_PARAMETER_VALUE", body
+                assert b"root:" not in body
+        else:
+            assert climb["refused"] == "INVALID_PARAMETER_VALUE"
     assert (dest / out["exp"] / out["run_id"] / "artifacts" / "d" / "x.txt").read_text() == "via dest"
     assert not (tmp_path / "store" / "runs" / out["run_id"] / "artifacts" / "d").exists()
     assert out["new"] == ["d/x.txt"] and out["old"] == ["out/mine.txt"] and out["text"] == "mine"

@@ -210,8 +210,11 @@ class SqliteRegistry(SqliteBase):
                     by_key[mid, version].aliases.append(alias)
         return found
 
-    def _registered(self, rows: list[tuple[Any, ...]]) -> list[RegisteredModelRecord]:
-        """Records of registered-model rows with tags, aliases, protected keys and latest versions per stage."""
+    def _registered(self, rows: list[tuple[Any, ...]], *, searched: bool = False) -> list[RegisteredModelRecord]:
+        """Records of registered-model rows with tags, aliases, protected keys and latest versions per stage.
+
+        The latest versions come in MLflow's orders: a model read by name lists its stages in the order the
+        versions first reached them; a search lists them by stage name (its window query's partitions)."""
         found = [RegisteredModelRecord(name=name, creation_time=created, last_updated_time=updated,
                                        description=description, user_id=user)
                  for _mid, name, created, updated, description, user in rows]
@@ -229,13 +232,13 @@ class SqliteRegistry(SqliteBase):
             for mid, key in self._db.execute(f"SELECT model_id, key FROM registry_protected"
                                              f" WHERE model_id IN ({marks}) ORDER BY key", chunk):
                 by_id[mid].protected.append(key)
-            # the newest live version of each stage, the stages in the order their first version reached them
+            first_reached = ("(SELECT min(w.version) FROM model_versions w WHERE w.model_id = v.model_id"
+                             " AND w.current_stage = v.current_stage AND w.deleted = 0)")
             latest = self._db.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM {_VERSIONS_FROM} WHERE v.deleted = 0 AND v.model_id IN ({marks})"
                 " AND v.version = (SELECT max(w.version) FROM model_versions w WHERE w.model_id = v.model_id"
                 " AND w.current_stage = v.current_stage AND w.deleted = 0)"
-                " ORDER BY v.model_id, (SELECT min(w.version) FROM model_versions w WHERE w.model_id = v.model_id"
-                " AND w.current_stage = v.current_stage AND w.deleted = 0)", chunk).fetchall()
+                f" ORDER BY v.model_id, {'v.current_stage' if searched else first_reached}", chunk).fetchall()
             for row, version in zip(latest, self._version_records(latest), strict=True):
                 by_id[row[0]].latest_versions.append(version)
         return found
@@ -281,7 +284,7 @@ class SqliteRegistry(SqliteBase):
         sql = (f"SELECT {_MODEL_COLUMNS} FROM registered_models m WHERE {' AND '.join(where) or '1'}"
                f" ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?")
         rows = self._db.execute(sql, [*args, max_results + 1, offset]).fetchall()
-        return self._registered(rows[:max_results]), (next_page_token(offset + max_results)
+        return self._registered(rows[:max_results], searched=True), (next_page_token(offset + max_results)
                                                   if len(rows) > max_results else None)
 
     def update_registered_model(self, name: str, description: str, *, user: str | None = None,

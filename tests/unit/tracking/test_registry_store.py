@@ -2,11 +2,13 @@
 versions, stages, aliases, tags and searches; proj's append-only history, protection and concurrent registration."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import re
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -452,3 +454,160 @@ def test_an_older_store_reads_as_an_empty_registry_then_gains_its_tables(tmp_pat
     assert migrated.create_model_version("m", "runs:/r/model").version == 1
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         sqlite3.connect(root / "proj.db").execute("DELETE FROM registry_events")
+
+
+# ---- the same calls through MLflow's own SQL registry store (the pinned MLflow, in its side virtualenv) ----
+
+_SETUP: list[tuple[Any, ...]] = [("create", "Fraud-A", {"team": "risk"}), ("create", "fraud-b", {"team": "risk"}),
+          ("create", "churn", {"team": "growth"}), ("create", "prompt-1", {"mlflow.prompt.is_prompt": "true"}),
+          ("version", "Fraud-A", "runs:/r1/model", "r1", {"ok": "yes"}), ("version", "Fraud-A", "/local/dir", "r2", {}),
+          ("version", "churn", "runs:/r1/other", "r1", {}), ("version", "Fraud-A", "runs:/r3/model", "r3", {}),
+          ("stage", "Fraud-A", 2, "Production", False), ("stage", "Fraud-A", 1, "staging", False),
+          ("stage", "Fraud-A", 3, "Production", True), ("alias", "Fraud-A", "champion", 3),
+          ("alias", "Fraud-A", "champion", 1), ("delete_version", "churn", 1)]
+_CALLS: list[list[Any]] = [
+    *[["models", f, [], 100] for f in (
+        None, "name LIKE 'fraud%'", "name ILIKE 'fraud%'", "name = 'churn'", 'attribute.name = "churn"',
+        "name != 'churn' AND tags.team = 'risk'", "name IN ('churn', 'fraud-b')", "name NOT IN ('churn')",
+        "tags.`team` LIKE 'gr%'", "tags.`mlflow.prompt.is_prompt` = 'true'", "tags.`mlflow.prompt.is_prompt` = 'false'",
+        "tags.team != 'risk'", "version_number = 1", "params.a = '1'", "name > 'a'", "tags.team IN ('a')",
+        "tags.team < 'a'", "name = 'a' OR name = 'b'", "name = 1", "name = 'churn' and", "name", "tags.team = risk")],
+    *[["models", None, o, 100] for o in (["name DESC"], ["timestamp DESC"], ["last_updated_timestamp"],
+                                         ["version_number"], ["name UP"], ["tags.x"], ["`name` DESC"])],
+    ["models", None, [], 2], ["models", None, [], 1001],
+    *[["versions", f, []] for f in (
+        None, "name = 'Fraud-A'", "run_id = 'r1'", "run_id IN ('r2', 'zz')", "name = 'Fraud-A' AND version_number > 1",
+        "version_number = '2'", "source_path LIKE 'runs:/r1/%'", "tags.ok = 'yes'", "version_number = 1.5",
+        "version_number IN ('1')", "version_number LIKE '1'", "source_path IN ('x')", "run_id > 'a'", "stage = 'x'",
+        "version_number = 'x'", "version_number >= 2", "source_path = 1", "creation_timestamp > 1")],
+    *[["versions", None, o] for o in (["version_number ASC"], ["attribute.creation_timestamp ASC"], ["run_id"],
+                                      ["name ASC", "version_number DESC"])],
+    ["latest", "Fraud-A", []], ["latest", "Fraud-A", ["production", "Staging"]], ["latest", "Fraud-A", ["Live"]],
+    ["model", "Fraud-A"], ["model", "nope"], ["version", "Fraud-A", 9], ["version", "churn", 1],
+    ["version", "Fraud-A", "one"], ["by_alias", "Fraud-A", "champion"], ["by_alias", "Fraud-A", "latest"],
+    ["by_alias", "Fraud-A", "gone"], ["set_alias", "Fraud-A", "v1", 1], ["set_alias", "Fraud-A", "latest", 1],
+    ["set_alias", "Fraud-A", "bad name", 1], ["stage", "Fraud-A", 1, "Live", False], ["create", "churn"],
+    ["create", "a/b"], ["create", ".."], ["create", ""], ["rename", "fraud-b", ""],
+]
+# Left out where proj answers on purpose otherwise: orders MLflow refuses but proj offers (a registered model's
+# creation_timestamp, attribute.name); MLflow's INTERNAL_ERROR (HTTP 500) for request errors (archive_existing_versions
+# into a stage that is not active, duplicate order_by fields), INVALID_PARAMETER_VALUE in proj; a rename onto a taken
+# name, where MLflow appends SQLAlchemy's whole IntegrityError to the sentence proj ends with.
+_MLFLOW_SCRIPT = r'''
+import json, logging, os, tempfile
+logging.disable(logging.CRITICAL)
+from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
+from mlflow.exceptions import MlflowException
+from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+s = SqlAlchemyStore(os.environ["MLFLOW_TRACKING_URI"])
+setup, calls = json.loads(os.environ["SETUP"]), json.loads(os.environ["CALLS"])
+def version(v):
+    return {"name": v.name, "version": int(v.version), "stage": v.current_stage, "source": v.source, "run_id": v.run_id,
+            "tags": dict(v.tags), "aliases": sorted(v.aliases)}
+for op, *a in setup:
+    if op == "create": s.create_registered_model(a[0], [RegisteredModelTag(k, x) for k, x in a[1].items()])
+    elif op == "version": s.create_model_version(a[0], a[1], a[2], [ModelVersionTag(k, x) for k, x in a[3].items()])
+    elif op == "stage": s.transition_model_version_stage(*a)
+    elif op == "alias": s.set_registered_model_alias(*a)
+    elif op == "delete_version": s.delete_model_version(*a)
+out = []
+for op, *a in calls:
+    try:
+        if op == "models":
+            page = s.search_registered_models(a[0], a[2], a[1] or None)
+            got = [[m.name, sorted([k, int(x)] for k, x in m.aliases.items()), dict(m._tags),
+                    [[int(v.version), v.current_stage] for v in m.latest_versions]] for m in page] + [bool(page.token)]
+        elif op == "versions":
+            got = [[v.name, int(v.version), v.current_stage] for v in s.search_model_versions(a[0], 1000, a[1] or None)]
+        elif op == "latest":
+            got = [version(v) for v in s.get_latest_versions(a[0], a[1] or None)]
+        elif op == "model":
+            m = s.get_registered_model(a[0])
+            got = [m.name, dict(m._tags), [[int(v.version), v.current_stage] for v in m.latest_versions]]
+        elif op == "version": got = version(s.get_model_version(a[0], a[1]))
+        elif op == "by_alias": got = version(s.get_model_version_by_alias(a[0], a[1]))
+        elif op == "set_alias": got = s.set_registered_model_alias(*a)
+        elif op == "stage": got = version(s.transition_model_version_stage(*a))
+        elif op == "create": got = s.create_registered_model(a[0]).name
+        elif op == "rename": got = s.rename_registered_model(*a).name
+        out.append(["ok", got])
+    except MlflowException as e:
+        out.append(["err", e.error_code, e.message])
+print(json.dumps(out))
+'''
+
+
+def _proj_answers(store: SqliteStore) -> list[list[Any]]:
+    from proj.errors import ProjError
+
+    def version(v: Any) -> dict[str, Any]:
+        return {"name": v.name, "version": v.version, "stage": v.current_stage, "source": v.source,
+                "run_id": v.run_id, "tags": v.tags, "aliases": sorted(v.aliases)}
+
+    for op, *a in _SETUP:
+        if op == "create":
+            store.create_registered_model(a[0], tags=a[1])
+        elif op == "version":
+            store.create_model_version(a[0], a[1], a[2], tags=a[3])
+        elif op == "stage":
+            store.transition_model_version_stage(*a)
+        elif op == "alias":
+            store.set_registered_model_alias(*a)
+        elif op == "delete_version":
+            store.delete_model_version(*a)
+    out: list[list[Any]] = []
+    for op, *a in _CALLS:
+        try:
+            got: Any
+            if op == "models":
+                models, token = store.search_registered_models(a[0], a[2], a[1])
+                got = [[m.name, sorted([k, v] for k, v in m.aliases.items()), m.tags,
+                        [[v.version, v.current_stage] for v in m.latest_versions]] for m in models] + [bool(token)]
+            elif op == "versions":
+                got = [[v.name, v.version, v.current_stage] for v in
+                       store.search_model_versions(a[0], 1000, a[1])[0]]
+            elif op == "latest":
+                got = [version(v) for v in store.get_latest_versions(a[0], a[1])]
+            elif op == "model":
+                m = store.get_registered_model(a[0])
+                got = [m.name, m.tags, [[v.version, v.current_stage] for v in m.latest_versions]]
+            elif op == "version":
+                got = version(store.get_model_version(a[0], a[1]))
+            elif op == "by_alias":
+                got = version(store.get_model_version_by_alias(a[0], a[1]))
+            elif op == "set_alias":
+                store.set_registered_model_alias(*a)
+                got = None
+            elif op == "stage":
+                got = version(store.transition_model_version_stage(*a))
+            elif op == "create":
+                got = store.create_registered_model(a[0]).name
+            else:
+                got = store.rename_registered_model(*a).name
+            out.append(["ok", got])
+        except ProjError as exc:
+            out.append(["err", exc.error_code, exc.message])
+    return out
+
+
+def _sets_sorted(answer: list[Any]) -> Any:
+    """MLflow prints Python sets in hash order: compare their items sorted."""
+    if answer[0] != "err":
+        return json.loads(json.dumps(answer))
+    message = re.sub(r"\{('[^']*'(?:, '[^']*')*)\}", lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}",
+                     str(answer[2]))
+    return [answer[0], answer[1], message]
+
+
+@pytest.mark.mlflow
+@pytest.mark.slow
+def test_the_store_answers_as_mlflows_own_sql_registry_store(tmp_path: Path, shared_cache: Path) -> None:
+    from helpers.servers import build_mlflow_venv, run_client
+
+    venv = build_mlflow_venv(shared_cache)
+    expected = run_client(venv, _MLFLOW_SCRIPT, f"sqlite:///{tmp_path}/mlflow.db", tmp_path,
+                          env={"SETUP": json.dumps(_SETUP), "CALLS": json.dumps(_CALLS)})
+    got = _proj_answers(SqliteStore(tmp_path / "store"))
+    differences = [(call, _sets_sorted(want), _sets_sorted(have)) for call, want, have in zip(_CALLS, expected, got, strict=True)
+                   if _sets_sorted(want) != _sets_sorted(have)]
+    assert differences == [], "\n".join(f"{c}\n  mlflow: {w}\n  proj:   {h}" for c, w, h in differences)

@@ -407,7 +407,7 @@ class SqliteRegistry(SqliteBase):
             db.executemany("INSERT INTO model_version_tags VALUES (?,?,?,?)",
                            [(model_key, version, k, v) for k, v in (tags or {}).items()])
             db.execute("UPDATE registered_models SET last_updated_time = ? WHERE id = ?", (now, model_key))
-            self._registry_event(db, model_key, name, version, "version_created", key=run_id, new=source, user=user,
+            self._registry_event(db, model_key, name, version, "version_created", new=source, user=user,
                         reason=reason, at=now)
             for k, v in (tags or {}).items():
                 self._registry_event(db, model_key, name, version, "tag_set", key=k, new=v, user=user, reason=reason, at=now)

@@ -3,6 +3,7 @@ escaping links, nothing written when refused), MLflow's alias and name rules, pr
 reproduction verdict an alias can require, history replayed at a past time, and lineage without a run."""
 from __future__ import annotations
 
+import multiprocessing
 import re
 import time
 from pathlib import Path
@@ -188,3 +189,30 @@ def test_lineage_of_a_version_without_a_run(store: SqliteStore, tmp_path: Path) 
     service.register(store, str(model_dir(tmp_path)), "fraud")
     info = trace.lineage(store, "models:/fraud/latest")
     assert info["run"] is None and info["version"]["intact"] and info["version"]["files"] == 2
+
+
+def _register_in_process(root: str, source: str, out: "multiprocessing.Queue[object]") -> None:
+    try:
+        out.put(service.register(SqliteStore(Path(root)), source, "fraud").version)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test with it
+        out.put(repr(exc))
+
+
+def test_eight_processes_register_one_new_model_at_once(tmp_path: Path) -> None:
+    """The model is created by whichever comes first, the files copied in concurrently: versions 1..8."""
+    root = tmp_path / "store"
+    SqliteStore(root).close()
+    sources = [str(model_dir(tmp_path, f"m{i}", weights=bytes([i % 2]))) for i in range(8)]
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[object] = ctx.Queue()
+    procs = [ctx.Process(target=_register_in_process, args=(str(root), s, out)) for s in sources]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert sorted(results) == list(range(1, 9)), results  # type: ignore[type-var]
+    store = SqliteStore(root)
+    digests = {v.files_sha256 for v in service.versions(store, "fraud")}
+    assert len(digests) == 2 and all(files.check(root, d) == [] for d in digests if d)
+    assert [e.kind for e in store.registry_events("fraud")].count("model_created") == 1

@@ -270,11 +270,13 @@ def _source_run(call: Call, run_id: str, source: str) -> RunRecord:
     return run
 
 
-def _check_source(call: Call, source: str, run_id: str | None, model_id: str | None) -> tuple[str, str | None]:
+def _check_source(call: Call, source: str, run_id: str | None, model_id: str | None,
+                  ) -> tuple[str, str | None, str | None]:
     """MLflow's server-side checks of a new version's source (mlflow.server.handlers._create_model_version):
     a logged model's ``models:/m-<id>`` or artifacts with that model_id, a run's ``runs:/`` or artifacts with
-    that run_id, another registered version; no local path, no relative parts. Returns (source, run_id), the
-    source of another version being its canonical ``models:/NAME/V``."""
+    that run_id, another registered version; no local path, no relative parts. Returns (source, run_id,
+    pointer): another version's source as its canonical ``models:/NAME/V``, and ``pointer`` the location of a
+    source whose files the server does not hold (an s3:// URI, a version registered from one), else None."""
     parsed = urlparse(source)
     if parsed.scheme == "models":
         if parsed.netloc:
@@ -286,10 +288,11 @@ def _check_source(call: Call, source: str, run_id: str | None, model_id: str | N
             if (run_id and run_id != other.run_id) or (model_id and model_id != other.model_id):
                 raise UsageError(f"Invalid model version source: '{source}'. The run_id and model_id request "
                                  "parameters must match the referenced model version.")
-            return f"models:/{other.name}/{other.version}", run_id or other.run_id
+            pointer = None if other.files_sha256 else other.storage_location or other.source
+            return f"models:/{other.name}/{other.version}", run_id or other.run_id, pointer
         if model_id and model_id != uri.model_id:
             raise _invalid_source(source, "model_id")
-        return source, run_id or _logged(call, uri.model_id or "", source).source_run_id
+        return source, run_id or _logged(call, uri.model_id or "", source).source_run_id, None
     if parsed.scheme in ("", "file"):
         raise UsageError(f"Invalid model version source: '{source}'. To use a local path as a model version source, "
                          "the run_id request parameter has to be specified and the local path has to be contained "
@@ -300,14 +303,14 @@ def _check_source(call: Call, source: str, run_id: str | None, model_id: str | N
         model = _logged(call, model_id, source)
         if not artifacts or not _inside(source, model.artifact_location):
             raise _invalid_source(source, "model_id")
-        return source, run_id or model.source_run_id
+        return source, run_id or model.source_run_id, None
     if parsed.scheme == "runs":
         if parsed.netloc or not run_id or parsed.path.lstrip("/").split("/")[0] != run_id:
             raise _invalid_source(source, "run_id")
         _source_run(call, run_id, source)
     elif artifacts and (not run_id or not _inside(source, _source_run(call, run_id, source).artifact_uri)):
         raise _invalid_source(source, "run_id")
-    return source, run_id
+    return source, run_id, None if is_model_uri(source) else source
 
 
 def create_version(call: Call) -> JsonDict:
@@ -316,18 +319,18 @@ def create_version(call: Call) -> JsonDict:
     http...) is recorded as MLflow records it, a pointer the server does not follow."""
     body = call.body
     name = _name(call)
-    source, run_id = _check_source(call, _required_string(body, "source"), v.string(body, "run_id") or None,
-                                   v.string(body, "model_id") or None)
+    source, run_id, pointer = _check_source(call, _required_string(body, "source"),
+                                            v.string(body, "run_id") or None, v.string(body, "model_id") or None)
     model_id = v.string(body, "model_id") or None
     fields: dict[str, Any] = {"tags": _tags(call), "description": v.string(body, "description") or None,
                               "run_link": v.string(body, "run_link") or None, "reason": _reason(call)}
-    if is_model_uri(source):
+    if pointer is None:
         version = service.register(call.store, source, name, run_id=run_id, model_id=model_id, create_model=False,
                                    artifacts_root=call.artifacts_root, **fields)
     else:
         call.store.get_registered_model(name)
         version = call.store.create_model_version(name, source, run_id=run_id, model_id=model_id,
-                                                  storage_location=source, user=current_user(), **fields)
+                                                  storage_location=pointer, user=current_user(), **fields)
     return {"model_version": model_version(version)}
 
 
@@ -357,7 +360,7 @@ def delete_version(call: Call) -> JsonDict:
 def _location(call: Call, mv: ModelVersionRecord) -> str:
     """Where a client downloads a version from: the artifacts of the run or logged model it was registered
     from, as `mlflow server` answers (another version: that version's; a pointer: the pointer)."""
-    if not is_model_uri(mv.source):
+    if not is_model_uri(mv.source) or not mv.files_sha256:
         return mv.storage_location or mv.source
     uri = parse(mv.source)
     if uri.registered:

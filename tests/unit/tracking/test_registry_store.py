@@ -423,6 +423,23 @@ def test_a_logged_model_source_resolves_to_its_artifacts_and_its_run(store: Sqli
     assert versions_of(store, "m") == [1, 2]
 
 
+def test_a_change_and_its_event_commit_or_roll_back_together(store: SqliteStore, tmp_path: Path) -> None:
+    store.create_registered_model("m")
+    store.create_model_version("m", "runs:/r/model")
+    count = len(store.registry_events("m"))
+    with pytest.raises(RuntimeError, match="caller failed"):
+        with store.transaction():  # as proj.registry checks and changes in one transaction
+            store.set_registered_model_alias("m", "champion", 1)
+            store.transition_model_version_stage("m", 1, "Staging")
+            raise RuntimeError("caller failed")
+    assert store.get_registered_model("m").aliases == {} and store.get_model_version("m", 1).current_stage == "None"
+    assert len(store.registry_events("m")) == count
+    reader = SqliteStore(tmp_path / "store", readonly=True)  # reading commands: history from a read-only handle
+    assert [e.kind for e in reader.registry_events("m")] == ["model_created", "version_created"]
+    assert [e.model for e in reader.registry_events()] == ["m", "m"]
+    reader.close()
+
+
 def test_events_are_append_only_in_the_database(store: SqliteStore, tmp_path: Path) -> None:
     store.create_registered_model("m")
     db = sqlite3.connect(tmp_path / "store" / "proj.db")

@@ -86,10 +86,11 @@ for f in ["name = 'conf-reg'", "name LIKE 'conf-%'", "name ILIKE 'CONF-PAGE-%'",
           "name != 'conf-reg'", "tags.i = '3'", "name LIKE 'conf-page-%' and tags.parity != 'odd'"]:
     out["models " + f] = sorted(m.name for m in client.search_registered_models(filter_string=f))
 out["models full"] = [d(m) for m in client.search_registered_models(filter_string="name = 'conf-reg'")]
-for f in ["name = 'conf-reg'", f"run_id = '{runs[0]}'", "tags.validated = 'yes'", "version_number > 1",
-          "name = 'conf-reg' and version_number = 2", f"run_id IN ('{runs[0]}', '{runs[1]}')",
+for f in ["name = 'conf-reg'", "run_id = '<run0>'", "tags.validated = 'yes'", "version_number > 1",
+          "name = 'conf-reg' and version_number = 2", "run_id IN ('<run0>', '<run1>')",
           "name LIKE 'conf-%'", "tags.origin = 'fluent'"]:
-    out["versions " + f] = [(mv.name, mv.version) for mv in client.search_model_versions(f)]
+    given = f.replace("<run0>", runs[0]).replace("<run1>", runs[1])  # the answer's key stays free of ids
+    out["versions " + f] = [(mv.name, mv.version) for mv in client.search_model_versions(given)]
 out["versions order"] = [mv.version for mv in client.search_model_versions("name = 'conf-reg'",
                                                                           order_by=["version_number ASC"])]
 client.rename_registered_model("conf-page-3", "conf-renamed")

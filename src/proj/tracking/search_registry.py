@@ -116,7 +116,7 @@ def _identifier(r: _Tokens, grammar: RegistryGrammar, valid: tuple[str, ...]) ->
 def _comparator(r: _Tokens) -> str:
     token = r.take()
     if token is not None and token.kind == "op":
-        return {"==": "=", "<>": "!="}.get(token.text, token.text)
+        return token.text  # "<>" and "==" too: MLflow refuses them as comparators, and so does _checked
     if token is not None and token.kind == "word":
         word = token.text.upper()
         if word == "NOT" and (nxt := r.peek()) is not None and nxt.text.upper() == "IN":

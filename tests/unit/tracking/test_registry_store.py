@@ -398,6 +398,8 @@ def test_search_model_versions_filters_orders_and_pages_as_mlflow(store: SqliteS
             ("version_number LIKE '1'", "Invalid comparator for attribute version_number: LIKE"),
             ("source_path IN ('x')", "Only ['name', 'run_id'] attributes support comparison with a list"),
             ("run_id > 'a'", "Invalid comparator for attribute: >"),
+            ("name <> 'a'", "Invalid comparator for attribute: <>"),
+            ("version_number == 1", "Invalid comparator for attribute version_number: =="),
             ("stage = 'None'", "Invalid attribute key 'stage' specified."),
             ("version_number = 'x'", "Invalid value for numeric attribute 'version_number': 'x'")):
         with pytest.raises(UsageError, match=re.escape(message)):
@@ -496,7 +498,8 @@ _CALLS: list[list[Any]] = [
         None, "name = 'Fraud-A'", "run_id = 'r1'", "run_id IN ('r2', 'zz')", "name = 'Fraud-A' AND version_number > 1",
         "version_number = '2'", "source_path LIKE 'runs:/r1/%'", "tags.ok = 'yes'", "version_number = 1.5",
         "version_number IN ('1')", "version_number LIKE '1'", "source_path IN ('x')", "run_id > 'a'", "stage = 'x'",
-        "version_number = 'x'", "version_number >= 2", "source_path = 1", "creation_timestamp > 1")],
+        "version_number = 'x'", "version_number >= 2", "source_path = 1", "creation_timestamp > 1", "name <> 'x'",
+        "tags.ok <> 'x'", "version_number == 1", "name not in ('churn')", "name ilike 'fraud-a'")],
     *[["versions", None, o] for o in (["version_number ASC"], ["attribute.creation_timestamp ASC"], ["run_id"],
                                       ["name ASC", "version_number DESC"])],
     ["latest", "Fraud-A", []], ["latest", "Fraud-A", ["production", "Staging"]], ["latest", "Fraud-A", ["Live"]],

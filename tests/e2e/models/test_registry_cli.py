@@ -13,7 +13,8 @@ import pytest
 
 from helpers.git_repos import commit, git
 
-MLPROJECT = "entry_points:\n  main:\n    parameters:\n      k: {type: int, default: 3}\n    command: 'python train.py {k}'\n"
+MLPROJECT = ("entry_points:\n  main:\n    parameters:\n      k: {type: int, default: 3}\n"
+             "      data: {type: path, default: data.csv}\n    command: 'python train.py {k} {data}'\n")
 PREDICTOR = '''\
 class Doubler:
     def __init__(self, k):
@@ -29,7 +30,7 @@ from predictor import Doubler
 proj_client.log_metric("acc", 0.25 * int(sys.argv[1]))
 proj_client.save_model(Doubler(int(sys.argv[1])), flavor="pickle")
 '''
-FILES = {"MLproject": MLPROJECT, "predictor.py": PREDICTOR, "train.py": TRAIN}
+FILES = {"MLproject": MLPROJECT, "predictor.py": PREDICTOR, "train.py": TRAIN, "data.csv": "x,y\n1,2\n"}
 
 
 def _run(proj, where: str, *args: str) -> dict:
@@ -139,7 +140,8 @@ def test_lineage_of_a_dirty_git_run_and_require_verdict_after_a_real_reproduce(p
     _ok(proj, "register", f"runs:/{run['id']}/model", "fraud")
 
     info = _json(proj, "lineage", "models:/fraud/1")
-    assert info["run"]["id"] == run["id"] and info["run"]["params"] == {"k": "3"}
+    assert info["run"]["id"] == run["id"] and info["run"]["params"]["k"] == "3"
+    assert info["inputs"]["data"]["sha256"] == run["inputs"]["data"]["sha256"] == _sha(repo / "data.csv")
     src = info["source"]
     assert (src["commit"], src["dirty"], src["remote"]) == (sha, True, "https://git.example.com/team/fraud.git")
     patch = Path(run["run_dir"]) / "artifacts" / "source" / "uncommitted.patch"
@@ -151,7 +153,7 @@ def test_lineage_of_a_dirty_git_run_and_require_verdict_after_a_real_reproduce(p
     assert info["metrics"] == {"acc": 0.75} and info["reproduced"]["verdict"] is None
     text = _ok(proj, "lineage", "models:/fraud/1")
     for expected in (f"@ {sha}", "dirty     uncommitted patch", "pip-freeze lock", "metric      acc = 0.75",
-                     f"reproduced  never (`proj reproduce {run['id'][:12]}`)"):
+                     f"reproduced  never (`proj reproduce {run['id'][:12]}`)", "input       data: file "):
         assert expected in text, text
 
     line = _fails(proj, "alias", "fraud", "champion", "1", "--require-verdict", "identical")

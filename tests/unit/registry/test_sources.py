@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from proj.errors import ModelNotFound
-from proj.registry import service
+from proj.registry import service, trace
 from proj.tracking.sqlite import SqliteStore
 
 MLMODEL = "flavors:\n  python_function:\n    loader_module: m\n"
@@ -38,6 +38,9 @@ def test_a_logged_model_is_registered_with_its_run(store: SqliteStore) -> None:
     # MLflow's client: runs:/RUN/clf with no MLmodel in the run's artifacts means the run's logged model "clf"
     fallback = service.register(store, f"runs:/{run.id}/clf", "fraud")
     assert (fallback.model_id, fallback.run_id, fallback.files_sha256) == (logged.model_id, run.id, version.files_sha256)
+    traced = trace.lineage(store, f"models:/{logged.model_id}")  # a logged model's lineage is its run's
+    assert traced["version"] is None and traced["run"]["id"] == run.id
+    assert trace.lineage(store, "models:/fraud/1")["run"]["id"] == run.id
 
 
 def test_a_client_runs_uploaded_folder_in_either_place(store: SqliteStore, tmp_path: Path) -> None:

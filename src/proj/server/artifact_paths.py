@@ -70,16 +70,23 @@ def join(*parts: str) -> str:
 class ProxiedPath:
     """An ``mlflow-artifacts`` path split into whose artifacts it names and where below their root."""
 
-    kind: str  # "run" or "model"
+    kind: str  # "run", "model" or "registry" (a registered version's own copy of its files, read-only)
     experiment_id: str
-    owner_id: str  # the run id or the logged model id
+    owner_id: str  # the run id, the logged model id, or the version's files_sha256
     rest: str  # below the owner's artifact root; "" for the root itself
 
 
+REGISTRY_ROOT = "registry"  # mlflow-artifacts:/registry/<files_sha256>: what get-download-uri gives a version
+_FILES_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
 def split_proxied(path: str) -> ProxiedPath:
-    """``<exp>/<run_id>/artifacts/<rest>`` or ``<exp>/models/<model_id>/artifacts/<rest>`` (``path`` cleaned);
-    anything else is UsageError: this server keeps artifacts only for its own runs and logged models."""
+    """``<exp>/<run_id>/artifacts/<rest>`` or ``<exp>/models/<model_id>/artifacts/<rest>`` (``path`` cleaned),
+    or ``registry/<files_sha256>/<rest>`` for a registered version's files; anything else is UsageError: this
+    server keeps artifacts only for its own runs, logged models and registered versions."""
     parts = path.split("/") if path else []
+    if len(parts) >= 2 and parts[0] == REGISTRY_ROOT and _FILES_DIGEST.match(parts[1]):
+        return ProxiedPath("registry", "", parts[1], "/".join(parts[2:]))
     if len(parts) >= 4 and parts[1] == "models" and parts[3] == "artifacts":
         return ProxiedPath("model", parts[0], parts[2], "/".join(parts[4:]))
     if len(parts) >= 3 and parts[2] == "artifacts" and parts[1] != "models":

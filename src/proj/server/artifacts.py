@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from proj.errors import NotFound, ProjError, UsageError
 from proj.paths import shorten, unsafe_reason
+from proj.registry import files
 from proj.server import artifact_paths as ap
 from proj.server.artifact_paths import Entry, Place, ProxiedPath
 from proj.server.protocol.errors import error_response, from_exception
@@ -48,6 +49,7 @@ class Owner:
     root_uri: str
     places: list[Place]
     virtual: Callable[[], dict[str, FileSource]] | None = None
+    read_only: bool = False  # a registered version's files: content-addressed, never changed in place
     _files: dict[str, FileSource] | None = field(default=None, repr=False)
 
     def under_proj(self, rest: str) -> bool:
@@ -60,6 +62,9 @@ class Owner:
         return self._files
 
     def refuse_write(self, rest: str) -> None:
+        if self.read_only:
+            raise UsageError(f"the artifacts of {self.label} are read-only (a registered version's files are "
+                             "kept by content); register a new version instead")
         if self.under_proj(rest):
             raise UsageError(f"artifact {shorten(repr(rest))} of {self.label} is part of proj's own record of "
                              "the run (its logs, lock and source patch) and is read-only")
@@ -144,8 +149,20 @@ def model_owner(state: ServerState, model_id: str) -> Owner:
     return Owner(label, model.artifact_location, [place])
 
 
+def registry_owner(state: ServerState, digest: str) -> Owner:
+    """A registered version's own copy of its files (proj.registry.files), by their digest: read-only."""
+    root = state.store_root
+    tree = files.tree(root, digest)
+    if not tree.is_dir():
+        raise NotFound(f"no registered model version has the files {digest[:12]}")
+    return Owner(f"registered files {digest[:12]}", f"{SCHEME}:/{ap.REGISTRY_ROOT}/{digest}",
+                 [Place(root, tree.relative_to(root).as_posix())], read_only=True)
+
+
 def proxied_owner(state: ServerState, target: ProxiedPath) -> Owner:
     """The owner of an ``mlflow-artifacts`` path, which must be exactly that owner's root (experiment included)."""
+    if target.kind == "registry":
+        return registry_owner(state, target.owner_id)
     owner = run_owner(state, target.owner_id) if target.kind == "run" else model_owner(state, target.owner_id)
     expected = _proxied_root(owner.root_uri, owner.label)
     prefix = (f"{target.experiment_id}/{target.owner_id}/artifacts" if target.kind == "run"

@@ -5,6 +5,7 @@ of one model at once (1..N, no gap, no duplicate); every change recorded as an e
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -322,3 +323,45 @@ def test_changes_are_events_with_reasons(server: Server, store_dir: Path) -> Non
     assert aliases == [("champion", None, "1", None), ("champion", "1", "2", "better recall")]
     stages = [(e.version, e.old, e.new) for e in history if e.kind == "stage"]
     assert stages == [(2, "None", "Production")]
+
+
+OUTLIVES = '''
+import numpy as np
+from sklearn.linear_model import LinearRegression
+X = np.array([[0.0], [1.0], [2.0]])
+with mlflow.start_run() as run:
+    info = mlflow.sklearn.log_model(LinearRegression().fit(X, 5.0 * X[:, 0]), name="model",
+                                    pip_requirements=["scikit-learn"])
+mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", "reg-outlives")
+client.set_registered_model_alias("reg-outlives", "champion", mv.version)
+out["uri"] = client.get_model_version_download_uri("reg-outlives", mv.version)
+out["ids"] = [run.info.run_id, info.model_id]
+'''
+
+AFTER = '''
+import numpy as np
+out["load"] = round(float(mlflow.pyfunc.load_model("models:/reg-outlives@champion").predict(np.array([[2.0]]))[0]), 6)
+out["get"] = client.get_model_version("reg-outlives", "1").source.startswith("models:/m-")
+'''
+
+
+def test_version_outlives_its_source(mlflow_full_venv: Path, server: Server, store_dir: Path, tmp_path: Path) -> None:
+    """A version's download URI is its own content-addressed copy, served read-only: once the logged model and
+    its run are deleted and their folders are gone, models:/NAME@alias still loads; the copy refuses writes."""
+    out = client(mlflow_full_venv, server, tmp_path, OUTLIVES)
+    digest = out["uri"].removeprefix("mlflow-artifacts:/registry/")
+    assert len(digest) == 64 and int(digest, 16) >= 0, out["uri"]
+    run_id, model_id = out["ids"]
+    assert raw(server, "DELETE", f"/logged-models/{model_id}")[0] == 200
+    assert raw(server, "POST", "/runs/delete", {"run_id": run_id})[0] == 200
+    root = store_dir / "store"
+    gone = [root / "logged_models" / model_id, *root.glob(f"**/{run_id}")]
+    assert gone[0].is_dir(), sorted(p.name for p in root.iterdir())
+    for folder in gone:
+        shutil.rmtree(folder)
+    assert client(mlflow_full_venv, server, tmp_path, AFTER) == {"load": 10.0, "get": True}
+    request = urllib.request.Request(f"{server.url}/api/2.0/mlflow-artifacts/artifacts/registry/{digest}/MLmodel",
+                                     data=b"changed", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 400 and "read-only" in json.loads(refused.value.read())["message"]

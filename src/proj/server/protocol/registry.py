@@ -11,6 +11,7 @@ from proj.registry import service
 from proj.registry.rules import check_alias
 from proj.registry.service import current_user
 from proj.registry.uris import is_model_uri, parse, resolve_version
+from proj.server.artifact_paths import REGISTRY_ROOT
 from proj.server.protocol import json as mj
 from proj.server.protocol import validate as v
 from proj.server.protocol.call import Call, JsonDict
@@ -358,9 +359,12 @@ def delete_version(call: Call) -> JsonDict:
 
 
 def _location(call: Call, mv: ModelVersionRecord) -> str:
-    """Where a client downloads a version from: the artifacts of the run or logged model it was registered
-    from, as `mlflow server` answers (another version: that version's; a pointer: the pointer)."""
-    if not is_model_uri(mv.source) or not mv.files_sha256:
+    """Where a client downloads a version from: its own copy of the files, served read-only at
+    ``mlflow-artifacts:/registry/<files_sha256>`` (so deleting its run or logged model later breaks nothing;
+    `mlflow server` answers the source's artifact location instead); a pointer version: the pointer."""
+    if mv.files_sha256:
+        return f"mlflow-artifacts:/{REGISTRY_ROOT}/{mv.files_sha256}"
+    if not is_model_uri(mv.source):
         return mv.storage_location or mv.source
     uri = parse(mv.source)
     if uri.registered:

@@ -165,6 +165,7 @@ print(json.dumps({{"status": r.info.status, "params": r.data.params, "metrics": 
 """
 
 
+@pytest.mark.timeout(1200)  # includes starting mlflow server, which under load takes minutes here
 def test_run_records_to_server(remote_proj: Proj, make_project: Any, server: Server, mlflow_full_venv: Path,
                                tmp_path: Path) -> None:
     project = make_project({"MLproject": MLPROJECT, "train.py": TRAIN})

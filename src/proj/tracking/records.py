@@ -17,6 +17,13 @@ ACTIVE_ONLY, DELETED_ONLY, ALL = "ACTIVE_ONLY", "DELETED_ONLY", "ALL"
 VIEW_TYPES = (ACTIVE_ONLY, DELETED_ONLY, ALL)
 
 
+def millis(seconds: float) -> int:
+    """Seconds as MLflow's integer milliseconds, rounded half away from zero exactly as SQLite's ROUND does:
+    the store computes the same number in SQL (fast history pages, time filters), and both must agree."""
+    scaled = seconds * 1000
+    return int(scaled + (0.5 if scaled >= 0 else -0.5))
+
+
 @dataclass(frozen=True)
 class ParamRecord:
     key: str

@@ -37,6 +37,7 @@ from proj.tracking.sqlite_base import SqliteBase, experiment_int, run_artifact_u
 
 RUN_NAME_TAG = "mlflow.runName"  # mlflow_tags.RUN_NAME; not imported: tracking.mlflow_tags reads records only
 MAX_HISTORY_PAGE = 25000  # MLflow's get-history page
+_MAX_DOUBLE = "1.7976931348623157e308"  # beyond it only the infinities (SQLite has no isinf)
 # Our own short word lists for MLflow-style generated run names ("adjective-noun-NNN").
 _ADJECTIVES = ("amber", "brisk", "calm", "daring", "eager", "fleet", "gentle", "hardy", "keen", "lucid", "mellow",
                "nimble", "quiet", "rapid", "steady", "tidy", "vivid", "wise", "zesty", "bold")
@@ -186,19 +187,36 @@ class SqliteClientRuns(SqliteBase):
                             page_token: str | None = None) -> tuple[list[MetricPoint], str | None]:
         """One key's points in MLflow's order (timestamp, step, then insertion), a page at a time. The token
         names the last point given, so each page is an index range, not a rescan of the pages before it."""
+        rows, token = self._history_rows("value, step, timestamp", run_id, key, max_results, page_token)
+        return [MetricPoint(key, value_of(v), step, ts) for v, step, ts, _ in rows], token
+
+    def metric_history_wire(self, run_id: str, key: str, max_results: int = MAX_HISTORY_PAGE,
+                            page_token: str | None = None) -> tuple[list[tuple[float | str, int, int, int]], str | None]:
+        """The same page as ``metric_history_page``, as (value, step, timestamp in ms, insertion order) rows
+        ready for MLflow's JSON: NaN and the infinities already as MLflow's strings, milliseconds rounded by
+        SQLite. A 100,000-point history is answered in a fraction of the time 100,000 MetricPoints take to
+        build and map (the server's get-history uses this)."""
+        return self._history_rows(
+            f"CASE WHEN value IS NULL THEN 'NaN' WHEN value > {_MAX_DOUBLE} THEN 'Infinity'"
+            f" WHEN value < -{_MAX_DOUBLE} THEN '-Infinity' ELSE value END, step, CAST(round(timestamp * 1000) AS INTEGER)",
+            run_id, key, max_results, page_token)
+
+    def _history_rows(self, columns: str, run_id: str, key: str, max_results: int,
+                      page_token: str | None) -> tuple[list[Any], str | None]:
         if max_results <= 0:
             raise UsageError(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be a "
                              "positive integer")
         after = _history_position(page_token)
         self._run_state(self._db, run_id, active=False)
-        rows = self._db.execute("SELECT value, step, timestamp, rowid FROM metrics WHERE run_id = ? AND key = ?"
+        rows = self._db.execute(f"SELECT {columns}, rowid FROM metrics WHERE run_id = ? AND key = ?"
                                 " AND (timestamp, step, rowid) > (?, ?, ?) ORDER BY timestamp, step, rowid LIMIT ?",
                                 (run_id, key, *after, max_results + 1)).fetchall()
-        points = [MetricPoint(key, value_of(v), step, ts) for v, step, ts, _ in rows[:max_results]]
         if len(rows) <= max_results:
-            return points, None
-        _, step, ts, rowid = rows[max_results - 1]
-        return points, base64.b64encode(json.dumps({"after": [ts, step, rowid]}).encode()).decode()
+            return rows, None
+        del rows[max_results:]
+        rowid = rows[-1][-1]  # the token names the last point given by its position in the order
+        ts, step = self._db.execute("SELECT timestamp, step FROM metrics WHERE rowid = ?", (rowid,)).fetchone()
+        return rows, base64.b64encode(json.dumps({"after": [ts, step, rowid]}).encode()).decode()
 
     def metric_history_bulk_interval(self, run_ids: list[str], key: str, max_results: int,
                                      start_step: int | None = None,

@@ -1,6 +1,7 @@
 """The store interface, so another backend (a server, Postgres) can sit behind the same calls."""
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -23,6 +24,7 @@ from proj.tracking.records import (
     ParamRecord,
     RunInput,
     RunRecord,
+    millis,
 )
 
 
@@ -211,6 +213,17 @@ class RunStore(ABC):
                             page_token: str | None = None) -> tuple[list[MetricPoint], str | None]:
         """One key's points in MLflow's order (timestamp, step, then insertion), a page at a time."""
         raise self._unsupported("metric history pages")
+
+    def metric_history_wire(self, run_id: str, key: str, max_results: int = 25000,
+                            page_token: str | None = None) -> tuple[list[tuple[float | str, int, int, int]], str | None]:
+        """``metric_history_page`` as rows ready for MLflow's JSON: (value, or "NaN"/"Infinity"/"-Infinity";
+        step; timestamp in ms; a position to ignore). The server's long-history path; a store without a faster
+        way gets it from metric_history_page."""
+        points, token = self.metric_history_page(run_id, key, max_results, page_token)
+        wire = [(p.value if math.isfinite(p.value) else ("NaN" if math.isnan(p.value) else
+                 ("Infinity" if p.value > 0 else "-Infinity")), p.step, millis(p.timestamp), n)
+                for n, p in enumerate(points)]
+        return wire, token
 
     def metric_history_bulk_interval(self, run_ids: list[str], key: str, max_results: int,
                                      start_step: int | None = None,

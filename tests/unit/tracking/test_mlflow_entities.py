@@ -24,8 +24,10 @@ from proj.tracking.records import (
     NewRun,
     ParamRecord,
     RunInput,
+    millis,
 )
 from proj.tracking.sqlite import SqliteStore
+from proj.tracking.store import RunStore
 
 
 def proj_run(experiment: str = "e") -> NewRun:
@@ -255,6 +257,33 @@ def test_metric_history_pages_and_latest_point(store: SqliteStore) -> None:
     assert flat == same  # ties across page boundaries: in insertion order, none lost or repeated
     with pytest.raises(NotFound, match="Run with id=abc not found"):
         store.metric_history_page("abc", "loss")
+
+
+def test_history_wire_rows_are_the_same_pages_in_mlflows_json_terms(store: SqliteStore) -> None:
+    """The server's fast path: the same points, pages and tokens as metric_history_page, with NaN and the
+    infinities as MLflow's strings and times in rounded milliseconds, whatever the store's generic version says."""
+    run = store.create_client_run("0", None, None, {}, None)
+    values = [math.nan, math.inf, -math.inf, 0.1, -2.5e-300, 1e308]
+    stamps = [1764600000.123, 1764600000.1234996, 1764600000.0005, 1.0, 2.0, 3.0]  # seconds, as records keep them
+    store.log_client_batch(run.id, [MetricPoint("m", v, s, ts) for s, (v, ts) in enumerate(zip(values, stamps, strict=True))])
+    wire_pages, page_pages = [], []
+    for fetch, pages in ((store.metric_history_wire, wire_pages), (store.metric_history_page, page_pages)):
+        token = None
+        while True:
+            page, token = fetch(run.id, "m", max_results=4, page_token=token)
+            pages.append(page)
+            if token is None:
+                break
+    assert [len(p) for p in wire_pages] == [len(p) for p in page_pages] == [4, 2]
+    points = [p for page in page_pages for p in page]
+    wire = [row[:3] for page in wire_pages for row in page]
+    generic, _ = RunStore.metric_history_wire(store, run.id, "m", max_results=10)  # the interface's own version
+    assert wire == [row[:3] for row in generic]
+    assert wire == [(("NaN" if math.isnan(p.value) else "Infinity" if p.value == math.inf else
+                      "-Infinity" if p.value == -math.inf else p.value), p.step, millis(p.timestamp))
+                    for p in points]
+    assert [row[2] for row in wire[3:]] == [1764600000001, 1764600000123, 1764600000123]  # half away from zero
+    assert {row[0] for row in wire} >= {"NaN", "Infinity", "-Infinity", 0.1, 1e308}
 
 
 def test_bulk_interval_keeps_first_last_and_a_spike(store: SqliteStore) -> None:

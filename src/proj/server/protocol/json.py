@@ -15,6 +15,7 @@ from proj.tracking.records import (
     ModelMetric,
     RunInput,
     RunRecord,
+    millis,
 )
 
 JsonDict = dict[str, Any]
@@ -22,7 +23,7 @@ JsonDict = dict[str, Any]
 
 def ms(seconds: float | None) -> int | None:
     """Seconds (proj's records) as MLflow's integer milliseconds."""
-    return None if seconds is None else int(round(seconds * 1000))
+    return None if seconds is None else millis(seconds)
 
 
 def seconds(millis: int | float | None) -> float | None:
@@ -72,7 +73,7 @@ def metrics(points: list[MetricPoint]) -> list[JsonDict]:
     this loop is most of a long history's answer time."""
     finite = math.isfinite
     return [{"key": p.key, "value": p.value if finite(p.value) else number(p.value),
-             "timestamp": int(round(p.timestamp * 1000)), "step": p.step} for p in points]
+             "timestamp": millis(p.timestamp), "step": p.step} for p in points]
 
 
 def metric_with_run(run_id: str, point: MetricPoint) -> JsonDict:
@@ -101,9 +102,9 @@ def run_info(run: RunRecord) -> JsonDict:
     info["experiment_id"] = run.experiment_id
     info["user_id"] = run.user or ""
     info["status"] = run.status
-    info["start_time"] = int(round(run.start_time * 1000))
+    info["start_time"] = millis(run.start_time)
     if run.end_time:
-        info["end_time"] = int(round(run.end_time * 1000))
+        info["end_time"] = millis(run.end_time)
     if run.artifact_uri:
         info["artifact_uri"] = run.artifact_uri
     info["lifecycle_stage"] = run.lifecycle_stage

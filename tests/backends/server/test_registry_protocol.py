@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 from helpers.servers import Server, proj_server, run_client
+from proj import registry
 from proj.tracking.open import open_store
 from proj.tracking.registry_records import RegistryEvent
 
@@ -365,3 +366,31 @@ def test_version_outlives_its_source(mlflow_full_venv: Path, server: Server, sto
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=60)
     assert refused.value.code == 400 and "read-only" in json.loads(refused.value.read())["message"]
+
+
+def test_protected_alias_and_stage_need_a_reason(server: Server, store_dir: Path) -> None:
+    """proj's protection over the wire: moving a protected alias, or a version into a protected stage, without a
+    ``reason`` is refused in one line (nothing changes); with one it goes through and the reason is recorded."""
+    assert raw(server, "POST", "/registered-models/create", {"name": "raw-protected"})[0] == 200
+    for source in ("s3://b/1", "s3://b/2"):
+        assert raw(server, "POST", "/model-versions/create", {"name": "raw-protected", "source": source})[0] == 200
+    assert raw(server, "POST", "/registered-models/alias", {"name": "raw-protected", "alias": "prod",
+                                                           "version": "1"})[0] == 200
+    registry.protect("raw-protected", alias="prod", tracking_uri=str(store_dir / "store"))
+    registry.protect("raw-protected", stage="Production", tracking_uri=str(store_dir / "store"))
+    move = {"name": "raw-protected", "alias": "prod", "version": "2"}
+    status, refused = raw(server, "POST", "/registered-models/alias", move)
+    assert (status, refused["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    assert "protected" in refused["message"] and "\n" not in refused["message"]
+    stage = {"name": "raw-protected", "version": "2", "stage": "Production"}
+    assert raw(server, "POST", "/model-versions/transition-stage", stage)[0] == 400
+    assert raw(server, "POST", "/registered-models/alias", {**move, "reason": ""})[0] == 400
+    assert raw(server, "GET", "/registered-models/alias?name=raw-protected&alias=prod")[1]["model_version"][
+        "version"] == "1"
+    assert raw(server, "POST", "/registered-models/alias", {**move, "reason": "rollout 42"})[0] == 200
+    assert raw(server, "POST", "/model-versions/transition-stage", {**stage, "reason": "rollout 42"})[0] == 200
+    assert raw(server, "GET", "/registered-models/alias?name=raw-protected&alias=prod")[1]["model_version"][
+        "version"] == "2"
+    history = events(store_dir, "raw-protected")
+    assert [(e.kind, e.old, e.new, e.reason) for e in history if e.kind in ("alias_set", "stage")][-2:] == [
+        ("alias_set", "1", "2", "rollout 42"), ("stage", "None", "Production", "rollout 42")]

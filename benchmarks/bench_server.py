@@ -203,22 +203,28 @@ class Setup:
         return run_id
 
 
-def measure(client: Client, setup: Setup, repeat: int) -> dict[str, tuple[float, Any]]:
-    """The five measures on one server (medians in seconds, with what the last call returned)."""
+def measure(client: Client, setup: Setup, repeat: int, label: str) -> dict[str, tuple[float, Any]]:
+    """The five measures on one server (medians in seconds, with what the last call returned), each printed
+    as it is done: MLflow's reads take minutes on a busy machine."""
     step = iter(range(10**9))
+    calls: dict[str, tuple[Callable[[], Any], int]] = {
+        "page": (lambda: [r["info"]["run_name"] for r in client.call("POST", "/runs/search", {
+            "experiment_ids": [setup.small], "order_by": ["metrics.m0 DESC"], "max_results": 100})["runs"]], repeat),
+        "history": (lambda: history(client, setup.history_run), repeat),
+        "log_metric": (lambda: client.call("POST", "/runs/log-metric", {
+            "run_id": setup.write_run, "key": "single", "value": 1.0, "timestamp": int(time.time() * 1000),
+            "step": next(step)}), repeat * 5),
+        "log_batch": (lambda: client.call("POST", "/runs/log-batch", {"run_id": setup.write_run, "metrics": [
+            {"key": f"b{k % 10}", "value": 0.5, "timestamp": int(time.time() * 1000), "step": next(step)}
+            for k in range(1000)]}), repeat),
+        "search": (lambda: [r["info"]["run_name"] for r in client.call("POST", "/runs/search", {
+            "experiment_ids": [setup.big], "filter": FILTER, "max_results": 100,
+            "order_by": ["attributes.run_name ASC"]}).get("runs", [])], repeat),
+    }
     out: dict[str, tuple[float, Any]] = {}
-    out["page"] = timed(lambda: [r["info"]["run_name"] for r in client.call("POST", "/runs/search", {
-        "experiment_ids": [setup.small], "order_by": ["metrics.m0 DESC"], "max_results": 100})["runs"]], repeat)
-    out["history"] = timed(lambda: history(client, setup.history_run), repeat)
-    out["log_metric"] = timed(lambda: client.call("POST", "/runs/log-metric", {
-        "run_id": setup.write_run, "key": "single", "value": 1.0, "timestamp": int(time.time() * 1000),
-        "step": next(step)}), repeat * 5)
-    out["log_batch"] = timed(lambda: client.call("POST", "/runs/log-batch", {"run_id": setup.write_run, "metrics": [
-        {"key": f"b{k % 10}", "value": 0.5, "timestamp": int(time.time() * 1000), "step": next(step)}
-        for k in range(1000)]}), repeat)
-    out["search"] = timed(lambda: [r["info"]["run_name"] for r in client.call("POST", "/runs/search", {
-        "experiment_ids": [setup.big], "filter": FILTER, "max_results": 100,
-        "order_by": ["attributes.run_name ASC"]}).get("runs", [])], repeat)
+    for key, (fn, times) in calls.items():
+        out[key] = timed(fn, times)
+        print(f"  {label} {key}: {fmt(out[key][0])} (median of {times})", flush=True)
     return out
 
 
@@ -263,8 +269,8 @@ def main() -> None:
                 fills.append(f"{label} {time.perf_counter() - start:.0f} s")
             print(f"stores filled with {args.runs} + {args.big_runs} runs ({PARAMS} params, {METRICS} metrics each) "
                   f"and one {args.points}-point history ({', '.join(fills)})", flush=True)
-            got_proj = measure(proj, proj_setup, args.repeat)
-            got_ml = measure(ml, ml_setup, args.mlflow_repeat)
+            got_proj = measure(proj, proj_setup, args.repeat, "proj")
+            got_ml = measure(ml, ml_setup, args.mlflow_repeat, "mlflow")
     report(got_proj, got_ml, args)
 
 

@@ -119,7 +119,7 @@ class Normaliser:
             return fixed
         if isinstance(value, list):
             items = [self.apply(item, key) for item in value]
-            if items and all(isinstance(i, dict) and ("key" in i or "name" in i or "path" in i) for i in items) \
+            if items and all(isinstance(i, dict) and {"key", "name", "path", "dataset"} & set(i) for i in items) \
                     and key not in ("ordered",):
                 items.sort(key=lambda i: json.dumps(i, sort_keys=True))  # servers return tags etc. in any order
             return items
@@ -483,6 +483,7 @@ with mlflow.start_run(run_name="art") as run:
     mlflow.log_dict({"a": 1, "b": [1, 2]}, "cfg/c.json")
     mlflow.log_dict({"a": 1}, "cfg/c.yaml")
 rid = run.info.run_id
+out["run_id"] = rid
 out["artifact_uri"] = client.get_run(rid).info.artifact_uri
 out["root"] = [d(f) for f in client.list_artifacts(rid)]
 for path in ["tree", "tree/sub", "tree/sub/deeper", "odd", "no-such-dir", "a.txt"]:

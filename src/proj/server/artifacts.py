@@ -174,7 +174,8 @@ def proxied_owner(state: ServerState, target: ProxiedPath) -> Owner:
 
 # ---- reading, listing, writing and deleting through an owner ----
 
-def open_artifact(owner: Owner, rest: str) -> tuple[BinaryIO, int]:
+def open_artifact(owner: Owner, rest: str, shown: str | None = None) -> tuple[BinaryIO, int]:
+    """``rest`` opened (its size too); NotFound names it as ``shown`` (MLflow names the proxied path)."""
     if owner.under_proj(rest):
         source = owner.proj_files().get(rest[len(mlflow_tags.PROJ_ARTIFACTS) + 1:])
         if isinstance(source, bytes):
@@ -183,7 +184,7 @@ def open_artifact(owner: Owner, rest: str) -> tuple[BinaryIO, int]:
     else:
         found = next((f for f in (ap.open_file(p, rest) for p in owner.places) if f is not None), None)
     if found is None:
-        raise NotFound(f"No such artifact: '{shorten(rest)}'")
+        raise NotFound(f"No such artifact: '{shorten(shown or rest)}'")
     return found
 
 
@@ -333,7 +334,7 @@ async def download_proxied(request: Request) -> Response:
     state, target, path = _proxied(request)
 
     def find() -> tuple[BinaryIO, int]:
-        return open_artifact(proxied_owner(state, target), target.rest)
+        return open_artifact(proxied_owner(state, target), target.rest, path)
 
     return _send(await run_in_threadpool(find), path)
 
@@ -410,8 +411,12 @@ async def get_artifact(request: Request) -> Response:
     state = _state(request)
     run_id = _query(request, "run_id", required=True, alias="run_uuid") or ""
     path = ap.clean(_query(request, "path", required=True) or "")
-    opened = await run_in_threadpool(lambda: open_artifact(run_owner(state, run_id), path))
-    return _send(opened, path)
+
+    def find() -> tuple[BinaryIO, int]:
+        owner = run_owner(state, run_id)
+        return open_artifact(owner, path, ap.join(_proxied_root(owner.root_uri, owner.label), path))
+
+    return _send(await run_in_threadpool(find), path)
 
 
 async def list_model_artifacts(request: Request) -> Response:
@@ -435,8 +440,12 @@ async def get_model_artifact(request: Request) -> Response:
     if not raw:
         return error_response("BAD_REQUEST", 'Request must include the "artifact_file_path" query parameter.')
     path = ap.clean(raw)
-    opened = await run_in_threadpool(lambda: open_artifact(model_owner(state, model_id), path))
-    return _send(opened, path)
+
+    def find() -> tuple[BinaryIO, int]:
+        owner = model_owner(state, model_id)
+        return open_artifact(owner, path, ap.join(_proxied_root(owner.root_uri, owner.label), path))
+
+    return _send(await run_in_threadpool(find), path)
 
 
 def _both(path: str) -> list[str]:

@@ -27,7 +27,7 @@ class RegistryGrammar:
     order_error: str  # MLflow's message for a key outside them
     tiebreak: tuple[tuple[str, str, bool], ...]  # (key, SQL column, ascending) appended unless ordered by key
     tag_sql: str  # the tag's value for the row, "?" the key
-    prompt_sql: str  # true for a row that belongs to a prompt
+    prompt_sql: str  # true for a row that belongs to a prompt (uncorrelated: SQLite computes the set once)
 
 
 REGISTERED_MODELS = RegistryGrammar(
@@ -38,7 +38,7 @@ REGISTERED_MODELS = RegistryGrammar(
     valid_order_keys=("name", "timestamp"), order_error="Invalid order by key '{key}' specified. Valid keys are '{valid}'",
     tiebreak=(("name", "m.name", True),),
     tag_sql="(SELECT x.value FROM registered_model_tags x WHERE x.model_id = m.id AND x.key = ?)",
-    prompt_sql=f"EXISTS (SELECT 1 FROM registered_model_tags x WHERE x.model_id = m.id AND x.key = '{IS_PROMPT_TAG}'"
+    prompt_sql=f"m.id IN (SELECT x.model_id FROM registered_model_tags x WHERE x.key = '{IS_PROMPT_TAG}'"
                " AND x.value = 'true')")
 MODEL_VERSIONS = RegistryGrammar(
     attributes={"name": "m.name", "version_number": "v.version", "run_id": "v.run_id", "source_path": "v.source"},
@@ -51,7 +51,7 @@ MODEL_VERSIONS = RegistryGrammar(
     tag_sql="(SELECT x.value FROM model_version_tags x WHERE x.model_id = v.model_id AND x.version = v.version"
             " AND x.key = ?)",
     # as MLflow: any version of the model tagged as a prompt makes every version of it a prompt's
-    prompt_sql=f"EXISTS (SELECT 1 FROM model_version_tags x WHERE x.model_id = v.model_id AND x.key = '{IS_PROMPT_TAG}'"
+    prompt_sql=f"v.model_id IN (SELECT x.model_id FROM model_version_tags x WHERE x.key = '{IS_PROMPT_TAG}'"
                " AND x.value = 'true')")
 MODEL_VERSIONS_DEFAULT_ORDER = ("last_updated_timestamp DESC", "name ASC", "version_number DESC")
 

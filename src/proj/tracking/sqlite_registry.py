@@ -194,15 +194,20 @@ class SqliteRegistry(SqliteBase):
                  for (_mid, name, version, created, updated, source, run_id, logged, user, stage, description, status,
                       message, link, location, sha, deleted) in rows]
         by_key = {(row[0], row[2]): record for row, record in zip(rows, found, strict=True)}
+        per_model: dict[int, list[int]] = {}
+        for mid, version in by_key:
+            per_model.setdefault(mid, []).append(version)
+        for mid, numbers in per_model.items():  # the tags of these versions only, through the primary key
+            for begin in range(0, len(numbers), BOUND_CHUNK):
+                chunk_numbers = numbers[begin:begin + BOUND_CHUNK]
+                for version, key, value in self._db.execute(
+                        "SELECT version, key, value FROM model_version_tags WHERE model_id = ? AND version IN"
+                        f" ({','.join('?' * len(chunk_numbers))}) ORDER BY key", [mid, *chunk_numbers]):
+                    by_key[mid, version].tags[key] = value
         model_ids = sorted({row[0] for row in rows})
         for start in range(0, len(model_ids), BOUND_CHUNK):
             chunk = model_ids[start:start + BOUND_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for mid, version, key, value in self._db.execute(
-                    f"SELECT model_id, version, key, value FROM model_version_tags WHERE model_id IN ({marks})"
-                    " ORDER BY key", chunk):
-                if (mid, version) in by_key:
-                    by_key[mid, version].tags[key] = value
             for mid, alias, version in self._db.execute(
                     f"SELECT model_id, alias, version FROM registered_model_aliases WHERE model_id IN ({marks})"
                     " ORDER BY alias", chunk):

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS model_versions (model_id INTEGER NOT NULL, version IN
   status_message TEXT, run_link TEXT, storage_location TEXT, files_sha256 TEXT, deleted INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (model_id, version));
 CREATE INDEX IF NOT EXISTS model_versions_by_run ON model_versions(run_id);
+CREATE INDEX IF NOT EXISTS model_versions_by_stage ON model_versions(model_id, current_stage, version);
 CREATE TABLE IF NOT EXISTS model_version_tags (model_id INTEGER NOT NULL, version INTEGER NOT NULL, key TEXT NOT NULL,
   value TEXT NOT NULL, PRIMARY KEY (model_id, version, key));
 CREATE TABLE IF NOT EXISTS registered_model_aliases (model_id INTEGER NOT NULL, alias TEXT NOT NULL,

@@ -41,6 +41,7 @@ from proj.tracking.records import (
     NewRun,
     ParamRecord,
     RunRecord,
+    millis,
 )
 from proj.tracking.store import RunStore
 
@@ -83,7 +84,7 @@ def _address(uri: str) -> str:
 
 
 def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else int(seconds * 1000)
+    return None if seconds is None else millis(seconds)
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from proj.errors import NotFound, ProjError, UsageError
-from proj.paths import shorten, unsafe_reason
+from proj.paths import shorten
 from proj.registry import files
 from proj.server import artifact_paths as ap
 from proj.server.artifact_paths import Entry, Place, ProxiedPath
@@ -98,12 +98,6 @@ def _is_proj_run(run: RunRecord) -> bool:
     return mlflow_tags.system_tags(run).get(mlflow_tags.PROJ_RUN) == "1"
 
 
-def lock_file_name(lock_format: str) -> str:
-    """The file name a run's lock has under ``proj/``: its format's name (``pylock.toml``, ``pip-freeze``), the
-    name tracking.rest uploads it under when a run records to a server."""
-    return lock_format if unsafe_reason(lock_format) is None and "/" not in lock_format else "lock.txt"
-
-
 def run_owner(state: ServerState, run_id: str) -> Owner:
     store = state.store()
     run = exact_run(store, run_id)
@@ -132,7 +126,7 @@ def _proj_files(store: RunStore, run_id: str, run_dir: Path) -> dict[str, FileSo
         f"logs/{e.name}": (logs, e.name) for e in ap.list_dir(logs, "") or [] if not e.is_dir}
     lock = store.get_lock(run_id)
     if lock:
-        files[lock_file_name(lock[0])] = lock[1].encode("utf-8")
+        files[mlflow_tags.lock_artifact_name(lock[0])] = lock[1].encode("utf-8")
     source = Place(run_dir, "artifacts/source")
     if _size((source, "uncommitted.patch")) is not None:
         files["source.patch"] = (source, "uncommitted.patch")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from proj.paths import safe_name, unsafe_reason
 from proj.tracking.records import MetricPoint, ParamRecord, RunRecord
 
 # MLflow's system tags (mlflow.utils.mlflow_tags), as `mlflow run` sets them
@@ -44,6 +45,13 @@ PROJ_REQUEST_SHA256 = "proj.request_sha256"  # of the run request uploaded as pr
 # Where proj's own files of a run appear among its artifacts (the server serves them from the run folder and
 # the store; tracking.rest uploads them there): the lock, the logs and the source's uncommitted patch.
 PROJ_ARTIFACTS = "proj"
+
+
+
+def lock_artifact_name(lock_format: str) -> str:
+    """The file name a run's lock has under ``proj/``: its format's name (``pylock.toml``, ``pip-freeze``), as
+    proj server serves it and tracking.rest uploads it; a format name that is not a safe file name, a safe one."""
+    return lock_format if unsafe_reason(lock_format) is None and "/" not in lock_format else safe_name(lock_format)
 
 # The tag value limit MLflow enforces (server and client alike): longer values are cut, with a marker.
 MAX_TAG_VALUE = 8000

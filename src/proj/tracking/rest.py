@@ -28,7 +28,7 @@ from proj.errors import (
     UsageError,
     one_line,
 )
-from proj.paths import atomic_write, cache, safe_name, unsafe_reason
+from proj.paths import atomic_write, cache, unsafe_reason
 from proj.redact import mask_url
 from proj.report import Reporter, StderrReporter
 from proj.tracking import mlflow_tags as tags_of
@@ -299,7 +299,7 @@ class RestStore(RunStore):
         if env.get("backend"):
             run_tags[tags_of.PROJECT_ENV] = str(env["backend"])
         self._post_batch(run_id, [], [], run_tags)
-        self._upload_bytes(run_id, f"{tags_of.PROJ_ARTIFACTS}/{_lock_name(lock_format)}", lock_text.encode())
+        self._upload_bytes(run_id, f"{tags_of.PROJ_ARTIFACTS}/{tags_of.lock_artifact_name(lock_format)}", lock_text.encode())
 
     def finish_run(self, run_id: str, status: str, *, exit_code: int | None = None,
                    phase: str | None = None, reason: str | None = None) -> None:
@@ -520,7 +520,7 @@ class RestStore(RunStore):
         fmt = self.get_run(run_id).env.get("lock_format")
         if not fmt:
             return None
-        text = self.download_artifact(run_id, f"{tags_of.PROJ_ARTIFACTS}/{_lock_name(fmt)}")
+        text = self.download_artifact(run_id, f"{tags_of.PROJ_ARTIFACTS}/{tags_of.lock_artifact_name(fmt)}")
         return None if text is None else (fmt, text.decode())
 
     def get_request(self, run_id: str) -> str | None:
@@ -624,11 +624,6 @@ def _check_limits(new: NewRun) -> None:
     for key in new.tags:
         if len(key) > MAX_KEY:
             raise UsageError(f"tag {key[:40]}...: name longer than {MAX_KEY} characters")
-
-
-def _lock_name(lock_format: str) -> str:
-    """The lock's artifact name: its format's name (``pylock.toml``, ``pip-freeze``), as proj server serves it."""
-    return lock_format if unsafe_reason(lock_format) is None and "/" not in lock_format else safe_name(lock_format)
 
 
 def _reason(exc: Exception) -> str:

@@ -17,7 +17,7 @@ import pytest
 from helpers.cli import Proj, require, wait_for
 from helpers.git_repos import commit, git
 from helpers.servers import Server, proj_server, run_client
-from proj.server.artifacts import lock_file_name
+from proj.tracking.mlflow_tags import lock_artifact_name
 from proj.tracking.open import open_store
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("artifacts-server")]
@@ -386,12 +386,12 @@ def test_proj_folder_of_a_proj_run(mlflow_full_venv: Path, proj: Proj, proj_runs
     assert ["proj", True] in out["root"] and ["out", True] in out["root"] and ["source", True] in out["root"]
     names = {p for p, _ in out["proj"]}
     assert {"proj/logs", "proj/source.patch"} <= names, out["proj"]
-    assert names == {"proj/logs", "proj/source.patch", f"proj/{lock_file_name(lock[0])}"}, out["proj"]
+    assert names == {"proj/logs", "proj/source.patch", f"proj/{lock_artifact_name(lock[0])}"}, out["proj"]
     assert {"proj/logs/stdout.log", "proj/logs/stderr.log"} <= {p for p, _ in out["logs"]}
     assert "hello from stdout" in out["files"]["logs/stdout.log"]
     assert "hello from stderr" in out["files"]["logs/stderr.log"]
     assert "and changed" in out["files"]["source.patch"]
-    assert out["files"][lock_file_name(lock[0])] == lock[1]
+    assert out["files"][lock_artifact_name(lock[0])] == lock[1]
     assert status == 200 and b"hello from stdout" in body and headers["content-type"] == "text/plain"
     for status, _, body in refused:
         assert status == 400 and b"read-only" in body, body

@@ -84,7 +84,9 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-class _Reader:
+class Reader:
+    """A cursor over a filter's tokens (the run, experiment, model and registry grammars all read with it)."""
+
     def __init__(self, text: str, what: str) -> None:
         self.text, self.what = text, what
         self.tokens = tokenize(text)
@@ -134,7 +136,7 @@ MODELS = Grammar(_ENTITY_ALIASES, tuple(_ENTITY_NAMES),
                  {"creation_time": "creation_timestamp", "last_updated_time": "last_updated_timestamp"}, ())
 
 
-def _identifier(r: _Reader, grammar: Grammar = RUNS) -> tuple[str, str]:
+def _identifier(r: Reader, grammar: Grammar = RUNS) -> tuple[str, str]:
     """``entity.key`` or a bare attribute name -> (type, key), with MLflow's aliases applied."""
     first = r.take()
     if first is None or first.kind not in ("word", "bq", "dq"):
@@ -167,7 +169,7 @@ def _identifier(r: _Reader, grammar: Grammar = RUNS) -> tuple[str, str]:
     return entity, key
 
 
-def _comparator(r: _Reader) -> str:
+def _comparator(r: Reader) -> str:
     token = r.take()
     if token is not None and token.kind == "op":
         return token.text
@@ -182,7 +184,7 @@ def _comparator(r: _Reader) -> str:
                  f"found {token.text if token else 'the end'!r}")
 
 
-def _value(r: _Reader, entity: str, key: str, grammar: Grammar = RUNS) -> Any:
+def _value(r: Reader, entity: str, key: str, grammar: Grammar = RUNS) -> Any:
     token = r.take()
     shown = token.text if token else "the end"
     numeric = entity == METRIC or (entity == ATTRIBUTE and key in grammar.numeric)
@@ -213,7 +215,7 @@ def _value(r: _Reader, entity: str, key: str, grammar: Grammar = RUNS) -> Any:
     return _unquote(token)
 
 
-def _check_comparator(r: _Reader, clause: Clause, grammar: Grammar = RUNS) -> None:
+def _check_comparator(r: Reader, clause: Clause, grammar: Grammar = RUNS) -> None:
     if clause.type == METRIC or (clause.type == ATTRIBUTE and clause.key in grammar.numeric):
         valid: tuple[str, ...] = NUMERIC_COMPARATORS
     elif clause.type == ATTRIBUTE:
@@ -232,7 +234,7 @@ def parse_filter(text: str | None, grammar: Grammar = RUNS) -> list[Clause]:
     """``metrics.loss < 0.5 and params.alpha = '0.1'`` -> clauses (MLflow has AND only, no OR)."""
     if not text or not text.strip():
         return []
-    r = _Reader(text, "filter")
+    r = Reader(text, "filter")
     clauses: list[Clause] = []
     while True:
         entity, key = _identifier(r, grammar)
@@ -250,7 +252,7 @@ def parse_filter(text: str | None, grammar: Grammar = RUNS) -> list[Clause]:
 
 def parse_order_by(text: str, grammar: Grammar = RUNS) -> OrderBy:
     """``metrics.loss ASC``, ``attributes.start_time DESC``, ``params.alpha`` (ascending)."""
-    r = _Reader(text, "order_by clause")
+    r = Reader(text, "order_by clause")
     entity, key = _identifier(r, grammar)
     ascending = True
     token = r.take()

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proj.errors import UsageError
-from proj.tracking.search import ATTRIBUTE, SQLITE, TAG, Clause, Dialect, Token, tokenize
+from proj.tracking.search import ATTRIBUTE, SQLITE, TAG, Clause, Dialect, Reader, Token, tokenize
 
 IS_PROMPT_TAG = "mlflow.prompt.is_prompt"  # MLflow keeps prompts in the registry too; searches leave them out
 NUMERIC_COMPARATORS = ("=", "!=", "<", "<=", ">", ">=")
@@ -65,26 +65,11 @@ def _bad(message: str) -> UsageError:
     return UsageError(message)
 
 
-class _Tokens:
-    def __init__(self, text: str) -> None:
-        self.tokens = tokenize(text)
-        self.pos = 0
-
-    def peek(self, ahead: int = 0) -> Token | None:
-        i = self.pos + ahead
-        return self.tokens[i] if i < len(self.tokens) else None
-
-    def take(self) -> Token | None:
-        token = self.peek()
-        self.pos += token is not None
-        return token
-
-
 def _text(token: Token) -> str:
     return token.text[1:-1] if token.kind in _STRING_TOKENS else token.text
 
 
-def _identifier(r: _Tokens, grammar: RegistryGrammar, valid: tuple[str, ...]) -> tuple[str, str]:
+def _identifier(r: Reader, grammar: RegistryGrammar, valid: tuple[str, ...]) -> tuple[str, str]:
     """``name``, ``attribute.name``, ``tags.k``, ``tags.`a key``` -> (ATTRIBUTE or TAG, key)."""
     first = r.take()
     if first is None or first.kind not in ("word", "bq", "dq"):
@@ -113,7 +98,7 @@ def _identifier(r: _Tokens, grammar: RegistryGrammar, valid: tuple[str, ...]) ->
     return entity, key
 
 
-def _comparator(r: _Tokens) -> str:
+def _comparator(r: Reader) -> str:
     token = r.take()
     if token is not None and token.kind == "op":
         return token.text  # "<>" and "==" too: MLflow refuses them as comparators, and so does _checked
@@ -128,7 +113,7 @@ def _comparator(r: _Tokens) -> str:
                f"{list(STRING_COMPARATORS[2:])}), found {token.text if token else 'the end'!r}")
 
 
-def _list(r: _Tokens) -> list[str]:
+def _list(r: Reader) -> list[str]:
     items: list[str] = []
     while True:
         item = r.take()
@@ -144,7 +129,7 @@ def _list(r: _Tokens) -> list[str]:
                        "ill-formed list.")
 
 
-def _shown(r: _Tokens, token: Token | None) -> str:
+def _shown(r: Reader, token: Token | None) -> str:
     """The value as MLflow quotes it in a message: a parenthesised list whole, else the token."""
     if token is None:
         return ""
@@ -158,7 +143,7 @@ def _shown(r: _Tokens, token: Token | None) -> str:
     return "(" + "".join(", " if t == "," else t for t in inner)
 
 
-def _value(r: _Tokens, entity: str, key: str, grammar: RegistryGrammar) -> Any:
+def _value(r: Reader, entity: str, key: str, grammar: RegistryGrammar) -> Any:
     token = r.take()
     shown = _shown(r, token)
     if token is not None and token.kind == "word":
@@ -211,7 +196,7 @@ def parse_registry_filter(text: str | None, grammar: RegistryGrammar) -> list[Cl
     """``name LIKE 'fraud%' AND tags.team = 'risk'`` -> clauses (AND only, as MLflow)."""
     if not text or not text.strip():
         return []
-    r = _Tokens(text)
+    r = Reader(text, "filter")
     clauses: list[Clause] = []
     while True:
         entity, key = _identifier(r, grammar, tuple(grammar.attributes))

@@ -9,7 +9,9 @@ from typing import Any
 
 from proj.errors import UsageError
 
-METRIC, PARAM, TAG, ATTRIBUTE = "metric", "parameter", "tag", "attribute"
+METRIC, PARAM, TAG, ATTRIBUTE, DATASET = "metric", "parameter", "tag", "attribute", "dataset"
+DATASET_KEYS = ("name", "digest", "context")  # a run's input datasets, as MLflow's runs/search filters them
+NULL_COMPARATORS = ("IS NULL", "IS NOT NULL")  # tags and params only, as MLflow
 _ENTITY_NAMES = [METRIC, PARAM, TAG, ATTRIBUTE, "dataset"]  # as MLflow lists them in its error
 _ENTITY_ALIASES = {"metric": METRIC, "metrics": METRIC, "parameter": PARAM, "parameters": PARAM, "param": PARAM,
                    "params": PARAM, "tag": TAG, "tags": TAG, "attribute": ATTRIBUTE, "attributes": ATTRIBUTE,
@@ -22,6 +24,7 @@ SEARCH_ATTRIBUTES = tuple(sorted(NUMERIC_ATTRIBUTES + STRING_ATTRIBUTES + tuple(
 NUMERIC_COMPARATORS = ("=", "!=", "<", "<=", ">", ">=")
 STRING_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
 STRING_ATTRIBUTE_COMPARATORS = STRING_COMPARATORS + ("IN", "NOT IN")
+DATASET_COMPARATORS = STRING_ATTRIBUTE_COMPARATORS
 MAX_RESULTS = 50000  # MLflow's SEARCH_MAX_RESULTS_THRESHOLD
 
 _TOKEN = re.compile(r"""\s*(?:
@@ -125,7 +128,8 @@ class Grammar:
     list_keys: tuple[str, ...]
 
 
-RUNS = Grammar(_ENTITY_ALIASES, tuple(_ENTITY_NAMES), SEARCH_ATTRIBUTES, NUMERIC_ATTRIBUTES, _ATTR_ALIASES, ("run_id",))
+RUNS = Grammar({**_ENTITY_ALIASES, "dataset": DATASET, "datasets": DATASET}, tuple(_ENTITY_NAMES), SEARCH_ATTRIBUTES,
+               NUMERIC_ATTRIBUTES, _ATTR_ALIASES, ("run_id",))
 EXPERIMENTS = Grammar({"attribute": ATTRIBUTE, "attributes": ATTRIBUTE, "tag": TAG, "tags": TAG},
                       ("attribute", "tag", "tags"), ("name", "experiment_id", "creation_time", "last_update_time"),
                       ("creation_time", "last_update_time"), {}, ("experiment_id",))
@@ -148,8 +152,6 @@ def _identifier(r: Reader, grammar: Grammar = RUNS) -> tuple[str, str]:
     else:
         r.take()
         entity_name = _unquote(first)
-        if entity_name in ("dataset", "datasets") and grammar is RUNS:
-            raise r.fail("datasets are not searchable in proj's store: filter on metrics, params, tags or attributes")
         if entity_name not in grammar.entities:
             raise r.fail(f"Invalid entity type '{entity_name}'. Valid values are {list(grammar.entity_names)}")
         entity = grammar.entities[entity_name]
@@ -162,6 +164,8 @@ def _identifier(r: Reader, grammar: Grammar = RUNS) -> tuple[str, str]:
                     and more.kind in ("word", "num"):
                 r.pos += 2
                 key += "." + more.text
+    if entity == DATASET and key not in DATASET_KEYS:
+        raise r.fail(f"Invalid dataset key '{key}' specified. Valid keys are {list(DATASET_KEYS)}")
     if entity == ATTRIBUTE:
         if key not in grammar.attributes:
             raise r.fail(f"Invalid attribute key '{key}' specified. Valid keys are {list(grammar.attributes)}")
@@ -178,6 +182,11 @@ def _comparator(r: Reader) -> str:
         if word == "NOT" and r.word("IN"):
             r.take()
             return "NOT IN"
+        if word == "IS":
+            negated = r.word("NOT") and r.take() is not None
+            if r.word("NULL"):
+                r.take()
+                return "IS NOT NULL" if negated else "IS NULL"
         if word in ("LIKE", "ILIKE", "IN"):
             return word
     raise r.fail(f"expected a comparator (one of {list(dict.fromkeys(NUMERIC_COMPARATORS + STRING_ATTRIBUTE_COMPARATORS))}), "
@@ -189,7 +198,7 @@ def _value(r: Reader, entity: str, key: str, grammar: Grammar = RUNS) -> Any:
     shown = token.text if token else "the end"
     numeric = entity == METRIC or (entity == ATTRIBUTE and key in grammar.numeric)
     if token is not None and token.text == "(":
-        if entity != ATTRIBUTE or key not in grammar.list_keys:
+        if entity != DATASET and (entity != ATTRIBUTE or key not in grammar.list_keys):
             keys = " or ".join(f"'{k}'" for k in grammar.list_keys) or "no"
             raise r.fail(f"Only the {keys} attribute supports comparison with a list of quoted string values.")
         items: list[str] = []
@@ -220,12 +229,16 @@ def _check_comparator(r: Reader, clause: Clause, grammar: Grammar = RUNS) -> Non
         valid: tuple[str, ...] = NUMERIC_COMPARATORS
     elif clause.type == ATTRIBUTE:
         valid = STRING_ATTRIBUTE_COMPARATORS
+    elif clause.type == DATASET:
+        valid = DATASET_COMPARATORS
+    elif clause.comparator in NULL_COMPARATORS and clause.type not in (TAG, PARAM):
+        raise r.fail(f"IS NULL / IS NOT NULL is only supported for tags and params, got {clause.type} '{clause.key}'")
     else:
-        valid = STRING_COMPARATORS
+        valid = STRING_COMPARATORS + NULL_COMPARATORS
     if clause.comparator not in valid:
         raise r.fail(f"Invalid comparator '{clause.comparator}' for {clause.type} '{clause.key}' "
                      f"not one of {list(valid)}")
-    if isinstance(clause.value, list) != (clause.comparator in ("IN", "NOT IN")):
+    if clause.comparator not in NULL_COMPARATORS and isinstance(clause.value, list) != (clause.comparator in ("IN", "NOT IN")):
         raise r.fail(f"'{clause.comparator}' needs " + ("a parenthesised list of quoted strings"
                      if clause.comparator in ("IN", "NOT IN") else "a single value, not a list"))
 
@@ -239,7 +252,8 @@ def parse_filter(text: str | None, grammar: Grammar = RUNS) -> list[Clause]:
     while True:
         entity, key = _identifier(r, grammar)
         comparator = _comparator(r).upper()
-        clause = Clause(entity, key, comparator, _value(r, entity, key, grammar))
+        value = None if comparator in NULL_COMPARATORS else _value(r, entity, key, grammar)
+        clause = Clause(entity, key, comparator, value)
         _check_comparator(r, clause, grammar)
         clauses.append(clause)
         token = r.take()
@@ -347,6 +361,14 @@ def compile_filter(clauses: list[Clause], d: Dialect = SQLITE,
     where: list[str] = []
     args: list[Any] = []
     for c in clauses:
+        if c.type == DATASET:
+            if target is not RUN_TARGET:
+                raise _bad("dataset keys are only searchable in runs")
+            inner, inner_args = _comparison(_DATASET_SQL[c.key], c.comparator, c.value, d)
+            where.append("EXISTS (SELECT 1 FROM run_inputs i JOIN datasets d ON d.id = i.dataset_id"
+                         f" WHERE i.run_id = r.id AND {inner})")
+            args += inner_args
+            continue
         expr, expr_args = _entity_sql(c.type, c.key, d, target)
         value: Any = c.value
         if c.type == ATTRIBUTE and c.key in target.numeric:
@@ -354,20 +376,28 @@ def compile_filter(clauses: list[Clause], d: Dialect = SQLITE,
         if target is MODEL_TARGET and c.type == ATTRIBUTE and c.key == "status" and isinstance(value, str) \
                 and c.comparator in ("=", "!=") and not value.startswith(_MODEL_STATUS_PREFIX):
             value = _MODEL_STATUS_PREFIX + value
-        if c.comparator in ("IN", "NOT IN"):
-            marks = ", ".join(d.mark for _ in value)
-            where.append(f"{expr} {c.comparator} ({marks})")
-            args += expr_args + list(value)
-            continue
-        if c.comparator == "LIKE":
-            sql, vargs = d.like(expr, value)
-        elif c.comparator == "ILIKE":
-            sql, vargs = d.ilike(expr, value)
-        else:
-            sql, vargs = f"{expr} {c.comparator} {d.mark}", [value]
+        sql, vargs = _comparison(expr, c.comparator, value, d)
         where.append(sql)
         args += expr_args + vargs
     return where, args
+
+
+# A run's dataset inputs (run_inputs i JOIN datasets d): the column each dataset key compares.
+_DATASET_SQL = {"name": "d.name", "digest": "d.digest",
+                "context": "json_extract(i.tags_json, '$.\"mlflow.data.context\"')"}
+
+
+def _comparison(expr: str, comparator: str, value: Any, d: Dialect) -> tuple[str, list[Any]]:
+    """One comparison of an SQL expression with a filter's value, and its arguments."""
+    if comparator in NULL_COMPARATORS:
+        return f"{expr} {comparator}", []
+    if comparator in ("IN", "NOT IN"):
+        return f"{expr} {comparator} ({', '.join(d.mark for _ in value)})", list(value)
+    if comparator == "LIKE":
+        return d.like(expr, value)
+    if comparator == "ILIKE":
+        return d.ilike(expr, value)
+    return f"{expr} {comparator} {d.mark}", [value]
 
 
 def compile_order_by(orders: list[OrderBy], d: Dialect = SQLITE,

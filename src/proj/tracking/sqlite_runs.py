@@ -270,7 +270,8 @@ class SqliteClientRuns(SqliteBase):
                            (experiment_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile))
                 dataset_id = db.execute("SELECT id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
                                         (experiment_id, d.name, d.digest)).fetchone()[0]
-                db.execute("INSERT OR REPLACE INTO run_inputs VALUES (?,?,?)",
+                # logged again (autologging does): the first input's tags stay, as MLflow keeps them
+                db.execute("INSERT INTO run_inputs VALUES (?,?,?) ON CONFLICT(run_id, dataset_id) DO NOTHING",
                            (run_id, dataset_id, json.dumps(item.tags, sort_keys=True)))
             db.executemany("INSERT OR REPLACE INTO run_models VALUES (?,?,?,'input')",
                            [(run_id, m.model_id, m.step) for m in models])

@@ -53,8 +53,12 @@ def test_bad_names(key: str, message: str) -> None:
         v.name(key, "key")
 
 
-def test_value_lengths() -> None:
-    assert v.text("x" * 6000, "value", v.MAX_PARAM_VAL_LENGTH)
+def test_value_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert v.text("x" * 6000, "value", v.MAX_PARAM_VAL_LENGTH) == "x" * 6000
+    # MLflow's server cuts over-long values by default (MLFLOW_TRUNCATE_LONG_VALUES), and refuses them without it
+    assert v.text("x" * 6001, "value", v.MAX_PARAM_VAL_LENGTH) == "x" * 6000
+    assert v.text("y" * 9000, "value", v.MAX_TAG_VAL_LENGTH) == "y" * 8000
+    monkeypatch.setenv("MLFLOW_TRUNCATE_LONG_VALUES", "false")
     with pytest.raises(UsageError, match="'value' exceeds the maximum length of 6000 characters"):
         v.text("x" * 6001, "value", v.MAX_PARAM_VAL_LENGTH)
     with pytest.raises(UsageError, match="8000"):

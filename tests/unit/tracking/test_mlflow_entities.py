@@ -313,15 +313,29 @@ def test_inputs_and_outputs(store: SqliteStore) -> None:
     dataset = DatasetRecord("train", "d1g3st", "local", '{"uri": "/data"}', '{"cols": 3}', None)
     store.log_inputs(a.id, [RunInput(dataset, {"mlflow.data.context": "training"})])
     store.log_inputs(b.id, [RunInput(dataset)])
-    store.log_inputs(b.id, [RunInput(dataset, {"x": "y"})])  # logged again: one link, the new tags
+    store.log_inputs(b.id, [RunInput(dataset, {"x": "y"})])  # logged again: one link, the first tags kept (MLflow)
     model = store.create_logged_model(eid, source_run_id=a.id)
     store.log_outputs(a.id, [ModelOutput(model.model_id, 3)])
     got = store.get_run(a.id)
     assert got.datasets == [RunInput(dataset, {"mlflow.data.context": "training"})]
     assert got.outputs == [ModelOutput(model.model_id, 3)]
-    assert store.get_run(b.id).datasets == [RunInput(dataset, {"x": "y"})]
+    assert store.get_run(b.id).datasets == [RunInput(dataset)]
     with sqlite3.connect(store.root / "proj.db") as db:
         assert db.execute("SELECT count(*) FROM datasets").fetchone()[0] == 1  # one per (experiment, name, digest)
+    other = DatasetRecord("eval", "e4a1", "local", '{"uri": "/eval"}')
+    store.log_inputs(b.id, [RunInput(other, {"mlflow.data.context": "eval"})])
+
+    def found(text: str) -> set[str]:
+        return {r.id for r in store.search_client_runs([eid], text)[0]}
+
+    assert found("datasets.name = 'train'") == {a.id, b.id}
+    assert found("datasets.name IN ('eval', 'nope')") == found("datasets.digest LIKE 'e4%'") == {b.id}
+    assert found("datasets.context = 'training'") == {a.id}
+    assert found("datasets.context = 'eval' and datasets.name = 'train'") == {b.id}  # each clause: any input
+    assert found("datasets.name NOT IN ('train')") == {b.id}
+    store.set_tag(a.id, "team", "x")
+    assert found("tags.team IS NULL") == {b.id} and found("tags.team IS NOT NULL") == {a.id}
+    assert found("params.p IS NULL") == {a.id, b.id}
 
 
 def test_search_client_runs(store: SqliteStore) -> None:
@@ -379,7 +393,8 @@ def test_search_client_runs(store: SqliteStore) -> None:
     assert full[0].tags == {"group": "g1", "mlflow.runName": "run-1"} and full[0].params[0].value == "1"
     assert full[0].metrics["loss"].value == 0.1
     assert store.search_client_runs([], None) == ([], None)
-    for bad in ("metrics.loss ~ 1", "datasets.name = 'x'", "attributes.nope = 'x'"):
+    for bad in ("metrics.loss ~ 1", "datasets.nope = 'x'", "datasets.name < 'x'", "metrics.loss IS NULL",
+                "attributes.nope = 'x'"):
         with pytest.raises(UsageError):
             store.search_client_runs([eid], bad)
     with pytest.raises(UsageError, match="page token"):

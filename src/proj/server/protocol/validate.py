@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import posixpath
 import re
 from typing import Any
 
 from proj.errors import UsageError
+
+log = logging.getLogger("proj.server")
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -181,8 +185,19 @@ def text(value: Any, path: str, limit: int) -> str:
         value = str(value)  # older clients send numbers unquoted; protobuf's parser refuses, MLflow coerces
     if not isinstance(value, str):
         raise _type_error(path, value)
+    if len(value) > limit and _truncate_long_values():
+        # MLflow's server cuts an over-long param or tag value (MLFLOW_TRUNCATE_LONG_VALUES, on by default) so
+        # that autologging of long configs never fails a run; the cut is logged, and the limit still holds.
+        log.warning("%s '%s...' (%d characters) is truncated to %d characters to meet the length limit",
+                    path, value[:100], len(value), limit)
+        return value[:limit]
     length(path, limit, value)
     return value
+
+
+def _truncate_long_values() -> bool:
+    """MLflow's own switch, read as MLflow reads booleans: off only when set to false or 0."""
+    return os.environ.get("MLFLOW_TRUNCATE_LONG_VALUES", "true").strip().lower() not in ("false", "0")
 
 
 def batch_limit(entity: str, limit: int, count: int) -> None:

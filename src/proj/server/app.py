@@ -125,8 +125,8 @@ async def server_info(request: Request) -> Response:
 async def _not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
     if status == 405:
-        return error_response("ENDPOINT_NOT_FOUND",
-                              f"{request.method} is not allowed for {request.url.path}")
+        # 405 as mlflow server answers it, with MLflow's JSON error instead of its HTML page
+        return error_response("ENDPOINT_NOT_FOUND", f"{request.method} is not allowed for {request.url.path}", 405)
     return error_response("ENDPOINT_NOT_FOUND", f"No API endpoint {request.method} {request.url.path}")
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from proj.errors import NotFound, UsageError
+from proj.errors import UsageError
 from proj.tracking.records import (
     ACTIVE,
     ACTIVE_ONLY,
@@ -66,11 +66,12 @@ def _object(text: str) -> Any:
 
 
 def experiment_int(experiment_id: str | int) -> int:
-    """An experiment id as the integer the table keys on; NotFound (as MLflow) for one that is not a number."""
+    """An experiment id as the integer the table keys on; one that is not a number is refused as MLflow's store
+    refuses it (INVALID_PARAMETER_VALUE, not RESOURCE_DOES_NOT_EXIST: clients tell the two apart)."""
     try:
         return int(str(experiment_id))
     except ValueError:
-        raise NotFound(f"No Experiment with id={experiment_id} exists") from None
+        raise UsageError(f"Invalid experiment ID '{experiment_id}'. Experiment ID must be a valid integer.") from None
 
 
 class SqliteBase(RunStore):

@@ -206,8 +206,7 @@ class SqliteClientRuns(SqliteBase):
         if max_results <= 0:
             raise UsageError(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be a "
                              "positive integer")
-        after = _history_position(page_token)
-        self._run_state(self._db, run_id, active=False)
+        after = _history_position(page_token)  # an unknown run has no points, as in MLflow (not an error)
         rows = self._db.execute(f"SELECT {columns}, rowid FROM metrics WHERE run_id = ? AND key = ?"
                                 " AND (timestamp, step, rowid) > (?, ?, ?) ORDER BY timestamp, step, rowid LIMIT ?",
                                 (run_id, key, *after, max_results + 1)).fetchall()

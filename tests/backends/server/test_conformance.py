@@ -651,6 +651,7 @@ def _batch_cases(run_id: str) -> list[Case]:
 RAW_PROJ_BETTER = {
     "create: body a list": [400, "INVALID_PARAMETER_VALUE"],
     "unknown endpoint": [404, "ENDPOINT_NOT_FOUND"],
+    "wrong method": [405, "ENDPOINT_NOT_FOUND"],  # the same status as MLflow's, as JSON
     "batch: metric value a string": [400, "INVALID_PARAMETER_VALUE"],
     "update: unknown status": [400, "INVALID_PARAMETER_VALUE"],
 }

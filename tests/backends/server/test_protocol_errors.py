@@ -62,7 +62,7 @@ def test_ui_prefix_serves_the_same_calls(server: Server) -> None:
 
 @pytest.mark.parametrize(("method", "path", "body", "content_type", "status", "code", "words"), [
     ("GET", "/api/2.0/mlflow/no-such-endpoint", None, None, 404, "ENDPOINT_NOT_FOUND", "no-such-endpoint"),
-    ("POST", "/api/2.0/mlflow/runs/get", b"{}", "application/json", 404, "ENDPOINT_NOT_FOUND", "POST"),
+    ("POST", "/api/2.0/mlflow/runs/get", b"{}", "application/json", 405, "ENDPOINT_NOT_FOUND", "POST"),
     ("POST", "/api/2.0/mlflow/runs/log-metric", b"{not json", "application/json", 400, "INVALID_PARAMETER_VALUE",
      "Malformed JSON"),
     ("POST", "/api/2.0/mlflow/runs/log-metric", b"[1, 2]", "application/json", 400, "INVALID_PARAMETER_VALUE",

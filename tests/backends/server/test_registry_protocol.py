@@ -231,7 +231,7 @@ RAW_CASES: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
     ("POST", "/registered-models/alias", {"name": "raw-missing", "alias": "a b", "version": "1"}, 400,
      "INVALID_PARAMETER_VALUE"),
     ("DELETE", "/registered-models/delete", {"name": "raw-missing"}, 404, "RESOURCE_DOES_NOT_EXIST"),
-    ("PUT", "/registered-models/create", {"name": "x"}, 404, "ENDPOINT_NOT_FOUND"),
+    ("PUT", "/registered-models/create", {"name": "x"}, 405, "ENDPOINT_NOT_FOUND"),
 ]
 
 

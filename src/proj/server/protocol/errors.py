@@ -44,9 +44,10 @@ def status_of(error_code: str) -> int:
     return HTTP_STATUS.get(error_code, 500)
 
 
-def error_response(error_code: str, message: str) -> Response:
+def error_response(error_code: str, message: str, status: int | None = None) -> Response:
+    """MLflow's error JSON, with the status MLflow gives the code (``status`` when HTTP's own differs: 405)."""
     body = orjson.dumps({"error_code": error_code, "message": message})
-    return Response(body, status_code=status_of(error_code), media_type="application/json")
+    return Response(body, status_code=status or status_of(error_code), media_type="application/json")
 
 
 def from_exception(exc: ProjError) -> Response:

@@ -2,40 +2,17 @@
 and the reproduction verdict an alias may require."""
 from __future__ import annotations
 
-import re
-
 from proj.errors import InvalidState, UsageError
+from proj.tracking import registry_rules
 from proj.tracking.registry_records import STAGES, RegisteredModelRecord
 
-ALIAS_PATTERN = re.compile(r"^[\w\-]*$")
-VERSION_ALIAS = re.compile(r"^[vV]\d+$")
-MAX_ALIAS = 255
 # what --require-verdict accepts, strictest first: a stricter verdict satisfies a looser requirement
 VERDICTS = ("identical", "within-tolerance")
 
 
-def check_model_name(name: str | None, what: str = "name") -> str:
-    if name is None or not name.strip():
-        raise UsageError(f"Missing value for required parameter '{what}'.")
-    if "/" in name or ":" in name:
-        raise UsageError(f"Invalid model name '{name}'. Names cannot contain '/' or ':'.")
-    return name
-
-
 def check_alias(alias: str | None) -> str:
-    """MLflow's alias rules: ``^[\\w-]+$``, at most 255 characters, ``latest`` and ``v<digits>`` reserved."""
-    if not alias:
-        raise UsageError("Registered model alias name cannot be empty.")
-    if not ALIAS_PATTERN.match(alias):
-        raise UsageError(f"Invalid alias name: '{alias}'. Names may only contain alphanumerics, underscores (_), "
-                         "and dashes (-).")
-    if len(alias) > MAX_ALIAS:
-        raise UsageError(f"'Registered model alias name' exceeds the maximum length of {MAX_ALIAS} characters")
-    if alias.lower() == "latest":
-        raise UsageError("'latest' alias name (case insensitive) is reserved.")
-    if VERSION_ALIAS.match(alias):
-        raise UsageError(f"Version alias name '{alias}' is reserved.")
-    return alias
+    """An alias being set or protected: MLflow's name rules, and ``latest`` and ``v<digits>`` reserved."""
+    return registry_rules.check_alias(alias, setting=True)
 
 
 def alias_key(alias: str) -> str:

@@ -11,16 +11,15 @@ from proj.registry.rules import (
     VERDICTS,
     alias_key,
     check_alias,
-    check_model_name,
     need_reason,
     satisfies,
     stage_key,
 )
 from proj.registry.sources import Source, resolve_source
-from proj.registry.uris import canonical_stage
 from proj.reproduce.rebuild import VERDICT_TAG
 from proj.tracking.records import RunRecord
 from proj.tracking.registry_records import STAGES, ModelVersionRecord, RegisteredModelRecord
+from proj.tracking.registry_rules import canonical_stage, check_model_name
 from proj.tracking.store import RunStore
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
 from proj.errors import NotFound, UsageError
-from proj.tracking.registry_records import STAGES, ModelVersionRecord
+from proj.tracking.registry_records import ModelVersionRecord
+from proj.tracking.registry_rules import canonical_stage
 from proj.tracking.store import RunStore
 
 LATEST = "latest"
@@ -103,14 +104,6 @@ def _parse_artifacts(uri: str) -> ModelUri:
         return ModelUri("logged", uri, model_id=model["id"])
     raise UsageError(f"Invalid model version source: '{uri}': an mlflow-artifacts source must name a run's "
                      "artifacts (mlflow-artifacts:/<experiment>/<run>/artifacts/<path>) or a logged model's")
-
-
-def canonical_stage(stage: str) -> str:
-    """A stage as MLflow spells it (case-insensitive input); UsageError naming the stages otherwise."""
-    for known in STAGES:
-        if stage.lower() == known.lower():
-            return known
-    raise UsageError(f"Invalid Model Version stage: {stage}. Value must be one of {', '.join(STAGES)}.")
 
 
 def resolve_version(store: RunStore, uri: ModelUri) -> ModelVersionRecord:

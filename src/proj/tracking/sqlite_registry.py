@@ -3,9 +3,6 @@ the append-only history of every change, with MLflow's semantics and messages.""
 from __future__ import annotations
 
 import getpass
-import json
-import posixpath
-import re
 import sqlite3
 import time
 from typing import Any
@@ -23,6 +20,14 @@ from proj.tracking.registry_records import (
     RegisteredModelRecord,
     RegistryEvent,
 )
+from proj.tracking.registry_rules import (
+    ALIAS_NAME,
+    canonical_stage,
+    check_alias,
+    check_model_name,
+    check_tag,
+    check_version,
+)
 from proj.tracking.search import page_offset
 from proj.tracking.search import page_token as next_page_token
 from proj.tracking.search_registry import (
@@ -35,15 +40,9 @@ from proj.tracking.search_registry import (
 )
 from proj.tracking.sqlite_base import BOUND_CHUNK, SqliteBase
 
-MAX_TAG_KEY = 250  # MLflow's MAX_MODEL_REGISTRY_TAG_KEY_LENGTH
-MAX_TAG_VALUE = 100_000  # MLflow's MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
 MAX_MODELS_RESULTS, MAX_MODELS_THRESHOLD = 100, 1000  # MLflow's registered-model search default and limit
 MAX_VERSIONS_RESULTS, MAX_VERSIONS_THRESHOLD = 10_000, 200_000  # and the model-version search's
 ACTIVE_STAGES = (STAGE_STAGING, STAGE_PRODUCTION)  # the stages archive_existing_versions applies to
-_TAG_KEY = re.compile(r"^[/\w.\- :]*$")
-_PROTECTABLE = re.compile(r"^[\w-]+$")  # MLflow's alias names (stage names are such names too)
-_VERSION_ALIAS = re.compile(r"^[vV]\d+$")
-MAX_ALIAS = 255
 _MODEL_COLUMNS = "m.id, m.name, m.creation_time, m.last_updated_time, m.description, m.user_id"
 _VERSION_COLUMNS = ("v.model_id, m.name, v.version, v.creation_time, v.last_updated_time, v.source, v.run_id,"
                     " v.logged_model_id, v.user_id, v.current_stage, v.description, v.status, v.status_message,"
@@ -60,74 +59,6 @@ def _who(user: str | None) -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return "unknown"
-
-
-def check_model_name(name: str | None, path: str = "name") -> str:
-    """MLflow's _validate_model_name: not empty, no '/' or ':', not a path that resolves to another name."""
-    if name is None or not str(name).strip():
-        raise UsageError(f"Missing value for required parameter '{path}'.")
-    if "/" in name or ":" in name:
-        raise UsageError(f"Invalid model name '{name}'. Names cannot contain '/' or ':'.")
-    norm = posixpath.normpath(name)
-    if norm != name or norm == "." or norm.startswith(".."):
-        raise UsageError(f"Invalid value {json.dumps(name)} for parameter '{path}' supplied: Names may be treated "
-                         "as files in certain cases, and must not resolve to other names when treated as such. "
-                         f"This name would resolve to {norm!r}")
-    return name
-
-
-def check_version(version: int | str) -> int:
-    """A version number as MLflow takes it (an int or its decimal text)."""
-    try:
-        return int(str(version).strip())
-    except ValueError:
-        raise UsageError(f"Parameter 'version' must be an integer, got '{version}'.") from None
-
-
-def check_tag(key: str | None, value: str | None) -> None:
-    """MLflow's registry tag rules: a key of names' characters (at most 250), a value (at most 100,000)."""
-    if key is None or key == "":
-        raise UsageError("Missing value for required parameter 'key'.")
-    if not _TAG_KEY.match(key):
-        raise UsageError(f"Invalid value {json.dumps(key)} for parameter 'key' supplied: Names may only contain "
-                         "alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and "
-                         "slashes (/).")
-    norm = posixpath.normpath(key)
-    if norm != key or norm == "." or norm.startswith(("..", "/")):
-        raise UsageError(f"Invalid value {json.dumps(key)} for parameter 'key' supplied: Names may be treated as "
-                         "files in certain cases, and must not resolve to other names when treated as such. "
-                         f"This name would resolve to {norm!r}")
-    if len(key) > MAX_TAG_KEY:
-        raise UsageError(f"'key' exceeds the maximum length of {MAX_TAG_KEY} characters")
-    if value is None:
-        raise UsageError("Tag value cannot be None")
-    if len(value) > MAX_TAG_VALUE:
-        raise UsageError(f"'value' exceeds the maximum length of {MAX_TAG_VALUE} characters")
-
-
-def canonical_stage(stage: str) -> str:
-    """MLflow's get_canonical_stage: "production" -> "Production"; anything else refused with the choices."""
-    found = {s.lower(): s for s in STAGES}.get(str(stage).lower())
-    if found is None:
-        raise UsageError(f"Invalid Model Version stage: {stage}. Value must be one of {', '.join(STAGES)}.")
-    return found
-
-
-def check_alias(alias: str | None, *, setting: bool = False) -> str:
-    """MLflow's alias rules: not empty, ``^[\\w-]+$``, at most 255 characters; ``latest`` and ``v<digits>`` are
-    reserved (refused only when setting one: reading ``latest`` means the newest version)."""
-    if not alias:
-        raise UsageError("Registered model alias name cannot be empty.")
-    if not _PROTECTABLE.match(alias):
-        raise UsageError(f"Invalid alias name: '{alias}'. Names may only contain alphanumerics, underscores (_), "
-                         "and dashes (-).")
-    if len(alias) > MAX_ALIAS:
-        raise UsageError(f"'Registered model alias name' exceeds the maximum length of {MAX_ALIAS} characters")
-    if setting and alias.lower() == "latest":
-        raise UsageError("'latest' alias name (case insensitive) is reserved.")
-    if setting and _VERSION_ALIAS.match(alias):
-        raise UsageError(f"Version alias name '{alias}' is reserved.")
-    return alias
 
 
 def _protected_key(key: str) -> str:
@@ -589,7 +520,7 @@ class SqliteRegistry(SqliteBase):
                       reason: str | None = None) -> None:
         """Protecting needs nothing; unprotecting needs a reason, as moving the key would (else unprotecting
         first would be a way around it)."""
-        if not key or not _PROTECTABLE.match(key):
+        if not key or not ALIAS_NAME.match(key):
             raise UsageError(f"Invalid alias or stage name to protect: {key!r}. Stages are {', '.join(STAGES)}; "
                              "alias names may only contain alphanumerics, underscores (_), and dashes (-).")
         key = _protected_key(key)

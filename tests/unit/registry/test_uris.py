@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from proj.errors import NotFound, UsageError
-from proj.registry.uris import canonical_stage, parse, resolve_version
+from proj.registry.uris import parse, resolve_version
+from proj.tracking.registry_rules import canonical_stage
 from proj.tracking.sqlite import SqliteStore
 
 RUN = "0123456789abcdef0123456789abcdef"

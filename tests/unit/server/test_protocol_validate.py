@@ -56,13 +56,15 @@ def test_bad_names(key: str, message: str) -> None:
 def test_value_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
     assert v.text("x" * 6000, "value", v.MAX_PARAM_VAL_LENGTH) == "x" * 6000
     # MLflow's server cuts over-long values by default (MLFLOW_TRUNCATE_LONG_VALUES), and refuses them without it
-    assert v.text("x" * 6001, "value", v.MAX_PARAM_VAL_LENGTH) == "x" * 6000
-    assert v.text("y" * 9000, "value", v.MAX_TAG_VAL_LENGTH) == "y" * 8000
+    assert v.text("x" * 6001, "value", v.MAX_PARAM_VAL_LENGTH, cut=True) == "x" * 6000
+    assert v.text("y" * 9000, "value", v.MAX_TAG_VAL_LENGTH, cut=True) == "y" * 8000
+    with pytest.raises(UsageError, match="5000"):  # what MLflow never cuts (experiment, registry tags)
+        v.text("x" * 5001, "value", 5000)
     monkeypatch.setenv("MLFLOW_TRUNCATE_LONG_VALUES", "false")
     with pytest.raises(UsageError, match="'value' exceeds the maximum length of 6000 characters"):
-        v.text("x" * 6001, "value", v.MAX_PARAM_VAL_LENGTH)
+        v.text("x" * 6001, "value", v.MAX_PARAM_VAL_LENGTH, cut=True)
     with pytest.raises(UsageError, match="8000"):
-        v.text("x" * 8001, "value", v.MAX_TAG_VAL_LENGTH)
+        v.text("x" * 8001, "value", v.MAX_TAG_VAL_LENGTH, cut=True)
     assert v.text(None, "value", 10) == ""
     assert v.text(5, "value", 10) == "5"
 

@@ -40,7 +40,7 @@ def _now_ms() -> int:
 def create(call: Call) -> JsonDict:
     body = call.body
     experiment_id = v.string(body, "experiment_id") or DEFAULT_EXPERIMENT_ID
-    tags = v.key_values(v.objects(body, "tags"), "tags", v.MAX_TAG_VAL_LENGTH)
+    tags = v.key_values(v.objects(body, "tags"), "tags", v.MAX_TAG_VAL_LENGTH, cut=True)
     start = v.integer(body, "start_time")
     run_name = v.string(body, "run_name") or None
     record = call.store.create_client_run(experiment_id, v.string(body, "user_id") or None,
@@ -74,7 +74,7 @@ def set_tag(call: Call) -> JsonDict:
     body = call.body
     run_id = v.run_id(body)
     key = v.name(body.get("key"), "key")
-    call.store.set_tag(run_id, key, v.text(body.get("value"), "value", v.MAX_TAG_VAL_LENGTH))
+    call.store.set_tag(run_id, key, v.text(body.get("value"), "value", v.MAX_TAG_VAL_LENGTH, cut=True))
     return {}
 
 
@@ -137,7 +137,7 @@ def log_param(call: Call) -> JsonDict:
     body = call.body
     run_id = v.run_id(body)
     key = v.name(body.get("key"), "key")
-    _log(call, run_id, [], params=[(key, v.text(body.get("value"), "value", v.MAX_PARAM_VAL_LENGTH))])
+    _log(call, run_id, [], params=[(key, v.text(body.get("value"), "value", v.MAX_PARAM_VAL_LENGTH, cut=True))])
     return {}
 
 
@@ -153,8 +153,8 @@ def log_batch(call: Call) -> JsonDict:
     params: list[tuple[str, str]] = []
     for i, item in enumerate(param_items):
         key = v.name(item.get("key"), f"params[{i}].key")
-        params.append((key, v.text(item.get("value"), f"params[{i}].value", v.MAX_PARAM_VAL_LENGTH)))
-    tags = v.key_values(tag_items, "tags", v.MAX_TAG_VAL_LENGTH)
+        params.append((key, v.text(item.get("value"), f"params[{i}].value", v.MAX_PARAM_VAL_LENGTH, cut=True)))
+    tags = v.key_values(tag_items, "tags", v.MAX_TAG_VAL_LENGTH, cut=True)
     _log(call, run_id, points, params=params, tags=tags or None)
     return {}
 

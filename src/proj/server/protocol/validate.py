@@ -177,15 +177,16 @@ def length(path: str, limit: int, value: str | None) -> None:
         raise UsageError(f"'{path}' exceeds the maximum length of {limit} characters")
 
 
-def text(value: Any, path: str, limit: int) -> str:
-    """A param or tag value (an absent one is the empty string, as protobuf reads it)."""
+def text(value: Any, path: str, limit: int, *, cut: bool = False) -> str:
+    """A param or tag value (an absent one is the empty string, as protobuf reads it). ``cut``: a run's param
+    or tag, which MLflow cuts to the limit instead of refusing (its other tags it refuses)."""
     if value is None:
         return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # older clients send numbers unquoted; protobuf's parser refuses, MLflow coerces
     if not isinstance(value, str):
         raise _type_error(path, value)
-    if len(value) > limit and _truncate_long_values():
+    if cut and len(value) > limit and _truncate_long_values():
         # MLflow's server cuts an over-long param or tag value (MLFLOW_TRUNCATE_LONG_VALUES, on by default) so
         # that autologging of long configs never fails a run; the cut is logged, and the limit still holds.
         log.warning("%s '%s...' (%d characters) is truncated to %d characters to meet the length limit",
@@ -239,12 +240,13 @@ def experiment_name(value: Any) -> str:
     return value
 
 
-def key_values(items: list[dict[str, Any]], path: str, limit: int, *, need_value: bool = False) -> dict[str, str]:
+def key_values(items: list[dict[str, Any]], path: str, limit: int, *, need_value: bool = False,
+               cut: bool = False) -> dict[str, str]:
     """``[{"key", "value"}]`` (tags, params) as a dict, each key and value checked."""
     out: dict[str, str] = {}
     for index, item in enumerate(items):
         key = name(item.get("key"), f"{path}[{index}].key")
         if need_value and item.get("value") is None:
             raise missing(f"{path}[{index}].value")
-        out[key] = text(item.get("value"), f"{path}[{index}].value", limit)
+        out[key] = text(item.get("value"), f"{path}[{index}].value", limit, cut=cut)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from proj.errors import UsageError
@@ -306,6 +306,10 @@ class Target:
     tiebreak: tuple[str, ...]  # ORDER BY terms appended when the order leaves ties
     default_order: tuple[str, ...]  # ORDER BY terms used when the order has no time term of its own
     time_key: str
+    # A filter on a metric, param or tag as a set of matching row ids, where the table has an index for it:
+    # entity -> (the row's id, the set's SELECT with {mark} for the key, the value column). SQLite builds the
+    # set once from the index instead of running a correlated subquery per row (a filter over 100,000 runs).
+    sets: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
 # proj's runs table (alias r); start/end times are seconds there, milliseconds in MLflow's grammar.
@@ -321,7 +325,10 @@ RUN_TARGET = Target(
     {METRIC: "(SELECT lm.value FROM latest_metrics lm WHERE lm.run_id = r.id AND lm.key = {mark})",
      PARAM: "(SELECT x.value FROM params x WHERE x.run_id = r.id AND x.key = {mark})",
      TAG: "(SELECT x.value FROM tags x WHERE x.run_id = r.id AND x.key = {mark})"},
-    ("r.id",), ("r.start_time DESC",), "start_time")
+    ("r.id",), ("r.start_time DESC",), "start_time",
+    {METRIC: ("r.id", "SELECT lm.run_id FROM latest_metrics lm WHERE lm.key = {mark}", "lm.value"),
+     PARAM: ("r.id", "SELECT x.run_id FROM params x WHERE x.key = {mark}", "x.value"),
+     TAG: ("r.id", "SELECT x.run_id FROM tags x WHERE x.key = {mark}", "x.value")})
 # Experiments (alias e): MLflow orders by creation_time DESC, then experiment_id.
 _EXPERIMENT_ATTRIBUTES = {"name": "e.name", "experiment_id": "CAST(e.id AS TEXT)", "creation_time": _ms("e.created"),
                           "last_update_time": _ms("COALESCE(e.last_update_time, e.created)")}
@@ -368,6 +375,12 @@ def compile_filter(clauses: list[Clause], d: Dialect = SQLITE,
             where.append("EXISTS (SELECT 1 FROM run_inputs i JOIN datasets d ON d.id = i.dataset_id"
                          f" WHERE i.run_id = r.id AND {inner})")
             args += inner_args
+            continue
+        if c.type in target.sets and c.comparator not in NULL_COMPARATORS:
+            row_id, select, column = target.sets[c.type]
+            inner, inner_args = _comparison(column, c.comparator, c.value, d)
+            where.append(f"{row_id} IN ({select.format(mark=d.mark)} AND {inner})")
+            args += [c.key, *inner_args]
             continue
         expr, expr_args = _entity_sql(c.type, c.key, d, target)
         value: Any = c.value

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS experiment_tags (experiment_id INTEGER NOT NULL, key 
   PRIMARY KEY (experiment_id, key));
 CREATE TABLE IF NOT EXISTS latest_metrics (run_id TEXT NOT NULL, key TEXT NOT NULL, value REAL, step INTEGER NOT NULL,
   timestamp REAL NOT NULL, PRIMARY KEY (run_id, key));
-CREATE INDEX IF NOT EXISTS latest_metrics_by_key ON latest_metrics(key, value);
+CREATE INDEX IF NOT EXISTS latest_metrics_by_key ON latest_metrics(key, value, run_id);
 CREATE TABLE IF NOT EXISTS datasets (id INTEGER PRIMARY KEY, experiment_id INTEGER NOT NULL, name TEXT NOT NULL,
   digest TEXT NOT NULL, source_type TEXT NOT NULL, source TEXT NOT NULL, schema TEXT, profile TEXT,
   UNIQUE (experiment_id, name, digest));
@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS logged_model_metrics (model_id TEXT NOT NULL, key TEX
 CREATE INDEX IF NOT EXISTS logged_model_metrics_by_model ON logged_model_metrics(model_id, key);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time);
 CREATE INDEX IF NOT EXISTS metrics_by_time ON metrics(run_id, key, timestamp, step);
+CREATE INDEX IF NOT EXISTS params_by_key ON params(key, value, run_id);
+CREATE INDEX IF NOT EXISTS tags_by_key ON tags(key, value, run_id);
 """ + REGISTRY_SCHEMA
 # (table, column, declaration), appended to sqlite._ADDED_COLUMNS. NULL artifact locations mean the default
 # (mlflow-artifacts:/<experiment id>, and <experiment location>/<run id>/artifacts for a run).

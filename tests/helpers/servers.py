@@ -30,24 +30,31 @@ def free_port() -> int:
 
 
 def build_mlflow_venv(cache: Path) -> Path:
-    """A virtualenv with the full pinned MLflow (client and server), built once into ``cache`` with uv.
-    ``PROJ_TEST_MLFLOW_VENV`` names an existing one instead (e.g. benchmarks/.mlflow-venv)."""
+    """A virtualenv with the full pinned MLflow (client, server, scikit-learn, pandas), built once with uv.
+    ``cache`` is a worker's cache dir: the venv goes beside the workers' dirs, built by the first worker to get
+    the lock, so both xdist workers share one build. ``PROJ_TEST_MLFLOW_VENV`` names an existing one instead
+    (e.g. benchmarks/.mlflow-venv)."""
     given = os.environ.get("PROJ_TEST_MLFLOW_VENV")
     if given:
         return Path(given)
+    import fcntl
+
     from uv import find_uv_bin
 
-    venv = cache / f"mlflow-{MLFLOW_VERSION}-venv"
+    shared = cache.parent.parent if cache.parent.name.startswith("popen-gw") else cache.parent
+    venv = shared / f"mlflow-{MLFLOW_VERSION}-venv"
     done = venv / ".complete"
-    if not done.exists():
-        shutil.rmtree(venv, ignore_errors=True)
-        uv = find_uv_bin()
-        for argv in ([uv, "venv", "-q", "--python", sys.executable, str(venv)],
-                     [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *MLFLOW_PACKAGES]):
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-            require(out.returncode == 0, f"cannot install {' '.join(MLFLOW_PACKAGES)} from the package index: "
-                                         f"{out.stderr.strip()[-400:]}")
-        done.touch()
+    with open(shared / f"mlflow-{MLFLOW_VERSION}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here, then finds it built
+        if not done.exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            uv = find_uv_bin()
+            for argv in ([uv, "venv", "-q", "--python", sys.executable, str(venv)],
+                         [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *MLFLOW_PACKAGES]):
+                out = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+                require(out.returncode == 0, f"cannot install {' '.join(MLFLOW_PACKAGES)} from the package index: "
+                                             f"{out.stderr.strip()[-400:]}")
+            done.touch()
     return venv
 
 

@@ -66,8 +66,9 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     return dist
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    with open(os.path.join(GATE, "building"), "w") as fh:
+    with open(os.path.join(GATE, "building.tmp"), "w") as fh:
         fh.write(str(os.getpid()))
+    os.replace(os.path.join(GATE, "building.tmp"), os.path.join(GATE, "building"))  # seen only whole, with the pid
     deadline = time.time() + 120
     while not os.path.exists(os.path.join(GATE, "release")) and time.time() < deadline:
         time.sleep(0.05)

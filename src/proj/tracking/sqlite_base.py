@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from proj.errors import UsageError
+from proj.errors import InvalidState, NotFound, UsageError
 from proj.tracking.records import (
     ACTIVE,
     ACTIVE_ONLY,
@@ -76,6 +76,18 @@ def experiment_int(experiment_id: str | int) -> int:
 
 class SqliteBase(RunStore):
     """The state and helpers the SQLite store's parts (proj's runs, experiments, client runs, models) share."""
+
+    @staticmethod
+    def _experiment_to_create_in(db: sqlite3.Connection, experiment_id: str) -> tuple[int, str, str | None]:
+        """(id, lifecycle stage, artifact location) of an experiment something is created in: it must exist
+        and be active (MLflow's messages), for client runs and logged models alike."""
+        row = db.execute("SELECT id, lifecycle_stage, artifact_location FROM experiments WHERE id = ?",
+                         (experiment_int(experiment_id),)).fetchone()
+        if row is None:
+            raise NotFound(f"No Experiment with id={experiment_id} exists")
+        if row[1] != ACTIVE:
+            raise InvalidState(f"The experiment {row[0]} must be in the 'active' state. Current state is {row[1]}.")
+        return row[0], row[1], row[2]
 
     root: Path
     readonly: bool

@@ -5,7 +5,7 @@ import os
 import time
 from typing import Any
 
-from proj.errors import InvalidState, NotFound, UsageError
+from proj.errors import NotFound, UsageError
 from proj.tracking.dbfile import guarded
 from proj.tracking.records import (
     ACTIVE,
@@ -47,13 +47,7 @@ class SqliteModels(SqliteBase):
         model_id = "m-" + os.urandom(16).hex()
         now = time.time()
         with self._tx() as db:
-            row = db.execute("SELECT id, lifecycle_stage, artifact_location FROM experiments WHERE id = ?",
-                             (experiment_int(experiment_id),)).fetchone()
-            if row is None:
-                raise NotFound(f"No Experiment with id={experiment_id} exists")
-            if row[1] != ACTIVE:
-                raise InvalidState(f"The experiment {row[0]} must be in the 'active' state. "
-                                   f"Current state is {row[1]}.")
+            row = self._experiment_to_create_in(db, experiment_id)
             location = f"{experiment_location(row[0], row[2]).rstrip('/')}/models/{model_id}/artifacts"
             db.execute("INSERT INTO logged_models VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        (model_id, row[0], name or generated_name(), location, now, now, MODEL_PENDING, None,

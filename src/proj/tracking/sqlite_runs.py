@@ -33,7 +33,7 @@ from proj.tracking.search import (
     parse_order_by_list,
 )
 from proj.tracking.search import page_token as next_page_token
-from proj.tracking.sqlite_base import SqliteBase, experiment_int, run_artifact_uri, stages, value_of
+from proj.tracking.sqlite_base import SqliteBase, run_artifact_uri, stages, value_of
 
 RUN_NAME_TAG = "mlflow.runName"  # mlflow_tags.RUN_NAME; not imported: tracking.mlflow_tags reads records only
 MAX_HISTORY_PAGE = 25000  # MLflow's get-history page
@@ -85,13 +85,7 @@ class SqliteClientRuns(SqliteBase):
         name = run_name or tag_name or generated_name()
         run_id = os.urandom(16).hex()
         with self._tx() as db:
-            row = db.execute("SELECT id, lifecycle_stage, artifact_location FROM experiments WHERE id = ?",
-                             (experiment_int(experiment_id),)).fetchone()
-            if row is None:
-                raise NotFound(f"No Experiment with id={experiment_id} exists")
-            if row[1] != ACTIVE:
-                raise InvalidState(f"The experiment {row[0]} must be in the 'active' state. "
-                                   f"Current state is {row[1]}.")
+            row = self._experiment_to_create_in(db, experiment_id)
             # A client-given experiment root is fixed into the run (MLflow's); the default one is derived.
             uri = run_artifact_uri(row[0], run_id, None, row[2]) if row[2] else None
             db.execute("INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, source_json,"

@@ -139,6 +139,7 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
 
 
 def test_bad_store_uri_is_one_line(tmp_path: Path) -> None:
+    # no PostgreSQL server is involved: a postgresql:// URI (issue 17's) is refused in one line before anything starts
     out = _proj_server("--backend-store-uri", "postgresql://db/x", "--port", str(free_port()), cwd=tmp_path)
     assert out.returncode != 0 and out.stderr.startswith("proj: error:") and "postgresql" in out.stderr
     assert out.stderr.strip().count("\n") == 0, out.stderr

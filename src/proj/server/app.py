@@ -21,6 +21,7 @@ from proj.server.protocol.errors import error_response, from_exception
 from proj.server.protocol.validate import QueryArgs
 from proj.server.routes import API_PREFIXES, ENDPOINTS
 from proj.server.state import ServerState
+from proj.server.ui.routes import routes as ui_routes
 
 try:  # helper C's artifact routes (mlflow-artifacts); the tracking API works without them
     from proj.server.artifacts import routes as artifact_routes
@@ -138,6 +139,7 @@ def routes() -> list[BaseRoute]:
         for path, methods, handler in ENDPOINTS:
             table.append(Route(prefix + path, endpoint(handler), methods=list(methods)))
     table.extend(artifact_routes)
+    table.extend(ui_routes())  # the web UI at /: its page, static files and read endpoints
     return table
 
 

@@ -42,6 +42,7 @@ from proj.tracking.sqlite_experiments import SqliteExperiments
 from proj.tracking.sqlite_models import SqliteModels
 from proj.tracking.sqlite_registry import SqliteRegistry
 from proj.tracking.sqlite_runs import SqliteClientRuns
+from proj.tracking.sqlite_ui import SqliteUi
 from proj.tracking.sqlite_schema import ENTITY_COLUMNS, ENTITY_SCHEMA, ENTITY_TABLES, LATEST_FROM_HISTORY, migrate_entities
 
 _SCHEMA = """
@@ -89,7 +90,7 @@ _MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, pat
 
 
 @guarded
-class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegistry):
+class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegistry, SqliteUi):
     def __init__(self, root: Path, *, readonly: bool = False) -> None:
         """``readonly``: never write, create or migrate anything (reading commands; a read-only or full disk)."""
         self.root = root

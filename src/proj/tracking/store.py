@@ -11,6 +11,7 @@ from proj.paths import StoreLayout
 
 if TYPE_CHECKING:  # only the registry's callers need these records; the run path does not import them
     from proj.tracking.registry_records import ModelVersionRecord, RegisteredModelRecord, RegistryEvent
+    from proj.tracking.ui_records import Column, RunsQuery, SampledSeries
 from proj.tracking.records import (
     ACTIVE_ONLY,
     ChildRun,
@@ -394,3 +395,41 @@ class RunStore(ABC):
         first, up to ``until`` (seconds) when given: what `proj models history --at` replays."""
         raise self._unsupported("the model registry")
 
+    # ---- The web UI's reads (proj.server.ui): pages of the runs table and what its pages show. Records:
+    # tracking.ui_records. Times are seconds here, as above; the UI's handlers give milliseconds. ----
+
+    def ui_runs_table(self, query: "RunsQuery", columns: list["Column"], orders: list[tuple["Column", bool]],
+                      offset: int, limit: int, *, count: bool = True) -> tuple[int, list[RunRecord], list[list[Any]]]:
+        """(how many runs match (-1 when not ``count``), one page of them in ``orders`` order (each (column,
+        ascending); runs lacking a value last; then newest first), each page run's values of ``columns``: metrics
+        as floats or "NaN"/"Infinity"/"-Infinity", a metric's ``aggregate`` over its whole history)."""
+        raise self._unsupported("the web UI's runs table")
+
+    def ui_child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        """How many active child runs each of ``run_ids`` has (absent: none)."""
+        raise self._unsupported("the web UI's runs table")
+
+    def ui_run_keys(self, experiment_ids: list[str]) -> dict[str, list[str]]:
+        """{"params", "metrics", "tags"}: the sorted distinct keys of the runs of these experiments (all: [])."""
+        raise self._unsupported("the web UI's runs table")
+
+    def ui_run_groups(self, query: "RunsQuery", group_by: "Column", columns: list["Column"],
+                      max_ids: int = 100) -> list[dict[str, Any]]:
+        """[{"value", "count", "run_ids", "aggregates": {column name: {"min", "mean", "max", "std", "count"}}}],
+        one per value of the param or tag ``group_by`` (None, last: runs without it); std is the population's."""
+        raise self._unsupported("the web UI's groups")
+
+    def ui_sampled(self, run_id: str, key: str, x: str, points: int, x_min: float | None = None,
+                   x_max: float | None = None) -> "SampledSeries":
+        """One run's history of ``key`` against ``x`` (ui_records.SAMPLE_X) within [x_min, x_max], at most about
+        ``points`` points: all when they fit, else the first, the last, and the min and max of each of
+        (points - 2) // 2 equal-width buckets of x, in x order (so a spike survives)."""
+        raise self._unsupported("sampled metric histories")
+
+    def ui_experiment_summary(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
+        """[{"experiment_id", "runs" (active), "running", "last_run_time" (seconds or None)}] for these (all: [])."""
+        raise self._unsupported("experiment summaries")
+
+    def ui_reproductions(self, run_id: str) -> list[dict[str, Any]]:
+        """[{"run_id", "start_time", "verdict"}]: the runs that reproduce ``run_id``, oldest first."""
+        raise self._unsupported("reproductions")

@@ -1,8 +1,109 @@
-"""The UI's own read endpoints under ``/ajax-api/2.0/proj/`` (see /work/brief-16-overview.md for the contract)."""
+"""The UI's own read endpoints under ``/ajax-api/2.0/proj/`` (and ``/api/2.0/proj/`` for scripts): JSON
+answers, MLflow's error JSON, handlers run in the thread pool with the thread's own store."""
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import logging
+from typing import AsyncIterator, Awaitable, Callable
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from proj.errors import ProjError
+from proj.server.protocol.errors import error_response, from_exception
+from proj.server.protocol.validate import QueryArgs
+from proj.server.state import ServerState
+from proj.server.ui import previews, record, sampling, table
+from proj.server.ui.call import JsonDict, UiCall
+
+log = logging.getLogger("proj.server")
+
+PREFIXES = ("/ajax-api/2.0/proj", "/api/2.0/proj")
+UiHandler = Callable[[UiCall], JsonDict]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _call(request: Request) -> UiCall:
+    # app.endpoint's reading of a GET, with the server's state too: the preview needs the artifact places.
+    # (app imports this module through ui.routes, so its endpoint() cannot be imported here without a cycle.)
+    args = QueryArgs()
+    for key, value in request.query_params.multi_items():
+        previous = args.get(key)
+        args[key] = value if previous is None else [*previous, value] if isinstance(previous, list) else [previous, value]
+    state: ServerState = request.app.state.tracking
+    return UiCall(args, state)
+
+
+def _failure(request: Request, exc: Exception) -> Response:
+    """MLflow's error JSON; an internal failure is logged with its traceback, never sent to the client."""
+    if isinstance(exc, ProjError):
+        return from_exception(exc)
+    if isinstance(exc, NotImplementedError):
+        return error_response("NOT_IMPLEMENTED", str(exc))
+    if isinstance(exc, OSError):
+        log.exception("reading failed in %s %s", request.method, request.url.path)
+        return error_response("INTERNAL_ERROR", f"reading failed: {exc.strerror or type(exc).__name__}")
+    log.exception("internal error in %s %s", request.method, request.url.path)
+    return error_response("INTERNAL_ERROR", "Internal server error (see the server's log)")
+
+
+def endpoint(handler: UiHandler) -> Endpoint:
+    async def serve(request: Request) -> Response:
+        try:
+            result = await run_in_threadpool(handler, _call(request))
+        except Exception as exc:  # noqa: BLE001 - answered as MLflow's error JSON (see _failure)
+            return _failure(request, exc)
+        return Response(orjson.dumps(result), media_type="application/json")
+
+    return serve
+
+
+async def export_csv(request: Request) -> Response:
+    """``runs/export.csv``: the runs table as CSV, streamed a page at a time (each page read in the thread pool
+    with that thread's store); the parameters are checked before the first byte, so a bad one is JSON."""
+    call = _call(request)
+    try:
+        q, cols, order = await run_in_threadpool(lambda: (table.query(call), table.columns(call), table.orders(call)))
+        first = await run_in_threadpool(table.csv_page, call, q, cols, order, 0)
+    except Exception as exc:  # noqa: BLE001 - answered as MLflow's error JSON
+        return _failure(request, exc)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield table.header_bytes(cols)
+        data, count = first
+        offset = 0
+        while True:
+            yield data
+            if count < table.EXPORT_PAGE:
+                return
+            offset += table.EXPORT_PAGE
+            data, count = await run_in_threadpool(table.csv_page, call, q, cols, order, offset)
+
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="runs.csv"'})
+
+
+ENDPOINTS: list[tuple[str, UiHandler]] = [
+    ("/runs/table", table.runs_table),
+    ("/runs/keys", table.run_keys),
+    ("/runs/groups", table.run_groups),
+    ("/metrics/sampled", sampling.sampled),
+    ("/runs/record", record.record),
+    ("/runs/log", record.log),
+    ("/runs/patch", record.patch),
+    ("/artifacts/preview", previews.preview),
+    ("/runs/compare", record.compare),
+    ("/registry/history", record.registry_history),
+    ("/registry/lineage", record.registry_lineage),
+    ("/experiments/summary", record.experiments_summary),
+]
 
 
 def routes() -> list[BaseRoute]:
-    return []
+    table_: list[BaseRoute] = []
+    for prefix in PREFIXES:
+        table_ += [Route(prefix + path, endpoint(handler), methods=["GET"]) for path, handler in ENDPOINTS]
+        table_.append(Route(prefix + "/runs/export.csv", export_csv, methods=["GET"]))
+    return table_

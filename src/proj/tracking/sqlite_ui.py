@@ -1,0 +1,280 @@
+"""The web UI's reads in the SQLite store: a page of the runs table, distinct keys, groups, downsampled
+histories that keep extremes, experiment counts, and the runs that reproduce a run."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from proj.errors import UsageError
+from proj.tracking.dbfile import guarded
+from proj.tracking.records import ACTIVE, RUNNING, RunRecord
+from proj.tracking.search import (
+    ATTRIBUTE,
+    METRIC,
+    PARAM,
+    RUN_TARGET,
+    TAG,
+    OrderBy,
+    compile_filter,
+    compile_order_by,
+    parse_filter,
+)
+from proj.tracking.sqlite_base import BOUND_CHUNK, RUN_COLUMNS, RUNS_FROM, SqliteBase, experiment_int, stages, value_of
+from proj.tracking.ui_records import SAMPLE_X, Column, RunsQuery, SampledSeries
+
+_MAX_DOUBLE = "1.7976931348623157e308"  # beyond it only the infinities (SQLite has no isinf)
+_REPRODUCES_TAG = "proj.reproduces"  # mlflow_tags.PROJ_REPRODUCES (not imported: it pulls in proj.paths' users)
+_VERDICT_TAG = "proj.reproduce.verdict"  # reproduce.rebuild.VERDICT_TAG
+# The SQL of an attribute column a table shows or sorts by (seconds in the table; the handler gives ms).
+_ATTRIBUTE_SQL = {"start_time": "r.start_time", "end_time": "r.end_time", "duration": "(r.end_time - r.start_time)",
+                  "run_name": "r.name", "status": "r.status", "user_id": "r.user", "run_id": "r.id",
+                  "experiment_id": "r.experiment_id"}
+
+
+def _value_sql(column: Column) -> tuple[str, list[Any]]:
+    """A correlated expression for one column of run ``r`` (NULL when the run lacks it)."""
+    if column.type == METRIC and column.aggregate:
+        return (f"(SELECT {column.aggregate}(m.value) FROM metrics m WHERE m.run_id = r.id AND m.key = ?)",
+                [column.key])
+    if column.type == METRIC:
+        return "(SELECT lm.value FROM latest_metrics lm WHERE lm.run_id = r.id AND lm.key = ?)", [column.key]
+    if column.type == PARAM:
+        return "(SELECT x.value FROM params x WHERE x.run_id = r.id AND x.key = ?)", [column.key]
+    if column.type == TAG:
+        return "(SELECT x.value FROM tags x WHERE x.run_id = r.id AND x.key = ?)", [column.key]
+    if column.key not in _ATTRIBUTE_SQL:
+        raise UsageError(f"unknown attribute {column.key!r}: one of {sorted(_ATTRIBUTE_SQL)}")
+    return _ATTRIBUTE_SQL[column.key], []
+
+
+def _wire(value: float | None) -> float | str | None:
+    """A float for JSON: the infinities and NaN as MLflow's strings."""
+    if value is None or math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+@guarded
+class SqliteUi(SqliteBase):
+    """What the web UI's endpoints (proj.server.ui) read; semantics in RunStore's UI section."""
+
+    def _ui_where(self, query: RunsQuery) -> tuple[list[str], list[Any]]:
+        where, args = compile_filter(parse_filter(query.filter_string))
+        if query.experiment_ids:
+            ids = [experiment_int(e) for e in query.experiment_ids]
+            where.append(f"r.experiment_id IN ({','.join('?' * len(ids))})")
+            args += ids
+        shown = stages(query.view_type)
+        where.append(f"r.lifecycle_stage IN ({','.join('?' * len(shown))})")
+        args += list(shown)
+        if query.parent_run_id:
+            where.append("r.parent_run_id = ?")
+            args.append(query.parent_run_id)
+        elif query.top_level:
+            where.append("+r.parent_run_id IS NULL")  # "+": not through runs_by_parent (nearly all rows match)
+        return where, args
+
+    def ui_runs_table(self, query: RunsQuery, columns: list[Column], orders: list[tuple[Column, bool]],
+                      offset: int, limit: int, *, count: bool = True) -> tuple[int, list[RunRecord], list[list[Any]]]:
+        where, args = self._ui_where(query)
+        total = -1
+        if count:
+            total = self._db.execute(f"SELECT count(*) FROM runs r WHERE {' AND '.join(where)}", args).fetchone()[0]
+        plain = all(c.aggregate is None and (c.type != ATTRIBUTE or c.key in RUN_TARGET.order_attributes)
+                    for c, _ in orders)
+        if plain:  # the store's own ordered read (a metric first walks the latest_metrics index)
+            rows = self._run_rows(where, args, [OrderBy(c.type, c.key, asc) for c, asc in orders], offset, limit)
+        else:
+            rows = self._ordered_rows(where, args, orders, offset, limit)
+        runs = [self._record(row) for row in rows]
+        return total, runs, self._column_values([r.id for r in runs], columns)
+
+    def _ordered_rows(self, where: list[str], args: list[Any], orders: list[tuple[Column, bool]], offset: int,
+                      limit: int) -> list[tuple[Any, ...]]:
+        terms: list[str] = []
+        order_args: list[Any] = []
+        for column, ascending in orders:
+            expr, expr_args = _value_sql(column)
+            terms += [f"{expr} IS NULL", f"{expr} {'ASC' if ascending else 'DESC'}"]
+            order_args += expr_args * 2
+        tail, _ = compile_order_by([OrderBy(ATTRIBUTE, "start_time", False)] if not any(
+            c.type == ATTRIBUTE and c.key == "start_time" for c, _ in orders) else [])
+        terms += tail
+        sql = f"SELECT {RUN_COLUMNS} FROM {RUNS_FROM} WHERE {' AND '.join(where)} ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?"
+        return self._db.execute(sql, [*args, *order_args, limit, offset]).fetchall()
+
+    def _column_values(self, run_ids: list[str], columns: list[Column]) -> list[list[Any]]:
+        """One list per run (in ``run_ids`` order) of the columns' values, a few queries for the whole page."""
+        if not run_ids or not columns:
+            return [[None] * len(columns) for _ in run_ids]
+        found: dict[tuple[str, str, str | None, str], Any] = {}  # (type, key, aggregate, run id) -> value
+        marks = ",".join("?" * len(run_ids))
+        by_type: dict[tuple[str, str | None], list[str]] = {}
+        for c in columns:
+            if c.type != ATTRIBUTE:
+                by_type.setdefault((c.type, c.aggregate), []).append(c.key)
+        for (kind, aggregate), keys in by_type.items():
+            keys = sorted(set(keys))
+            kmarks = ",".join("?" * len(keys))
+            if kind == METRIC and aggregate:
+                sql = (f"SELECT run_id, key, {aggregate}(value) FROM metrics WHERE run_id IN ({marks})"
+                       f" AND key IN ({kmarks}) GROUP BY run_id, key")
+            else:
+                table = {METRIC: "latest_metrics", PARAM: "params", TAG: "tags"}[kind]
+                sql = f"SELECT run_id, key, value FROM {table} WHERE run_id IN ({marks}) AND key IN ({kmarks})"
+            for rid, key, value in self._db.execute(sql, [*run_ids, *keys]):
+                found[kind, key, aggregate, rid] = _wire(value_of(value)) if kind == METRIC else value
+        attrs = [c.key for c in columns if c.type == ATTRIBUTE]
+        attr_rows: dict[str, tuple[Any, ...]] = {}
+        if attrs:
+            exprs = ", ".join(_value_sql(Column(ATTRIBUTE, k))[0] for k in attrs)
+            for row in self._db.execute(f"SELECT r.id, {exprs} FROM runs r WHERE r.id IN ({marks})", run_ids):
+                attr_rows[row[0]] = row[1:]
+        out = []
+        for rid in run_ids:
+            values: list[Any] = []
+            a = 0
+            for c in columns:
+                if c.type == ATTRIBUTE:
+                    values.append(attr_rows.get(rid, (None,) * len(attrs))[a])
+                    a += 1
+                else:
+                    values.append(found.get((c.type, c.key, c.aggregate, rid)))
+            out.append(values)
+        return out
+
+    def ui_child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for start in range(0, len(run_ids), BOUND_CHUNK):
+            chunk = run_ids[start:start + BOUND_CHUNK]
+            counts.update(self._db.execute(
+                f"SELECT parent_run_id, count(*) FROM runs WHERE parent_run_id IN ({','.join('?' * len(chunk))})"
+                " AND lifecycle_stage = ? GROUP BY parent_run_id", [*chunk, ACTIVE]))
+        return counts
+
+    def ui_run_keys(self, experiment_ids: list[str]) -> dict[str, list[str]]:
+        ids = [experiment_int(e) for e in experiment_ids]
+        out: dict[str, list[str]] = {}
+        for name, table in (("params", "params"), ("metrics", "latest_metrics"), ("tags", "tags")):
+            # The distinct keys by skipping through the (key, ...) index: one seek per key, not a scan of rows.
+            keys = [k for (k,) in self._db.execute(
+                f"WITH RECURSIVE k(key) AS (SELECT min(key) FROM {table} UNION ALL"
+                f" SELECT (SELECT min(key) FROM {table} WHERE key > k.key) FROM k WHERE k.key IS NOT NULL)"
+                " SELECT key FROM k WHERE key IS NOT NULL")]
+            if ids:
+                marks = ",".join("?" * len(ids))
+                keys = [k for k in keys if self._db.execute(
+                    f"SELECT 1 FROM {table} x JOIN runs r ON r.id = x.run_id WHERE x.key = ?"
+                    f" AND r.experiment_id IN ({marks}) LIMIT 1", [k, *ids]).fetchone()]
+            out[name] = keys
+        return out
+
+    def ui_run_groups(self, query: RunsQuery, group_by: Column, columns: list[Column],
+                      max_ids: int = 100) -> list[dict[str, Any]]:
+        """Per distinct value of ``group_by`` (None for runs without it): count, the first ``max_ids`` run ids
+        (newest first) and each column's min, mean, max and population std over the runs that have it."""
+        if group_by.type not in (PARAM, TAG):
+            raise UsageError("group_by must be params.<key> or tags.<key>")
+        where, args = self._ui_where(query)
+        gexpr, gargs = _value_sql(group_by)
+        exprs, eargs = [], []
+        for c in columns:
+            expr, expr_args = _value_sql(c)
+            exprs.append(expr)
+            eargs += expr_args
+        select = ", ".join([f"{gexpr} AS g", "r.id AS rid", "r.start_time AS st"]
+                           + [f"{e} AS v{i}" for i, e in enumerate(exprs)])
+        base = f"SELECT {select} FROM runs r WHERE {' AND '.join(where)}"
+        # NaN is stored as NULL (skipped); the infinities make min/max/mean infinite, as they are.
+        aggs = ", ".join(f"min(v{i}), avg(v{i}), max(v{i}), avg(v{i} * v{i}), count(v{i})" for i in range(len(exprs)))
+        rows = self._db.execute(f"WITH b AS MATERIALIZED ({base}) SELECT g, count(*){', ' + aggs if aggs else ''}"
+                                " FROM b GROUP BY g ORDER BY g IS NULL, g", [*gargs, *eargs, *args]).fetchall()
+        ids: dict[Any, list[str]] = {}
+        for g, rid in self._db.execute(
+                f"SELECT g, rid FROM (SELECT g, rid, ROW_NUMBER() OVER (PARTITION BY g ORDER BY st DESC, rid) AS n"
+                f" FROM ({base.replace(select, f'{gexpr} AS g, r.id AS rid, r.start_time AS st')})) WHERE n <= ?",
+                [*gargs, *args, max_ids]):
+            ids.setdefault(g, []).append(rid)
+        groups = []
+        for row in rows:
+            g, n = row[0], row[1]
+            aggregates: dict[str, dict[str, Any]] = {}
+            for i, c in enumerate(columns):
+                lo, mean, hi, square, have = row[2 + 5 * i: 7 + 5 * i]
+                std = None
+                if have:
+                    std = math.sqrt(max(0.0, square - mean * mean)) if math.isfinite(square) else math.nan
+                aggregates[c.name] = {"min": _wire(lo), "mean": _wire(mean), "max": _wire(hi), "std": _wire(std),
+                                      "count": have}
+            groups.append({"value": g, "count": n, "run_ids": ids.get(g, []), "aggregates": aggregates})
+        return groups
+
+    def ui_sampled(self, run_id: str, key: str, x: str, points: int, x_min: float | None = None,
+                   x_max: float | None = None) -> SampledSeries:
+        if x not in SAMPLE_X:
+            raise UsageError(f"x must be one of {list(SAMPLE_X)}, got {x!r}")
+        points = max(2, points)
+        base_ms = 0
+        if x == "relative":
+            first = self._db.execute("SELECT min(timestamp) FROM metrics WHERE run_id = ? AND key = ?",
+                                     (run_id, key)).fetchone()[0]
+            base_ms = 0 if first is None else int(round(first * 1000))
+        xexpr = {"step": "step", "wall": "CAST(round(timestamp * 1000) AS INTEGER)",
+                 "relative": f"(CAST(round(timestamp * 1000) AS INTEGER) - {base_ms})"}[x]
+        order = "step, timestamp, rowid" if x == "step" else "timestamp, step, rowid"
+        where, args = "run_id = ? AND key = ?", [run_id, key]
+        if x_min is not None:
+            where += f" AND {xexpr} >= ?" if x != "step" else " AND step >= ?"
+            args.append(x_min if x != "step" else math.ceil(x_min))
+        if x_max is not None:
+            where += f" AND {xexpr} <= ?" if x != "step" else " AND step <= ?"
+            args.append(x_max if x != "step" else math.floor(x_max))
+        value = (f"CASE WHEN value IS NULL THEN 'NaN' WHEN value > {_MAX_DOUBLE} THEN 'Infinity'"
+                 f" WHEN value < -{_MAX_DOUBLE} THEN '-Infinity' ELSE value END")
+        head = self._db.execute(f"SELECT count(*), min({xexpr}), max({xexpr}) FROM metrics WHERE {where}",
+                                args).fetchone()
+        total, lo, hi = head
+        if total <= points:
+            rows = self._db.execute(f"SELECT {xexpr}, {value} FROM metrics WHERE {where} ORDER BY {order}", args)
+            xs, ys = _columns(rows.fetchall())
+            return SampledSeries(total, False, xs, ys)
+        buckets = max(1, (points - 2) // 2)
+        width = (hi - lo) / buckets or 1
+        # One pass numbers the rows into equal-width buckets of x; SQLite's min()/max() then name the row each
+        # extreme came from (bare columns). NaN is NULL, which min and max skip: extremes are real values.
+        picked = (f"WITH b AS MATERIALIZED (SELECT rowid AS rid, value, min(CAST(({xexpr} - ?) / ? AS INTEGER), ?)"
+                  f" AS bucket FROM metrics WHERE {where})"
+                  " SELECT rid FROM (SELECT rid, min(value) FROM b WHERE value IS NOT NULL GROUP BY bucket)"
+                  " UNION SELECT rid FROM (SELECT rid, max(value) FROM b WHERE value IS NOT NULL GROUP BY bucket)"
+                  f" UNION SELECT * FROM (SELECT rowid FROM metrics WHERE {where} ORDER BY {order} LIMIT 1)"
+                  f" UNION SELECT * FROM (SELECT rowid FROM metrics WHERE {where}"
+                  f" ORDER BY {order.replace(',', ' DESC,')} DESC LIMIT 1)")
+        rows = self._db.execute(f"SELECT {xexpr}, {value} FROM metrics WHERE rowid IN ({picked}) ORDER BY {order}",
+                                [lo, width, buckets - 1, *args, *args, *args]).fetchall()
+        xs, ys = _columns(rows)
+        return SampledSeries(total, True, xs, ys)
+
+    def ui_experiment_summary(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
+        ids = [experiment_int(e) for e in experiment_ids]
+        where = f" AND experiment_id IN ({','.join('?' * len(ids))})" if ids else ""
+        rows = self._db.execute(
+            "SELECT experiment_id, count(*), sum(status = ?), max(start_time) FROM runs"
+            f" WHERE lifecycle_stage = ?{where} GROUP BY experiment_id", [RUNNING, ACTIVE, *ids]).fetchall()
+        found = {r[0]: r for r in rows}
+        listed = ids or sorted(found)
+        return [{"experiment_id": str(i), "runs": found[i][1] if i in found else 0,
+                 "running": found[i][2] if i in found else 0,
+                 "last_run_time": found[i][3] if i in found else None} for i in listed]
+
+    def ui_reproductions(self, run_id: str) -> list[dict[str, Any]]:
+        """Runs that reproduce ``run_id`` (proj's column or the proj.reproduces tag), oldest first, with the
+        verdict tag each carries."""
+        rows = self._db.execute(
+            "SELECT r.id, r.start_time, (SELECT v.value FROM tags v WHERE v.run_id = r.id AND v.key = ?) FROM runs r"
+            " WHERE r.reproduces_run_id = ? OR r.id IN (SELECT t.run_id FROM tags t WHERE t.key = ? AND t.value = ?)"
+            " ORDER BY r.start_time", (_VERDICT_TAG, run_id, _REPRODUCES_TAG, run_id)).fetchall()
+        return [{"run_id": rid, "start_time": start, "verdict": verdict} for rid, start, verdict in rows]
+
+
+def _columns(rows: list[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
+    return [r[0] for r in rows], [r[1] for r in rows]

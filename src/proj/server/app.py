@@ -10,12 +10,17 @@ import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from proj import __version__
 from proj.errors import ProjError, UsageError
+from proj.auth.permissions import permission
+from proj.server.auth import endpoints as auth_endpoints
+from proj.server.auth.guard import ServerAuth
+from proj.server.auth.middleware import AuthMiddleware
 from proj.server.protocol.call import Call, Handler, JsonDict
 from proj.server.protocol.errors import error_response, from_exception
 from proj.server.protocol.validate import QueryArgs
@@ -33,6 +38,7 @@ log = logging.getLogger("proj.server")
 # Environment variables serve.py sets for worker processes (uvicorn imports create_app in each of them)
 ENV_STORE = "PROJ_SERVER_STORE_URI"
 ENV_ARTIFACTS = "PROJ_SERVER_ARTIFACTS_DESTINATION"
+ENV_AUTH = "PROJ_SERVER_AUTH_DEFAULT_PERMISSION"  # set: --auth is on, with this default permission
 
 _JSON = "application/json"
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -143,9 +149,30 @@ def routes() -> list[BaseRoute]:
     return table
 
 
-def build_app(state: ServerState) -> Starlette:
-    app = Starlette(routes=routes(), exception_handlers={404: _not_found, 405: _not_found})
+def server_auth(state: ServerState, default_permission: str) -> ServerAuth:
+    """``--auth``: the auth store (auth.db beside the run store, created and migrated now) and its policy; the
+    audit entries are also logged, one line each, on the server's stderr."""
+    audit_log = logging.getLogger("proj.auth")
+    if not audit_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s %(message)s"))
+        audit_log.addHandler(handler)
+        audit_log.setLevel(logging.INFO)
+    return ServerAuth(state.store_root / "auth.db", permission(default_permission, what="default permission"),
+                      state.store)
+
+
+def build_app(state: ServerState, auth: ServerAuth | None = None) -> Starlette:
+    """The app; with ``auth`` every request but /health, /version, server-info and the UI's page and static
+    files is authenticated and checked against its route's rule (server.auth.rules) before its handler runs."""
+    table = routes()
+    middleware: list[Middleware] = []
+    if auth is not None:
+        table[:0] = auth_endpoints.routes()
+        middleware.append(Middleware(AuthMiddleware, auth=auth))  # type: ignore[arg-type]
+    app = Starlette(routes=table, middleware=middleware, exception_handlers={404: _not_found, 405: _not_found})
     app.state.tracking = state
+    app.state.auth = auth
     return app
 
 
@@ -153,4 +180,6 @@ def create_app() -> Starlette:
     """The factory uvicorn's worker processes call (``proj.server.app:create_app``): config from the
     environment serve.py set."""
     destination = os.environ.get(ENV_ARTIFACTS)
-    return build_app(ServerState(os.environ.get(ENV_STORE) or None, Path(destination) if destination else None))
+    state = ServerState(os.environ.get(ENV_STORE) or None, Path(destination) if destination else None)
+    default = os.environ.get(ENV_AUTH)
+    return build_app(state, server_auth(state, default) if default else None)

@@ -4,12 +4,13 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import ssl
 from pathlib import Path
 
 import uvicorn
 
 from proj.errors import ProjError, UsageError
-from proj.server.app import ENV_ARTIFACTS, ENV_STORE, build_app
+from proj.server.app import ENV_ARTIFACTS, ENV_AUTH, ENV_STORE, build_app, server_auth
 from proj.server.state import ServerState
 
 
@@ -27,17 +28,40 @@ def check_port(host: str, port: int) -> None:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
+def _tls(keyfile: Path | None, certfile: Path | None) -> dict[str, str]:
+    """uvicorn's TLS options; both files or neither, each readable (one line instead of an ssl traceback)."""
+    if (keyfile is None) != (certfile is None):
+        raise UsageError("--ssl-keyfile and --ssl-certfile go together: give both (or neither, for plain HTTP)")
+    if keyfile is None or certfile is None:
+        return {}
+    for flag, path in (("--ssl-keyfile", keyfile), ("--ssl-certfile", certfile)):
+        if not path.is_file():
+            raise UsageError(f"{flag} {path}: no such file")
+    try:  # load them once here, so a wrong pair fails before anything listens
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(certfile), str(keyfile))
+    except (ssl.SSLError, OSError) as exc:
+        raise UsageError(f"--ssl-certfile {certfile} with --ssl-keyfile {keyfile}: not a usable certificate and "
+                         f"key ({exc})") from None
+    return {"ssl_keyfile": str(keyfile), "ssl_certfile": str(certfile)}
+
+
 def serve(store_uri: str | None, artifacts_destination: Path | None, host: str, port: int, workers: int,
-          log_level: str) -> None:
+          log_level: str, *, auth_default: str | None = None, ssl_keyfile: Path | None = None,
+          ssl_certfile: Path | None = None) -> None:
     """Serve until interrupted. The port is checked and the store opened (created, checked, migrated) first,
-    so a port in use, a bad URI or a damaged store fails with one line before anything listens."""
+    so a port in use, a bad URI or a damaged store fails with one line before anything listens.
+    ``auth_default``: --auth is on, with this default permission."""
+    tls = _tls(ssl_keyfile, ssl_certfile)
     check_port(host, port)
     state = ServerState(store_uri, artifacts_destination)
+    auth = server_auth(state, auth_default) if auth_default else None
     common = {"host": host, "port": port, "log_level": log_level, "access_log": log_level in ("info", "debug",
-                                                                                              "trace")}
+                                                                                              "trace"), **tls}
     if workers <= 1:
-        uvicorn.run(build_app(state), **common)  # type: ignore[arg-type]
+        uvicorn.run(build_app(state, auth), **common)  # type: ignore[arg-type]
         return
+    if auth_default:
+        os.environ[ENV_AUTH] = auth_default
     # Worker processes import the app by name; they find the (already created) store in the environment.
     os.environ[ENV_STORE] = str(state.store_root)
     if artifacts_destination is not None:

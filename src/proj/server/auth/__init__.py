@@ -1,0 +1,1 @@
+"""The server's authentication and authorization: MLflow's basic-auth protocol over proj.auth's store."""

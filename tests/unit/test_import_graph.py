@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"pipeline"},
     {"reproduce"},
     {"registry"},
+    {"transfer"},
     {"api", "client"},
     {"server"},
     {"cli"},

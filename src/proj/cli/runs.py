@@ -242,4 +242,10 @@ def status_text(run: RunRecord) -> str:
     return run.status + (f" ({detail})" if detail else "")
 
 
+# export/import live in their own module (cli.runs_transfer); their heavy parts load only when they run
+from proj.cli.runs_transfer import export_command, import_command  # noqa: E402
+
+runs.add_command(export_command)
+runs.add_command(import_command)
+
 __all__ = ["runs", "number", "status_text"]

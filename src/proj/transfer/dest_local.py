@@ -1,0 +1,188 @@
+"""Writing runs into proj's embedded SQLite store: the run's files go to a folder beside the run folders first
+(checked against their sha256), then one transaction writes every row and the folder is renamed into place
+before it commits. A failure anywhere leaves neither a row nor a run folder."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+from proj.errors import InvalidState
+from proj.paths import StoreLayout
+from proj.tracking import mlflow_tags as tags_of
+from proj.tracking.dbfile import DB_NAME, connect, translate
+from proj.tracking.sqlite import SqliteStore
+from proj.transfer.bundle import CHUNK, IMPORTED_FROM, Bundle, TransferError, check_file_path, number_in
+
+
+class LocalDestination:
+    """An import target on this machine. ``imported`` maps an origin ("<source>#<id>") to the run id here."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.root = store.root
+        self.label = str(store.root)
+        store.list_models(run_id="")  # creates the models table of a store that has none yet (its own schema)
+        self._db = connect(store.root / DB_NAME, readonly=False)
+
+    def imported(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT value, run_id FROM tags WHERE key = ?", (IMPORTED_FROM,)).fetchall())
+
+    def has_run(self, run_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
+    def new_id(self, wanted: str) -> str:
+        """The source's id when it is free here (and looks like one), else a fresh one."""
+        ok = len(wanted) == 32 and all(c in "0123456789abcdef" for c in wanted)
+        if ok and not self.has_run(wanted) and not StoreLayout(self.root).run(wanted).exists():
+            return wanted
+        return os.urandom(16).hex()
+
+    def write(self, bundle: Bundle, run_id: str, parent: str | None) -> None:
+        """The whole run, or nothing of it."""
+        runs = StoreLayout(self.root).runs
+        runs.mkdir(parents=True, exist_ok=True)
+        aside = runs / f".import-{run_id}-{os.urandom(4).hex()}"
+        final = runs / run_id
+        try:
+            self._write_files(bundle, aside)
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._insert(bundle, run_id, parent)
+                os.rename(aside, final)
+                try:
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    os.rename(final, aside)
+                    raise
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            error = translate(exc, self.root / DB_NAME)
+            if error is None:
+                raise
+            raise error from None
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+        self._link_snapshot(bundle, final)
+
+    def _write_files(self, bundle: Bundle, aside: Path) -> None:
+        for sub in ("artifacts", "logs"):
+            (aside / sub).mkdir(parents=True, exist_ok=True)
+        for entry in bundle.files:
+            check_file_path(entry.path, f"run {bundle.source_id}")
+            target = aside / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            try:
+                with entry.open() as src, open(target, "xb") as out:
+                    while chunk := src.read(CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            except (tarfile.TarError, EOFError) as exc:
+                raise TransferError(f"run {bundle.source_id}: file {entry.path!r} cannot be read: {exc}") from None
+            except FileExistsError:
+                raise TransferError(f"run {bundle.source_id}: file {entry.path!r} is listed twice") from None
+            if digest.hexdigest() != entry.sha256:
+                raise TransferError(f"run {bundle.source_id}: file {entry.path!r} does not match its sha256 "
+                                    f"(damaged in transit); the run was not imported")
+
+    def _insert(self, bundle: Bundle, run_id: str, parent: str | None) -> None:
+        db, rec = self._db, bundle.record
+        exp_id = self._experiment(str(rec.get("experiment") or "Default"), rec.get("experiment_tags") or {})
+        source = rec.get("source") or {}
+        db.execute(
+            "INSERT INTO runs (id, experiment_id, name, status, failure_phase, failure_reason, exit_code, start_time,"
+            " end_time, user, host, source_json, source_commit, project_name, entry_point, command, env_json,"
+            " parent_run_id, inputs_json, reproduces_run_id, mlflow_run_id, request_json)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, exp_id, rec.get("name"), rec["status"], rec.get("failure_phase"), rec.get("failure_reason"),
+             rec.get("exit_code"), float(rec.get("start_time") or 0), rec.get("end_time"), rec.get("user") or "",
+             rec.get("host") or "", json.dumps(source), source.get("commit"), rec.get("project_name"),
+             rec.get("entry_point") or "", rec.get("command") or "", json.dumps(rec.get("env") or {}), parent,
+             json.dumps(rec.get("inputs") or {}), rec.get("reproduces"), rec.get("mlflow_run_id"), rec.get("request")))
+        db.executemany("INSERT INTO params VALUES (?,?,?,?,?,?)",
+                       [(run_id, p["key"], p["value"], json.dumps(p.get("typed", p["value"])),
+                         p.get("type") or "string", p.get("source") or "logged") for p in rec.get("params", [])])
+        tags = {**rec.get("tags", {}), IMPORTED_FROM: bundle.origin}
+        if parent:
+            tags[tags_of.PARENT_RUN_ID] = parent  # what MLflow clients read the nesting from (proj server)
+        db.executemany("INSERT INTO tags VALUES (?,?,?)", [(run_id, k, v) for k, v in tags.items()])
+        self._metrics(run_id, rec.get("metrics", []))
+        lock = rec.get("lock")
+        if lock:
+            db.execute("INSERT INTO locks VALUES (?,?,?,?)", (run_id, lock["format"],
+                       hashlib.sha256(lock["text"].encode()).hexdigest(), lock["text"]))
+        self._datasets(run_id, exp_id, rec.get("datasets", []))
+        for m in rec.get("models", []):
+            db.execute("INSERT INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       (run_id, m["path"], m.get("origin", "run"), int(bool(m.get("valid"))), m.get("reason"),
+                        json.dumps(m.get("flavors", [])), int(m.get("size", 0)), json.dumps(m.get("files", [])),
+                        json.dumps({**m.get("mlmodel", {}), **({"run_id": run_id} if "run_id" in m.get("mlmodel", {})
+                                                               else {})}, default=str),
+                        m.get("env_source"), float(m.get("created") or time.time())))
+
+    def _metrics(self, run_id: str, points: list[Any]) -> None:
+        rows = []
+        latest: dict[str, tuple[str, str, float | None, int, float]] = {}
+        for key, value, step, ts in points:
+            number = number_in(value)
+            row = (run_id, str(key), None if number != number else number, int(step), float(ts))
+            rows.append(row)
+            seen = latest.get(row[1])
+            if seen is None or (row[3], row[4]) >= (seen[3], seen[4]):  # the store's rule: step, then time
+                latest[row[1]] = row
+        self._db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", rows)
+        self._db.executemany("INSERT INTO latest_metrics VALUES (?,?,?,?,?)", list(latest.values()))
+
+    def _datasets(self, run_id: str, exp_id: int, datasets: list[dict[str, Any]]) -> None:
+        for d in datasets:
+            self._db.execute("INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema, profile)"
+                             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(experiment_id, name, digest) DO NOTHING",
+                             (exp_id, d["name"], d["digest"], d.get("source_type", ""), d.get("source", ""),
+                              d.get("schema"), d.get("profile")))
+            dataset_id = self._db.execute("SELECT id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
+                                          (exp_id, d["name"], d["digest"])).fetchone()[0]
+            self._db.execute("INSERT INTO run_inputs VALUES (?,?,?) ON CONFLICT(run_id, dataset_id) DO NOTHING",
+                             (run_id, dataset_id, json.dumps(d.get("tags") or {}, sort_keys=True)))
+
+    def _experiment(self, name: str, tags: dict[str, str]) -> int:
+        """The experiment called ``name`` here, created (with the source's tags) when missing."""
+        row = self._db.execute("SELECT id, lifecycle_stage FROM experiments WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            if row[1] != "active":
+                raise InvalidState(f"experiment {name!r} (id {row[0]}) is deleted in {self.root}: restore it before "
+                                   f"importing runs into it")
+            return int(row[0])
+        now = time.time()
+        exp_id = int(self._db.execute("INSERT INTO experiments (name, created, last_update_time) VALUES (?,?,?)",
+                                      (name, now, now)).lastrowid or 0)
+        self._db.executemany("INSERT OR REPLACE INTO experiment_tags VALUES (?,?,?)",
+                             [(exp_id, k, v) for k, v in tags.items()])
+        return exp_id
+
+    def _link_snapshot(self, bundle: Bundle, run_dir: Path) -> None:
+        """The run's source snapshot also into the store's shared ``snapshots/`` (where `proj reproduce` looks)."""
+        sha = (bundle.record.get("source") or {}).get("snapshot_sha256")
+        blob = run_dir / "artifacts" / "source" / "snapshot.tar.gz"
+        if not isinstance(sha, str) or not sha.isalnum() or not blob.is_file():
+            return
+        shared = StoreLayout(self.root).snapshots / f"{sha}.tar.gz"
+        if shared.exists() or hashlib.sha256(blob.read_bytes()).hexdigest() != sha:
+            return  # a blob under another content's name would be handed to every run sharing that name
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(blob, shared)
+        except OSError:
+            shutil.copyfile(blob, shared)
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,218 @@
+"""`proj runs export` and `proj runs import`: pick the source (a proj store or server, an MLflow SQL or file store,
+an archive), read its runs as bundles, and write them run by run into the destination, parents first."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import unquote, urlsplit
+
+from proj.errors import ProjError, UsageError
+from proj.report import Reporter
+from proj.tracking.dbfile import DB_NAME
+from proj.tracking.open import open_store, server_uri
+from proj.tracking.rest import RestStore
+from proj.tracking.sqlite import SqliteStore
+from proj.tracking.store import RunStore
+from proj.transfer.archive import Archive, write_archive
+from proj.transfer.bundle import Bundle, TransferError, parents_first
+from proj.transfer.dest_local import LocalDestination
+from proj.transfer.dest_rest import RestDestination
+from proj.transfer.mlflow_source import file_bundles, is_mlflow_db, sql_bundles
+from proj.transfer.proj_source import select_runs, store_bundles
+
+
+@dataclass
+class Selection:
+    refs: tuple[str, ...] = ()
+    experiment: str | None = None
+    filter_string: str | None = None
+    everything: bool = False
+
+
+@dataclass
+class Summary:
+    action: str  # "export" or "import"
+    destination: str
+    runs: int = 0
+    skipped: int = 0
+    metric_points: int = 0
+    artifact_bytes: int = 0
+    run_ids: dict[str, str] = field(default_factory=dict)  # source id -> id in the destination
+    removed_leftovers: int = 0
+
+    def add(self, bundle: Bundle, new_id: str) -> None:
+        self.runs += 1
+        self.metric_points += bundle.metric_points()
+        self.artifact_bytes += bundle.file_bytes()
+        self.run_ids[bundle.source_id] = new_id
+
+    def line(self) -> str:
+        verb = "exported" if self.action == "export" else "imported"
+        skipped = f" ({self.skipped} already there, skipped)" if self.skipped else ""
+        return (f"{verb} {self.runs} run(s){skipped}, {self.metric_points} metric points, {self.artifact_bytes} "
+                f"artifact bytes {'to' if self.action == 'export' else 'into'} {self.destination}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def store_label(store: RunStore) -> str:
+    return store.shown if isinstance(store, RestStore) else str(store.root)
+
+
+def export_runs(tracking_uri: str | None, selection: Selection, out: Path, reporter: Reporter) -> Summary:
+    """Write the selected runs of a proj store (local or a server) into the archive ``out``."""
+    if out.is_dir():
+        raise UsageError(f"-o {out} is a directory: name the archive file to write (e.g. runs.tar)")
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: folder {out.parent} does not exist")
+    store = open_store(tracking_uri, create=False)
+    runs = select_runs(store, selection.refs, selection.experiment, selection.filter_string, selection.everything)
+    summary = Summary("export", str(out))
+    label = store_label(store)
+
+    def progress(bundle: Bundle) -> None:
+        summary.add(bundle, bundle.source_id)
+        reporter.info(f"exported run {bundle.source_id} ({summary.runs}/{len(runs)}: {bundle.metric_points()} "
+                      f"metric points, {len(bundle.files)} files)")
+
+    write_archive(out, store_bundles(store, runs, label, reporter), label, progress)
+    return summary
+
+
+def read_source(source: str, selection: Selection, reporter: Reporter) -> tuple[str, Iterable[Bundle], Callable[[], None]]:
+    """(label, bundles, close) of an archive file or a store URI given to `proj runs import`."""
+    path = _local_path(source)
+    if path is not None and path.is_file() and not path.name.endswith(".db"):
+        archive = Archive(path)
+        return archive.source, _selected(archive.bundles(), selection), archive.close
+    if server_uri(source) is not None:
+        return _proj_store(open_store(source, create=False), selection, reporter)
+    if path is None:
+        raise TransferError(f"source {source!r} is not an archive file, a store directory, sqlite:///FILE, "
+                            f"file:DIR or http(s)://HOST")
+    db = path if path.suffix == ".db" else path / DB_NAME
+    if path.suffix == ".db" and not path.is_file():
+        raise TransferError(f"source {source!r}: {path} does not exist")
+    if db.is_file() and is_mlflow_db(db):
+        _no_filter(selection, source)
+        return str(db), sql_bundles(db, str(db), _matcher(selection), reporter), _nothing
+    if db.is_file():
+        return _proj_store(open_store(str(db.parent), create=False), selection, reporter)
+    if path.is_dir():
+        _no_filter(selection, source)
+        return str(path), file_bundles(path, str(path.resolve()), _matcher(selection), reporter), _nothing
+    raise TransferError(f"source {source!r}: {path} does not exist (an archive, a proj store, an MLflow "
+                        f"mlflow.db or mlruns/ directory)")
+
+
+def _proj_store(store: RunStore, selection: Selection, reporter: Reporter) -> tuple[str, Iterable[Bundle], Callable[[], None]]:
+    label = store_label(store)
+    everything = selection.everything or not (selection.refs or selection.experiment or selection.filter_string)
+    runs = select_runs(store, selection.refs, selection.experiment, selection.filter_string, everything)
+    return label, store_bundles(store, runs, label, reporter), store.close
+
+
+def _local_path(source: str) -> Path | None:
+    """The file or folder a source names on this machine (a path, file:..., sqlite:///FILE), else None."""
+    if source.startswith("sqlite:"):  # sqlite:///rel.db or sqlite:////abs.db, as SQLAlchemy reads the slashes
+        if not source.startswith("sqlite:///"):
+            raise TransferError(f"source {source!r}: a sqlite URI is sqlite:///relative/file.db or "
+                                f"sqlite:////absolute/file.db")
+        return Path(unquote(source[len("sqlite:///"):].split("?", 1)[0]))
+    if source.startswith("file:"):
+        parts = urlsplit(source)
+        return Path(unquote(parts.path)) if parts.netloc in ("", "localhost") else None
+    if "://" in source:
+        return None
+    return Path(source)
+
+
+def _selected(bundles: Iterable[Bundle], selection: Selection) -> Iterable[Bundle]:
+    match = _matcher(selection)
+    wanted_ids: set[str] = set()
+    for bundle in bundles:
+        if match(bundle.record) or bundle.parent in wanted_ids:  # children follow their parent in an archive
+            wanted_ids.add(bundle.source_id)
+            yield bundle
+
+
+def _matcher(selection: Selection) -> Callable[[dict[str, Any]], bool]:
+    def match(record: dict[str, Any]) -> bool:
+        if selection.refs and not any(str(record["id"]).startswith(ref) for ref in selection.refs):
+            return False
+        return not selection.experiment or selection.experiment == record.get("experiment")
+    return match
+
+
+def _no_filter(selection: Selection, source: str) -> None:
+    if selection.filter_string:
+        raise UsageError(f"--filter works on proj stores and tracking servers; for the MLflow store {source} "
+                         f"select with RUN ids or --experiment")
+
+
+def _nothing() -> None:
+    return None
+
+
+def open_destination(uri: str | None) -> LocalDestination | RestDestination:
+    store = open_store(uri, create=True)
+    if isinstance(store, RestStore):
+        return RestDestination(store)
+    assert isinstance(store, SqliteStore)
+    return LocalDestination(store)
+
+
+def import_runs(bundles: Iterable[Bundle], dest_uri: str | None, reporter: Reporter) -> Summary:
+    """Write every bundle into the store ``dest_uri`` names, one run at a time, each whole or not at all; a run
+    imported before (its origin tag) is skipped. The first failure stops the import with one line."""
+    dest = open_destination(dest_uri)
+    try:
+        summary = Summary("import", dest.label)
+        done = dest.imported()
+        if isinstance(dest, RestDestination) and dest.leftovers:
+            summary.removed_leftovers = dest.clean_leftovers()
+            reporter.note(f"deleted {summary.removed_leftovers} run(s) an interrupted import left incomplete on "
+                          f"{dest.label}; importing them again")
+        ordered = parents_first(list(bundles))
+        for number, bundle in enumerate(ordered, 1):
+            _import_one(dest, bundle, done, summary, reporter, f"{number}/{len(ordered)}")
+        return summary
+    finally:
+        dest.close()
+
+
+def _import_one(dest: LocalDestination | RestDestination, bundle: Bundle, done: dict[str, str], summary: Summary,
+                reporter: Reporter, position: str) -> None:
+    there = done.get(bundle.origin) or (bundle.source_id if dest.has_run(bundle.source_id) else None)
+    if there is not None:
+        summary.skipped += 1
+        summary.run_ids[bundle.source_id] = there
+        reporter.info(f"skipped run {bundle.source_id} ({position}): already imported as {there}")
+        return
+    parent = _parent_here(dest, bundle, done, summary)
+    wanted = dest.new_id(bundle.source_id)
+    try:
+        written = dest.write(bundle, wanted, parent)  # type: ignore[arg-type]
+    except ProjError as exc:
+        raise type(exc)(f"run {bundle.source_id} not imported (nothing of it was written; {summary.runs} run(s) "
+                        f"imported before it, importing again goes on from there): {exc.message}") from None
+    new_id = written or wanted
+    assert new_id is not None
+    done[bundle.origin] = new_id
+    summary.add(bundle, new_id)
+    reporter.info(f"imported run {bundle.source_id}" + (f" as {new_id}" if new_id != bundle.source_id else "")
+                  + f" ({position}: {bundle.metric_points()} metric points, {len(bundle.files)} files)")
+
+
+def _parent_here(dest: LocalDestination | RestDestination, bundle: Bundle, done: dict[str, str],
+                 summary: Summary) -> str | None:
+    """The id the run's parent has in the destination: imported now or before; the link is dropped otherwise."""
+    parent = bundle.parent
+    if not parent:
+        return None
+    if parent in summary.run_ids:
+        return summary.run_ids[parent]
+    origin = bundle.origin.rpartition("#")[0]
+    return done.get(f"{origin}#{parent}") or (parent if dest.has_run(parent) else None)

@@ -1,16 +1,29 @@
 """The UI's routes: the page at ``/``, its static files (shipped in the wheel), and the UI's read endpoints."""
 from __future__ import annotations
 
+import os
+from os import PathLike
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from proj.server.ui import api
 
 STATIC = Path(__file__).parent / "static"
+
+
+class UIStaticFiles(StaticFiles):
+    """The UI's files, revalidated by ETag on every use (their URLs carry no version, so no max-age)."""
+
+    def file_response(self, full_path: PathLike[str] | str, stat_result: os.stat_result, scope: Scope,
+                      status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 async def index(request: Request) -> Response:
@@ -20,4 +33,4 @@ async def index(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [Route("/", index, methods=["GET"]), *api.routes(),
-            Mount("/static", app=StaticFiles(directory=STATIC, follow_symlink=False), name="static")]
+            Mount("/static", app=UIStaticFiles(directory=STATIC, follow_symlink=False), name="static")]

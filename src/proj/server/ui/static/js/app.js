@@ -104,5 +104,10 @@ function toggleTheme() {
 window.addEventListener("hashchange", render);
 window.addEventListener("DOMContentLoaded", () => {
   document.getElementById("theme").addEventListener("click", toggleTheme);
+  // the skip link moves focus only: as a plain #main link it would replace the route (and show "Not found")
+  document.querySelector("a.skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
   render();
 });

@@ -263,10 +263,13 @@ export function metricChart(el, {runIds = [], key, x = "step", smoothing = 0, lo
     return {stroke: fg, grid: {stroke: grid, width: 1}, ticks: {stroke: grid, width: 1}};
   }
 
+  /** The x axis's tick labels (also kept in data-xticks: the axes are drawn on the canvas, out of the DOM). */
   function xValues() {
-    if (state.x === "relative") return (u, splits) => splits.map((v) => duration(v));
-    if (state.x === "step") return (u, splits) => splits.map((v) => number(v));
-    return undefined; // wall: uPlot's own time axis
+    const keep = (labels) => { el.dataset.xticks = labels.join("|"); return labels; };
+    if (state.x === "relative") return (u, splits) => keep(splits.map((v) => duration(v)));
+    if (state.x === "step") return (u, splits) => keep(splits.map((v) => number(v)));
+    delete el.dataset.xticks;
+    return undefined; // wall: uPlot's own time axis (its labels adapt to the span: dates, hours, seconds)
   }
 
   function destroyPlot() {
@@ -275,6 +278,7 @@ export function metricChart(el, {runIds = [], key, x = "step", smoothing = 0, lo
 
   function draw() {
     if (state.destroyed || !state.series) return;
+    el.dataset.ready = "0";
     syncControls();
     destroyPlot();
     const list = entries();
@@ -312,11 +316,11 @@ export function metricChart(el, {runIds = [], key, x = "step", smoothing = 0, lo
       },
       axes: [{...style, values: xValues(), space: 70},
              {...style, size: 64, values: state.log ? undefined : (u, splits) => splits.map((v) => number(v))}],
-      hooks: {setSelect: [onSelect], setCursor: [onCursor], setSeries: [onFocus]},
+      hooks: {setSelect: [onSelect], setCursor: [onCursor], setSeries: [onFocus],
+              draw: [() => { el.dataset.ready = "1"; }]}, // painted (uPlot paints in a microtask)
     };
     state.plot = new uPlot(opts, data, plotBox);
     state.plot.over.addEventListener("dblclick", () => { if (state.range) api.resetZoom(); });
-    el.dataset.ready = "1";
   }
 
   function onSelect(u) {
@@ -360,7 +364,7 @@ export function metricChart(el, {runIds = [], key, x = "step", smoothing = 0, lo
       });
       const extra = groups ? h("span", {class: "muted"}, ` (${e.count} run${e.count === 1 ? "" : "s"})`)
         : e.sampled ? h("span", {class: "muted", title: "points in range; the chart shows each bucket's min and max"},
-                        ` (${number(e.total)} pts)`) : null;
+                        ` (${Number(e.total).toLocaleString("en-US")} pts)`) : null;
       e.item = h("li", {class: "chart-legend-item", dataset: {label: e.label}}, toggle, name, extra, " ", e.valueEl);
       return e.item;
     }), xLabelEl);

@@ -98,6 +98,8 @@ print("training done")
 """.replace("BIG_MB", str(BIG_MB))
 TICK = """\
 import os, sys, time
+for n in range(80):  # more than the log view's height: the tail has to scroll to follow
+    print(f"warm-up line {n}")
 i = 0
 while not os.path.exists(sys.argv[1]) and i < 600:  # until the test opens the gate (at most two minutes)
     print(f"tick {i}", flush=True)
@@ -141,7 +143,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> World
     # the uncommitted change recorded as the run's patch: one line removed, one added
     (project / "predictor.py").write_text(PREDICTOR.replace("class Scaler:\n", "class Scaler:  # scales\n") + EDITED)
     proj = Proj(base, _env(store, shared_cache))
-    out = proj("run", str(project), "--env-manager", "local", "-P", "alpha=0.25")
+    out = proj("run", str(project), "--env-manager", "local", "-P", "alpha=0.25", "--run-name", "scaler-alpha-0.25",
+               "--experiment-name", "scaler")
     assert out.code == 0, out
     main = proj.show(proj.runs()[0]["id"])
     again = proj("reproduce", main["id"])
@@ -191,8 +194,17 @@ def test_overview_shows_the_command_reproductions_and_children(page: Any, world:
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     open_run(page, world.main["id"])
     head = page.inner_text(".run-head")
+    assert page.inner_text(".run-head h1 .run-name") == "scaler-alpha-0.25"
+    assert "scaler" in page.inner_text(".run-head .crumbs")
     assert world.main["id"] in head and "FINISHED" in head and "recorded by proj run" in head
     assert page.inner_text("pre.command") == world.main["command"]
+    params = {r[0]: r[1:] for r in rows(page, "table.params-summary tr")}
+    assert params["alpha"] == ["0.25", "float"] and params["epochs"] == ["40", "int"]
+    assert [r[0] for r in rows(page, "table.metrics-summary tr")] == ["accuracy", "loss"]
+    page.wait_for_selector("table.child-runs")
+    path = REPO / "docs" / "screenshots" / "run-page.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))  # the README's picture: 1400x900, light theme
     page.get_by_role("button", name="Copy the command to the clipboard").click()
     page.wait_for_function("document.querySelector('button.copy').textContent === 'Copied'")
     assert page.evaluate("navigator.clipboard.readText()") == world.main["command"]
@@ -202,9 +214,6 @@ def test_overview_shows_the_command_reproductions_and_children(page: Any, world:
     assert page.get_attribute("table.reproductions a", "href") == f"#/runs/{world.repro['id']}"
     children = rows(page, "table.child-runs tbody tr")
     assert children == [["nested-eval", "FINISHED"]]
-    path = REPO / "docs" / "screenshots" / "run-page.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path))  # the README's picture: 1400x900, light theme
     assert page.errors == []
 
 
@@ -248,7 +257,7 @@ def test_source_with_the_dirty_patch_as_a_highlighted_diff(page: Any, world: Wor
     open_run(page, world.main["id"], tab="source")
     facts = page.inner_text(".run-panel dl.kv")
     assert world.main["source"]["commit"] in facts and "main" in facts and "yes" in facts
-    page.wait_for_selector("table.diff")
+    page.wait_for_selector("table.patch-diff")
     added = page.eval_on_selector_all("tr.diff-add td.code", "tds => tds.map(td => td.innerText)")
     removed = page.eval_on_selector_all("tr.diff-del td.code", "tds => tds.map(td => td.innerText)")
     assert added == ["+class Scaler:  # scales", "+" + EDITED.strip()]
@@ -263,6 +272,7 @@ def test_source_with_the_dirty_patch_as_a_highlighted_diff(page: Any, world: Wor
     }""")
     assert colours["add"] == colours["addVar"] and colours["del"] == colours["delVar"]
     assert colours["add"] != colours["ctx"] and colours["del"] != colours["ctx"]
+    assert colours["ctx"] == "rgba(0, 0, 0, 0)"  # context lines are not highlighted
     assert page.errors == []
 
 
@@ -438,9 +448,13 @@ def test_a_running_runs_log_grows_in_the_live_tail(page: Any, world: World, tmp_
         assert "ticking done" not in log.inner_text()
         seen = log.inner_text().count("tick ")
         wait_until(lambda: log.inner_text().count("tick ") > seen + 3, timeout=30, what="new lines without reload")
-        at_bottom = page.evaluate("() => { const p = document.querySelector('pre.log');"
-                                  " return p.scrollHeight - p.scrollTop - p.clientHeight <= 24; }")
-        assert at_bottom  # the tail follows the end
+        scroll = "() => { const p = document.querySelector('pre.log'); return [p.scrollTop, p.scrollHeight - p.clientHeight]; }"
+        top, bottom = page.evaluate(scroll)
+        assert bottom > 0 and top >= bottom - 24  # the view overflows, and the tail follows its end
+        page.evaluate("document.querySelector('pre.log').scrollTop = 0")  # a reader scrolls up...
+        seen = log.inner_text().count("tick ")
+        wait_until(lambda: log.inner_text().count("tick ") > seen + 2, timeout=30, what="more lines")
+        assert page.evaluate(scroll)[0] == 0  # ...and is left where they are
         gate.write_text("go")
         wait_until(lambda: "ticking done" in log.inner_text(), timeout=30, what="the last line")
         page.wait_for_selector(".run-head .status-finished", timeout=30_000)

@@ -57,5 +57,5 @@ export function diffView(text, {truncated = false, size = null} = {}) {
     truncated ? ` — truncated: the first part of a ${size === null ? "larger" : bytes(size)} patch` : "");
   if (!lines.length) return h("p", {class: "muted"}, "The patch is empty.");
   return h("div", {class: "diffview"}, summary,
-    h("div", {class: "diff-scroll"}, h("table", {class: "diff", "aria-label": "Uncommitted changes"}, h("tbody", {}, rows))));
+    h("div", {class: "diff-scroll"}, h("table", {class: "patch-diff", "aria-label": "Uncommitted changes"}, h("tbody", {}, rows))));
 }

@@ -8,10 +8,11 @@ const POLL_MS = 1200;
 const BOTTOM_SLACK = 24; // px: "at the bottom" even when a line is half visible
 
 /**
- * logViewer(el, {runId, stream}) fills `el` and returns a cleanup function (stops the live tail).
+ * logViewer(el, {runId, stream, onSize}) fills `el` and returns a cleanup function (stops the live tail);
+ * `onSize(bytes)` hears the file's size as it grows.
  * `el.dataset.live` is "true" while the tail polls; `el.dataset.start` / `el.dataset.end` are the byte range shown.
  */
-export function logViewer(el, {runId, stream}) {
+export function logViewer(el, {runId, stream, onSize = () => {}}) {
   let stopped = false, timer = null, start = 0, next = 0, size = 0;
   const pre = h("pre", {class: "log", tabindex: "0", "aria-label": `${stream} log`});
   const info = h("span", {class: "muted log-info"});
@@ -29,6 +30,7 @@ export function logViewer(el, {runId, stream}) {
     earlier.hidden = start <= 0;
     el.dataset.start = String(start);
     el.dataset.end = String(next);
+    onSize(size);
   }
 
   function setLive(on) {

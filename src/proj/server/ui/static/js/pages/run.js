@@ -66,7 +66,7 @@ export async function render(main, route) {
     mlflowGet("experiments/get", {experiment_id: run.info.experiment_id}).then((d) => d.experiment).catch(() => null),
   ]);
   const ctx = {runId, run, record: record && record.proj !== false ? record : null, client: record, recordError: error,
-               experiment, route, children: null};
+               experiment, route, children: null, select: (id, focus) => select(id, focus)};
   const cleanups = [];
   let tabCleanup = null, poll = null, stopped = false;
 
@@ -231,7 +231,7 @@ function overviewTab(panel, ctx) {
   const tags = tagMap(run);
   const parent = tags["mlflow.parentRunId"];
   const end = info.end_time || (LIVE.has(info.status) ? Date.now() : null);
-  panel.append(h("h2", {}, "Run"), kv([
+  const details = kv([
     ["Status", status(info.status)],
     ["Run ID", h("code", {}, info.run_id)],
     ["Name", runName(run)],
@@ -243,10 +243,16 @@ function overviewTab(panel, ctx) {
     ["Project", record?.project_uri || tags["mlflow.source.name"]],
     ["Entry point", record?.entry_point || tags["mlflow.project.entryPoint"]],
     ["Exit code", record?.exit_code ?? null],
+    ["Failure", record?.failure_reason ? h("span", {class: "bad"}, `${record.failure_phase || "run"}: ${record.failure_reason}`) : null],
     ["Parent run", parent ? runLink(parent) : null],
     ["Reproduces", record?.reproduces ? h("span", {class: "reproduces"}, "reproduces ", runLink(record.reproduces)) : null],
+    ["Source", sourceSummary(ctx)],
+    ["Environment", envSummary(ctx)],
     ["Artifact URI", h("code", {}, info.artifact_uri || "")],
-  ]));
+  ]);
+  panel.append(h("div", {class: "overview-grid"},
+    h("div", {}, h("h2", {}, "Run"), details),
+    h("div", {}, paramsSummary(ctx), metricsSummary(ctx))));
   if (record?.command) {
     panel.append(h("h2", {}, "Command"), h("div", {class: "command-box"},
       h("pre", {class: "command", "aria-label": "Command as run"}, record.command), copyButton(record.command, "Copy the command")));
@@ -278,6 +284,49 @@ function overviewTab(panel, ctx) {
   if (inputs.length) {
     panel.append(h("h2", {}, "Model inputs"), h("ul", {}, inputs.map((m) => h("li", {}, h("code", {}, m.model_id)))));
   }
+}
+
+const SUMMARY_ROWS = 8;
+
+function tabLink(ctx, id, text) {
+  return h("button", {type: "button", class: "linklike tab-link", onclick: () => ctx.select(id, true)}, text);
+}
+
+function sourceSummary(ctx) {
+  const tags = tagMap(ctx.run);
+  const source = ctx.record?.source || {};
+  const commit = source.commit || tags["mlflow.source.git.commit"];
+  if (!commit) return null;
+  const branch = source.branch || tags["mlflow.source.git.branch"];
+  return h("span", {}, h("code", {}, commit.slice(0, 10)), branch ? ` on ${branch}` : "",
+           source.dirty ? [" + ", tabLink(ctx, "source", "uncommitted changes")] : "");
+}
+
+function envSummary(ctx) {
+  const env = ctx.record?.env;
+  if (!env || !env.backend) return null;
+  return h("span", {}, tabLink(ctx, "environment", env.backend),
+           env.lock_digest ? [", lock ", h("code", {}, env.lock_digest.slice(0, 12))] : "",
+           env.packages?.length ? `, ${env.packages.length} packages` : "",
+           env.cache_hit === true ? ", reused" : env.cache_hit === false ? ", built" : "");
+}
+
+function paramsSummary(ctx) {
+  const rows = paramRows(ctx);
+  if (!rows.length) return null;
+  return [h("h2", {}, "Params"), h("table", {class: "grid compact params-summary"}, h("tbody", {},
+    rows.slice(0, SUMMARY_ROWS).map((p) => h("tr", {}, h("td", {class: "key"}, p.key), h("td", {class: "mono wrap"}, p.value),
+                                              h("td", {class: "muted"}, p.type || ""))))),
+    rows.length > SUMMARY_ROWS ? h("p", {}, tabLink(ctx, "params", `all ${rows.length} params`)) : null];
+}
+
+function metricsSummary(ctx) {
+  const metrics = [...ctx.run.data.metrics].sort((a, b) => a.key.localeCompare(b.key));
+  if (!metrics.length) return null;
+  return [h("h2", {}, "Metrics"), h("table", {class: "grid compact metrics-summary"}, h("tbody", {},
+    metrics.slice(0, SUMMARY_ROWS).map((m) => h("tr", {}, h("td", {class: "key"}, m.key), h("td", {class: "num"}, number(m.value)),
+                                                 h("td", {class: "muted num"}, `step ${m.step ?? 0}`))))),
+    h("p", {}, tabLink(ctx, "metrics", metrics.length > SUMMARY_ROWS ? `all ${metrics.length} metrics and charts` : "charts"))];
 }
 
 async function drawChildren(el, ctx) {
@@ -355,7 +404,7 @@ function metricsTab(panel, ctx) {
 
 async function drawChart(box, runId, key) {
   const el = h("div", {class: "metric-chart", dataset: {key}});
-  mount(box, h("h2", {}, key), el);
+  mount(box, el);
   let module;
   try { module = await import("../chart.js"); } catch {
     mount(el, h("p", {class: "muted chart-missing"}, "Charts are not available in this build."));
@@ -430,6 +479,7 @@ function envTab(panel, ctx) {
     ["Environment key", env.key ? h("code", {}, env.key) : null],
     ["Cache hit", env.cache_hit === undefined || env.cache_hit === null ? null : env.cache_hit ? "yes (reused)" : "no (built)"],
     ["Build time", env.build_seconds === undefined || env.build_seconds === null ? null : duration(env.build_seconds * 1000)],
+    ["Python", env.python],
     ["Lock format", env.lock_format],
     ["Lock digest", env.lock_digest ? h("code", {class: "lock-digest"}, env.lock_digest) : null],
   ]));
@@ -468,7 +518,11 @@ function logsTab(panel, ctx) {
     mount(bar, streams.map((s) => h("button", {type: "button", "aria-pressed": s === name ? "true" : "false", dataset: {stream: s},
                                                onclick: () => show(s)}, s, h("span", {class: "count"}, bytes(logs[s])))));
     if (stop) stop();
-    stop = logViewer(view, {runId: ctx.runId, stream: name});
+    stop = logViewer(view, {runId: ctx.runId, stream: name, onSize: (size) => {
+      logs[name] = size;
+      const count = bar.querySelector(`[data-stream="${name}"] .count`);
+      if (count) count.textContent = bytes(size);
+    }});
   };
   panel.append(bar, view);
   show(stream);
@@ -493,14 +547,14 @@ function parseSchema(value) {
 function schemaTable(title, value) {
   const schema = parseSchema(value);
   if (!schema) return null;
-  if (!Array.isArray(schema)) return [h("h4", {}, title), h("pre", {}, typeof schema === "string" ? schema : JSON.stringify(schema, null, 2))];
-  return [h("h4", {}, title), h("table", {class: `grid signature signature-${title.toLowerCase()}`},
+  if (!Array.isArray(schema)) return h("div", {}, h("h4", {}, title), h("pre", {}, typeof schema === "string" ? schema : JSON.stringify(schema, null, 2)));
+  return h("div", {}, h("h4", {}, title), h("table", {class: `grid signature signature-${title.toLowerCase()}`},
     h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Type"), h("th", {}, "Required"))),
     h("tbody", {}, schema.map((col) => {
       const tensor = col["tensor-spec"];
       const type = tensor ? `tensor ${tensor.dtype} ${JSON.stringify(tensor.shape)}` : col.type;
       return h("tr", {}, h("td", {}, col.name ?? ""), h("td", {class: "mono"}, type || ""), h("td", {}, col.required === false ? "no" : "yes"));
-    })))];
+    }))));
 }
 
 function modelTab(panel, ctx) {

@@ -90,12 +90,12 @@ function clip(text, n = 80) {
   return s.length > n ? s.slice(0, n - 1) + "…" : s;
 }
 
-/** An event in words: [what, from, to] (from/to null when the action has none). */
+/** An event in words: [what, from, to, detail] (from/to null when the action has none). */
 export function describe(e) {
   const f = e.field;
   switch (e.action) {
     case "model_created": return ["model created", null, null];
-    case "version_created": return [`version created${e.new ? " from " + e.new : ""}`, null, null];
+    case "version_created": return ["version created", null, null, e.new ? `from ${e.new}` : null];
     case "stage": return ["stage", e.old ?? "None", e.new ?? "None"];
     case "alias_set": return [`alias @${f}`, e.old === null ? null : ver(e.old), ver(e.new ?? e.version)];
     case "alias_deleted": return [`alias @${f} deleted`, e.old === null ? null : ver(e.old), null];
@@ -115,7 +115,7 @@ export function describe(e) {
 export function timeline(events, name, {showVersion = true} = {}) {
   if (!events.length) return h("p", {class: "muted"}, "No events.");
   return h("ol", {class: "timeline", "aria-label": "History"}, events.map((e) => {
-    const [what, from, to] = describe(e);
+    const [what, from, to, detail] = describe(e);
     const change = from === null && to === null ? null
       : h("span", {class: "change"}, h("span", {class: "from"}, from ?? "–"), h("span", {class: "arrow"}, " → "),
           h("span", {class: "to"}, to ?? "–"));
@@ -124,7 +124,7 @@ export function timeline(events, name, {showVersion = true} = {}) {
       h("span", {class: "who"}, e.user),
       h("span", {class: "what"},
         showVersion && e.version !== null ? [h("a", {href: versionHref(name, e.version)}, `v${e.version}`), " "] : null,
-        h("span", {class: "action"}, what), change ? [" ", change] : null),
+        h("span", {class: "action"}, what), change ? [" ", change] : null, detail ? [" ", h("span", {class: "detail"}, detail)] : null),
       e.reason ? h("q", {class: "reason"}, e.reason) : null);
   }));
 }

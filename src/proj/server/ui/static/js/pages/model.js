@@ -62,7 +62,7 @@ export async function render(main, route) {
   const protectedStages = STAGES.filter((s) => protectedSet.has(s));
   const body = h("tbody");
   const more = h("button", {type: "button", hidden: true}, "More versions");
-  mount(main,
+  mount(main, h("div", {class: "registry registry-model"},
     h("nav", {class: "crumbs", "aria-label": "Breadcrumb"}, h("a", {href: "#/models"}, "Models"), " / ",
       h("span", {"aria-current": "page"}, model.name)),
     h("h1", {class: "model-title"}, model.name),
@@ -84,7 +84,7 @@ export async function render(main, route) {
     more,
     h("h2", {id: "history-heading"}, "History"),
     Array.isArray(events) ? timeline(eventList, model.name)
-      : h("p", {class: "muted"}, `The history could not be read: ${events.message || events}`));
+      : h("p", {class: "muted"}, `The history could not be read: ${events.message || events}`)));
 
   const pager = versionPager(model.name);
   async function load() {

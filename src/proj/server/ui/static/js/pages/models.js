@@ -1,4 +1,4 @@
-// #/models?q=<name part>&order=name|updated&page=<token>: the registered models (MLflow's registered-models/search),
+// #/models?q=<name part>&order=name|updated&n=<page size>&page=<token>: the registered models (MLflow's registered-models/search),
 // searchable by name, a page at a time, with each model's latest version per stage, aliases, tags, last update.
 import {h, mount, when, debounce} from "../dom.js";
 import {mlflowGet} from "../api.js";
@@ -6,6 +6,7 @@ import {showError} from "../app.js";
 import {STAGES, aliasChip, likeLiteral, modelHref, stageBadge, tagList, versionHref} from "../registry.js";
 
 const PAGE = 50;
+const MAX_PAGE = 1000; // the server's cap on registered-models/search
 const ORDERS = {name: ["name ASC"], updated: ["timestamp DESC", "name ASC"]};
 
 function latestCell(model) {
@@ -35,7 +36,8 @@ function row(model) {
 
 export async function render(main, route) {
   const state = {q: route.params.get("q") || "", order: ORDERS[route.params.get("order")] ? route.params.get("order") : "name",
-                 token: route.params.get("page") || "", previous: []};
+                 token: route.params.get("page") || "", previous: [],
+                 size: Math.min(MAX_PAGE, Math.max(1, parseInt(route.params.get("n"), 10) || PAGE))};
   const search = h("input", {type: "search", id: "model-search", value: state.q, placeholder: "name contains…",
                              "aria-label": "Search registered models by name", autocomplete: "off"});
   const order = h("select", {id: "model-order", "aria-label": "Order models by"},
@@ -45,7 +47,7 @@ export async function render(main, route) {
   const summary = h("p", {class: "muted", "aria-live": "polite"});
   const prev = h("button", {type: "button", disabled: true}, "← Previous");
   const next = h("button", {type: "button", disabled: true}, "Next →");
-  mount(main,
+  mount(main, h("div", {class: "registry registry-models"},
     h("h1", {}, "Registered models"),
     h("div", {class: "toolbar"}, h("label", {for: "model-search"}, "Search"), search,
       h("label", {for: "model-order"}, "Order"), order),
@@ -53,12 +55,12 @@ export async function render(main, route) {
       h("thead", {}, h("tr", {}, h("th", {scope: "col"}, "Name"), h("th", {scope: "col"}, "Latest versions"),
         h("th", {scope: "col"}, "Aliases"), h("th", {scope: "col"}, "Tags"), h("th", {scope: "col", class: "num"}, "Last updated"))),
       body),
-    h("div", {class: "toolbar pager"}, prev, next, summary));
+    h("div", {class: "toolbar models-pager"}, prev, next, summary)));
 
   let token = 0;
   async function load() {
     const mine = ++token;
-    const params = {max_results: PAGE, order_by: ORDERS[state.order], page_token: state.token || null,
+    const params = {max_results: state.size, order_by: ORDERS[state.order], page_token: state.token || null,
                     filter: state.q ? `name ILIKE '%${likeLiteral(state.q)}%'` : null};
     const data = await mlflowGet("registered-models/search", params);
     if (mine !== token) return; // a newer search answered first

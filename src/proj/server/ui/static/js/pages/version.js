@@ -142,7 +142,7 @@ export async function render(main, route) {
   const protectedSet = protectedKeys(all);
   const mine = all.filter((e) => e.version === Number(version));
   const aliases = mv.aliases || [];
-  mount(main,
+  mount(main, h("div", {class: "registry registry-version"},
     h("nav", {class: "crumbs", "aria-label": "Breadcrumb"}, h("a", {href: "#/models"}, "Models"), " / ",
       h("a", {href: modelHref(mv.name)}, mv.name), " / ", h("span", {"aria-current": "page"}, `Version ${mv.version}`)),
     h("h1", {class: "model-title"}, `${mv.name} v${mv.version} `, stageBadge(mv.current_stage),
@@ -158,12 +158,15 @@ export async function render(main, route) {
       h("dt", {}, "Source"), h("dd", {}, h("code", {}, mv.source || "")),
       h("dt", {}, "Source run"), h("dd", {}, mv.run_id ? h("a", {href: runHref(mv.run_id), class: "mono"}, mv.run_id) : h("span", {class: "muted"}, "none")),
       h("dt", {}, "Tags"), h("dd", {}, tagList(mv.tags))),
-    h("h2", {id: "lineage-heading"}, "Lineage"),
-    lineage instanceof Error ? h("p", {class: "muted"}, `The lineage could not be read: ${lineage.message}`)
-      : h("ol", {class: "chain", "aria-labelledby": "lineage-heading"},
-          versionStep(lineage, mv), runStep(lineage, run), lineage.run ? [sourceStep(lineage), envStep(lineage), inputsStep(lineage, run)] : null,
-          modelStep(found), lineage.run ? [metricsStep(lineage), reproducedStep(lineage)] : null),
-    h("h2", {id: "history-heading"}, "History"),
-    Array.isArray(events) ? timeline(mine, mv.name, {showVersion: false})
-      : h("p", {class: "muted"}, `The history could not be read: ${events.message || events}`));
+    h("div", {class: "version-body"},
+      h("section", {class: "lineage", "aria-labelledby": "lineage-heading"},
+        h("h2", {id: "lineage-heading"}, "Lineage"),
+        lineage instanceof Error ? h("p", {class: "muted"}, `The lineage could not be read: ${lineage.message}`)
+          : h("ol", {class: "chain", "aria-label": "Lineage, from the version to its run and what made it"},
+              versionStep(lineage, mv), runStep(lineage, run), lineage.run ? [sourceStep(lineage), envStep(lineage), inputsStep(lineage, run)] : null,
+              modelStep(found), lineage.run ? [metricsStep(lineage), reproducedStep(lineage)] : null)),
+      h("section", {class: "history", "aria-labelledby": "history-heading"},
+        h("h2", {id: "history-heading"}, "History"),
+        Array.isArray(events) ? timeline(mine, mv.name, {showVersion: false})
+          : h("p", {class: "muted"}, `The history could not be read: ${events.message || events}`)))));
 }

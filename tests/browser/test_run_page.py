@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from browser.conftest import serve
-from helpers.browser import wait_until
+from helpers.browser import new_page, screenshot, wait_until
 from helpers.cli import Proj, require
 from helpers.git_repos import git
 from helpers.paths import REPO
@@ -135,13 +135,15 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> World
     store, project = base / "store", base / "project"
     project.mkdir()
     for name, text in {"MLproject": MLPROJECT, "predictor.py": PREDICTOR, "train.py": TRAIN, "tick.py": TICK,
-                       "data.csv": "a,b\n1,2\n"}.items():
+                       "data.csv": "a,b\n1,2\n", "queries.sql": "-- old comment\nSELECT 1;\n"}.items():
         (project / name).write_text(text)
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "first")
     # the uncommitted change recorded as the run's patch: one line removed, one added
     (project / "predictor.py").write_text(PREDICTOR.replace("class Scaler:\n", "class Scaler:  # scales\n") + EDITED)
+    # lines that look like a diff's file headers inside a hunk ("--- ", "+++ "): still a removed and an added line
+    (project / "queries.sql").write_text("++ new line\nSELECT 1;\n")
     proj = Proj(base, _env(store, shared_cache))
     out = proj("run", str(project), "--env-manager", "local", "-P", "alpha=0.25", "--run-name", "scaler-alpha-0.25",
                "--experiment-name", "scaler")
@@ -260,8 +262,11 @@ def test_source_with_the_dirty_patch_as_a_highlighted_diff(page: Any, world: Wor
     page.wait_for_selector("table.patch-diff")
     added = page.eval_on_selector_all("tr.diff-add td.code", "tds => tds.map(td => td.innerText)")
     removed = page.eval_on_selector_all("tr.diff-del td.code", "tds => tds.map(td => td.innerText)")
-    assert added == ["+class Scaler:  # scales", "+" + EDITED.strip()]
-    assert removed == ["-class Scaler:"]
+    assert added == ["+class Scaler:  # scales", "+" + EDITED.strip(), "+++ new line"]
+    assert removed == ["-class Scaler:", "--- old comment"]
+    headers = page.eval_on_selector_all("tr.diff-file td.code", "tds => tds.map(td => td.innerText)")
+    assert headers[0] == "diff --git a/predictor.py b/predictor.py" and "+++ b/queries.sql" in headers
+    assert page.inner_text(".diff-summary").startswith("2 files changed, +3 -2")
     colours = page.evaluate("""() => {
         const css = getComputedStyle(document.documentElement);
         const probe = (v) => { const d = document.createElement('div'); d.style.background = css.getPropertyValue(v);
@@ -470,3 +475,15 @@ def test_a_running_runs_log_grows_in_the_live_tail(page: Any, world: World, tmp_
             proc.wait(timeout=60)
     assert page.errors == []
 
+
+
+def test_dark_theme_diff_and_logs_use_the_theme(browser: Any, ui_server: Server, world: World) -> None:
+    with new_page(browser, ui_server.url, dark=True) as page:
+        open_run(page, world.main["id"], tab="source")
+        page.wait_for_selector("table.patch-diff")
+        add, page_bg = page.evaluate("""() => [getComputedStyle(document.querySelector('tr.diff-add td.code')).backgroundColor,
+                                              getComputedStyle(document.body).backgroundColor]""")
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        assert add == "rgb(18, 53, 31)" and page_bg == "rgb(20, 23, 28)"  # app.css's dark --add-bg and --bg
+        screenshot(page, "run-page-dark-source")
+        assert page.errors == []

@@ -6,6 +6,7 @@ import {projGet} from "./api.js";
 const CHUNK = 65536;
 const POLL_MS = 1200;
 const BOTTOM_SLACK = 24; // px: "at the bottom" even when a line is half visible
+const KEEP_BYTES = 4 << 20; // a tail that follows a long run drops its oldest part ("Load earlier" brings it back)
 
 /**
  * logViewer(el, {runId, stream, onSize}) fills `el` and returns a cleanup function (stops the live tail);
@@ -14,6 +15,7 @@ const BOTTOM_SLACK = 24; // px: "at the bottom" even when a line is half visible
  */
 export function logViewer(el, {runId, stream, onSize = () => {}}) {
   let stopped = false, timer = null, start = 0, next = 0, size = 0;
+  const chunks = []; // [{node, from}] in file order: the text nodes shown and the byte offset each starts at
   const pre = h("pre", {class: "log", tabindex: "0", "aria-label": `${stream} log`});
   const info = h("span", {class: "muted log-info"});
   const live = h("span", {class: "log-live", hidden: true}, h("span", {class: "dot", "aria-hidden": "true"}), "live");
@@ -46,7 +48,9 @@ export function logViewer(el, {runId, stream, onSize = () => {}}) {
       const part = await projGet("runs/log", {run_id: runId, stream, offset: from, limit: start - from});
       if (stopped) return;
       const before = pre.scrollHeight;
-      pre.prepend(document.createTextNode(part.text));
+      const node = document.createTextNode(part.text);
+      pre.prepend(node);
+      chunks.unshift({node, from: part.offset});
       pre.scrollTop += pre.scrollHeight - before; // keep the lines the reader was looking at in place
       start = part.offset;
       size = Math.max(size, part.size);
@@ -63,34 +67,42 @@ export function logViewer(el, {runId, stream, onSize = () => {}}) {
     message.hidden = !text;
   }
 
-  function append(text) {
+  function append(text, from) {
     if (!text) return;
     const follow = atBottom();
-    pre.append(document.createTextNode(text));
-    if (follow) pre.scrollTop = pre.scrollHeight;
+    const node = document.createTextNode(text);
+    pre.append(node);
+    chunks.push({node, from});
+    if (follow) {
+      while (chunks.length > 1 && next - start > KEEP_BYTES) { chunks.shift().node.remove(); start = chunks[0].from; }
+      pre.scrollTop = pre.scrollHeight;
+    }
   }
 
   async function poll() {
     timer = null;
     if (stopped) return;
-    let more = false;
+    let more = false, delay = POLL_MS;
     try {
       const part = await projGet("runs/log", {run_id: runId, stream, offset: next, limit: CHUNK});
       if (stopped) return;
-      append(part.text);
       next = part.next_offset;
+      append(part.text, part.offset);
       size = Math.max(part.size, next);
       describe();
       showMessage("");
       // after the run ends, keep reading until the file's end: its last lines land after the status changes
       more = part.running || next < part.size;
+      // a backlog (the tail fell behind a fast writer) is read at once, then the tail settles to polling
+      if (next < part.size) delay = 0;
       setLive(part.running);
     } catch (err) {
       if (stopped) return;
       showMessage(`Live tail paused: ${err.message}`);
       more = true;
+      delay = POLL_MS * 3;
     }
-    if (more && !stopped) timer = setTimeout(poll, POLL_MS);
+    if (more && !stopped) timer = setTimeout(poll, delay);
   }
 
   (async () => {
@@ -100,7 +112,9 @@ export function logViewer(el, {runId, stream, onSize = () => {}}) {
       start = last.offset;
       next = last.next_offset;
       size = last.size;
-      pre.append(document.createTextNode(last.text));
+      const node = document.createTextNode(last.text);
+      pre.append(node);
+      chunks.push({node, from: last.offset});
       pre.scrollTop = pre.scrollHeight;
       describe();
       if (!last.text && !last.running) showMessage(`No ${stream} output.`);

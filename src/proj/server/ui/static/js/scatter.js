@@ -14,8 +14,8 @@ export function scatterPlot(el, {x, y, runs, height = 340}) {
   const root = svg("svg", {class: "scatter", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
                            "aria-label": `Scatter of ${y.label} against ${x.label} for ${runs.length} runs`});
   const grid = svg("g", {class: "sc-axes"},
-                   svg("line", {x1: pad.left, x2: pad.left, y1: pad.top, y2: pad.top + plotH}),
-                   svg("line", {x1: pad.left, x2: pad.left + plotW, y1: pad.top + plotH, y2: pad.top + plotH}),
+                   svg("line", {class: "sc-axis", x1: pad.left, x2: pad.left, y1: pad.top, y2: pad.top + plotH}),
+                   svg("line", {class: "sc-axis", x1: pad.left, x2: pad.left + plotW, y1: pad.top + plotH, y2: pad.top + plotH}),
                    svg("text", {class: "sc-label", x: pad.left + plotW / 2, y: height - 6, "text-anchor": "middle"}, x.label),
                    svg("text", {class: "sc-label", x: 14, y: pad.top + plotH / 2, "text-anchor": "middle",
                                 transform: `rotate(-90 14 ${pad.top + plotH / 2})`}, y.label));
@@ -41,6 +41,7 @@ export function scatterPlot(el, {x, y, runs, height = 340}) {
     dot.addEventListener("click", () => { location.hash = `#/runs/${encodeURIComponent(run.id)}`; });
     points.append(dot);
   });
+  grid.append(...grid.querySelectorAll(".sc-axis")); // the axes over the grid lines
   root.append(grid, points);
   el.append(root);
   if (count < runs.length) {

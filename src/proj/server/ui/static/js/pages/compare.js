@@ -52,6 +52,7 @@ export async function render(main, route) {
 
 /** One table of a section: rows = keys, columns = runs; a differing row has class "diff". */
 function section(key, title, rows, runs) {
+  if (rows.every((r) => r.values.every((v) => v === null || v === undefined))) rows = []; // e.g. env of client runs
   const head = h("tr", {}, h("th", {scope: "col"}, key === "env" ? "Package / field" : "Key"),
                  runs.map((r) => h("th", {scope: "col"}, h("a", {href: link(`runs/${r.id}`)}, r.label))));
   const body = rows.map((row) => {
@@ -61,7 +62,7 @@ function section(key, title, rows, runs) {
              row.values.map((v) => cell(key, name, v)));
   });
   const count = rows.filter((r) => r.differs).length;
-  return h("section", {class: `compare-section compare-${key}`, "aria-label": title},
+  return h("section", {class: `compare-section compare-${key}${count ? "" : " no-diff"}`, "aria-label": title},
            h("h2", {}, title, " ", h("span", {class: "muted"}, rows.length ? `(${count} of ${rows.length} differ)` : "")),
            rows.length ? h("div", {class: "compare-scroll"}, h("table", {class: "grid compare-table"}, h("thead", {}, head), h("tbody", {}, body)))
              : h("p", {class: "muted"}, key === "env" ? "No environment recorded (runs not made by proj run)." : "None."));

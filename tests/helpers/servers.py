@@ -19,7 +19,8 @@ from typing import Any, Iterator
 from helpers.cli import require
 
 MLFLOW_VERSION = "3.17.2"  # the client (and peer server) the conformance tests pin; bump deliberately
-MLFLOW_PACKAGES = (f"mlflow=={MLFLOW_VERSION}",)
+# [auth]: Flask-WTF, which mlflow.server.get_app_client("basic-auth") and `mlflow server --app-name basic-auth` need
+MLFLOW_PACKAGES = (f"mlflow[auth]=={MLFLOW_VERSION}",)
 
 
 def free_port() -> int:
@@ -42,9 +43,9 @@ def build_mlflow_venv(cache: Path) -> Path:
     from uv import find_uv_bin
 
     shared = cache.parent.parent if cache.parent.name.startswith("popen-gw") else cache.parent
-    venv = shared / f"mlflow-{MLFLOW_VERSION}-venv"
+    venv = shared / f"mlflow-{MLFLOW_VERSION}-auth-venv"  # "-auth": a venv cached before [auth] is not reused
     done = venv / ".complete"
-    with open(shared / f"mlflow-{MLFLOW_VERSION}.lock", "w") as lock:
+    with open(shared / f"mlflow-{MLFLOW_VERSION}-auth.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here, then finds it built
         if not done.exists():
             shutil.rmtree(venv, ignore_errors=True)

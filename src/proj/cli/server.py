@@ -40,12 +40,15 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 @click.option("--auth-default-permission", default="READ", show_default=True,
               type=click.Choice(DEFAULT_PERMISSIONS, case_sensitive=False),
               help="With --auth: what a user may do on an experiment or registered model nobody granted them.")
+@click.option("--auth-failed-logins", default=10, show_default=True, type=click.IntRange(1, 1_000_000),
+              metavar="N", help="With --auth: failed logins a client address may make per minute before its "
+                                "requests are answered 429 (Retry-After) for the rest of that minute.")
 @click.option("--ssl-keyfile", metavar="FILE", help="Serve HTTPS with this private key (with --ssl-certfile).")
 @click.option("--ssl-certfile", metavar="FILE", help="Serve HTTPS with this certificate (chain) in PEM.")
 @click.pass_context
 def server(ctx: click.Context, backend_store_uri: str | None, artifacts_destination: str | None, host: str,
            port: int, workers: int, log_level: str, auth: bool, auth_default_permission: str,
-           ssl_keyfile: str | None, ssl_certfile: str | None) -> None:
+           auth_failed_logins: int, ssl_keyfile: str | None, ssl_certfile: str | None) -> None:
     """Serve MLflow's tracking REST API (and mlflow-artifacts) over proj's run store, so MLflow clients log to it."""
     ctx.obj = {"store": backend_store_uri}
     if ctx.invoked_subcommand is not None:
@@ -57,7 +60,8 @@ def server(ctx: click.Context, backend_store_uri: str | None, artifacts_destinat
     key = expand_user(ssl_keyfile, "--ssl-keyfile").resolve() if ssl_keyfile else None
     cert = expand_user(ssl_certfile, "--ssl-certfile").resolve() if ssl_certfile else None
     serve(backend_store_uri, destination, host, port, workers, log_level.lower(),
-          auth_default=auth_default_permission.upper() if auth else None, ssl_keyfile=key, ssl_certfile=cert)
+          auth_default=auth_default_permission.upper() if auth else None, auth_failed_logins=auth_failed_logins,
+          ssl_keyfile=key, ssl_certfile=cert)
 
 
 def _store_option(f: Any) -> Any:

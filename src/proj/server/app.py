@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from proj import __version__
 from proj.errors import ProjError, UsageError
 from proj.auth.permissions import permission
+from proj.auth.ratelimit import MAX_FAILURES, FailedLogins
 from proj.server.auth import endpoints as auth_endpoints
 from proj.server.auth.guard import ServerAuth
 from proj.server.auth.middleware import AuthMiddleware
@@ -38,7 +39,7 @@ log = logging.getLogger("proj.server")
 # Environment variables serve.py sets for worker processes (uvicorn imports create_app in each of them)
 ENV_STORE = "PROJ_SERVER_STORE_URI"
 ENV_ARTIFACTS = "PROJ_SERVER_ARTIFACTS_DESTINATION"
-ENV_AUTH = "PROJ_SERVER_AUTH_DEFAULT_PERMISSION"  # set: --auth is on, with this default permission
+ENV_AUTH = "PROJ_SERVER_AUTH"  # set: --auth is on, "<default permission>:<failed logins a minute>"
 
 _JSON = "application/json"
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -149,7 +150,7 @@ def routes() -> list[BaseRoute]:
     return table
 
 
-def server_auth(state: ServerState, default_permission: str) -> ServerAuth:
+def server_auth(state: ServerState, default_permission: str, failed_logins: int = MAX_FAILURES) -> ServerAuth:
     """``--auth``: the auth store (auth.db beside the run store, created and migrated now) and its policy; the
     audit entries are also logged, one line each, on the server's stderr."""
     audit_log = logging.getLogger("proj.auth")
@@ -159,7 +160,7 @@ def server_auth(state: ServerState, default_permission: str) -> ServerAuth:
         audit_log.addHandler(handler)
         audit_log.setLevel(logging.INFO)
     return ServerAuth(state.store_root / "auth.db", permission(default_permission, what="default permission"),
-                      state.store)
+                      state.store, FailedLogins(failed_logins))
 
 
 def build_app(state: ServerState, auth: ServerAuth | None = None) -> Starlette:
@@ -181,5 +182,5 @@ def create_app() -> Starlette:
     environment serve.py set."""
     destination = os.environ.get(ENV_ARTIFACTS)
     state = ServerState(os.environ.get(ENV_STORE) or None, Path(destination) if destination else None)
-    default = os.environ.get(ENV_AUTH)
-    return build_app(state, server_auth(state, default) if default else None)
+    default, _, failed = (os.environ.get(ENV_AUTH) or "").partition(":")
+    return build_app(state, server_auth(state, default, int(failed or MAX_FAILURES)) if default else None)

@@ -46,7 +46,7 @@ def _tls(keyfile: Path | None, certfile: Path | None) -> dict[str, str]:
 
 
 def serve(store_uri: str | None, artifacts_destination: Path | None, host: str, port: int, workers: int,
-          log_level: str, *, auth_default: str | None = None, ssl_keyfile: Path | None = None,
+          log_level: str, *, auth_default: str | None = None, auth_failed_logins: int = 10, ssl_keyfile: Path | None = None,
           ssl_certfile: Path | None = None) -> None:
     """Serve until interrupted. The port is checked and the store opened (created, checked, migrated) first,
     so a port in use, a bad URI or a damaged store fails with one line before anything listens.
@@ -54,14 +54,14 @@ def serve(store_uri: str | None, artifacts_destination: Path | None, host: str, 
     tls = _tls(ssl_keyfile, ssl_certfile)
     check_port(host, port)
     state = ServerState(store_uri, artifacts_destination)
-    auth = server_auth(state, auth_default) if auth_default else None
+    auth = server_auth(state, auth_default, auth_failed_logins) if auth_default else None
     common = {"host": host, "port": port, "log_level": log_level, "access_log": log_level in ("info", "debug",
                                                                                               "trace"), **tls}
     if workers <= 1:
         uvicorn.run(build_app(state, auth), **common)  # type: ignore[arg-type]
         return
     if auth_default:
-        os.environ[ENV_AUTH] = auth_default
+        os.environ[ENV_AUTH] = f"{auth_default}:{auth_failed_logins}"
     # Worker processes import the app by name; they find the (already created) store in the environment.
     os.environ[ENV_STORE] = str(state.store_root)
     if artifacts_destination is not None:

@@ -117,6 +117,8 @@ export function virtualTable(host, options) {
     return [first, last];
   }
   function render() {
+    const active = document.activeElement;
+    const hadFocus = active !== grid && grid.contains(active); // rebuilt rows must not drop the keyboard focus
     layout();
     const [first, last] = range();
     if (last >= first) ensurePages(first, last); else if (total === null) loadPage(0);
@@ -131,6 +133,7 @@ export function virtualTable(host, options) {
       if (el) el.replaceWith(next); else body.append(next);
       mounted.set(d, next);
     }
+    if (hadFocus && !grid.contains(document.activeElement)) cellAt(focus.row, focus.col)?.focus({preventScroll: true});
   }
   function buildRow(d, entry) {
     const row = entry?.row;
@@ -274,7 +277,13 @@ export function virtualTable(host, options) {
     }
     redraw();
   }
-  function redraw() { generation++; buildHead(); render(); }
+  function redraw() {
+    const hadFocus = grid.contains(document.activeElement) && document.activeElement !== grid;
+    generation++;
+    buildHead();
+    render();
+    if (hadFocus && !grid.contains(document.activeElement)) cellAt(focus.row, focus.col)?.focus({preventScroll: true});
+  }
 
   // ---- live refresh: the visible pages and unfolded children again, in place ----
   function reloadVisible() {

@@ -147,7 +147,7 @@ export async function render(main, route) {
           h("button", {type: "button", class: "fold", "aria-expanded": String(open), "aria-label": `${open ? "Collapse" : "Expand"} folder ${folder.path}`,
                        onclick: () => { open ? state.collapsed.add(folder.path) : state.collapsed.delete(folder.path); draw(); }},
             open ? "▾" : "▸"),
-          h("span", {class: "folder-name"}, "📁 ", folder.name),
+          h("span", {class: "folder-name"}, `${folder.name}/`),
           h("span", {class: "muted"}, ` ${countLeaves(folder)} experiment${countLeaves(folder) === 1 ? "" : "s"}`),
           h("button", {type: "button", class: "link", title: `Search in ${folder.path}/`,
                        onclick: () => setQuery(`${folder.path}/`)}, "only this folder")),

@@ -302,7 +302,7 @@ export async function render(main, route) {
       });
       row.append(h("td", {}, open, " ", g.value === null ? h("span", {class: "muted"}, "(none)") : String(g.value)),
                  h("td", {class: "num"}, String(g.count)),
-                 metricCols.map((c) => ["min", "mean", "max"].map((a) => h("td", {class: "num"}, number(g.aggregates?.[c]?.[a])))));
+                 ...metricCols.flatMap((c) => ["min", "mean", "max"].map((a) => h("td", {class: "num"}, number(g.aggregates?.[c]?.[a])))));
       body.append(row, detail);
     }
     mount(holder, h("table", {class: "grid groups", "aria-label": `Runs grouped by ${key}`}, h("thead", {}, head), body));

@@ -18,6 +18,7 @@ from helpers.servers import proj_server
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "fraud eu #1 50%"  # renamed to this: a space, '#' and '%' must be encoded in links
+QUOTED = "o'neil \"q\" 100%_x"  # both quotes: no quoted string of MLflow's filter grammar can hold the name
 MLPROJECT = ("entry_points:\n  main:\n    parameters:\n      k: {type: int, default: 3}\n"
              "      data: {type: path, default: data.csv}\n    command: 'python train.py {k} {data}'\n")
 PREDICTOR = '''\
@@ -65,6 +66,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     _ok(proj, *models, "register", f"runs:/{second}/model", "fraud", "--reason", "retrained with k=3")
     _ok(proj, *models, "register", f"runs:/{second}/model", "fraud")
     _ok(proj, *models, "register", f"runs:/{first}/model", "churn")
+    _ok(proj, *models, "register", f"runs:/{first}/model", QUOTED)
     _ok(proj, *models, "stage", "fraud", "1", "Production")
     _ok(proj, *models, "alias", "fraud", "champion", "1")
     _ok(proj, *models, "protect", "fraud", "--alias", "champion")
@@ -99,7 +101,7 @@ def _rows(page: Any) -> list[str]:
 
 def test_models_list_shows_stages_aliases_and_search_narrows_it(page: Any) -> None:
     page.goto("/#/models")
-    wait_until(lambda: _rows(page) == ["churn", NAME], what="both models listed")
+    wait_until(lambda: _rows(page) == ["churn", NAME, QUOTED], what="the models listed")
     row = page.locator("tr[data-model]", has_text="fraud eu")
     latest = {li.get_attribute("data-stage"): li.inner_text().split()[-1] for li in row.locator("ul.latest li").all()}
     assert latest == {"Production": "v2", "None": "v3", "Archived": "v1"}
@@ -132,9 +134,14 @@ def test_models_list_pages(page: Any) -> None:
     assert previous.is_disabled()
     following.click()
     wait_until(lambda: _rows(page) == [NAME], what="the second page")
+    following.click()
+    wait_until(lambda: _rows(page) == [QUOTED], what="the third page")
     assert following.is_disabled() and not previous.is_disabled()
     previous.click()
+    wait_until(lambda: _rows(page) == [NAME], what="back to the second page")
+    previous.click()
     wait_until(lambda: _rows(page) == ["churn"], what="back to the first page")
+    assert previous.is_disabled()
     assert page.errors == []
 
 
@@ -211,13 +218,13 @@ def test_version_page_shows_lineage_and_its_timeline(page: Any, registry: dict[s
     page.locator(".crumbs a", has_text="fraud eu").click()  # back up to the model, then the list
     page.locator("table.versions").wait_for()
     page.locator(".crumbs a", has_text="Models").click()
-    wait_until(lambda: _rows(page) == ["churn", NAME], what="the models list again")
+    wait_until(lambda: _rows(page) == ["churn", NAME, QUOTED], what="the models list again")
     assert page.errors == []
 
 
 def test_archived_version_and_keyboard_navigation(page: Any, registry: dict[str, Any]) -> None:
     page.goto("/#/models")
-    wait_until(lambda: len(_rows(page)) == 2, what="the list")
+    wait_until(lambda: len(_rows(page)) == 3, what="the list")
     for _ in range(40):  # Tab from the top of the page until the model's link has the focus
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.textContent") == NAME:
@@ -240,6 +247,19 @@ def test_archived_version_and_keyboard_navigation(page: Any, registry: dict[str,
     actions = page.eval_on_selector_all("ol.timeline li", "items => items.map(i => i.dataset.action)")
     assert actions == ["version_created", "tag_set", "stage", "alias_set", "stage"]
     assert page.locator("ol.timeline li").last.locator(".reason").inner_text() == "better acc on holdout"
+    assert page.errors == []
+
+
+def test_a_name_with_both_quotes_opens_its_versions(page: Any, registry: dict[str, Any]) -> None:
+    page.goto("/#/models")
+    page.get_by_role("link", name=QUOTED).click()
+    page.locator("table.versions tbody tr[data-version]").first.wait_for()
+    assert page.locator("h1").inner_text() == QUOTED
+    assert [r.get_attribute("data-version") for r in page.locator("table.versions tbody tr[data-version]").all()] == ["1"]
+    page.locator("table.versions a", has_text="v1").click()
+    page.locator("li[data-step='run'] a.run-link").wait_for()
+    assert page.locator("li[data-step='run'] a.run-link").get_attribute("href") == f"#/runs/{registry['first']}"
+    assert [e.get_attribute("data-action") for e in page.locator("ol.timeline li").all()] == ["version_created"]
     assert page.errors == []
 
 

@@ -42,7 +42,10 @@ entry_points:
     parameters:
       gate: string
     command: "python tick.py {gate}"
+  fail:
+    command: "python fail.py"
 """
+FAIL = "import sys\nprint('about to fail', file=sys.stderr)\nsys.exit(3)\n"
 PREDICTOR = """\
 class Scaler:
     def __init__(self, alpha):
@@ -76,6 +79,9 @@ with open(os.path.join(out, "summary.json"), "w") as fh:
     json.dump({"alpha": args.alpha, "nested": {"epochs": args.epochs, "ok": True}}, fh, separators=(",", ":"))
 with open(os.path.join(out, "table.csv"), "w") as fh:
     fh.write("epoch,loss\\n" + "".join(f"{s},{args.alpha / (s + 1):.4f}\\n" for s in range(5)))
+os.makedirs(os.path.join(out, "notes dir"))
+with open(os.path.join(out, "notes dir", "\u00fcn\u00efcode name's (1).txt"), "w", encoding="utf-8") as fh:
+    fh.write("caf\u00e9 \u2014 an odd name\\n")
 with open(os.path.join(out, "weights.bin"), "wb") as fh:
     fh.write(bytes(range(256)) * 16)
 
@@ -117,6 +123,7 @@ class World:
     store: Path
     main: dict[str, Any]
     repro: dict[str, Any]
+    failed: dict[str, Any]
     client_id: str
     client_child_id: str
     child_id: str
@@ -134,7 +141,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> World
     base = tmp_path_factory.mktemp("run-page")
     store, project = base / "store", base / "project"
     project.mkdir()
-    for name, text in {"MLproject": MLPROJECT, "predictor.py": PREDICTOR, "train.py": TRAIN, "tick.py": TICK,
+    for name, text in {"MLproject": MLPROJECT, "predictor.py": PREDICTOR, "train.py": TRAIN, "tick.py": TICK, "fail.py": FAIL,
                        "data.csv": "a,b\n1,2\n", "queries.sql": "-- old comment\nSELECT 1;\n"}.items():
         (project / name).write_text(text)
     git(project, "init", "-q", "-b", "main")
@@ -153,6 +160,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> World
     assert again.code in (0, 1), again  # 1: the verdict is "differs", still a verdict to show
     repro = proj.show(proj.runs()[0]["id"])
     assert repro["reproduces"] == main["id"], repro
+    assert proj("run", str(project), "-e", "fail", "--env-manager", "local").code == 3
+    failed = proj.show(proj.runs()[0]["id"])
 
     s = open_store(str(store))
     try:
@@ -168,7 +177,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> World
         child = s.record_child_run(ChildRun(main["id"], "f" * 32, "nested-eval", "FINISHED", now - 3, now - 2))
     finally:
         s.close()
-    return World(proj, project, store, main, repro, client.id, kid.id, child.id)
+    return World(proj, project, store, main, repro, failed, client.id, kid.id, child.id)
 
 
 @pytest.fixture(scope="module")
@@ -487,3 +496,39 @@ def test_dark_theme_diff_and_logs_use_the_theme(browser: Any, ui_server: Server,
         assert add == "rgb(18, 53, 31)" and page_bg == "rgb(20, 23, 28)"  # app.css's dark --add-bg and --bg
         screenshot(page, "run-page-dark-source")
         assert page.errors == []
+
+
+def test_a_failed_run_shows_its_exit_code_and_stderr(page: Any, world: World) -> None:
+    open_run(page, world.failed["id"])
+    assert "FAILED" in page.inner_text(".run-head .run-status")
+    facts = page.inner_text(".run-panel dl.kv")
+    assert re.search(r"Exit code\s+3", facts), facts
+    tab(page, "Logs")
+    page.get_by_role("button", name=re.compile("^stderr")).click()
+    wait_until(lambda: "about to fail" in page.inner_text(".log-view pre.log"), what="stderr of the failed run")
+    assert page.errors == []
+
+
+def test_artifact_tree_by_keyboard_and_an_odd_file_name(page: Any, world: World) -> None:
+    open_run(page, world.main["id"], tab="artifacts")
+    page.wait_for_selector("button.art-item[tabindex='0']")
+    page.focus("button.art-item[tabindex='0']")  # the tree is one tab stop; arrows move inside it
+    names = page.eval_on_selector_all("ul.art-tree > li > button", "bs => bs.map(b => b.dataset.path)")
+    assert names[:4] == ["model", "notes dir", "proj", "source"]  # folders first
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.dataset.path") == "notes dir"
+    page.keyboard.press("ArrowRight")  # opens the folder
+    page.wait_for_selector("button.art-file[data-path^='notes dir/']")
+    page.keyboard.press("ArrowDown")
+    name = "notes dir/\u00fcn\u00efcode name's (1).txt"
+    assert page.evaluate("document.activeElement.dataset.path") == name
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".art-preview pre.art-text")
+    assert page.inner_text(".art-preview h3") == name
+    assert page.inner_text(".art-preview pre.art-text").strip() == "caf\u00e9 \u2014 an odd name"
+    page.keyboard.press("ArrowLeft")  # back to the folder
+    assert page.evaluate("document.activeElement.dataset.path") == "notes dir"
+    page.reload()  # the open file is in the URL, folders on its way opened again
+    page.wait_for_selector(".art-preview pre.art-text")
+    assert page.inner_text(".art-preview h3") == name
+    assert page.errors == []

@@ -67,6 +67,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     _ok(proj, *models, "register", f"runs:/{second}/model", "fraud")
     _ok(proj, *models, "register", f"runs:/{first}/model", "churn")
     _ok(proj, *models, "register", f"runs:/{first}/model", QUOTED)
+    _ok(proj, *models, "register", f"runs:/{second}/model", "churn")
+    _ok(proj, *models, "delete", "churn/2", "--reason", "trained on the wrong month")
     _ok(proj, *models, "stage", "fraud", "1", "Production")
     _ok(proj, *models, "alias", "fraud", "champion", "1")
     _ok(proj, *models, "protect", "fraud", "--alias", "champion")
@@ -260,6 +262,17 @@ def test_a_name_with_both_quotes_opens_its_versions(page: Any, registry: dict[st
     page.locator("li[data-step='run'] a.run-link").wait_for()
     assert page.locator("li[data-step='run'] a.run-link").get_attribute("href") == f"#/runs/{registry['first']}"
     assert [e.get_attribute("data-action") for e in page.locator("ol.timeline li").all()] == ["version_created"]
+    assert page.errors == []
+
+
+def test_a_deleted_version_stays_in_the_history_without_a_link(page: Any) -> None:
+    page.goto("/#/models/churn")
+    page.locator("table.versions tbody tr[data-version]").first.wait_for()
+    assert [r.get_attribute("data-version") for r in page.locator("table.versions tbody tr[data-version]").all()] == ["1"]
+    gone = page.locator("ol.timeline li[data-action='version_deleted']")
+    assert gone.locator(".reason").inner_text() == "trained on the wrong month"
+    assert gone.locator("a").count() == 0 and gone.locator(".gone").inner_text() == "v2"
+    assert page.locator("ol.timeline li[data-action='version_created'] a", has_text="v1").count() == 1
     assert page.errors == []
 
 

@@ -62,11 +62,10 @@ export function normalise(event) {
           reason: event.reason || null, model: event.model || null};
 }
 
-/** The model's events, oldest first (optionally only one version's). */
-export async function history(name, version = null) {
-  const data = await projGet("registry/history", {name, version});
-  const events = (data.events || []).map(normalise);
-  return version === null ? events : events.filter((e) => e.version === Number(version));
+/** The model's events, oldest first (renames followed: the server answers under the current name). */
+export async function history(name) {
+  const data = await projGet("registry/history", {name});
+  return (data.events || []).map(normalise);
 }
 
 /** The aliases and stages protected now, replayed from the events (MLflow's JSON does not carry them). */
@@ -114,6 +113,7 @@ export function describe(e) {
 /** The history as a timeline: time, user, action, from -> to, reason; versions link to their page. */
 export function timeline(events, name, {showVersion = true} = {}) {
   if (!events.length) return h("p", {class: "muted"}, "No events.");
+  const deleted = new Set(events.filter((e) => e.action === "version_deleted").map((e) => e.version)); // no page to link
   return h("ol", {class: "timeline", "aria-label": "History"}, events.map((e) => {
     const [what, from, to, detail] = describe(e);
     const change = from === null && to === null ? null
@@ -123,7 +123,8 @@ export function timeline(events, name, {showVersion = true} = {}) {
       h("time", {datetime: new Date(e.time).toISOString()}, when(e.time)),
       h("span", {class: "who"}, e.user),
       h("span", {class: "what"},
-        showVersion && e.version !== null ? [h("a", {href: versionHref(name, e.version)}, `v${e.version}`), " "] : null,
+        showVersion && e.version !== null ? [deleted.has(e.version) ? h("span", {class: "gone", title: "deleted"}, `v${e.version}`)
+          : h("a", {href: versionHref(name, e.version)}, `v${e.version}`), " "] : null,
         h("span", {class: "action"}, what), change ? [" ", change] : null, detail ? [" ", h("span", {class: "detail"}, detail)] : null),
       e.reason ? h("q", {class: "reason"}, e.reason) : null);
   }));

@@ -42,8 +42,15 @@ from proj.tracking.sqlite_experiments import SqliteExperiments
 from proj.tracking.sqlite_models import SqliteModels
 from proj.tracking.sqlite_registry import SqliteRegistry
 from proj.tracking.sqlite_runs import SqliteClientRuns
+from proj.tracking.sqlite_schema import (
+    ENTITY_COLUMNS,
+    ENTITY_SCHEMA,
+    ENTITY_TABLES,
+    LATEST_FROM_HISTORY,
+    UI_INDEXES,
+    migrate_entities,
+)
 from proj.tracking.sqlite_ui import SqliteUi
-from proj.tracking.sqlite_schema import ENTITY_COLUMNS, ENTITY_SCHEMA, ENTITY_TABLES, LATEST_FROM_HISTORY, migrate_entities
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,7 +89,7 @@ _ADDED_COLUMNS = (
 # Run once, when the column is added: until child runs existed, parent_run_id meant "reproduces".
 _BACKFILL = {("runs", "reproduces_run_id"): "UPDATE runs SET reproduces_run_id = parent_run_id, parent_run_id = NULL"
                                             " WHERE parent_run_id IS NOT NULL"}
-_REVISION = hashlib.sha256((_SCHEMA + ENTITY_SCHEMA + repr(_ADDED_COLUMNS)).encode()).hexdigest()[:16]
+_REVISION = hashlib.sha256((_SCHEMA + ENTITY_SCHEMA + repr(_ADDED_COLUMNS) + repr(UI_INDEXES)).encode()).hexdigest()[:16]
 # Added after schema version 1 shipped: created on first use, so older stores gain it too.
 _MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, path TEXT NOT NULL, origin TEXT NOT NULL,
   valid INTEGER NOT NULL, reason TEXT, flavors_json TEXT NOT NULL, size INTEGER NOT NULL, files_json TEXT NOT NULL,

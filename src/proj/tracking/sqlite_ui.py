@@ -12,11 +12,8 @@ from proj.tracking.search import (
     ATTRIBUTE,
     METRIC,
     PARAM,
-    RUN_TARGET,
     TAG,
-    OrderBy,
     compile_filter,
-    compile_order_by,
     parse_filter,
 )
 from proj.tracking.sqlite_base import BOUND_CHUNK, RUN_COLUMNS, RUNS_FROM, SqliteBase, experiment_int, stages, value_of
@@ -26,6 +23,7 @@ _MAX_DOUBLE = "1.7976931348623157e308"  # beyond it only the infinities (SQLite 
 _REPRODUCES_TAG = "proj.reproduces"  # mlflow_tags.PROJ_REPRODUCES (not imported: it pulls in proj.paths' users)
 _VERDICT_TAG = "proj.reproduce.verdict"  # reproduce.rebuild.VERDICT_TAG
 # The SQL of an attribute column a table shows or sorts by (seconds in the table; the handler gives ms).
+_KEYED = {METRIC: "latest_metrics", PARAM: "params", TAG: "tags"}  # tables with a (key, value, run_id) index
 _ATTRIBUTE_SQL = {"start_time": "r.start_time", "end_time": "r.end_time", "duration": "(r.end_time - r.start_time)",
                   "run_name": "r.name", "status": "r.status", "user_id": "r.user", "run_id": "r.id",
                   "experiment_id": "r.experiment_id"}
@@ -80,28 +78,57 @@ class SqliteUi(SqliteBase):
         total = -1
         if count:
             total = self._db.execute(f"SELECT count(*) FROM runs r WHERE {' AND '.join(where)}", args).fetchone()[0]
-        plain = all(c.aggregate is None and (c.type != ATTRIBUTE or c.key in RUN_TARGET.order_attributes)
-                    for c, _ in orders)
-        if plain:  # the store's own ordered read (a metric first walks the latest_metrics index)
-            rows = self._run_rows(where, args, [OrderBy(c.type, c.key, asc) for c, asc in orders], offset, limit)
-        else:
-            rows = self._ordered_rows(where, args, orders, offset, limit)
-        runs = [self._record(row) for row in rows]
-        return total, runs, self._column_values([r.id for r in runs], columns)
+        ids = self._page_ids(where, args, orders, offset, limit)
+        runs: list[RunRecord] = []
+        if ids:
+            rows = {row[0]: row for row in self._db.execute(
+                f"SELECT {RUN_COLUMNS} FROM {RUNS_FROM} WHERE r.id IN ({','.join('?' * len(ids))})", ids)}
+            runs = [self._record(rows[i]) for i in ids]
+        return total, runs, self._column_values(ids, columns)
 
-    def _ordered_rows(self, where: list[str], args: list[Any], orders: list[tuple[Column, bool]], offset: int,
-                      limit: int) -> list[tuple[Any, ...]]:
+    @staticmethod
+    def _order_terms(orders: list[tuple[Column, bool]]) -> tuple[list[str], list[Any]]:
+        """ORDER BY terms: a run lacking a column sorts last either way; then newest first, then id."""
         terms: list[str] = []
-        order_args: list[Any] = []
+        args: list[Any] = []
         for column, ascending in orders:
             expr, expr_args = _value_sql(column)
             terms += [f"{expr} IS NULL", f"{expr} {'ASC' if ascending else 'DESC'}"]
-            order_args += expr_args * 2
-        tail, _ = compile_order_by([OrderBy(ATTRIBUTE, "start_time", False)] if not any(
-            c.type == ATTRIBUTE and c.key == "start_time" for c, _ in orders) else [])
-        terms += tail
-        sql = f"SELECT {RUN_COLUMNS} FROM {RUNS_FROM} WHERE {' AND '.join(where)} ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?"
-        return self._db.execute(sql, [*args, *order_args, limit, offset]).fetchall()
+            args += expr_args * 2
+        if not any(c.type == ATTRIBUTE and c.key == "start_time" for c, _ in orders):
+            terms.append("r.start_time DESC")
+        return [*terms, "r.id"], args
+
+    def _page_ids(self, where: list[str], args: list[Any], orders: list[tuple[Column, bool]], offset: int,
+                  limit: int) -> list[str]:
+        """The ids of one page of runs in ``orders`` order. Ordered first by a latest metric, a param or a tag,
+        the runs that have it are read walking that table's (key, value) index, so a page costs about a page of
+        rows rather than a sort of every run; the runs without it follow (as _run_rows does for metrics)."""
+        cond = " AND ".join(where)
+        first = orders[0][0] if orders else None
+        if first is None or first.aggregate or first.type not in _KEYED:
+            terms, order_args = self._order_terms(orders)
+            return [r for (r,) in self._db.execute(
+                f"SELECT r.id FROM runs r WHERE {cond} ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?",
+                [*args, *order_args, limit, offset])]
+        table, ascending = _KEYED[first.type], orders[0][1]
+        rest, rest_args = self._order_terms(orders[1:])
+        # CROSS JOIN keeps SQLite's join order: from the index, not from the runs (then a sort of all of them)
+        having = (f" FROM {table} o0 CROSS JOIN runs r ON r.id = o0.run_id WHERE o0.key = ? AND o0.value IS NOT NULL"
+                  f" AND {cond}")
+        ids = [r for (r,) in self._db.execute(
+            f"SELECT r.id{having} ORDER BY o0.value {'ASC' if ascending else 'DESC'}, {', '.join(rest)}"
+            " LIMIT ? OFFSET ?", [first.key, *args, *rest_args, limit, offset])]
+        if len(ids) == limit:
+            return ids
+        counted = offset + len(ids) if ids else self._db.execute(f"SELECT count(*){having}",
+                                                                 [first.key, *args]).fetchone()[0]
+        terms, order_args = self._order_terms(orders)
+        lacking = f"NOT EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.id AND x.key = ? AND x.value IS NOT NULL)"
+        ids += [r for (r,) in self._db.execute(
+            f"SELECT r.id FROM runs r WHERE {lacking} AND {cond} ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?",
+            [first.key, *args, *order_args, limit - len(ids), max(0, offset - counted)])]
+        return ids
 
     def _column_values(self, run_ids: list[str], columns: list[Column]) -> list[list[Any]]:
         """One list per run (in ``run_ids`` order) of the columns' values, a few queries for the whole page."""
@@ -118,10 +145,11 @@ class SqliteUi(SqliteBase):
             kmarks = ",".join("?" * len(keys))
             if kind == METRIC and aggregate:
                 sql = (f"SELECT run_id, key, {aggregate}(value) FROM metrics WHERE run_id IN ({marks})"
-                       f" AND key IN ({kmarks}) GROUP BY run_id, key")
+                       f" AND key IN ({kmarks}) GROUP BY run_id, key")  # metrics_by_run (run_id, key, step)
             else:
                 table = {METRIC: "latest_metrics", PARAM: "params", TAG: "tags"}[kind]
-                sql = f"SELECT run_id, key, value FROM {table} WHERE run_id IN ({marks}) AND key IN ({kmarks})"
+                # "+key": by the (run_id, key) primary key, not the (key, ...) index (which holds every run's rows)
+                sql = f"SELECT run_id, key, value FROM {table} WHERE run_id IN ({marks}) AND +key IN ({kmarks})"
             for rid, key, value in self._db.execute(sql, [*run_ids, *keys]):
                 found[kind, key, aggregate, rid] = _wire(value_of(value)) if kind == METRIC else value
         attrs = [c.key for c in columns if c.type == ATTRIBUTE]
@@ -156,7 +184,8 @@ class SqliteUi(SqliteBase):
         ids = [experiment_int(e) for e in experiment_ids]
         out: dict[str, list[str]] = {}
         for name, table in (("params", "params"), ("metrics", "latest_metrics"), ("tags", "tags")):
-            # The distinct keys by skipping through the (key, ...) index: one seek per key, not a scan of rows.
+            # The distinct keys by skipping through the (key, ...) index: one seek per key, not a scan of rows;
+            # then whether any run of these experiments has it, walking that key's rows (CROSS JOIN: from them).
             keys = [k for (k,) in self._db.execute(
                 f"WITH RECURSIVE k(key) AS (SELECT min(key) FROM {table} UNION ALL"
                 f" SELECT (SELECT min(key) FROM {table} WHERE key > k.key) FROM k WHERE k.key IS NOT NULL)"
@@ -164,7 +193,7 @@ class SqliteUi(SqliteBase):
             if ids:
                 marks = ",".join("?" * len(ids))
                 keys = [k for k in keys if self._db.execute(
-                    f"SELECT 1 FROM {table} x JOIN runs r ON r.id = x.run_id WHERE x.key = ?"
+                    f"SELECT 1 FROM {table} x CROSS JOIN runs r ON r.id = x.run_id WHERE x.key = ?"
                     f" AND r.experiment_id IN ({marks}) LIMIT 1", [k, *ids]).fetchone()]
             out[name] = keys
         return out
@@ -213,44 +242,52 @@ class SqliteUi(SqliteBase):
                    x_max: float | None = None) -> SampledSeries:
         if x not in SAMPLE_X:
             raise UsageError(f"x must be one of {list(SAMPLE_X)}, got {x!r}")
-        points = max(2, points)
+        points = max(4, points)
+        # Ranges are on the stored column (step, or timestamp in seconds) so every read walks an index:
+        # metrics_by_run (run_id, key, step) or metrics_by_time (run_id, key, timestamp, step).
+        column, order = ("step", "step, timestamp, rowid") if x == "step" else ("timestamp", "timestamp, step, rowid")
         base_ms = 0
         if x == "relative":
             first = self._db.execute("SELECT min(timestamp) FROM metrics WHERE run_id = ? AND key = ?",
                                      (run_id, key)).fetchone()[0]
             base_ms = 0 if first is None else int(round(first * 1000))
-        xexpr = {"step": "step", "wall": "CAST(round(timestamp * 1000) AS INTEGER)",
-                 "relative": f"(CAST(round(timestamp * 1000) AS INTEGER) - {base_ms})"}[x]
-        order = "step, timestamp, rowid" if x == "step" else "timestamp, step, rowid"
         where, args = "run_id = ? AND key = ?", [run_id, key]
-        if x_min is not None:
-            where += f" AND {xexpr} >= ?" if x != "step" else " AND step >= ?"
-            args.append(x_min if x != "step" else math.ceil(x_min))
-        if x_max is not None:
-            where += f" AND {xexpr} <= ?" if x != "step" else " AND step <= ?"
-            args.append(x_max if x != "step" else math.floor(x_max))
+        for bound, op, nudge in ((x_min, ">=", -0.5), (x_max, "<=", 0.5)):
+            if bound is not None:  # in the x unit; half a ms of slack for the rounding of the ms shown
+                where += f" AND {column} {op} ?"
+                args.append(bound if x == "step" else (bound + base_ms + nudge) / 1000.0)
+        xexpr = "step" if x == "step" else f"CAST(round(timestamp * 1000) AS INTEGER) - {base_ms}"
         value = (f"CASE WHEN value IS NULL THEN 'NaN' WHEN value > {_MAX_DOUBLE} THEN 'Infinity'"
                  f" WHEN value < -{_MAX_DOUBLE} THEN '-Infinity' ELSE value END")
-        head = self._db.execute(f"SELECT count(*), min({xexpr}), max({xexpr}) FROM metrics WHERE {where}",
-                                args).fetchone()
-        total, lo, hi = head
+        total, lo, hi = self._db.execute(f"SELECT count(*), min({column}), max({column}) FROM metrics WHERE {where}",
+                                         args).fetchone()
         if total <= points:
             rows = self._db.execute(f"SELECT {xexpr}, {value} FROM metrics WHERE {where} ORDER BY {order}", args)
             xs, ys = _columns(rows.fetchall())
             return SampledSeries(total, False, xs, ys)
         buckets = max(1, (points - 2) // 2)
-        width = (hi - lo) / buckets or 1
-        # One pass numbers the rows into equal-width buckets of x; SQLite's min()/max() then name the row each
-        # extreme came from (bare columns). NaN is NULL, which min and max skip: extremes are real values.
-        picked = (f"WITH b AS MATERIALIZED (SELECT rowid AS rid, value, min(CAST(({xexpr} - ?) / ? AS INTEGER), ?)"
-                  f" AS bucket FROM metrics WHERE {where})"
-                  " SELECT rid FROM (SELECT rid, min(value) FROM b WHERE value IS NOT NULL GROUP BY bucket)"
-                  " UNION SELECT rid FROM (SELECT rid, max(value) FROM b WHERE value IS NOT NULL GROUP BY bucket)"
-                  f" UNION SELECT * FROM (SELECT rowid FROM metrics WHERE {where} ORDER BY {order} LIMIT 1)"
-                  f" UNION SELECT * FROM (SELECT rowid FROM metrics WHERE {where}"
-                  f" ORDER BY {order.replace(',', ' DESC,')} DESC LIMIT 1)")
-        rows = self._db.execute(f"SELECT {xexpr}, {value} FROM metrics WHERE rowid IN ({picked}) ORDER BY {order}",
-                                [lo, width, buckets - 1, *args, *args, *args]).fetchall()
+        width = (hi - lo) / buckets
+        # Each bucket is an index range of x; an aggregate with one min() or max() names the row the extreme came
+        # from (SQLite's bare columns), so every point is read once per extreme and nothing is sorted. NaN is
+        # stored as NULL, which min and max skip: extremes are real values.
+        # (Only the bucket's own bounds: with the window's too, SQLite would seek by those and scan the window
+        # once per bucket.)
+        extreme = (f"(SELECT rid FROM (SELECT rowid AS rid, {{fn}}(value) FROM metrics WHERE run_id = ? AND key = ?"
+                   f" AND {column} >= ? + bk.b * ? AND {column} < CASE WHEN bk.b = ? THEN ? ELSE ? + (bk.b + 1) * ? END))")
+        bucket_args = [run_id, key, lo, width, buckets - 1, math.nextafter(hi, math.inf), lo, width]
+        picked: set[int] = set()
+        for row in self._db.execute(
+                "WITH RECURSIVE bk(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM bk WHERE b < ?)"
+                f" SELECT {extreme.format(fn='min')}, {extreme.format(fn='max')} FROM bk",
+                [buckets - 1, *bucket_args, *bucket_args]):
+            picked.update(r for r in row if r is not None)
+        descending = order.replace(",", " DESC,") + " DESC"
+        for ordering in (order, descending):  # the first and the last point
+            found = self._db.execute(f"SELECT rowid FROM metrics WHERE {where} ORDER BY {ordering} LIMIT 1", args).fetchone()
+            picked.add(found[0])
+        ids = sorted(picked)
+        rows = self._db.execute(f"SELECT {xexpr}, {value} FROM metrics WHERE rowid IN ({','.join('?' * len(ids))})"
+                                f" ORDER BY {order}", ids).fetchall()
         xs, ys = _columns(rows)
         return SampledSeries(total, True, xs, ys)
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from proj.errors import NotFound, UsageError
+from proj.errors import UsageError
 from proj.registry.trace import lineage
 from proj.reproduce.packages import lock_packages
 from proj.server import artifact_paths as ap

@@ -52,7 +52,7 @@ def run_row(run: RunRecord, values: list[Any], cols: list[Column], children: int
     return {"run_id": run.id, "run_name": run.name, "experiment_id": run.experiment_id, "status": run.status,
             "start_time": ms(run.start_time), "end_time": ms(run.end_time), "user": run.user,
             "parent_run_id": run.parent_run_id, "children": children,
-            "values": [_cell(c, x) for c, x in zip(cols, values)]}
+            "values": [_cell(c, x) for c, x in zip(cols, values, strict=True)]}
 
 
 def runs_table(call: UiCall) -> JsonDict:
@@ -64,7 +64,7 @@ def runs_table(call: UiCall) -> JsonDict:
     total, runs, values = store.ui_runs_table(q, cols, order, offset, limit)
     children = store.ui_child_counts([r.id for r in runs]) if runs else {}
     return {"total": total, "offset": offset, "columns": [c.name for c in cols],
-            "runs": [run_row(r, vals, cols, children.get(r.id, 0)) for r, vals in zip(runs, values)]}
+            "runs": [run_row(r, vals, cols, children.get(r.id, 0)) for r, vals in zip(runs, values, strict=True)]}
 
 
 def run_keys(call: UiCall) -> JsonDict:
@@ -90,9 +90,9 @@ def csv_page(call: UiCall, q: RunsQuery, cols: list[Column], order: list[tuple[C
     _, runs, values = call.store.ui_runs_table(q, cols, order, offset, EXPORT_PAGE, count=False)
     out = io.StringIO()
     writer = csv.writer(out)
-    for run, vals in zip(runs, values):
+    for run, vals in zip(runs, values, strict=True):
         writer.writerow([run.id, run.name or "", run.experiment_id, run.status, _iso(run.start_time),
-                         _iso(run.end_time), *["" if x is None else _cell(c, x) for c, x in zip(cols, vals)]])
+                         _iso(run.end_time), *["" if x is None else _cell(c, x) for c, x in zip(cols, vals, strict=True)]])
     return out.getvalue().encode(), len(runs)
 
 

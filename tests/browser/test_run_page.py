@@ -104,11 +104,13 @@ print("training done")
 """.replace("BIG_MB", str(BIG_MB))
 TICK = """\
 import os, sys, time
+import proj_client
 for n in range(80):  # more than the log view's height: the tail has to scroll to follow
     print(f"warm-up line {n}")
 i = 0
 while not os.path.exists(sys.argv[1]) and i < 600:  # until the test opens the gate (at most two minutes)
     print(f"tick {i}", flush=True)
+    proj_client.log_metric("ticks", i, step=i)
     i += 1
     time.sleep(0.2)
 print("ticking done", flush=True)
@@ -147,6 +149,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> World
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "first")
+    git(project, "remote", "add", "origin", "https://ci:s3cret-token@git.example.com/team/scaler.git")
     # the uncommitted change recorded as the run's patch: one line removed, one added
     (project / "predictor.py").write_text(PREDICTOR.replace("class Scaler:\n", "class Scaler:  # scales\n") + EDITED)
     # lines that look like a diff's file headers inside a hunk ("--- ", "+++ "): still a removed and an added line
@@ -268,6 +271,7 @@ def test_source_with_the_dirty_patch_as_a_highlighted_diff(page: Any, world: Wor
     open_run(page, world.main["id"], tab="source")
     facts = page.inner_text(".run-panel dl.kv")
     assert world.main["source"]["commit"] in facts and "main" in facts and "yes" in facts
+    assert "git.example.com/team/scaler.git" in facts and "s3cret" not in page.content()  # credentials never shown
     page.wait_for_selector("table.patch-diff")
     added = page.eval_on_selector_all("tr.diff-add td.code", "tds => tds.map(td => td.innerText)")
     removed = page.eval_on_selector_all("tr.diff-del td.code", "tds => tds.map(td => td.innerText)")
@@ -469,6 +473,19 @@ def test_a_running_runs_log_grows_in_the_live_tail(page: Any, world: World, tmp_
         seen = log.inner_text().count("tick ")
         wait_until(lambda: log.inner_text().count("tick ") > seen + 2, timeout=30, what="more lines")
         assert page.evaluate(scroll)[0] == 0  # ...and is left where they are
+        # the metrics follow the run too: the latest value in the table, then the chart's points
+        tab(page, "Metrics")
+        value = page.locator("table.metrics tr[data-key='ticks'] td.value")
+        wait_until(lambda: value.count() == 1, timeout=30, what="the ticks metric")
+        first = float(value.inner_text())
+        wait_until(lambda: float(value.inner_text()) > first, timeout=30, what="a newer value in the table")
+        page.get_by_role("button", name="Chart ticks").click()
+        page.wait_for_selector(".metric-chart[data-ready='1']")
+        points = int(page.get_attribute(".metric-chart", "data-points") or 0)
+        wait_until(lambda: int(page.get_attribute(".metric-chart", "data-points") or 0) > points, timeout=30,
+                   what="the chart to draw the new points")
+        tab(page, "Logs")
+        wait_until(lambda: "tick " in log.inner_text(), what="the tail again")
         gate.write_text("go")
         wait_until(lambda: "ticking done" in log.inner_text(), timeout=30, what="the last line")
         page.wait_for_selector(".run-head .status-finished", timeout=30_000)

@@ -17,7 +17,7 @@ const STREAMS = ["stdout", "stderr", "env-build"];
 const TABS = [
   {id: "overview", label: "Overview", show: () => true, render: overviewTab},
   {id: "params", label: "Params", count: (c) => paramRows(c).length, show: () => true, render: paramsTab},
-  {id: "metrics", label: "Metrics", count: (c) => c.run.data.metrics.length, show: () => true, render: metricsTab, live: true},
+  {id: "metrics", label: "Metrics", count: (c) => c.run.data.metrics.length, show: () => true, render: metricsTab},
   {id: "tags", label: "Tags", count: (c) => c.run.data.tags.length, show: () => true, render: tagsTab},
   {id: "source", label: "Source", show: hasSource, render: sourceTab},
   {id: "environment", label: "Environment", show: (c) => Boolean(c.record?.env), render: envTab},
@@ -68,7 +68,7 @@ export async function render(main, route) {
   const ctx = {runId, run, record: record && record.proj !== false ? record : null, client: record, recordError: error,
                experiment, route, children: null, select: (id, focus) => select(id, focus)};
   const cleanups = [];
-  let tabCleanup = null, poll = null, stopped = false;
+  let tabCleanup = null, tabUpdate = null, poll = null, stopped = false;
 
   const head = h("header", {class: "run-head"});
   const tablist = h("div", {class: "tabs run-tabs", role: "tablist", "aria-label": "Run sections"});
@@ -87,6 +87,7 @@ export async function render(main, route) {
 
   function drawTabs() {
     const active = currentTab();
+    const focused = tablist.contains(document.activeElement) ? document.activeElement.dataset.tab : null;
     mount(tablist, ...visibleTabs().map((tab) => {
       const count = tab.count ? tab.count(ctx) : null;
       return h("button", {type: "button", role: "tab", id: `tab-${tab.id}`, "aria-controls": "run-panel",
@@ -96,6 +97,7 @@ export async function render(main, route) {
     }));
     panel.id = "run-panel";
     panel.setAttribute("aria-labelledby", `tab-${active.id}`);
+    if (focused) tablist.querySelector(`[data-tab="${focused}"]`)?.focus(); // a redraw while live keeps the keyboard's place
   }
 
   function drawPanel() {
@@ -103,9 +105,15 @@ export async function render(main, route) {
     const tab = currentTab();
     panel.replaceChildren();
     panel.dataset.tab = tab.id;
-    const done = tab.render(panel, ctx);
-    tabCleanup = typeof done === "function" ? done : null;
+    swap(tab.render(panel, ctx));
   }
+
+  // a tab's render gives nothing, a cleanup function, or {cleanup, update} (update: redraw with fresh data in place)
+  function swap(done) {
+    tabCleanup = typeof done === "function" ? done : done?.cleanup || null;
+    tabUpdate = done?.update || null;
+  }
+  ctx.swap = swap;
 
   function select(id, focus = false) {
     if (id === currentTab().id) return;
@@ -154,7 +162,8 @@ export async function render(main, route) {
       drawTabs();
       const tab = currentTab();
       // the log tail and the artifact browser keep their own state; other sections are redrawn with the new data
-      if (!tab.keep && (tab.live || ended)) drawPanel();
+      if (tabUpdate) tabUpdate();
+      else if (!tab.keep && ended) drawPanel();
       if (!ended) poll = setTimeout(refresh, POLL_MS);
     } catch (err) {
       if (!stopped) poll = setTimeout(refresh, POLL_MS * 2);
@@ -379,27 +388,38 @@ function paramsTab(panel, ctx) {
 // ---------- metrics ----------
 
 function metricsTab(panel, ctx) {
-  const metrics = [...ctx.run.data.metrics].sort((a, b) => a.key.localeCompare(b.key));
-  if (!metrics.length) { panel.append(h("p", {class: "muted"}, "No metrics.")); return; }
-  const chosen = ctx.route.params.get("metric");
+  const sorted = () => [...ctx.run.data.metrics].sort((a, b) => a.key.localeCompare(b.key));
+  if (!ctx.run.data.metrics.length) {
+    panel.append(h("p", {class: "muted"}, LIVE.has(ctx.run.info.status) ? "No metrics yet." : "No metrics."));
+    return {cleanup: null, update: () => { if (ctx.run.data.metrics.length) { panel.replaceChildren(); ctx.swap(metricsTab(panel, ctx)); } }};
+  }
+  let chosen = ctx.route.params.get("metric");
   const chartBox = h("div", {class: "metric-chart-box"});
-  let chartCleanup = null;
+  let chart = null, token = 0;
+  const body = h("tbody");
   const table = h("table", {class: "grid metrics"},
     h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", {class: "num"}, "Latest"), h("th", {class: "num"}, "Step"), h("th", {}, "Logged"))),
-    h("tbody", {}, metrics.map((m) => h("tr", {dataset: {key: m.key}, "aria-selected": m.key === chosen ? "true" : null},
-      h("td", {}, h("button", {type: "button", class: "linklike metric-key", onclick: () => choose(m.key),
-                                "aria-label": `Chart ${m.key}`}, m.key)),
-      h("td", {class: "num value"}, number(m.value)), h("td", {class: "num"}, String(m.step ?? "")), h("td", {}, when(m.timestamp))))));
+    body);
+  const rows = () => mount(body, sorted().map((m) => h("tr", {dataset: {key: m.key}, "aria-selected": m.key === chosen ? "true" : "false"},
+    h("td", {}, h("button", {type: "button", class: "linklike metric-key", onclick: () => choose(m.key),
+                              "aria-label": `Chart ${m.key}`}, m.key)),
+    h("td", {class: "num value"}, number(m.value)), h("td", {class: "num"}, String(m.step ?? "")), h("td", {}, when(m.timestamp)))));
+  rows();
   panel.append(table, chartBox);
 
   async function choose(key) {
+    chosen = key;
     ctx.route.update({metric: key});
-    for (const row of table.querySelectorAll("tbody tr")) row.setAttribute("aria-selected", row.dataset.key === key ? "true" : "false");
-    if (chartCleanup) { chartCleanup(); chartCleanup = null; }
-    chartCleanup = await drawChart(chartBox, ctx.runId, key);
+    for (const row of body.querySelectorAll("tr")) row.setAttribute("aria-selected", row.dataset.key === key ? "true" : "false");
+    if (chart) { chart.destroy(); chart = null; }
+    const mine = ++token;
+    const made = await drawChart(chartBox, ctx.runId, key);
+    if (mine === token) chart = made; else if (made) made.destroy();
   }
-  if (chosen && metrics.some((m) => m.key === chosen)) choose(chosen);
-  return () => { if (chartCleanup) chartCleanup(); chartBox.replaceChildren(); };
+  if (chosen && ctx.run.data.metrics.some((m) => m.key === chosen)) choose(chosen);
+  // while the run is live the page calls update() with fresh data: new values in the table, the chart refetched
+  const update = () => { rows(); if (chart && typeof chart.reload === "function") chart.reload(); };
+  return {cleanup: () => { token++; if (chart) chart.destroy(); chartBox.replaceChildren(); }, update};
 }
 
 async function drawChart(box, runId, key) {
@@ -412,8 +432,8 @@ async function drawChart(box, runId, key) {
   }
   try {
     const made = await module.metricChart(el, {runIds: [runId], key});
-    if (typeof made === "function") return made;
-    if (made && typeof made.destroy === "function") return () => made.destroy();
+    if (typeof made === "function") return {destroy: made};
+    if (made && typeof made.destroy === "function") return made;
   } catch (err) {
     mount(el, h("p", {class: "bad"}, `Could not draw ${key}: ${err.message}`));
   }

@@ -16,9 +16,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from proj import __version__
-from proj.errors import ProjError, UsageError
 from proj.auth.permissions import permission
 from proj.auth.ratelimit import MAX_FAILURES, FailedLogins
+from proj.errors import ProjError, UsageError
 from proj.server.auth import endpoints as auth_endpoints
 from proj.server.auth.guard import ServerAuth
 from proj.server.auth.middleware import AuthMiddleware
@@ -170,7 +170,7 @@ def build_app(state: ServerState, auth: ServerAuth | None = None) -> Starlette:
     middleware: list[Middleware] = []
     if auth is not None:
         table[:0] = auth_endpoints.routes()
-        middleware.append(Middleware(AuthMiddleware, auth=auth))  # type: ignore[arg-type]
+        middleware.append(Middleware(AuthMiddleware, auth=auth))
     app = Starlette(routes=table, middleware=middleware, exception_handlers={404: _not_found, 405: _not_found})
     app.state.tracking = state
     app.state.auth = auth

@@ -222,13 +222,13 @@ def test_artifacts_of_one_experiment_never_reached_through_another(server: Serve
 def _routes() -> list[tuple[str, str]]:
     """Every (path, method) `proj server --auth` serves, from its own route table (so a new endpoint is in
     this list the day it is added), with path parameters filled in."""
+    import tempfile
+
     from starlette.routing import Route
 
     from proj.server.app import build_app, server_auth
     from proj.server.auth import rules
     from proj.server.state import ServerState
-
-    import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         state = ServerState(tmp)

@@ -218,7 +218,7 @@ class ServerAuth:
         name = _one(fields, rule.field or "")
         found = tracking.get_experiment_by_name(name) if name else None
         if found is not None:
-            self._need_experiment(ident, str(found.experiment_id), rule.need)
+            self._need_experiment(ident, str(found.id), rule.need)
         return Verdict()
 
     def _run(self, ident: Identity, run_id: str | None, need: Permission, tracking: RunStore) -> Verdict:
@@ -348,7 +348,7 @@ class ServerAuth:
         token: str | None = None
         while True:
             page, token = tracking.search_experiments(view_type=ALL, max_results=1000, page_token=token)
-            found += [str(e.experiment_id) for e in page if self.policy.experiment(ident, str(e.experiment_id)).can_read]
+            found += [e.id for e in page if self.policy.experiment(ident, e.id).can_read]
             if not token:
                 return found
 

@@ -97,12 +97,14 @@ def read_source(source: str, selection: Selection, reporter: Reporter) -> tuple[
         raise TransferError(f"source {source!r}: {path} does not exist")
     if db.is_file() and is_mlflow_db(db):
         _no_filter(selection, source)
-        return str(db), sql_bundles(db, str(db), _matcher(selection), reporter), _nothing
+        label = str(db.resolve())
+        return label, sql_bundles(db, label, _matcher(selection), reporter), _nothing
     if db.is_file():
         return _proj_store(open_store(str(db.parent), create=False), selection, reporter)
     if path.is_dir():
         _no_filter(selection, source)
-        return str(path), file_bundles(path, str(path.resolve()), _matcher(selection), reporter), _nothing
+        label = str(path.resolve())
+        return label, file_bundles(path, label, _matcher(selection), reporter), _nothing
     raise TransferError(f"source {source!r}: {path} does not exist (an archive, a proj store, an MLflow "
                         f"mlflow.db or mlruns/ directory)")
 

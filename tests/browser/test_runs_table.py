@@ -308,6 +308,19 @@ def test_keyboard_moves_the_focused_cell_space_selects_enter_opens(page: Any, da
     wait_until(lambda: page.url.endswith(f"#/runs/{data.names[shown[1]]}"), what="the run opened")
 
 
+def test_selected_runs_charted_with_the_metric_chosen(page: Any, data: Data) -> None:
+    open_runs(page, data.table, "cols=metrics.loss&sort=metrics.loss+ASC")
+    page.check(".runs-grid .vt-row[aria-rowindex='2'] input[type=checkbox]")  # run-00
+    page.check(".runs-grid .vt-row[aria-rowindex='3'] input[type=checkbox]")  # run-07
+    page.click("#chart-runs")
+    chart = page.locator(".runs-chart .chart-box")
+    page.select_option(".runs-chart select[aria-label='Metric to chart']", "loss")
+    wait_until(lambda: chart.get_attribute("data-ready") == "1" and chart.get_attribute("data-points") == "8",
+               what="two runs' four loss points drawn")
+    assert chart.get_attribute("data-series") == "2"
+    assert page.errors == []
+
+
 def test_cross_experiment_table_shows_runs_of_both(page: Any, data: Data) -> None:
     shown = open_runs(page, f"{data.table},{data.other}", "cols=attributes.status")
     assert "Experiment" in headers(page)

@@ -25,11 +25,12 @@ export function virtualTable(host, options) {
   const body = h("div", {class: "vt-body", role: "rowgroup"});
   const note = h("div", {class: "vt-note muted", "aria-live": "polite"}, "Loading…");
   const grid = h("div", {class: "vt", role: "grid", "aria-label": o.label, "aria-colcount": o.columns.length,
-                         "aria-rowcount": 1}, head, body, note);
+                         "aria-rowcount": 1}, head, body);
+  const wrap = h("div", {class: "vt-wrap"}, grid, note); // the note is no row: it sits beside the grid, not in it
   grid.style.setProperty("--vt-template", template); // custom properties: not settable through h()'s style object
   grid.style.setProperty("--vt-width", `${width}px`);
   grid.style.setProperty("--vt-row", `${rh}px`);
-  host.append(grid);
+  host.append(wrap);
 
   let total = null;                 // server rows matching (null: not known yet)
   let generation = 0;               // bumped whenever every mounted row must be rebuilt
@@ -83,7 +84,7 @@ export function virtualTable(host, options) {
       schedule();
     }, (err) => {
       if (err.name === "AbortError" || mine !== pages) return;
-      pages.set(p, {error: err});
+      pages.set(p, old?.rows ? {rows: old.rows} : {error: err}); // a failed refresh keeps the rows shown
       if (total === null) { total = 0; layout(); }
       o.onError?.(err);
       schedule();
@@ -343,7 +344,7 @@ export function virtualTable(host, options) {
       for (const page of pages.values()) page.controller?.abort();
       resize.disconnect();
       cancelAnimationFrame(frame);
-      grid.remove();
+      wrap.remove();
     },
   };
 }

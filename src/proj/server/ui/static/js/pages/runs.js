@@ -226,11 +226,18 @@ export async function render(main, route) {
           n ? h("button", {type: "button", onclick: () => { state.selected.clear(); for (const t of tables) t.redraw(); drawSelection(); }}, "Clear") : null);
   }
 
+  function closeChart() {
+    chartPanel.querySelector(".chart-box")?.projChart?.destroy();
+    chartPanel.hidden = true;
+    mount(chartPanel);
+  }
+
   async function showChart(runIds) {
+    closeChart();
     chartPanel.hidden = false;
     const metric = h("select", {"aria-label": "Metric to chart"}, state.keys.metrics.map((k) => h("option", {value: k}, k)));
     const box = h("div", {class: "chart-box"});
-    const close = h("button", {type: "button", "aria-label": "Close chart", onclick: () => { chartPanel.hidden = true; mount(chartPanel); }}, "×");
+    const close = h("button", {type: "button", "aria-label": "Close chart", onclick: () => closeChart()}, "×");
     mount(chartPanel, h("div", {class: "toolbar"}, h("strong", {}, `Chart of ${runIds.length} run${runIds.length === 1 ? "" : "s"}`),
                         h("label", {}, "metric ", metric), close), box);
     if (!state.keys.metrics.length) { mount(box, h("p", {class: "muted"}, "These runs logged no metrics.")); return; }
@@ -241,9 +248,10 @@ export async function render(main, route) {
       mount(box, h("p", {class: "muted"}, "Charts are not available in this build (static/js/chart.js is missing)."));
       return;
     }
-    const draw = () => { mount(box); chart.metricChart(box, {runIds, key: metric.value}); };
+    const draw = () => chart.metricChart(box, {runIds, key: metric.value}); // drawn again into box: replaces the old
     metric.addEventListener("change", draw);
     draw();
+    chartPanel.scrollIntoView({block: "nearest"});
   }
 
   function exportHref() {
@@ -357,6 +365,7 @@ export async function render(main, route) {
   timer = setInterval(poll, POLL_MS);
   return () => {
     clearInterval(timer);
+    closeChart();
     filter.destroy();
     for (const t of tables) t.destroy();
   };

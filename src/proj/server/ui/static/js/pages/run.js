@@ -53,9 +53,11 @@ export async function render(main, route) {
   try {
     run = normalise((await mlflowGet("runs/get", {run_id: runId})).run);
   } catch (err) {
-    if (err.status === 404 || err.code === "RESOURCE_DOES_NOT_EXIST") {
+    // an unknown id (404) or one that cannot be a run id (400): one message, not an error banner
+    if (err.status === 404 || err.status === 400) {
       mount(main, h("div", {class: "run-missing"}, h("h1", {}, "Run not found"),
         h("p", {}, "No run with id ", h("code", {}, runId), " in this store."),
+        err.status === 400 ? h("p", {class: "muted"}, err.message) : null,
         h("p", {}, h("a", {href: link("experiments")}, "Back to the experiments"))));
       return;
     }

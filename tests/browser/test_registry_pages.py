@@ -15,6 +15,8 @@ from helpers.browser import wait_until
 from helpers.cli import Proj
 from helpers.git_repos import commit, git
 from helpers.servers import proj_server
+from proj.tracking.open import open_store
+from proj.tracking.records import DatasetRecord, RunInput
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "fraud eu #1 50%"  # renamed to this: a space, '#' and '%' must be encoded in links
@@ -58,9 +60,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     sha = commit(repo, FILES, "first")
     runs = []
     for k in ("2", "3"):
+        if k == "3":  # the second run is of a dirty tree: its lineage carries the uncommitted patch
+            (repo / "predictor.py").write_text(PREDICTOR + "# tuned by hand, not committed\n")
         _ok(proj, "run", str(repo), "--env-manager", "local", "-P", f"k={k}")
         runs.append(proj.runs()[0]["id"])
     first, second = runs
+    store = open_store(str(work / "store"))  # a dataset as an MLflow client logs one (mlflow.log_input)
+    store.log_inputs(second, [RunInput(DatasetRecord("payments-2026-11", "d1g35t42", "local", '{"uri": "payments.csv"}'),
+                                       {"mlflow.data.context": "training"})])
+    store.close()
     models = ["models"]
     _ok(proj, *models, "register", f"runs:/{first}/model", "fraud", "--tag", "owner=ana")
     _ok(proj, *models, "register", f"runs:/{second}/model", "fraud", "--reason", "retrained with k=3")
@@ -194,10 +202,13 @@ def test_version_page_shows_lineage_and_its_timeline(page: Any, registry: dict[s
     assert run_link.get_attribute("href") == f"#/runs/{registry['second']}"
     assert registry["second"] in run_link.inner_text()
     assert page.locator("li[data-step='source'] code.commit").inner_text() == registry["sha"]
-    assert "main" in page.locator("li[data-step='source']").inner_text()  # the branch
+    source = page.locator("li[data-step='source']").inner_text()
+    assert "main" in source and "dirty" in source and "1 file(s)" in source  # the branch, the recorded patch
     env = page.locator("li[data-step='environment']").inner_text()
     assert "local" in env and "pip-freeze" in env and "Lock digest" in env
     assert page.locator("li[data-step='inputs'] li[data-input='data']").count() == 1
+    dataset = page.locator("li[data-step='inputs'] li[data-dataset='payments-2026-11']").inner_text()
+    assert "d1g35t42" in dataset and "training" in dataset
     assert sorted(_texts(page, "li[data-step='model'] .flavor")) == ["pickle", "python_function"]
     assert "0.75" in page.locator("li[data-step='metrics']").inner_text()  # acc = 0.25 * 3
     assert page.locator("li[data-step='version']").inner_text().count("intact") == 1
@@ -246,6 +257,7 @@ def test_archived_version_and_keyboard_navigation(page: Any, registry: dict[str,
     assert page.locator("h1 .stage").inner_text() == "Archived"
     assert page.locator("h1 .alias").count() == 0  # the alias moved away from v1
     assert page.locator("li[data-step='run'] a.run-link").get_attribute("href") == f"#/runs/{registry['first']}"
+    assert "clean" in page.locator("li[data-step='source']").inner_text()
     actions = page.eval_on_selector_all("ol.timeline li", "items => items.map(i => i.dataset.action)")
     assert actions == ["version_created", "tag_set", "stage", "alias_set", "stage"]
     assert page.locator("ol.timeline li").last.locator(".reason").inner_text() == "better acc on holdout"

@@ -124,7 +124,7 @@ def fill_proj_history(store_dir: Path, run_id: str, points: int) -> None:
     store.close()
 
 
-def fill_mlflow(db_path: Path, experiment_id: str, runs: int) -> None:
+def fill_mlflow(db_path: Path, experiment_id: str, runs: int, n_params: int = PARAMS, n_metrics: int = METRICS) -> None:
     """The same runs written straight into MLflow's schema (what its SqlAlchemyStore reads back)."""
     now = int(time.time() * 1000)
     db = sqlite3.connect(db_path)
@@ -136,8 +136,8 @@ def fill_mlflow(db_path: Path, experiment_id: str, runs: int) -> None:
                 rows.append((rid, f"run-{i}", "UNKNOWN", "", "", "bench", "FINISHED", now, now, "", "active",
                              f"mlflow-artifacts:/{experiment_id}/{rid}/artifacts", int(experiment_id)))
                 tags += [("mlflow.runName", f"run-{i}", rid), ("mlflow.user", "bench", rid)]
-                params += [(f"p{j}", param_value(i, j), rid) for j in range(PARAMS)]
-                metrics += [(f"m{j}", metric_value(i, j), now, rid, 0, 0) for j in range(METRICS)]
+                params += [(f"p{j}", param_value(i, j), rid) for j in range(n_params)]
+                metrics += [(f"m{j}", metric_value(i, j), now, rid, 0, 0) for j in range(n_metrics)]
             db.executemany("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
                            "status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, "
                            "experiment_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)

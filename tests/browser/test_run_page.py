@@ -382,6 +382,9 @@ def test_model_flavors_signature_and_env_files(page: Any, world: World) -> None:
     files = page.inner_text("ul.model-files")
     for name in ("requirements.txt", "python_env.yaml", "conda.yaml"):
         assert name in files
+    page.click("ul.model-files a:has-text('requirements.txt')")  # an env file opens in the artifact browser
+    page.wait_for_selector(".art-preview h3:text-is('model/requirements.txt')")
+    assert "pytest==" in page.inner_text(".art-preview pre.art-text")  # the run's exact lock, as pins
     assert page.errors == []
 
 

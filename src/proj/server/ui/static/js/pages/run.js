@@ -20,8 +20,9 @@ const TABS = [
   {id: "metrics", label: "Metrics", count: (c) => c.run.data.metrics.length, show: () => true, render: metricsTab},
   {id: "tags", label: "Tags", count: (c) => c.run.data.tags.length, show: () => true, render: tagsTab},
   {id: "source", label: "Source", show: hasSource, render: sourceTab},
-  {id: "environment", label: "Environment", show: (c) => Boolean(c.record?.env), render: envTab},
-  {id: "logs", label: "Logs", show: (c) => Object.keys(c.record?.logs || {}).length > 0, render: logsTab, keep: true},
+  {id: "environment", label: "Environment", show: (c) => Boolean(c.record?.env?.backend), render: envTab},
+  {id: "logs", label: "Logs", show: (c) => Object.keys(c.record?.logs || {}).length > 0 || (Boolean(c.record) && LIVE.has(c.run.info.status)),
+   render: logsTab, keep: true},
   {id: "artifacts", label: "Artifacts", show: () => true, render: artifactsTab, keep: true},
   {id: "model", label: "Model", count: (c) => c.record?.models?.length || 0, show: (c) => (c.record?.models?.length || 0) > 0,
    render: modelTab},
@@ -69,14 +70,14 @@ export async function render(main, route) {
   ]);
   const ctx = {runId, run, record: record && record.proj !== false ? record : null, client: record, recordError: error,
                experiment, route, children: null, select: (id, focus) => select(id, focus)};
-  const cleanups = [];
   let tabCleanup = null, tabUpdate = null, poll = null, stopped = false;
 
   const head = h("header", {class: "run-head"});
   const tablist = h("div", {class: "tabs run-tabs", role: "tablist", "aria-label": "Run sections"});
   const panel = h("section", {class: "run-panel", role: "tabpanel", tabindex: "0"});
   const note = h("p", {class: "run-note muted", hidden: true});
-  mount(main, h("div", {class: "run-page"}, head, note, tablist, panel));
+  const announce = h("p", {class: "sr-only", "aria-live": "polite"}); // says a live run's new status once
+  mount(main, h("div", {class: "run-page"}, head, announce, note, tablist, panel));
 
   function visibleTabs() { return TABS.filter((t) => t.show(ctx)); }
 
@@ -153,6 +154,7 @@ export async function render(main, route) {
       const fresh = normalise((await mlflowGet("runs/get", {run_id: runId})).run);
       if (stopped) return;
       const ended = !LIVE.has(fresh.info.status);
+      if (fresh.info.status !== ctx.run.info.status) announce.textContent = `Run ${fresh.info.status.toLowerCase()}`;
       ctx.run = fresh;
       if (ended) {
         const again = await fetchRecord(runId);
@@ -173,8 +175,7 @@ export async function render(main, route) {
   }
   if (LIVE.has(run.info.status)) poll = setTimeout(refresh, POLL_MS);
 
-  cleanups.push(() => { stopped = true; if (poll) clearTimeout(poll); if (tabCleanup) tabCleanup(); });
-  return () => { for (const fn of cleanups) fn(); };
+  return () => { stopped = true; if (poll) clearTimeout(poll); if (tabCleanup) tabCleanup(); };
 }
 
 // ---------- header ----------
@@ -191,7 +192,7 @@ function header(ctx) {
     h("a", {href: link(`experiments/${info.experiment_id}`)}, experiment?.name || `experiment ${info.experiment_id}`),
     parent ? [" / ", h("a", {href: link(`runs/${parent}`), class: "parent-link"}, "parent run")] : null);
   const title = h("h1", {class: "run-title"}, h("span", {class: "run-name"}, name || info.run_id), " ",
-                  h("span", {class: "run-status", "aria-live": "polite"}, status(info.status)),
+                  h("span", {class: "run-status"}, status(info.status)),
                   info.lifecycle_stage === "deleted" ? h("span", {class: "status status-deleted"}, "deleted") : null);
   const meta = h("p", {class: "run-meta muted"},
     h("span", {}, "run ", h("code", {class: "run-id"}, info.run_id)),
@@ -256,7 +257,6 @@ function overviewTab(panel, ctx) {
     ["Exit code", record?.exit_code ?? null],
     ["Failure", record?.failure_reason ? h("span", {class: "bad"}, `${record.failure_phase || "run"}: ${record.failure_reason}`) : null],
     ["Parent run", parent ? runLink(parent) : null],
-    ["Reproduces", record?.reproduces ? h("span", {class: "reproduces"}, "reproduces ", runLink(record.reproduces)) : null],
     ["Source", sourceSummary(ctx)],
     ["Environment", envSummary(ctx)],
     ["Artifact URI", h("code", {}, info.artifact_uri || "")],
@@ -402,17 +402,24 @@ function metricsTab(panel, ctx) {
   const table = h("table", {class: "grid metrics"},
     h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", {class: "num"}, "Latest"), h("th", {class: "num"}, "Step"), h("th", {}, "Logged"))),
     body);
-  const rows = () => mount(body, sorted().map((m) => h("tr", {dataset: {key: m.key}, "aria-selected": m.key === chosen ? "true" : "false"},
-    h("td", {}, h("button", {type: "button", class: "linklike metric-key", onclick: () => choose(m.key),
-                              "aria-label": `Chart ${m.key}`}, m.key)),
-    h("td", {class: "num value"}, number(m.value)), h("td", {class: "num"}, String(m.step ?? "")), h("td", {}, when(m.timestamp)))));
+  const rows = () => {
+    const focused = body.contains(document.activeElement) ? document.activeElement.closest("tr")?.dataset.key : null;
+    mount(body, sorted().map((m) => h("tr", {dataset: {key: m.key}, class: m.key === chosen ? "selected" : null},
+      h("td", {}, h("button", {type: "button", class: "linklike metric-key", onclick: () => choose(m.key),
+                                "aria-pressed": m.key === chosen ? "true" : "false", "aria-label": `Chart ${m.key}`}, m.key)),
+      h("td", {class: "num value"}, number(m.value)), h("td", {class: "num"}, String(m.step ?? "")), h("td", {}, when(m.timestamp)))));
+    if (focused) [...body.querySelectorAll("tr")].find((tr) => tr.dataset.key === focused)?.querySelector("button")?.focus();
+  };
   rows();
   panel.append(table, chartBox);
 
   async function choose(key) {
     chosen = key;
     ctx.route.update({metric: key});
-    for (const row of body.querySelectorAll("tr")) row.setAttribute("aria-selected", row.dataset.key === key ? "true" : "false");
+    for (const row of body.querySelectorAll("tr")) {
+      row.classList.toggle("selected", row.dataset.key === key);
+      row.querySelector("button").setAttribute("aria-pressed", row.dataset.key === key ? "true" : "false");
+    }
     if (chart) { chart.destroy(); chart = null; }
     const mine = ++token;
     const made = await drawChart(chartBox, ctx.runId, key);
@@ -528,7 +535,8 @@ function envTab(panel, ctx) {
 
 function logsTab(panel, ctx) {
   const logs = ctx.record.logs || {};
-  const streams = STREAMS.filter((s) => s in logs).concat(Object.keys(logs).filter((s) => !STREAMS.includes(s)));
+  let streams = STREAMS.filter((s) => s in logs).concat(Object.keys(logs).filter((s) => !STREAMS.includes(s)));
+  if (!streams.length) streams = ["stdout"]; // a live run that has written nothing yet
   let stream = ctx.route.params.get("stream");
   if (!streams.includes(stream)) stream = streams[0];
   const bar = h("div", {class: "toolbar log-streams", role: "group", "aria-label": "Log stream"});
@@ -598,7 +606,8 @@ function modelTab(panel, ctx) {
           : h("p", {class: "muted"}, "No signature."),
       files.length ? [h("h3", {}, "Files"), h("ul", {class: "model-files"}, files.map((f) => {
         const path = typeof f === "string" ? f : f.path;
-        return h("li", {}, h("code", {}, path), typeof f === "object" && f.size !== undefined ? h("span", {class: "muted"}, ` ${bytes(f.size)}`) : null);
+        return h("li", {}, h("a", {href: link(`runs/${ctx.runId}`, {tab: "artifacts", path: `${model.path}/${path}`})}, h("code", {}, path)),
+                 typeof f === "object" && f.size !== undefined ? h("span", {class: "muted"}, ` ${bytes(f.size)}`) : null);
       }))] : null));
   }
 }

@@ -34,15 +34,19 @@ export function flavorsOf(text) {
 }
 
 /** The version's flavors: from the lineage when the server gives them, else from the MLmodel of the version's own
- * stored copy (MLflow's download URI, served by the artifact proxy). */
+ * stored copy (MLflow's download URI, listed then read through the artifact proxy: nothing is asked for that the
+ * listing does not show, so a version without files costs no failed request). */
 async function flavors(lineage, name, version) {
   const given = lineage?.flavors || lineage?.model?.flavors;
   if (Array.isArray(given)) return given;
   if (given && typeof given === "object") return Object.keys(given);
+  if (lineage?.version && (!lineage.version.files || lineage.version.intact === false)) return null;
   const {artifact_uri: uri} = await mlflowGet("model-versions/get-download-uri", {name, version});
   if (!uri || !uri.startsWith("mlflow-artifacts:/")) return null;
-  const path = uri.slice("mlflow-artifacts:/".length).replace(/^\/+/, "").split("/").map(encodeURIComponent).join("/");
-  const response = await fetch(`${ARTIFACTS}${path}/MLmodel`);
+  const path = uri.slice("mlflow-artifacts:/".length).replace(/^\/+|\/+$/g, "");
+  const listing = await (await fetch(`${ARTIFACTS.replace(/\/$/, "")}?path=${encodeURIComponent(path)}`)).json();
+  if (!(listing.files || []).some((f) => f.path === "MLmodel" && !f.is_dir)) return null;
+  const response = await fetch(`${ARTIFACTS}${path.split("/").map(encodeURIComponent).join("/")}/MLmodel`);
   return response.ok ? flavorsOf(await response.text()) : null;
 }
 

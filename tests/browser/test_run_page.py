@@ -93,6 +93,8 @@ raw = b"".join(b"\\x00" + b"".join(bytes((x * 4, y * 8, 160)) for x in range(w))
 with open(os.path.join(out, "plot.png"), "wb") as fh:
     fh.write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
              + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+with open(os.path.join(out, "huge.png"), "wb") as fh:  # over the 20 MiB an <img> may fetch
+    fh.write(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(22 * 1000 * 1000))
 line = "".join(f"big line {i:08d} of the thirty megabyte file\\n" for i in range(1000))
 with open(os.path.join(out, "big.txt"), "w") as fh:
     while fh.tell() < BIG_MB * 1000 * 1000:
@@ -331,6 +333,8 @@ def preview_of(page: Any, path: str) -> Any:
 
 
 def test_artifacts_browser_previews_each_kind(page: Any, world: World) -> None:
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "get-artifact" in r.url else None)
     open_run(page, world.main["id"], tab="artifacts")
     page.wait_for_selector("button.art-file")
     preview_of(page, "notes.txt")
@@ -345,6 +349,10 @@ def test_artifacts_browser_previews_each_kind(page: Any, world: World) -> None:
     page.wait_for_function("() => { const i = document.querySelector('.art-image img');"
                            " return i && i.complete && i.naturalWidth > 0; }")
     assert page.evaluate("document.querySelector('.art-image img').naturalWidth") == 64
+    preview_of(page, "huge.png")
+    assert "too large to show here" in page.inner_text(".art-preview") and page.locator(".art-image img").count() == 0
+    assert [u for u in fetched if "huge.png" in u] == [] and [u for u in fetched if "plot.png" in u]
+    assert page.locator(".art-preview a.download").first.get_attribute("href").startswith("get-artifact?")
     preview_of(page, "weights.bin")
     assert "Binary file, 4.1 KB" in page.inner_text(".art-preview")
     assert page.locator(".art-preview a.download").first.get_attribute("href").startswith("get-artifact?")

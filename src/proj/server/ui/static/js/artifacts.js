@@ -4,7 +4,7 @@ import {bytes, h, mount} from "./dom.js";
 import {artifactUrl, mlflowGet, projGet} from "./api.js";
 
 const PREVIEW_BYTES = 65536;
-const IMAGE_MAX = 20 * 1000 * 1000; // larger images get a download link, never an <img>
+const IMAGE_MAX = 20 << 20; // larger images get a download link, never an <img> (the server's too_large says so too)
 const PAGE = 500; // entries of one folder drawn at a time
 
 function basename(path) { return path.slice(path.lastIndexOf("/") + 1); }

@@ -111,6 +111,14 @@ def test_three_runs_side_by_side_with_differences_highlighted(page: Any, runs: d
     assert "only=1" in page.url
     page.get_by_label("Show only differences").uncheck()
     assert seed.is_visible()
+    # the dark theme recolours the runs' swatches and lines (palette readable on the dark background)
+    swatch = page.locator(".compare-run .swatch").first
+    light = swatch.evaluate("el => el.style.background")
+    stroke = page.locator("svg.parallel path.pc-line").first.get_attribute("stroke")
+    page.locator("#theme").click()
+    wait_until(lambda: swatch.evaluate("el => el.style.background") != light, what="dark swatches")
+    assert page.locator("svg.parallel path.pc-line").first.get_attribute("stroke") != stroke
+    assert page.locator("svg.parallel path.pc-line").count() == 3
     assert page.errors == []
 
 
@@ -120,7 +128,7 @@ def test_overlaid_chart_parallel_coordinates_and_scatter(page: Any, runs: dict[s
     chart = page.locator(".compare-chart")
     page.get_by_label("Metric", exact=True).select_option("loss")
     wait_until(lambda: chart.get_attribute("data-ready") == "1" and chart.locator(".chart-title").inner_text() == "loss",
-               what="the overlaid chart of loss")
+               60, "the overlaid chart of loss")
     assert chart.locator(".chart-legend-item").all_inner_texts()[0].startswith("one")
     assert chart.locator(".chart-legend-item").count() == 3
     assert chart.get_attribute("data-series") == "3" and float(chart.get_attribute("data-ymax")) == 3.0

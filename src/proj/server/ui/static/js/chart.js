@@ -4,6 +4,8 @@
 //
 //   const chart = metricChart(el, {runIds, key, x: "step", smoothing: 0, log: false, groups: null, height: 260});
 //   chart.setX("wall"); chart.setSmoothing(0.6); chart.setLog(true); chart.zoom(100, 200); chart.destroy();
+// Options also take `band: "minmax"|"std"` (groups) and `names: {runId: name}` (else each run's name is read with
+// runs/get, once per page). Drawing into an element that has a chart replaces it.
 //
 // What the chart drew is on the element for tests and tools: data-points (points drawn), data-series (legend
 // entries), data-ymin/data-ymax (the extremes drawn), data-line-ymax (the extreme of the lines, smoothed or not),
@@ -112,6 +114,7 @@ function listNames(labels) {
 /** A chart of metric `key` for `runIds` (or `groups`: [{label, runIds}]) in `el`, with its own toolbar. */
 export function metricChart(el, {runIds = [], key, x = "step", smoothing = 0, log = false, groups = null,
                                  height = 260, band = "minmax", names: given = null} = {}) {
+  el.projChart?.destroy(); // a chart drawn again into the same element replaces the old one (and its listeners)
   const state = {x, smoothing: Number(smoothing) || 0, log: !!log, band, range: null, series: null, labels: null,
                  token: 0, plot: null, entries: [], width: 0, destroyed: false};
   const allIds = groups ? [...new Set(groups.flatMap((g) => g.runIds))] : [...new Set(runIds)];
@@ -302,7 +305,7 @@ export function metricChart(el, {runIds = [], key, x = "step", smoothing = 0, lo
                                             `${state.log ? " above 0 (log scale)" : ""}.`;
     renderLegend(list);
     renderTable(data, series);
-    if (!list.length) { el.dataset.ready = "1"; return; }
+    if (!ext.points) { el.dataset.ready = "1"; return; } // the message says why; an empty uPlot has no scale
     const style = axisStyle();
     state.width = plotWidth();
     const opts = {
@@ -389,7 +392,9 @@ export function metricChart(el, {runIds = [], key, x = "step", smoothing = 0, lo
             h("tbody", {}, body)));
   }
 
-  const onTheme = () => draw(); // entries() picks the new theme's colours
+  const onTheme = () => { // entries() picks the new theme's colours; a chart taken out of the page lets go
+    if (el.isConnected) draw(); else api.destroy();
+  };
   window.addEventListener("proj-theme", onTheme);
 
   const resize = new ResizeObserver(() => {
@@ -421,8 +426,10 @@ export function metricChart(el, {runIds = [], key, x = "step", smoothing = 0, lo
       window.removeEventListener("proj-theme", onTheme);
       resize.disconnect();
       destroyPlot();
+      if (el.projChart === api) delete el.projChart;
     },
   };
+  el.projChart = api;
   syncControls();
   load();
   return api;

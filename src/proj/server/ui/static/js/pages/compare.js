@@ -33,12 +33,17 @@ export async function render(main, route) {
   tables.classList.toggle("only-diff", only.checked);
 
   const columns = plotColumns(data);
-  const cleanups = [];
+  const recolor = () => { // the theme's palette for the run swatches (the plots redraw themselves)
+    runs.forEach((r, i) => { r.color = seriesColor(i); });
+    for (const s of main.querySelectorAll(".swatch[data-i]")) s.style.background = runs[Number(s.dataset.i)].color;
+  };
+  window.addEventListener("proj-theme", recolor);
+  const cleanups = [() => window.removeEventListener("proj-theme", recolor)];
   mount(main,
         h("h1", {}, `Compare ${runs.length} runs`),
         h("div", {class: "compare-runs", role: "list", "aria-label": "Runs compared"},
-          runs.map((r) => h("span", {class: "compare-run", role: "listitem"},
-                            h("span", {class: "swatch", style: {background: r.color}}),
+          runs.map((r, i) => h("span", {class: "compare-run", role: "listitem"},
+                               h("span", {class: "swatch", style: {background: r.color}, dataset: {i}}),
                             h("a", {href: link(`runs/${r.id}`)}, r.label), " ", status(r.info.status)))),
         h("div", {class: "toolbar"},
           h("label", {for: "compare-only"}, only, " Show only differences"),
@@ -126,7 +131,7 @@ function parallelSection(columns, runs, route, cleanups) {
                    h("div", {class: "compare-axes-list"}, columns.map((c, i) => h("label", {}, boxes[i], " ", c.key))));
   wrap.append(picker, box, legend(runs, box));
   queueMicrotask(draw);
-  const redraw = () => { runs.forEach((r, i) => { r.color = seriesColor(i); }); draw(); };
+  const redraw = () => draw(); // after render's recolor (registered first)
   window.addEventListener("proj-theme", redraw);
   cleanups.push(() => window.removeEventListener("proj-theme", redraw));
   return wrap;
@@ -169,8 +174,8 @@ function scatterSection(columns, runs, route, cleanups) {
 
 /** Run names under a plot; hovering one highlights its line. */
 function legend(runs, box) {
-  return h("ul", {class: "chart-legend"}, runs.map((r) => {
-    const item = h("li", {class: "chart-legend-item"}, h("span", {class: "swatch", style: {background: r.color}}),
+  return h("ul", {class: "chart-legend"}, runs.map((r, i) => {
+    const item = h("li", {class: "chart-legend-item"}, h("span", {class: "swatch", style: {background: r.color}, dataset: {i}}),
                    h("a", {href: link(`runs/${r.id}`)}, r.label));
     item.addEventListener("mouseenter", () => { const s = box.querySelector("svg"); if (s) highlight(s, r.id); });
     item.addEventListener("mouseleave", () => { const s = box.querySelector("svg"); if (s) highlight(s, null); });

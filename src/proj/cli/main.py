@@ -19,6 +19,7 @@ COMMANDS = {
     "reproduce": "proj.cli.reproduce:reproduce",
     "cache": "proj.cli.cache:cache",
     "server": "proj.cli.server:server",
+    "ui": "proj.cli.ui:ui",
 }
 
 

@@ -22,6 +22,7 @@ from proj.tracking.ui_records import SAMPLE_X, Column, RunsQuery, SampledSeries
 _MAX_DOUBLE = "1.7976931348623157e308"  # beyond it only the infinities (SQLite has no isinf)
 _REPRODUCES_TAG = "proj.reproduces"  # mlflow_tags.PROJ_REPRODUCES (not imported: it pulls in proj.paths' users)
 _VERDICT_TAG = "proj.reproduce.verdict"  # reproduce.rebuild.VERDICT_TAG
+_PARENT_TAG = "mlflow.parentRunId"  # what an MLflow client's nested run carries (mlflow_tags.PARENT_RUN_ID)
 # The SQL of an attribute column a table shows or sorts by (seconds in the table; the handler gives ms).
 _KEYED = {METRIC: "latest_metrics", PARAM: "params", TAG: "tags"}  # tables with a (key, value, run_id) index
 _ATTRIBUTE_SQL = {"start_time": "r.start_time", "end_time": "r.end_time", "duration": "(r.end_time - r.start_time)",
@@ -65,11 +66,14 @@ class SqliteUi(SqliteBase):
         shown = stages(query.view_type)
         where.append(f"r.lifecycle_stage IN ({','.join('?' * len(shown))})")
         args += list(shown)
+        # A child is proj's (parent_run_id) or an MLflow client's nested run (the mlflow.parentRunId tag)
         if query.parent_run_id:
-            where.append("r.parent_run_id = ?")
-            args.append(query.parent_run_id)
+            where.append("(r.parent_run_id = ? OR r.id IN (SELECT t.run_id FROM tags t WHERE t.key = ? AND t.value = ?))")
+            args += [query.parent_run_id, _PARENT_TAG, query.parent_run_id]
         elif query.top_level:
-            where.append("+r.parent_run_id IS NULL")  # "+": not through runs_by_parent (nearly all rows match)
+            # "+": not through runs_by_parent (nearly all rows match); the tagged children are one small list
+            where.append("+r.parent_run_id IS NULL AND r.id NOT IN (SELECT t.run_id FROM tags t WHERE t.key = ?)")
+            args.append(_PARENT_TAG)
         return where, args
 
     def ui_runs_table(self, query: RunsQuery, columns: list[Column], orders: list[tuple[Column, bool]],
@@ -84,6 +88,10 @@ class SqliteUi(SqliteBase):
             rows = {row[0]: row for row in self._db.execute(
                 f"SELECT {RUN_COLUMNS} FROM {RUNS_FROM} WHERE r.id IN ({','.join('?' * len(ids))})", ids)}
             runs = [self._record(rows[i]) for i in ids]
+            tagged = dict(self._db.execute(f"SELECT run_id, value FROM tags WHERE run_id IN ({','.join('?' * len(ids))})"
+                                           " AND +key = ?", [*ids, _PARENT_TAG]))
+            for run in runs:
+                run.parent_run_id = run.parent_run_id or tagged.get(run.id)
         return total, runs, self._column_values(ids, columns)
 
     @staticmethod
@@ -175,9 +183,12 @@ class SqliteUi(SqliteBase):
         counts: dict[str, int] = {}
         for start in range(0, len(run_ids), BOUND_CHUNK):
             chunk = run_ids[start:start + BOUND_CHUNK]
+            marks = ",".join("?" * len(chunk))
             counts.update(self._db.execute(
-                f"SELECT parent_run_id, count(*) FROM runs WHERE parent_run_id IN ({','.join('?' * len(chunk))})"
-                " AND lifecycle_stage = ? GROUP BY parent_run_id", [*chunk, ACTIVE]))
+                f"SELECT p, count(*) FROM (SELECT id, parent_run_id AS p FROM runs WHERE parent_run_id IN ({marks})"
+                " AND lifecycle_stage = ? UNION SELECT t.run_id, t.value FROM tags t JOIN runs c ON c.id = t.run_id"
+                f" WHERE t.key = ? AND t.value IN ({marks}) AND c.lifecycle_stage = ?) GROUP BY p",
+                [*chunk, ACTIVE, _PARENT_TAG, *chunk, ACTIVE]))
         return counts
 
     def ui_run_keys(self, experiment_ids: list[str]) -> dict[str, list[str]]:

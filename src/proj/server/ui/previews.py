@@ -40,7 +40,7 @@ def _kind(name: str, head: bytes) -> str:
 
 def _rows(text: str, delimiter: str, truncated: bool) -> list[list[str]]:
     lines = text.splitlines(keepends=True)
-    if truncated and lines:
+    if truncated and lines and not lines[-1].endswith(("\n", "\r")):
         lines.pop()  # the last line read is cut by the limit
     rows = []
     for row in csv.reader(io.StringIO("".join(lines)), delimiter=delimiter):

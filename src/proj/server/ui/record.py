@@ -19,12 +19,15 @@ from proj.sources.provenance import PATCH
 from proj.tracking import mlflow_tags
 from proj.tracking.logs import STREAMS
 from proj.tracking.records import RUNNING, RunRecord
+from proj.tracking.search import ATTRIBUTE
 from proj.tracking.store import RunStore
+from proj.tracking.ui_records import Column, RunsQuery
 
 LOG_LIMIT = 65536
 MAX_LOG_LIMIT = 4 << 20
 PATCH_LIMIT = 1 << 20
 MAX_COMPARE = 50
+MAX_CHILDREN = 1000
 ENV_FILES = ("conda.yaml", "python_env.yaml", "requirements.txt")  # a model's environment files (MLflow's names)
 
 
@@ -96,8 +99,15 @@ def record(call: UiCall) -> JsonDict:
         "logs": logs, "models": _models(store, run),
         "reproductions": [{**r, "start_time": ms(r["start_time"])} for r in store.ui_reproductions(run.id)],
         "reproduces": run.reproduces,
-        "children": [{"run_id": c.id, "run_name": c.name, "status": c.status} for c in store.list_children(run.id)],
+        "children": [{"run_id": c.id, "run_name": c.name, "status": c.status} for c in _children(store, run.id)],
     }
+
+
+def _children(store: RunStore, run_id: str) -> list[RunRecord]:
+    """proj's child runs and an MLflow client's nested ones (the runs table's children), oldest first."""
+    _, children, _ = store.ui_runs_table(RunsQuery(parent_run_id=run_id), [],
+                                         [(Column(ATTRIBUTE, "start_time"), True)], 0, MAX_CHILDREN, count=False)
+    return children
 
 
 def _decoded(data: bytes, at_end: bool) -> tuple[str, int]:
@@ -118,11 +128,11 @@ def _decoded(data: bytes, at_end: bool) -> tuple[str, int]:
 
 
 def log(call: UiCall) -> JsonDict:
-    run = _run(call)
     stream = call.choice("stream", tuple(STREAMS), "stdout")
     offset = call.integer("offset", 0)
     limit = call.integer("limit", LOG_LIMIT, low=1, high=MAX_LOG_LIMIT)
     assert offset is not None and limit is not None
+    run = _run(call)
     found = _file(call.store.run_dir(run.id), "logs", STREAMS[stream])
     if found is None:
         return {"text": "", "offset": 0, "next_offset": 0, "size": 0, "running": run.status == RUNNING}
@@ -137,9 +147,9 @@ def log(call: UiCall) -> JsonDict:
 
 
 def patch(call: UiCall) -> JsonDict:
-    run = _run(call)
     limit = call.integer("limit", PATCH_LIMIT, low=1, high=64 << 20)
     assert limit is not None
+    run = _run(call)
     found = _file(call.store.run_dir(run.id), "artifacts/source", PATCH)
     if found is None:
         return {"text": "", "size": 0, "truncated": False}

@@ -262,7 +262,7 @@ class SqliteUi(SqliteBase):
             first = self._db.execute("SELECT min(timestamp) FROM metrics WHERE run_id = ? AND key = ?",
                                      (run_id, key)).fetchone()[0]
             base_ms = 0 if first is None else int(round(first * 1000))
-        where, args = "run_id = ? AND key = ?", [run_id, key]
+        where, args = "run_id = ? AND key = ?", list[Any]([run_id, key])
         for bound, op, nudge in ((x_min, ">=", -0.5), (x_max, "<=", 0.5)):
             if bound is not None:  # in the x unit; half a ms of slack for the rounding of the ms shown
                 where += f" AND {column} {op} ?"
@@ -273,8 +273,8 @@ class SqliteUi(SqliteBase):
         total, lo, hi = self._db.execute(f"SELECT count(*), min({column}), max({column}) FROM metrics WHERE {where}",
                                          args).fetchone()
         if total <= points:
-            rows = self._db.execute(f"SELECT {xexpr}, {value} FROM metrics WHERE {where} ORDER BY {order}", args)
-            xs, ys = _columns(rows.fetchall())
+            xs, ys = _columns(self._db.execute(f"SELECT {xexpr}, {value} FROM metrics WHERE {where} ORDER BY {order}",
+                                               args).fetchall())
             return SampledSeries(total, False, xs, ys)
         buckets = max(1, (points - 2) // 2)
         width = (hi - lo) / buckets

@@ -179,7 +179,8 @@ def compare(call: UiCall) -> JsonDict:
     tags = [r.tags for r in runs]
     envs = [_env(store, r) if is_proj_run(r) else {} for r in runs]
     packages = [{p["name"]: p["version"] for p in e.get("packages", [])} for e in envs]
-    env_rows = [{"name": name, "values": [e.get(name) for e in envs]} for name in ("backend", "lock_digest", "python")]
+    env_rows: list[JsonDict] = [{"name": name, "values": [e.get(name) for e in envs]}
+                                for name in ("backend", "lock_digest", "python")]
     env_rows += [{"name": name, "values": [p.get(name) for p in packages]}
                  for name in sorted(set().union(*packages))]
     for row in env_rows:

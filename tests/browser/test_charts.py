@@ -196,6 +196,16 @@ def test_three_runs_overlaid_have_three_series_in_the_legend(page: Any, runs: An
     assert float(data(chart)["ymax"]) == 3.0 and data(chart)["points"] == "1500"
     colours = items.locator(".swatch").evaluate_all("els => els.map(e => getComputedStyle(e).backgroundColor)")
     assert len(set(colours)) == 3
+    # the cursor over the plot shows each run's value there; a swatch hides its run
+    box = chart.locator(".u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    label = wait_until(lambda: chart.locator(".chart-legend-x").inner_text(), WAIT, "the step under the cursor")
+    step = int(label.removeprefix("Step: "))
+    assert step > 450 and [float(v) for v in items.locator(".value").all_inner_texts()] == pytest.approx(
+        [k * step / 499 for k in (1, 2, 3)], rel=1e-5)
+    items.nth(1).locator(".swatch").click()
+    assert "hidden" in items.nth(1).get_attribute("class")
+    assert items.nth(1).locator(".swatch").get_attribute("aria-pressed") == "false"
     # the theme toggle redraws in the dark palette
     page.locator("#theme").click()
     wait_until(lambda: items.locator(".swatch").evaluate_all(

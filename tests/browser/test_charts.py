@@ -101,6 +101,17 @@ def wait_ready(chart: Any) -> None:
     wait_until(lambda: chart.get_attribute("data-ready") == "1", timeout=WAIT, what="the chart drawn")
 
 
+def drag(page: Any, chart: Any, start: float, end: float) -> None:
+    """Drag the mouse across the plot from ``start`` to ``end`` (fractions of its width), as a person zooms."""
+    box = chart.locator(".u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * start, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * (start + end) / 2, y, steps=4)
+    page.mouse.move(box["x"] + box["width"] * end, y, steps=4)
+    page.mouse.up()
+
+
 def data(chart: Any) -> dict[str, str]:
     return chart.evaluate("el => ({...el.dataset})")
 
@@ -125,16 +136,10 @@ def test_a_100000_point_run_draws_about_a_width_of_points_with_its_spike(page: A
 def test_zooming_by_dragging_refetches_finer_data_and_keeps_the_spike(page: Any, runs: Any) -> None:
     chart = mount(page, {"runIds": [runs[1]["spiky"]], "key": "loss"})
     before = data(chart)
-    over = chart.locator(".u-over")
-    box = over.bounding_box()
     # drag over the middle tenth of the plot: steps ~45,000..55,000 around the spike
     fetched: list[str] = []
     page.on("request", lambda r: fetched.append(r.url) if "metrics/sampled" in r.url else None)
-    page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2, steps=4)
-    page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] / 2, steps=4)
-    page.mouse.up()
+    drag(page, chart, 0.45, 0.55)
     wait_until(lambda: data(chart).get("zoomed") == "1" and data(chart).get("ready") == "1", WAIT, "the zoomed draw")
     after = data(chart)
     assert fetched and "x_min=" in fetched[-1] and "x_max=" in fetched[-1], fetched
@@ -163,6 +168,13 @@ def test_x_axis_modes_step_wall_and_relative_time(page: Any, runs: Any) -> None:
     assert (float(data(chart)["xmin"]), float(data(chart)["xmax"])) == (0, 499_000)
     ticks = data(chart)["xticks"].split("|")  # the labels drawn under the x axis
     assert all(t.endswith("s") for t in ticks) and any("m " in t for t in ticks), ticks  # durations, not ms
+    drag(page, chart, 0.5, 1.0)  # a zoom window in relative milliseconds
+    wait_until(lambda: data(chart).get("zoomed") == "1" and data(chart).get("ready") == "1", WAIT, "the zoomed draw")
+    assert 200_000 <= float(data(chart)["xmin"]) <= 300_000 and float(data(chart)["xmax"]) == 499_000, data(chart)
+    assert 200 <= int(data(chart)["points"]) <= 300
+    select.select_option("step")  # another x axis starts unzoomed
+    wait_until(lambda: data(chart).get("x") == "step" and data(chart).get("ready") == "1", WAIT, "step draw")
+    assert data(chart)["zoomed"] == "0" and data(chart)["points"] == "500"
     assert page.errors == []
 
 

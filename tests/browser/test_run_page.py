@@ -25,7 +25,8 @@ from helpers.servers import Server
 from proj.tracking.open import open_store
 from proj.tracking.records import ChildRun, DatasetRecord, MetricPoint, RunInput
 
-pytestmark = pytest.mark.git
+# one worker builds the store (two proj runs, a reproduction, about 100 MB of artifacts) and serves it for every test here
+pytestmark = [pytest.mark.git, pytest.mark.slow, pytest.mark.xdist_group("run-page")]
 
 BIG_MB = 30
 STEPS = 40

@@ -162,7 +162,9 @@ def open_destination(uri: str | None) -> LocalDestination | RestDestination:
     store = open_store(uri, create=True)
     if isinstance(store, RestStore):
         return RestDestination(store)
-    assert isinstance(store, SqliteStore)
+    if not isinstance(store, SqliteStore):
+        raise TransferError(f"importing straight into a {type(store).__name__} is not supported: import into the "
+                            f"embedded store (a directory) or into a tracking server (http://...) running on it")
     return LocalDestination(store)
 
 

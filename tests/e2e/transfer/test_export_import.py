@@ -202,6 +202,7 @@ def test_import_into_a_real_proj_server(proj: Proj, make_project: Any, tmp_path:
 
 @pytest.mark.mlflow
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # starting mlflow server alone takes minutes on a busy 2-core machine
 def test_import_into_a_real_mlflow_server_read_by_mlflow_client(proj: Proj, make_project: Any, tmp_path: Path,
                                                                 mlflow_full_venv: Path) -> None:
     ids = make_runs(proj, make_project)
@@ -237,6 +238,7 @@ def _mlflow(venv: Path, work: Path) -> Any:
 
 
 @pytest.mark.mlflow
+@pytest.mark.timeout(900)  # MLflow client processes are slow to start on a busy 2-core machine
 @pytest.mark.parametrize("kind", ["sql", "file"])
 def test_mlflow_stores_made_by_the_mlflow_client_import_into_proj(proj: Proj, tmp_path: Path, mlflow_full_venv: Path,
                                                                   kind: str) -> None:
@@ -348,6 +350,8 @@ def test_a_run_damaged_in_the_middle_leaves_nothing_of_itself(proj: Proj, make_p
     assert out.code == 0 and "imported 1 run(s) (1 already there, skipped)" in out.stdout, out
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_destination_server_killed_mid_import_leaves_no_half_run(proj: Proj, make_project: Any, tmp_path: Path) -> None:
     """A proj server killed (SIGKILL) while runs are imported: the import fails with one line, no run on the server
     is RUNNING, the one caught half way is marked incomplete, and importing again deletes it and completes."""

@@ -86,7 +86,8 @@ def sql_bundles(db_path: Path, label: str, select: Selector, reporter: Reporter)
     if not {"experiments", "runs", "params", "metrics", "tags"} <= tables:
         raise TransferError(f"{db_path} is not an MLflow tracking database (no experiments/runs/params/metrics/tags "
                             f"tables)")
-    experiments = {str(r[0]): (r[1], {}) for r in db.execute("SELECT experiment_id, name FROM experiments")}
+    experiments: dict[str, tuple[str, dict[str, str]]] = {
+        str(r[0]): (r[1], {}) for r in db.execute("SELECT experiment_id, name FROM experiments")}
     if "experiment_tags" in tables:
         for key, value, exp in db.execute("SELECT key, value, experiment_id FROM experiment_tags"):
             experiments.get(str(exp), ("", {}))[1][key] = value
@@ -160,7 +161,8 @@ def _file_run(run_dir: Path, exp_dir: Path, label: str, exp_name: str, exp_tags:
     meta = meta if isinstance(meta, dict) else {}
     if meta.get("lifecycle_stage") == "deleted":
         return None
-    status = FILE_STATUSES.get(meta.get("status"), str(meta.get("status") or FAILED))  # type: ignore[arg-type]
+    number = meta.get("status")
+    status = FILE_STATUSES.get(number, str(number or FAILED)) if isinstance(number, int) else str(number or FAILED)
     record = _plain_record(run.run_id, label, exp_name, exp_tags)
     record.update(name=run.name, user=str(meta.get("user_id") or ""), status=status, start_time=run.start_time,
                   end_time=run.end_time)
@@ -189,7 +191,7 @@ def _file_inputs(run_dir: Path, exp_dir: Path) -> list[dict[str, Any]]:
         dataset = _yaml(exp_dir / "datasets" / str(meta.get("source_id")) / "meta.yaml")
         if not isinstance(dataset, dict):
             continue
-        tags = meta.get("tags") if isinstance(meta.get("tags"), dict) else {}
+        tags = meta["tags"] if isinstance(meta.get("tags"), dict) else {}
         out.append({"name": str(dataset.get("name", "")), "digest": str(dataset.get("digest", "")),
                     "source_type": str(dataset.get("source_type", "")), "source": str(dataset.get("source", "")),
                     "schema": dataset.get("schema"), "profile": dataset.get("profile"),

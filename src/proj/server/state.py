@@ -20,7 +20,9 @@ class ServerState:
     _first: RunStore | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self._first = open_store(self.store_uri, create=True)  # creates and migrates once, before any request
+        # Creates a new store before any request; an existing one of another schema is refused, never migrated
+        # under running clients (`proj db upgrade`). A PostgreSQL store's run folders: --artifacts-destination.
+        self._first = open_store(self.store_uri, create=True, files_root=self.artifacts_destination, upgrade=False)
 
     @property
     def store_root(self) -> Path:

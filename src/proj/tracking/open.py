@@ -3,16 +3,22 @@ tracking.rest, imported only then). Pure: it never reaps."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from proj import settings
 from proj.errors import StoreError, StoreMissing
-from proj.paths import store_root
+from proj.paths import DEFAULT_STORE_DIRNAME, store_root
 from proj.tracking.dbfile import DB_NAME, check_beside_runs, verify
 from proj.tracking.sqlite import SqliteStore
 from proj.tracking.store import RunStore
 
 
-def open_store(tracking_uri: str | None = None, *, create: bool = True, write: bool | None = None) -> RunStore:
+POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+FILES_ENV = "PROJ_STORE_FILES"  # where a PostgreSQL store's run folders live (default ./.proj)
+
+
+def open_store(tracking_uri: str | None = None, *, create: bool = True, write: bool | None = None,
+               files_root: Path | None = None, upgrade: bool = True) -> RunStore:
     """Open the store a tracking URI names. Opening is pure: it never collects dead runs (commands that act
     on runs use ``pipeline.reaper.open_to_act``).
 
@@ -23,12 +29,22 @@ def open_store(tracking_uri: str | None = None, *, create: bool = True, write: b
 
     An http(s) URI (``--tracking-uri``, else PROJ_TRACKING_URI, else an http(s) MLFLOW_TRACKING_URI) opens a
     RestStore: a file: MLFLOW_TRACKING_URI is left to the child, as before.
+
+    A postgresql:// URI opens the PostgreSQL store (psycopg is imported only then); its run folders live in
+    ``files_root`` (the server's --artifacts-destination), else PROJ_STORE_FILES, else ./.proj. ``upgrade``
+    False (the server): a schema older or newer than this proj's is refused instead of migrated.
     """
     remote = server_uri(tracking_uri)
     if remote is not None:
         from proj.tracking.rest import RestStore  # urllib3 only for runs that record to a server
 
         return RestStore(remote)
+    uri = tracking_uri or settings.tracking_uri()
+    if uri and uri.lower().startswith(POSTGRES_SCHEMES):
+        from proj.tracking.postgres import PostgresStore  # psycopg only for a PostgreSQL store
+
+        files = files_root or Path(os.environ.get(FILES_ENV) or DEFAULT_STORE_DIRNAME).expanduser().resolve()
+        return PostgresStore(uri, files, readonly=not (create if write is None else write), upgrade=upgrade)
     root = store_root(tracking_uri)
     db = root / DB_NAME
     check_beside_runs(root, db)
@@ -43,7 +59,7 @@ def open_store(tracking_uri: str | None = None, *, create: bool = True, write: b
                              f"writable store (--tracking-uri or PROJ_TRACKING_URI)")
     if db.is_file():
         verify(db)  # before the first write (a migration, a new run) touches a damaged file
-    return SqliteStore(root)
+    return SqliteStore(root, upgrade=upgrade)
 
 
 def server_uri(tracking_uri: str | None = None) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Iterator
 
 from proj.errors import InvalidState, RunNotFound, StoreError, StoreMissing
 from proj.execution.liveness import process_start_time
+from proj.tracking import migrations
 from proj.tracking.dbfile import DB_NAME, connect, guarded, translate, verify
 from proj.tracking.records import (
     ACTIVE,
@@ -98,10 +99,12 @@ _MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, pat
 
 @guarded
 class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegistry, SqliteUi):
-    def __init__(self, root: Path, *, readonly: bool = False) -> None:
-        """``readonly``: never write, create or migrate anything (reading commands; a read-only or full disk)."""
+    def __init__(self, root: Path, *, readonly: bool = False, upgrade: bool = True) -> None:
+        """``readonly``: never write, create or migrate anything (reading commands; a read-only or full disk).
+        ``upgrade`` False (the server): an existing store of another schema is refused, not migrated."""
         self.root = root
         self.readonly = readonly
+        self._upgrade = upgrade
         try:
             if not readonly:
                 root.mkdir(parents=True, exist_ok=True)
@@ -117,7 +120,7 @@ class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegis
             raise StoreError(f"run store {root} cannot be created: {exc}") from None
 
     def reopen(self) -> "SqliteStore":
-        return SqliteStore(self.root, readonly=self.readonly)
+        return SqliteStore(self.root, readonly=self.readonly, upgrade=self._upgrade)
 
     def verify(self) -> None:
         verify(self.root / DB_NAME)
@@ -143,8 +146,13 @@ class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegis
         if int(rows.get("schema_version", 0)) > SCHEMA_VERSION:
             raise StoreError(f"run store {self.root} has schema version {rows['schema_version']}; "
                              f"this proj reads up to {SCHEMA_VERSION}: upgrade proj")
+        if int(rows.get(migrations.VERSION_KEY, 0)) > migrations.LATEST:
+            migrations.check_servable(str(self.root), int(rows[migrations.VERSION_KEY]), str(self.root))
         if rows.get("schema_revision") == _REVISION:
             return
+        if rows and not self._upgrade and not self.readonly:  # the server never migrates under running clients
+            migrations.check_servable(str(self.root), min(int(rows.get(migrations.VERSION_KEY, 0)),
+                                                          migrations.LATEST - 1), str(self.root))
         if self.readonly:
             self._read_as_is()
             return
@@ -162,6 +170,7 @@ class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegis
             migrate_entities(db, had_latest, time.time())
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_revision', ?)", (_REVISION,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (migrations.VERSION_KEY, str(migrations.LATEST)))
 
     def _read_as_is(self) -> None:
         """Read a store whose schema is older without migrating it: temporary (in-memory) stand-ins give

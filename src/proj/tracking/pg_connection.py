@@ -1,0 +1,91 @@
+"""A psycopg 3 connection that the SQLite store's parts use as they use sqlite3's: execute, executemany,
+fetchone/fetchall, iteration, rowcount, lastrowid, in_transaction (imported only for postgresql:// stores)."""
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterator, Sequence
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from proj.tracking.sql_dialect import Table, Translated, arguments, to_postgres
+
+# Every write transaction takes this transaction-level advisory lock first: PostgreSQL then serialises writers
+# exactly as SQLite's BEGIN IMMEDIATE does, so the store's read-then-write steps (the next version number, a new
+# experiment id, a param already logged) need no second design. Reads never wait for it.
+WRITE_LOCK = 0x70726F6A  # "proj"
+
+
+class PgCursor:
+    """The part of sqlite3.Cursor the store uses."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], lastrowid: int | None) -> None:
+        self._cursor = cursor
+        self.lastrowid = lastrowid
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone() if self._cursor.description else None
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall() if self._cursor.description else []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class PgConnection:
+    """One psycopg connection in autocommit mode; BEGIN/COMMIT/ROLLBACK pass through as on sqlite3."""
+
+    def __init__(self, conninfo: str, tables: dict[str, Table]) -> None:
+        self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+        self._tables = tuple(sorted(tables.items()))
+        self._open = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._open
+
+    def begin_write(self) -> None:
+        self.execute("BEGIN")
+        self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+
+    def execute(self, sql: str, args: Sequence[Any] | None = None) -> PgCursor:
+        word = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
+        if word in ("BEGIN", "COMMIT", "ROLLBACK", "END"):
+            self._conn.execute("BEGIN" if word == "BEGIN" else word)
+            self._open = word == "BEGIN"
+            return PgCursor(self._conn.cursor(), None)
+        done = to_postgres(sql, self._tables)
+        cursor = self._run(done, lambda c: c.execute(done.sql, arguments(args, done.globs)))
+        lastrowid = None
+        if done.returns_id and cursor.description:
+            row = cursor.fetchone()
+            lastrowid = row[0] if row else None
+        return PgCursor(cursor, lastrowid)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> PgCursor:
+        done = to_postgres(sql, self._tables)
+        rows = list(rows)
+        cursor = self._conn.cursor()
+        if rows:
+            self._run(done, lambda c: c.executemany(done.sql, [arguments(r, done.globs) for r in rows]), cursor)
+        return PgCursor(cursor, None)
+
+    def _run(self, done: Translated, call: Any, cursor: psycopg.Cursor[Any] | None = None) -> psycopg.Cursor[Any]:
+        cursor = cursor or self._conn.cursor()
+        try:
+            call(cursor)
+        except pg_errors.IntegrityError as exc:  # the store's parts catch sqlite3's (a taken name, a key)
+            raise sqlite3.IntegrityError(str(exc).splitlines()[0]) from exc
+        return cursor
+
+    def raw(self, sql: str) -> None:
+        """A statement in PostgreSQL's own words (the migration's DDL), not translated."""
+        self._conn.execute(sql)
+
+    def close(self) -> None:
+        self._conn.close()

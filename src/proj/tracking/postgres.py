@@ -1,0 +1,202 @@
+"""The run store on a PostgreSQL server: the SQLite store's parts over a psycopg connection (tracking.pg_connection
+translates their SQL), the run folders in a files root; imported only for postgresql:// URIs."""
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+
+from proj.errors import StoreError, StoreMissing
+from proj.redact import mask_url
+from proj.tracking import migrations
+from proj.tracking.pg_connection import PgConnection
+from proj.tracking.records import SCHEMA_VERSION
+from proj.tracking.sql_dialect import ddl_to_postgres, tables_of
+from proj.tracking.sqlite import _ADDED_COLUMNS, _MODELS_SCHEMA, _REVISION, _SCHEMA, SqliteStore, _ignore_in_git
+from proj.tracking.sqlite_schema import ENTITY_SCHEMA, UI_INDEXES, default_experiment_id
+
+SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+_DDL = _SCHEMA + ENTITY_SCHEMA + ";" + _MODELS_SCHEMA
+TABLES = tables_of(_DDL)
+_TRIGGERS = (
+    "CREATE OR REPLACE FUNCTION registry_events_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+    " $$ BEGIN RAISE EXCEPTION 'registry events are append-only'; END $$",
+    "DROP TRIGGER IF EXISTS registry_events_no_change ON registry_events",
+    "CREATE TRIGGER registry_events_no_change BEFORE UPDATE OR DELETE ON registry_events FOR EACH ROW"
+    " EXECUTE FUNCTION registry_events_append_only()",
+)
+
+
+def is_postgres(uri: str | None) -> bool:
+    return bool(uri) and str(uri).lower().startswith(SCHEMES)
+
+
+def conninfo(uri: str) -> str:
+    """The URI psycopg connects with (``postgresql+psycopg://`` is SQLAlchemy's spelling of the same)."""
+    return "postgresql://" + uri.split("://", 1)[1]
+
+
+def where(uri: str) -> str:
+    """host:port/db of a URI, for messages (never the password)."""
+    parts = urlsplit(conninfo(uri))
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{unquote(parts.path.lstrip('/')) or '?'}"
+
+
+def connect(uri: str) -> PgConnection:
+    try:
+        return PgConnection(conninfo(uri), TABLES)
+    except psycopg.Error as exc:
+        raise StoreError(f"PostgreSQL store {where(uri)} cannot be opened: {_first_line(exc)}") from None
+    except (ValueError, psycopg.ProgrammingError) as exc:
+        raise StoreError(f"PostgreSQL store URI {mask_url(uri)} is not valid: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return mask_url(lines[-1] if lines and "failed:" in lines[0] and len(lines) > 1 else (lines or ["?"])[0])
+
+
+def schema_version(db: PgConnection) -> int:
+    """How many of migrations.STEPS the database has (0: no proj tables yet)."""
+    if db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (migrations.VERSION_KEY,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def upgrade(db: PgConnection) -> tuple[int, int]:
+    """Apply the missing steps in one transaction (concurrent first users migrate once); (from, to)."""
+    db.begin_write()
+    try:
+        found = schema_version(db)
+        if found > migrations.LATEST:
+            raise migrations.SchemaMismatch(f"schema version {found} is newer than this proj's {migrations.LATEST}: "
+                                            "upgrade proj")
+        for step in range(found + 1, migrations.LATEST + 1):
+            _STEPS[step](db)
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (migrations.VERSION_KEY, str(migrations.LATEST)))
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_revision', ?)", (_REVISION,))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return found, migrations.LATEST
+
+
+def _step_1(db: PgConnection) -> None:
+    for statement in ddl_to_postgres(_DDL).split(";\n"):
+        db.raw(statement)
+    for table, column, decl in _ADDED_COLUMNS:
+        db.raw(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ddl_to_postgres(decl)}")
+    default_experiment_id(db, time.time())  # type: ignore[arg-type]
+
+
+def _step_2(db: PgConnection) -> None:
+    for statement in (*_TRIGGERS, *UI_INDEXES):
+        db.raw(statement)
+
+
+_STEPS: dict[int, Callable[[PgConnection], None]] = {1: _step_1, 2: _step_2}
+
+
+class PostgresStore(SqliteStore):
+    """The same store on PostgreSQL. ``upgrade``: bring an older schema up to date on open (``proj run``,
+    ``proj db upgrade``); the server passes False and an older or newer schema is refused with one line."""
+
+    def __init__(self, uri: str, files_root: Path, *, readonly: bool = False, upgrade: bool = True) -> None:
+        self.uri = uri
+        self.root = files_root
+        self.readonly = readonly
+        self._upgrade = upgrade
+        self._has_models = True  # created by the migration
+        self._db = connect(uri)  # type: ignore[assignment]
+        try:
+            self._open_schema()
+            if not readonly:
+                files_root.mkdir(parents=True, exist_ok=True)
+                _ignore_in_git(files_root)
+        except OSError as exc:
+            self._db.close()
+            raise StoreError(f"run folders {files_root} of PostgreSQL store {where(uri)} cannot be created: {exc}"
+                             " (PROJ_STORE_FILES, or --artifacts-destination for the server)") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open_schema(self) -> None:
+        found = _guard_call(self.uri, schema_version, self._db)
+        if found == migrations.LATEST:
+            return
+        if self.readonly:
+            if found == 0:
+                raise StoreMissing(f"no runs recorded in PostgreSQL store {where(self.uri)} yet")
+            migrations.check_servable(f"PostgreSQL {where(self.uri)}", found, mask_url(self.uri))
+        if self._upgrade or found == 0:  # an empty database has no clients yet: the server creates the tables
+            _guard_call(self.uri, upgrade, self._db)
+            return
+        migrations.check_servable(f"PostgreSQL {where(self.uri)}", found, mask_url(self.uri))
+
+    def reopen(self) -> "PostgresStore":
+        return PostgresStore(self.uri, self.root, readonly=self.readonly, upgrade=False)
+
+    def verify(self) -> None:
+        """The server checks its own pages; nothing to check from here (a file store checks its file)."""
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """One write transaction, serialised with every other writer as SQLite's BEGIN IMMEDIATE serialises
+        them (pg_connection.WRITE_LOCK)."""
+        db: PgConnection = self._db  # type: ignore[assignment]
+        if db.in_transaction:
+            yield db
+            return
+        db.begin_write()
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if db.in_transaction:
+            db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._tx():
+            yield
+
+    def _models_table(self) -> None:
+        """Created by the migration."""
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _guard_call(uri: str, fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"PostgreSQL store {where(uri)}: {_first_line(exc)}") from None
+
+
+def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except psycopg.OperationalError as exc:  # the server went away, a timeout: one line, not a traceback
+            raise StoreError(f"PostgreSQL store {where(self.uri)}: {_first_line(exc)}") from None
+    return wrapper
+
+
+for _name in dir(PostgresStore):
+    _member = inspect.getattr_static(PostgresStore, _name)
+    if not _name.startswith("_") and inspect.isfunction(_member) and _name not in ("transaction", "reopen"):
+        setattr(PostgresStore, _name, _guard(_member))

@@ -81,6 +81,10 @@ with open(os.path.join(out, "summary.json"), "w") as fh:
 with open(os.path.join(out, "table.csv"), "w") as fh:
     fh.write("epoch,loss\\n" + "".join(f"{s},{args.alpha / (s + 1):.4f}\\n" for s in range(5)))
 os.makedirs(os.path.join(out, "notes dir"))
+os.makedirs(os.path.join(out, "many"))
+for n in range(620):  # more than the tree draws at once
+    with open(os.path.join(out, "many", f"part-{n:04d}.txt"), "w") as fh:
+        fh.write(f"part {n}\\n")
 with open(os.path.join(out, "notes dir", "\u00fcn\u00efcode name's (1).txt"), "w", encoding="utf-8") as fh:
     fh.write("caf\u00e9 \u2014 an odd name\\n")
 with open(os.path.join(out, "weights.bin"), "wb") as fh:
@@ -545,7 +549,8 @@ def test_artifact_tree_by_keyboard_and_an_odd_file_name(page: Any, world: World)
     page.wait_for_selector("button.art-item[tabindex='0']")
     page.focus("button.art-item[tabindex='0']")  # the tree is one tab stop; arrows move inside it
     names = page.eval_on_selector_all("ul.art-tree > li > button", "bs => bs.map(b => b.dataset.path)")
-    assert names[:4] == ["model", "notes dir", "proj", "source"]  # folders first
+    assert names[:5] == ["many", "model", "notes dir", "proj", "source"]  # folders first
+    page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
     assert page.evaluate("document.activeElement.dataset.path") == "notes dir"
     page.keyboard.press("ArrowRight")  # opens the folder
@@ -562,4 +567,16 @@ def test_artifact_tree_by_keyboard_and_an_odd_file_name(page: Any, world: World)
     page.reload()  # the open file is in the URL, folders on its way opened again
     page.wait_for_selector(".art-preview pre.art-text")
     assert page.inner_text(".art-preview h3") == name
+    assert page.errors == []
+
+
+def test_a_big_folder_is_drawn_a_page_at_a_time(page: Any, world: World) -> None:
+    open_run(page, world.main["id"], tab="artifacts")
+    page.locator("button.art-dir[data-path='many']").click()
+    page.wait_for_selector("button.art-file[data-path='many/part-0000.txt']")
+    assert page.locator("button.art-file[data-path^='many/']").count() == 500
+    page.get_by_role("button", name="Show 120 more").click()
+    assert page.locator("button.art-file[data-path^='many/']").count() == 620
+    preview_of(page, "many/part-0619.txt")
+    assert page.inner_text(".art-preview pre.art-text").strip() == "part 619"
     assert page.errors == []

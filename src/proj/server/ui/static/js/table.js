@@ -12,11 +12,11 @@ import {h} from "./dom.js";
  *   fetchChildren: async (row, signal) => rows,           // optional: unfolding
  *   rowKey: (row) => string, cell: (row, column, info) => Node|string, info = {depth, expanded, loading}
  *   isSelected, onToggleSelect(row), onOpen(row), onSort(column), sort: {id, desc},
- *   onLoad({total}), onError(err), label, empty, rowHeight = 30, pageSize = 200, overscan = 8 })
+ *   onLoad({total}), onError(err), label, empty, rowHeight = 30, pageSize = 200, overscan = 8, cachePages = 40 })
  * -> {refresh(), reloadVisible(), redraw(), toggle(key), isExpanded(key), visibleRows(), total(), destroy(), element}
  */
 export function virtualTable(host, options) {
-  const o = {rowHeight: 30, pageSize: 200, overscan: 8, label: "Rows", empty: "No rows.", ...options};
+  const o = {rowHeight: 30, pageSize: 200, overscan: 8, cachePages: 40, label: "Rows", empty: "No rows.", ...options};
   const rh = o.rowHeight;
   const template = o.columns.map((c) => `${c.width || 120}px`).join(" ");
   const width = o.columns.reduce((sum, c) => sum + (c.width || 120), 0);
@@ -98,6 +98,11 @@ export function virtualTable(host, options) {
     for (let p = lo; p <= hi; p++) loadPage(p);
     for (const [p, page] of pages) { // abort what the user scrolled past before it arrived
       if (page.controller && !page.rows && (p < lo - 1 || p > hi + 1)) { page.controller.abort(); pages.delete(p); }
+    }
+    if (pages.size > o.cachePages) { // forget the pages farthest from the view (scrolling 100,000 runs end to end)
+      const far = [...pages.keys()].filter((p) => p < lo || p > hi)
+        .sort((a, b) => Math.min(Math.abs(b - lo), Math.abs(b - hi)) - Math.min(Math.abs(a - lo), Math.abs(a - hi)));
+      for (const p of far.slice(0, pages.size - o.cachePages)) { pages.get(p).controller?.abort(); pages.delete(p); }
     }
   }
 

@@ -232,13 +232,15 @@ export async function render(main, route) {
     mount(chartPanel);
   }
 
-  async function showChart(runIds) {
+  /** A chart of the selected runs, or (groups: [{label, runIds}]) of each group's mean with its band. */
+  async function showChart(runIds, groups = null) {
     closeChart();
     chartPanel.hidden = false;
     const metric = h("select", {"aria-label": "Metric to chart"}, state.keys.metrics.map((k) => h("option", {value: k}, k)));
     const box = h("div", {class: "chart-box"});
     const close = h("button", {type: "button", "aria-label": "Close chart", onclick: () => closeChart()}, "×");
-    mount(chartPanel, h("div", {class: "toolbar"}, h("strong", {}, `Chart of ${runIds.length} run${runIds.length === 1 ? "" : "s"}`),
+    const what = groups ? `${groups.length} group${groups.length === 1 ? "" : "s"}` : `${runIds.length} run${runIds.length === 1 ? "" : "s"}`;
+    mount(chartPanel, h("div", {class: "toolbar"}, h("strong", {}, `Chart of ${what}`),
                         h("label", {}, "metric ", metric), close), box);
     if (!state.keys.metrics.length) { mount(box, h("p", {class: "muted"}, "These runs logged no metrics.")); return; }
     let chart;
@@ -248,7 +250,7 @@ export async function render(main, route) {
       mount(box, h("p", {class: "muted"}, "Charts are not available in this build (static/js/chart.js is missing)."));
       return;
     }
-    const draw = () => chart.metricChart(box, {runIds, key: metric.value}); // drawn again into box: replaces the old
+    const draw = () => chart.metricChart(box, groups ? {groups, key: metric.value} : {runIds, key: metric.value}); // replaces the old
     metric.addEventListener("change", draw);
     draw();
     chartPanel.scrollIntoView({block: "nearest"});
@@ -313,7 +315,12 @@ export async function render(main, route) {
                  ...metricCols.flatMap((c) => ["min", "mean", "max"].map((a) => h("td", {class: "num"}, number(g.aggregates?.[c]?.[a])))));
       body.append(row, detail);
     }
-    mount(holder, h("table", {class: "grid groups", "aria-label": `Runs grouped by ${key}`}, h("thead", {}, head), body));
+    // a group's chart uses its first 100 runs (what runs/groups lists), the most chart.js overlays anyway
+    const chartGroups = data.groups.filter((g) => g.run_ids?.length)
+      .map((g) => ({label: `${key}=${g.value ?? "(none)"}`, runIds: g.run_ids}));
+    mount(holder, h("div", {class: "toolbar"}, h("button", {type: "button", id: "chart-groups", disabled: !chartGroups.length,
+                                                            onclick: () => showChart([], chartGroups)}, "Chart groups")),
+          h("table", {class: "grid groups", "aria-label": `Runs grouped by ${key}`}, h("thead", {}, head), body));
   }
 
   // ---- the column chooser: attributes, params, metrics (latest, min, max) and tags from runs/keys ----

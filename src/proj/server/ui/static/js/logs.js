@@ -82,6 +82,7 @@ export function logViewer(el, {runId, stream, onSize = () => {}}) {
   async function poll() {
     timer = null;
     if (stopped) return;
+    if (document.hidden) { timer = setTimeout(poll, POLL_MS); return; } // resumes when the tab is shown again
     let more = false, delay = POLL_MS;
     try {
       const part = await projGet("runs/log", {run_id: runId, stream, offset: next, limit: CHUNK});

@@ -150,6 +150,7 @@ export async function render(main, route) {
   async function refresh() {
     poll = null;
     if (stopped) return;
+    if (document.hidden) { poll = setTimeout(refresh, POLL_MS); return; } // a tab in the background asks nothing
     try {
       const fresh = normalise((await mlflowGet("runs/get", {run_id: runId})).run);
       if (stopped) return;

@@ -374,11 +374,19 @@ def test_destination_server_killed_mid_import_leaves_no_half_run(proj: Proj, mak
         _, err = importing.communicate(timeout=120)
         assert importing.returncode != 0 and "Traceback" not in err, err
         assert len([line for line in err.splitlines() if line.startswith("proj: error: ")]) == 1, err
+    from proj.tracking.open import open_store
+
+    left = open_store(str(store), create=False).list_runs(limit=None)  # the server's own store, read directly
+    assert 1 <= len(left) < 12 and not [r for r in left if r.status == "RUNNING"], left
+    half = [r for r in left if "proj.import.incomplete" in r.tags]
+    assert len(half) <= 1 and all(r.status == "FAILED" for r in half), half
+    for run in left:
+        if run not in half:  # every run not marked is whole
+            assert run.status == "FINISHED" and len(open_store(str(store), create=False).metric_history(run.id)) == 7
     with proj_server(store, tmp_path) as server:
-        listed = store_runs(proj, server.url)
-        assert 1 <= len(listed) < 12 and not [r for r in listed if r["status"] == "RUNNING"], listed
         out = proj("runs", "import", str(archive), "--tracking-uri", server.url, "--json")
         assert out.code == 0, out
+        assert out.json()["removed_leftovers"] == len(half) and out.json()["skipped"] == len(left) - len(half), out
         listed = wait_for(lambda: store_runs(proj, server.url), what="runs listed")
         assert len(listed) == 12 and {r["status"] for r in listed} == {"FINISHED"}, listed
         for run in listed:

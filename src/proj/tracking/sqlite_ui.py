@@ -266,32 +266,42 @@ class SqliteUi(SqliteBase):
         xexpr = "step" if x == "step" else f"CAST(round(timestamp * 1000) AS INTEGER) - {base_ms}"
         value = (f"CASE WHEN value IS NULL THEN 'NaN' WHEN value > {_MAX_DOUBLE} THEN 'Infinity'"
                  f" WHEN value < -{_MAX_DOUBLE} THEN '-Infinity' ELSE value END")
-        total, lo, hi = self._db.execute(f"SELECT count(*), min({column}), max({column}) FROM metrics WHERE {where}",
-                                         args).fetchone()
-        if total <= points:
+        # min() and max() alone are index seeks; a count would be a scan, so only "more than points?" is counted
+        lo = self._db.execute(f"SELECT min({column}) FROM metrics WHERE {where}", args).fetchone()[0]
+        hi = self._db.execute(f"SELECT max({column}) FROM metrics WHERE {where}", args).fetchone()[0]
+        some = self._db.execute(f"SELECT count(*) FROM (SELECT 1 FROM metrics WHERE {where} LIMIT ?)",
+                                [*args, points + 1]).fetchone()[0]
+        if some <= points:
             xs, ys = _columns(self._db.execute(f"SELECT {xexpr}, {value} FROM metrics WHERE {where} ORDER BY {order}",
                                                args).fetchall())
-            return SampledSeries(total, False, xs, ys)
+            return SampledSeries(some, False, xs, ys)
         buckets = max(1, (points - 2) // 2)
         width = (hi - lo) / buckets
-        # Each bucket is an index range of x; an aggregate with one min() or max() names the row the extreme came
-        # from (SQLite's bare columns), so every point is read once per extreme and nothing is sorted. NaN is
-        # stored as NULL, which min and max skip: extremes are real values.
-        # (Only the bucket's own bounds: with the window's too, SQLite would seek by those and scan the window
-        # once per bucket.)
-        extreme = (f"(SELECT rid FROM (SELECT rowid AS rid, {{fn}}(value) FROM metrics WHERE run_id = ? AND key = ?"
-                   f" AND {column} >= ? + bk.b * ? AND {column} < CASE WHEN bk.b = ? THEN ? ELSE ? + (bk.b + 1) * ? END))")
-        bucket_args = [run_id, key, lo, width, buckets - 1, math.nextafter(hi, math.inf), lo, width]
+        # Each bucket is an index range of x, read once for its count, min and max, then once more (as far as
+        # needed) for the rows holding them: two passes in all, nothing sorted. Only the bucket's own bounds are
+        # given (with the window's too, SQLite would seek by those and scan the window once per bucket). NaN is
+        # stored as NULL, which min and max skip: the extremes are real values.
+        span = f"run_id = ? AND key = ? AND {column} >= ? AND {column} < ?"
         picked: set[int] = set()
-        for row in self._db.execute(
-                "WITH RECURSIVE bk(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM bk WHERE b < ?)"
-                f" SELECT {extreme.format(fn='min')}, {extreme.format(fn='max')} FROM bk",
-                [buckets - 1, *bucket_args, *bucket_args]):
-            picked.update(r for r in row if r is not None)
+        total = 0
+        for b in range(buckets):
+            low, high = lo + b * width, (lo + (b + 1) * width) if b < buckets - 1 else math.nextafter(hi, math.inf)
+            count, least, most = self._db.execute(f"SELECT count(*), min(value), max(value) FROM metrics WHERE {span}",
+                                                  (run_id, key, low, high)).fetchone()
+            total += count
+            if least is None:
+                continue
+            seen: set[float] = set()
+            for rid, got in self._db.execute(f"SELECT rowid, value FROM metrics WHERE {span} AND value IN (?, ?)",
+                                             (run_id, key, low, high, least, most)):
+                if got not in seen:  # the first row of each extreme (in index order: the earliest x)
+                    seen.add(got)
+                    picked.add(rid)
         descending = order.replace(",", " DESC,") + " DESC"
         for ordering in (order, descending):  # the first and the last point
-            found = self._db.execute(f"SELECT rowid FROM metrics WHERE {where} ORDER BY {ordering} LIMIT 1", args).fetchone()
-            picked.add(found[0])
+            first_or_last = self._db.execute(f"SELECT rowid FROM metrics WHERE {where} ORDER BY {ordering} LIMIT 1",
+                                             args).fetchone()
+            picked.add(first_or_last[0])
         ids = sorted(picked)
         rows = self._db.execute(f"SELECT {xexpr}, {value} FROM metrics WHERE rowid IN ({','.join('?' * len(ids))})"
                                 f" ORDER BY {order}", ids).fetchall()

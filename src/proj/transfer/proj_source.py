@@ -65,7 +65,9 @@ def store_bundle(store: RunStore, listed: RunRecord, label: str) -> Bundle:
     run = store.get_run(listed.id)  # a listing leaves out params, tags and inputs
     record: dict[str, Any] = {key: getattr(run, key) for key in RECORD_FIELDS}
     record["id"] = run.id
-    record["origin"] = run.tags.get(IMPORTED_FROM) or f"{label}#{run.id}"
+    raw = _raw_run(store, run)
+    raw_tags = {t["key"]: t.get("value", "") for t in raw.get("data", {}).get("tags", [])} if raw else run.tags
+    record["origin"] = raw_tags.get(IMPORTED_FROM) or f"{label}#{run.id}"  # a copy of a copy keeps the first origin
     record["experiment"] = run.experiment
     record["experiment_tags"] = _experiment_tags(store, run)
     record["params"] = [asdict(p) for p in run.params]
@@ -73,7 +75,7 @@ def store_bundle(store: RunStore, listed: RunRecord, label: str) -> Bundle:
     record["parent_run_id"] = run.parent_run_id or run.tags.get(tags_of.PARENT_RUN_ID)
     record["tags"] = {k: v for k, v in run.tags.items() if k not in (IMPORTED_FROM, tags_of.PARENT_RUN_ID)}
     record["metrics"] = [[p.key, number_out(p.value), p.step, p.timestamp] for p in store.metric_history(run.id)]
-    record["datasets"] = [{**asdict(i.dataset), "tags": i.tags} for i in run.datasets] or _remote_inputs(store, run)
+    record["datasets"] = [{**asdict(i.dataset), "tags": i.tags} for i in run.datasets] or _remote_inputs(raw)
     lock = store.get_lock(run.id)
     record["lock"] = {"format": lock[0], "text": lock[1]} if lock else None
     record["request"] = store.get_request(run.id)
@@ -94,14 +96,19 @@ def _experiment_tags(store: RunStore, run: RunRecord) -> dict[str, str]:
         return {}
 
 
-def _remote_inputs(store: RunStore, run: RunRecord) -> list[dict[str, Any]]:
-    """The datasets of a run on a server (runs/get's ``inputs``, which RunRecord does not carry from REST)."""
-    call = getattr(store, "call", None)
+def _raw_run(store: RunStore, run: RunRecord) -> dict[str, Any] | None:
+    """A server's own answer for the run (runs/get): its ``proj.*`` tags and inputs, which RunRecord leaves out."""
+    call = getattr(store, "call", None)  # only tracking.rest's store speaks the protocol
     if call is None:
-        return []
-    data = call("GET", "runs/get", {"run_id": run.id})["run"].get("inputs", {})
+        return None
+    found: dict[str, Any] = call("GET", "runs/get", {"run_id": run.id})["run"]
+    return found
+
+
+def _remote_inputs(raw: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The datasets of a run on a server (runs/get's ``inputs``)."""
     out = []
-    for item in data.get("dataset_inputs", []):
+    for item in (raw or {}).get("inputs", {}).get("dataset_inputs", []):
         d = item.get("dataset", {})
         out.append({"name": d.get("name", ""), "digest": d.get("digest", ""), "source_type": d.get("source_type", ""),
                     "source": d.get("source", ""), "schema": d.get("schema"), "profile": d.get("profile"),

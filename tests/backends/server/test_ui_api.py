@@ -406,6 +406,7 @@ def test_record_log_and_patch_of_a_proj_run(proj: Proj, make_project: Any, tmp_p
         assert params["alpha"]["source"] == "user" and params["lines"]["typed"] == 3000
         assert params["lines"]["source"] == "default"
         assert record["env"]["backend"] == "local" and record["env"]["lock_digest"]
+        assert "--env-manager" in record["env"]["reason"] and record["env"]["python"].count(".") == 2
         assert record["exit_code"] == 0 and record["source"]["dirty"] is True and record["source"]["commit"]
         stdout_size = len("".join(f"line {n:05d} é\n" for n in range(3000)).encode())
         assert record["logs"]["stdout"] == stdout_size and record["logs"]["stderr"] == len(b"to stderr\n")
@@ -466,3 +467,12 @@ def test_proj_ui_refuses_a_tracking_server(proj: Proj) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "tracking server" in lines[0] and "http://127.0.0.1:9/" in lines[0], out
     assert "Traceback" not in out.stderr
+
+
+def test_proj_ui_help_loads_no_server_framework() -> None:
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "proj", "ui", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "--no-browser" in out.stdout, out.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in out.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert "click" in imported and not imported & {"starlette", "uvicorn", "orjson", "anyio", "webbrowser"}

@@ -51,7 +51,7 @@ def ui_server(data: Data) -> Iterator[Server]:
 
 def shown(page: Any) -> list[str]:
     """The full names of the experiments listed (the link's title), in order."""
-    return page.eval_on_selector_all("tr.experiment a.exp-name", "els => els.map((a) => a.title)")
+    return list(page.eval_on_selector_all("tr.experiment a.exp-name", "els => els.map((a) => a.title)"))
 
 
 def page_label(page: Any) -> str:
@@ -60,7 +60,7 @@ def page_label(page: Any) -> str:
 
 def open_list(page: Any, query: str = "") -> list[str]:
     page.goto(f"/#/experiments{'?' + query if query else ''}")
-    return wait_until(lambda: shown(page), what="experiments listed")
+    return list(wait_until(lambda: shown(page), what="experiments listed"))
 
 
 def test_first_page_lists_folders_and_run_counts(page: Any, data: Data) -> None:
@@ -105,9 +105,9 @@ def test_paging_walks_all_5000_experiments_forward_and_back(page: Any, data: Dat
     pages = [open_list(page)]
     assert page.is_disabled("#exp-prev")
     while not page.is_disabled("#exp-next"):
-        label = page_label(page)
+        before = page_label(page)
         page.click("#exp-next")
-        wait_until(lambda: page_label(page) != label and shown(page), what="the next page")
+        wait_until(lambda before=before: page_label(page) != before and shown(page), what="the next page")
         pages.append(shown(page))
     seen = [name for names in pages for name in names]
     everything = BULK + len(FOLDERED) + 1  # and the Default experiment
@@ -148,4 +148,21 @@ def test_several_selected_experiments_open_one_runs_table(page: Any, data: Data)
     page.locator(".crumbs h1").filter(has_text="vision/resnet/baseline, nlp/bert").wait_for()
     wait_until(lambda: page.eval_on_selector_all(".runs-grid a.run-link", "els => els.length") == 3, what="runs of both")
     screenshot(page, "experiments-compare")
+    assert page.errors == []
+
+
+def test_folder_tree_of_names(page: Any, data: Data) -> None:
+    open_list(page)
+    tree = page.evaluate("""async () => {
+      const {folderTree, nameFilter} = await import('/static/js/pages/experiments.js');
+      const show = (node) => ({name: node.name, leaves: node.leaves.map((l) => l.leaf),
+                               folders: [...node.folders.values()].map(show)});
+      const names = ['/Users/ana/one', '/Users/ana/two', 'plain', 'a//b'];
+      return {tree: show(folderTree(names.map((name, i) => ({name, experiment_id: String(i)})))),
+              filters: [nameFilter(' x '), nameFilter("it's"), nameFilter('')]};
+    }""")
+    assert tree["tree"] == {"name": "", "leaves": ["plain"], "folders": [
+        {"name": "Users", "leaves": [], "folders": [{"name": "ana", "leaves": ["one", "two"], "folders": []}]},
+        {"name": "a", "leaves": ["b"], "folders": []}]}
+    assert tree["filters"] == ["name ILIKE '%x%'", "name ILIKE \"%it's%\"", ""]
     assert page.errors == []

@@ -88,21 +88,21 @@ def ui_server(data: Data) -> Iterator[Server]:
 
 def rows(page: Any, scope: str = ".runs-grid") -> list[list[str]]:
     """The rows in the DOM, in display order: the text of each cell."""
-    return page.evaluate("""(scope) => [...document.querySelectorAll(scope + ' .vt-body .vt-row')]
+    return list(page.evaluate("""(scope) => [...document.querySelectorAll(scope + ' .vt-body .vt-row')]
         .sort((a, b) => a.getAttribute('aria-rowindex') - b.getAttribute('aria-rowindex'))
-        .map((r) => [...r.children].map((c) => c.textContent.trim()))""", scope)
+        .map((r) => [...r.children].map((c) => c.textContent.trim()))""", scope))
 
 
 def headers(page: Any) -> list[str]:
-    return page.evaluate("""() => [...document.querySelectorAll('.runs-grid .vt-header [role=columnheader]')]
-        .map((c) => c.textContent.replace(/[▲▼]/g, '').trim())""")
+    return list(page.evaluate("""() => [...document.querySelectorAll('.runs-grid .vt-header [role=columnheader]')]
+        .map((c) => c.textContent.replace(/[▲▼]/g, '').trim())"""))
 
 
 def names(page: Any, scope: str = ".runs-grid") -> list[str]:
     """The run names shown, in display order ("…" for a row whose page has not arrived)."""
-    return page.evaluate("""(scope) => [...document.querySelectorAll(scope + ' .vt-body .vt-row')]
+    return list(page.evaluate("""(scope) => [...document.querySelectorAll(scope + ' .vt-body .vt-row')]
         .sort((a, b) => a.getAttribute('aria-rowindex') - b.getAttribute('aria-rowindex'))
-        .map((r) => r.querySelector('a.run-link')?.textContent || '…')""", scope)
+        .map((r) => r.querySelector('a.run-link')?.textContent || '…')""", scope))
 
 
 def first(page: Any) -> str | None:
@@ -118,7 +118,7 @@ def js_number(x: float) -> str:
 
 def loaded(page: Any, scope: str = ".runs-grid") -> list[str]:
     """Wait for the table's rows (no placeholder left) and give their run names."""
-    return wait_until(lambda: (lambda n: n if n and "…" not in n else None)(names(page, scope)), what="rows loaded")
+    return list(wait_until(lambda: (lambda n: n if n and "…" not in n else None)(names(page, scope)), what="rows loaded"))
 
 
 def open_runs(page: Any, exp: str, query: str = "") -> list[str]:
@@ -128,7 +128,7 @@ def open_runs(page: Any, exp: str, query: str = "") -> list[str]:
 
 def cell(page: Any, run_name: str, header: str) -> str:
     col = headers(page).index(header)
-    return next(r[col] for r, n in zip(rows(page), names(page)) if n == run_name)
+    return next(r[col] for r, n in zip(rows(page), names(page), strict=True) if n == run_name)
 
 
 def test_chosen_columns_show_and_stay_in_the_url_across_reload(page: Any, data: Data) -> None:
@@ -295,7 +295,8 @@ def test_a_running_run_turns_finished_without_a_reload(page: Any, data: Data) ->
 def test_keyboard_moves_the_focused_cell_space_selects_enter_opens(page: Any, data: Data) -> None:
     shown = open_runs(page, data.table)
     page.click(".runs-grid .vt-body .vt-row[aria-rowindex='2'] [aria-colindex='3']")
-    focused = "() => { const c = document.activeElement; return [c.parentElement.getAttribute('aria-rowindex'), c.getAttribute('aria-colindex')]; }"
+    focused = ("() => { const c = document.activeElement;"
+               " return [c.parentElement.getAttribute('aria-rowindex'), c.getAttribute('aria-colindex')]; }")
     assert page.evaluate(focused) == ["2", "3"]
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
@@ -348,7 +349,8 @@ def test_virtual_table_keeps_the_dom_small_over_20000_runs(page: Any, data: Data
     wait_until(lambda: "big-09999" in loaded(page) or "big-10000" in loaded(page), what="rows in the middle")
     page.evaluate("document.querySelector('.runs-grid').scrollTop = 1e9")
     wait_until(lambda: loaded(page)[-1] == "big-00000", what="the last run at the bottom")
-    last = page.evaluate("Math.max(...[...document.querySelectorAll('.runs-grid .vt-body .vt-row')].map(r => +r.getAttribute('aria-rowindex')))")
+    last = page.evaluate("Math.max(...[...document.querySelectorAll('.runs-grid .vt-body .vt-row')]"
+                         ".map(r => +r.getAttribute('aria-rowindex')))")
     assert last == BIG + 1
     assert len(rows(page)) < 80
     assert page.errors == []
@@ -390,3 +392,18 @@ def test_readme_screenshots(browser: Any, ui_server: Server, data: Data, dark: b
         page.screenshot(path=str(path))
         screenshot(page, name)
         assert page.errors == []
+
+
+def test_completion_quotes_keys_the_grammar_cannot_read_bare(page: Any, data: Data) -> None:
+    open_runs(page, data.other)
+    found = page.evaluate("""async () => {
+      const {completions} = await import('/static/js/filterbox.js');
+      const keys = {metrics: ['val loss', 'a.b', 'loss-2'], params: ['lr'], tags: []};
+      const take = (text) => completions(text, text.length, keys).options.map((o) => o.insert);
+      return {spaced: take('metrics.val'), dotted: take('metrics.a'), dashed: take('metrics.loss'),
+              inString: take("params.lr = 'met"), keyword: take('metrics.a.b > 1 AND'), alias: take('param.l')};
+    }""")
+    assert found == {"spaced": ["metrics.`val loss` "], "dotted": ["metrics.a.b ", "metrics.`val loss` "],
+                     "dashed": ["metrics.`loss-2` ", "metrics.`val loss` "], "inString": [], "keyword": [],
+                     "alias": ["param.lr "]}
+    assert page.errors == []

@@ -159,6 +159,8 @@ def test_runs_move_between_local_stores_whole_and_once(proj: Proj, make_project:
         logs = [proj("runs", "logs", run_id, *(["--tracking-uri", str(s)] if s else [])).stdout for s in (None, dest)]
         assert logs[0] == logs[1] and "training with" in logs[1]
     assert proj.show(ids[1])["status"] == "FAILED"
+    picked = proj("runs", "export", "--filter", "params.alpha = '0.25'", "-o", str(tmp_path / "one.tar"), "--json")
+    assert picked.code == 0 and picked.json()["run_ids"] == {ids[1]: ids[1]}, picked
 
     # again: nothing duplicated, one line per run; and a direct copy (--from) into a third store is the same
     again = proj("runs", "import", str(archive), "--tracking-uri", str(dest))
@@ -198,6 +200,19 @@ def test_import_into_a_real_proj_server(proj: Proj, make_project: Any, tmp_path:
         again = proj("runs", "import", str(archive), "--tracking-uri", server.url)
         assert again.code == 0 and "2 already there" in again.stdout, again
         assert len(store_runs(proj, server.url)) == 2
+        # the server as a source: its runs come back whole, and keep their first origin (a copy of a copy)
+        back = tmp_path / "back"
+        out = proj("runs", "import", "--from", server.url, "--tracking-uri", str(back), "--json")
+        assert out.code == 0 and out.json()["runs"] == 2, out
+        for run_id in ids:
+            copied = proj("runs", "show", mapping[run_id], "--json", "--tracking-uri", str(back)).json()
+            original = comparable(proj.show(run_id))
+            assert {k: copied[k] for k in ("params", "command", "env", "lock", "source", "status")} == \
+                {k: original[k] for k in ("params", "command", "env", "lock", "source", "status")}
+            assert file_hashes(back / "runs" / mapping[run_id] / "artifacts") == \
+                file_hashes(Path(proj.env["PROJ_TRACKING_URI"]) / "runs" / run_id / "artifacts")
+        out = proj("runs", "import", str(archive), "--tracking-uri", str(back))
+        assert out.code == 0 and "2 already there" in out.stdout, out
 
 
 @pytest.mark.mlflow

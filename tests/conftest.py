@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from helpers.cli import Proj
+from helpers.postgres import Cluster, copy_database, drop, start_cluster
 from helpers.wheels import offline, wheelhouse  # noqa: F401 - fixtures shared by the virtualenv-based tests
 
 
@@ -51,3 +53,36 @@ def make_project(tmp_path: Path):
         return root
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A real PostgreSQL server for the session (per xdist worker); skips with the reason when it cannot start."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_template(pg_cluster: Cluster) -> Iterator[str]:
+    """A database per test module holding a migrated, empty store: each test gets a copy of it."""
+    name = pg_cluster.create_database("m")
+    _migrated(pg_cluster, name)
+    yield name
+    drop(pg_cluster, name)
+
+
+def _migrated(cluster: Cluster, name: str) -> None:
+    from proj.tracking.postgres import connect, upgrade
+
+    db = connect(cluster.uri(name))
+    upgrade(db)
+    db.close()
+
+
+@pytest.fixture
+def pg_store_uri(pg_cluster: Cluster, pg_template: str) -> Iterator[str]:
+    """The URI of a fresh database holding an empty store, dropped after the test."""
+    name = copy_database(pg_cluster, pg_template)
+    yield pg_cluster.uri(name)
+    drop(pg_cluster, name)

@@ -13,6 +13,7 @@ from proj.report import StderrReporter
 COMMANDS = {
     "run": "proj.cli.run:run",
     "runs": "proj.cli.runs:runs",
+    "db": "proj.cli.db:db",
     "validate": "proj.cli.validate:validate",
     "env": "proj.cli.env:env",
     "models": "proj.cli.models:models",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from proj.tracking.pg_connection import PgConnection
 from proj.tracking.records import SCHEMA_VERSION
 from proj.tracking.sql_dialect import ddl_to_postgres, tables_of
 from proj.tracking.sqlite import _ADDED_COLUMNS, _MODELS_SCHEMA, _REVISION, _SCHEMA, SqliteStore, _ignore_in_git
+from proj.tracking.sqlite_runs import MAX_HISTORY_PAGE
 from proj.tracking.sqlite_schema import ENTITY_SCHEMA, UI_INDEXES, default_experiment_id
 
 SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
@@ -45,21 +48,34 @@ def conninfo(uri: str) -> str:
 def where(uri: str) -> str:
     """host:port/db of a URI, for messages (never the password)."""
     parts = urlsplit(conninfo(uri))
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{unquote(parts.path.lstrip('/')) or '?'}"
+    netloc = parts.netloc.rsplit("@", 1)[-1]  # never the userinfo; the port as written, even when not a number
+    host, _, port = netloc.rpartition(":") if ":" in netloc.lstrip("[").split("]")[-1] else (netloc, "", "")
+    return f"{host or 'localhost'}:{port or 5432}/{unquote(parts.path.lstrip('/')) or '?'}"
 
 
 def connect(uri: str) -> PgConnection:
     try:
         return PgConnection(conninfo(uri), TABLES)
     except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL store {where(uri)} cannot be opened: {_first_line(exc)}") from None
+        raise StoreError(f"PostgreSQL store {where(uri)} cannot be opened: {_hidden(_first_line(exc), uri)}") from None
     except (ValueError, psycopg.ProgrammingError) as exc:
         raise StoreError(f"PostgreSQL store URI {mask_url(uri)} is not valid: {_first_line(exc)}") from None
 
 
+def _hidden(message: str, uri: str) -> str:
+    """The message without any piece of the URI's password (psycopg may quote a badly encoded one)."""
+    rest = uri.split("://", 1)[-1]
+    userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    for piece in re.split(r"[:@/]", userinfo)[1:]:
+        if len(piece) > 2:  # a shorter one would mask ordinary words
+            message = message.replace(piece, "***")
+    return message
+
+
 def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return mask_url(lines[-1] if lines and "failed:" in lines[0] and len(lines) > 1 else (lines or ["?"])[0])
+    """psycopg's reason without its preamble ("connection failed: connection to server at ... failed: ")."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return mask_url(" ".join(first.rsplit("failed: ", 1)[-1].split()))
 
 
 def schema_version(db: PgConnection) -> int:
@@ -172,11 +188,26 @@ class PostgresStore(SqliteStore):
         with self._tx():
             yield
 
+    def metric_history_wire(self, run_id: str, key: str, max_results: int = MAX_HISTORY_PAGE,
+                            page_token: str | None = None) -> tuple[list[Any], str | None]:
+        """SQLite's CASE yields MLflow's strings beside numbers; PostgreSQL's CASE has one type (double), so
+        NaN and the infinities are named here."""
+        rows, token = super().metric_history_wire(run_id, key, max_results, page_token)
+        return [(_wire(row[0]), *row[1:]) for row in rows], token
+
     def _models_table(self) -> None:
         """Created by the migration."""
 
     def close(self) -> None:
         self._db.close()
+
+
+def _wire(value: float) -> float | str:
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 def _guard_call(uri: str, fn: Callable[..., Any], *args: Any) -> Any:

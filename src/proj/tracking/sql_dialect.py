@@ -15,7 +15,8 @@ _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.I)
 _JSON_EXTRACT = re.compile(r"json_extract\(([\w.]+), '\$\.\"([^\"']+)\"'\)")
 _BOOL_SUM = re.compile(r"\bsum\((\w+) = \?\)", re.I)
 _BARE_AGG = re.compile(r"\(SELECT ((?:rowid AS )?\w+), (min|max)\((\w+)\) FROM ", re.I)
-_ALIASLESS = re.compile(r"\b(FROM|JOIN)\s*\($", re.I)
+_ALIASLESS = re.compile(r"\b(FROM|JOIN)\s*$", re.I)
+_ROUND = re.compile(r"\bround\(([^()]*)\)", re.I)
 _NOT_ALIAS = re.compile(r"\s*($|\)|,|WHERE\b|GROUP\b|ORDER\b|UNION\b|LIMIT\b|JOIN\b|ON\b|EXCEPT\b|INTERSECT\b)", re.I)
 
 
@@ -126,6 +127,9 @@ def to_postgres(sql: str, tables: tuple[tuple[str, Table], ...] = ()) -> Transla
     sql = _JSON_EXTRACT.sub(r"(\1::json ->> '\2')", sql)
     sql = _BOOL_SUM.sub(r"sum(CASE WHEN \1 = ? THEN 1 ELSE 0 END)", sql)
     sql = re.sub(r"AS INTEGER\)", "AS BIGINT)", sql)
+    # SQLite rounds halves away from zero, PostgreSQL's round(double) to even (and numeric keeps 15 digits of a
+    # double): halves added in double arithmetic, as records.millis computes the same number.
+    sql = _ROUND.sub(r"trunc((\1) + sign(\1) * 0.5)", sql)
     sql = _bare_aggregates(sql)
     suffix, returns_id = "", False
     head = _INSERT_OR.match(sql)

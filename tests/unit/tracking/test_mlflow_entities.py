@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from proj.tracking.records import (
     RunInput,
     millis,
 )
+from helpers.stores import BACKENDS, make_store, raw
 from proj.tracking.sqlite import SqliteStore
 from proj.tracking.store import RunStore
 
@@ -35,9 +35,9 @@ def proj_run(experiment: str = "e") -> NewRun:
                   [ParamRecord("alpha", "0.1", 0.1, "float", "user")], {}, "local")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(tmp_path / "store")
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteStore:
+    return make_store(request, tmp_path)  # type: ignore[return-value]
 
 
 def test_a_new_store_has_the_default_experiment_as_id_0(store: SqliteStore) -> None:
@@ -121,8 +121,7 @@ def test_search_experiments_filters_orders_views_and_pages(store: SqliteStore) -
     ids = [store.create_experiment(f"exp-{i:02d}", tags={"parity": "even" if i % 2 == 0 else "odd"})
            for i in range(12)]
     store.delete_experiment(ids[0])
-    with sqlite3.connect(store.root / "proj.db") as db:  # ties: the same creation time for all
-        db.execute("UPDATE experiments SET created = 1000")
+    raw(store, "UPDATE experiments SET created = 1000")  # ties: the same creation time for all
 
     def names(**kwargs: object) -> list[str]:
         found, _ = store.search_experiments(**kwargs)  # type: ignore[arg-type]
@@ -321,8 +320,7 @@ def test_inputs_and_outputs(store: SqliteStore) -> None:
     assert got.datasets == [RunInput(dataset, {"mlflow.data.context": "training"})]
     assert got.outputs == [ModelOutput(model.model_id, 3)]
     assert store.get_run(b.id).datasets == [RunInput(dataset)]
-    with sqlite3.connect(store.root / "proj.db") as db:
-        assert db.execute("SELECT count(*) FROM datasets").fetchone()[0] == 1  # one per (experiment, name, digest)
+    assert raw(store, "SELECT count(*) FROM datasets")[0][0] == 1  # one per (experiment, name, digest)
     other = DatasetRecord("eval", "e4a1", "local", '{"uri": "/eval"}')
     store.log_inputs(b.id, [RunInput(other, {"mlflow.data.context": "eval"})])
 

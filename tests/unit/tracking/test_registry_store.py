@@ -14,13 +14,14 @@ import pytest
 
 from proj.errors import AlreadyExists, InvalidState, NotFound, UsageError
 from proj.tracking.registry_records import RegistryEvent
+from helpers.stores import BACKENDS, make_store, psycopg_error, raw, read_only
 from proj.tracking.sqlite import SqliteStore
 from proj.tracking.sqlite_schema import REGISTRY_SCHEMA
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(tmp_path / "store")
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteStore:
+    return make_store(request, tmp_path)  # type: ignore[return-value]
 
 
 def versions_of(store: SqliteStore, name: str) -> list[int]:
@@ -436,7 +437,7 @@ def test_a_change_and_its_event_commit_or_roll_back_together(store: SqliteStore,
             raise RuntimeError("caller failed")
     assert store.get_registered_model("m").aliases == {} and store.get_model_version("m", 1).current_stage == "None"
     assert len(store.registry_events("m")) == count
-    reader = SqliteStore(tmp_path / "store", readonly=True)  # reading commands: history from a read-only handle
+    reader = read_only(store)  # reading commands: history from a read-only handle
     assert [e.kind for e in reader.registry_events("m")] == ["model_created", "version_created"]
     assert [e.model for e in reader.registry_events()] == ["m", "m"]
     reader.close()
@@ -444,11 +445,9 @@ def test_a_change_and_its_event_commit_or_roll_back_together(store: SqliteStore,
 
 def test_events_are_append_only_in_the_database(store: SqliteStore, tmp_path: Path) -> None:
     store.create_registered_model("m")
-    db = sqlite3.connect(tmp_path / "store" / "proj.db")
     for statement in ("UPDATE registry_events SET kind = 'x'", "DELETE FROM registry_events"):
-        with pytest.raises(sqlite3.IntegrityError, match="registry events are append-only"):
-            db.execute(statement)
-    db.close()
+        with pytest.raises((sqlite3.IntegrityError, psycopg_error()), match="registry events are append-only"):
+            raw(store, statement)
     assert [e.kind for e in store.registry_events("m")] == ["model_created"]
 
 

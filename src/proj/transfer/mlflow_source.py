@@ -29,11 +29,15 @@ def _plain_record(run_id: str, label: str, experiment: str, experiment_tags: dic
             "datasets": []}
 
 
-def _finish(record: dict[str, Any], tags: dict[str, str], artifacts: Path | None, reporter: Reporter) -> Bundle:
+def _finish(record: dict[str, Any], tags: dict[str, str], artifacts: Path | None, reporter: Reporter,
+            artifact_uri: str = "") -> Bundle:
     record["parent_run_id"] = tags.get(tags_of.PARENT_RUN_ID)
     record["origin"] = tags.get(IMPORTED_FROM) or record["origin"]
     record["tags"] = {k: v for k, v in tags.items() if k not in (IMPORTED_FROM, tags_of.PARENT_RUN_ID)}
     record["name"] = record.get("name") or tags.get(tags_of.RUN_NAME)
+    if artifacts is None and artifact_uri:
+        reporter.warn(f"MLflow run {record['id']}: its artifacts are at {artifact_uri!r}, not on this machine: not "
+                      f"moved (import from the tracking server that serves them instead: --from http://...)")
     files = _artifact_files(artifacts, record["id"], reporter) if artifacts is not None else []
     record["files"] = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
     return Bundle(record, files)
@@ -112,7 +116,7 @@ def sql_bundles(db_path: Path, label: str, select: Selector, reporter: Reporter)
                                  "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ?"
                                  " ORDER BY key, timestamp, step, rowid", (run_id,))]
         record["datasets"] = _sql_inputs(db, run_id, tables)
-        yield _finish(record, tags, local_artifacts(artifact_uri, db_path.parent), reporter)
+        yield _finish(record, tags, local_artifacts(artifact_uri, db_path.parent), reporter, artifact_uri or "")
 
 
 def _sql_inputs(db: sqlite3.Connection, run_id: str, tables: set[str]) -> list[dict[str, Any]]:

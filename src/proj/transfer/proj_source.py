@@ -12,7 +12,7 @@ from proj.report import Reporter
 from proj.tracking import mlflow_tags as tags_of
 from proj.tracking.records import RUNNING, RunRecord
 from proj.tracking.store import RunStore
-from proj.transfer.bundle import IMPORTED_FROM, Bundle, FileEntry, TransferError, number_out, sha256_of
+from proj.transfer.bundle import IMPORTED_FROM, INCOMPLETE, Bundle, FileEntry, TransferError, number_out, sha256_of
 
 # What a run record keeps of RunRecord besides what is filled below (ids are remapped by the writer).
 RECORD_FIELDS = ("name", "status", "start_time", "end_time", "user", "host", "source", "project_name", "entry_point",
@@ -58,15 +58,21 @@ def store_bundles(store: RunStore, runs: list[RunRecord], label: str, reporter: 
         if run.status == RUNNING:
             reporter.warn(f"run {run.id} is still RUNNING: not moved (move it once it has ended)")
             continue
-        yield store_bundle(store, run, label)
+        bundle = store_bundle(store, run, label)
+        if bundle is None:
+            reporter.warn(f"run {run.id} was left incomplete by an interrupted import: not moved")
+            continue
+        yield bundle
 
 
-def store_bundle(store: RunStore, listed: RunRecord, label: str) -> Bundle:
+def store_bundle(store: RunStore, listed: RunRecord, label: str) -> Bundle | None:
     run = store.get_run(listed.id)  # a listing leaves out params, tags and inputs
     record: dict[str, Any] = {key: getattr(run, key) for key in RECORD_FIELDS}
     record["id"] = run.id
     raw = _raw_run(store, run)
     raw_tags = {t["key"]: t.get("value", "") for t in raw.get("data", {}).get("tags", [])} if raw else run.tags
+    if INCOMPLETE in raw_tags:
+        return None
     record["origin"] = raw_tags.get(IMPORTED_FROM) or f"{label}#{run.id}"  # a copy of a copy keeps the first origin
     record["experiment"] = run.experiment
     record["experiment_tags"] = _experiment_tags(store, run)

@@ -191,3 +191,49 @@ def test_artifact_uris_on_this_machine() -> None:
     assert local_artifacts("./mlruns/1/x", Path("/base")) == Path("/base/mlruns/1/x")
     assert local_artifacts("mlflow-artifacts:/1/x", Path("/base")) is None
     assert local_artifacts("s3://bucket/x", Path("/base")) is None
+
+
+def _mlflow_db(path: Path, artifact_uri: str) -> Path:
+    """The tables of MLflow's SQL store that a run lives in (the columns MLflow 3.17 has)."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE experiments (experiment_id INTEGER, name TEXT, artifact_location TEXT, lifecycle_stage TEXT);
+        CREATE TABLE runs (run_uuid TEXT, name TEXT, user_id TEXT, status TEXT, start_time INTEGER, end_time INTEGER,
+                           lifecycle_stage TEXT, artifact_uri TEXT, experiment_id INTEGER);
+        CREATE TABLE params (key TEXT, value TEXT, run_uuid TEXT);
+        CREATE TABLE metrics (key TEXT, value REAL, timestamp INTEGER, run_uuid TEXT, step INTEGER, is_nan INTEGER);
+        CREATE TABLE tags (key TEXT, value TEXT, run_uuid TEXT);
+    """)
+    db.execute("INSERT INTO experiments VALUES (1, 'mlexp', '/x', 'active')")
+    db.execute("INSERT INTO runs VALUES (?, 'r', 'me', 'FINISHED', 1000, 2000, 'active', ?, 1)", (ID_A, artifact_uri))
+    db.execute("INSERT INTO runs VALUES (?, 'busy', 'me', 'RUNNING', 1000, NULL, 'active', '', 1)", (ID_B,))
+    db.execute("INSERT INTO metrics VALUES ('loss', 0, 1500, ?, 3, 1)", (ID_A,))
+    db.execute("INSERT INTO params VALUES ('alpha', '0.1', ?)", (ID_A,))
+    db.commit()
+    db.close()
+    return path
+
+
+def test_an_mlflow_sql_store_is_read_and_remote_artifacts_are_named(tmp_path: Path) -> None:
+    from proj.transfer.mlflow_source import is_mlflow_db, sql_bundles
+
+    db = _mlflow_db(tmp_path / "mlflow.db", "mlflow-artifacts:/1/x/artifacts")
+    assert is_mlflow_db(db)
+    said = Collector()
+    bundles = list(sql_bundles(db, "/ml", lambda r: True, said))
+    assert [b.source_id for b in bundles] == [ID_A] and bundles[0].record["metrics"] == [["loss", "NaN", 3, 1.5]]
+    assert bundles[0].record["params"][0]["value"] == "0.1" and bundles[0].files == []
+    messages = " ".join(m for _, m in said.said)
+    assert "mlflow-artifacts:/1/x/artifacts" in messages and f"{ID_B} is still RUNNING" in messages
+
+
+def test_a_sqlite_file_that_is_not_mlflow_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from proj.transfer.mlflow_source import sql_bundles
+
+    sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(TransferError, match="not an MLflow tracking database"):
+        list(sql_bundles(tmp_path / "other.db", "/o", lambda r: True, Collector()))

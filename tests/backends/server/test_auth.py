@@ -17,10 +17,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers.servers import Server, proj_server, run_client
+from helpers.servers import Server, _serving, free_port, proj_server, run_client
 from proj.auth.sqlite import SqliteAuthStore
 
-pytestmark = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("proj-server")]
+pytestmark = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("proj-server"),
+              pytest.mark.timeout(900)]  # MLflow client processes are slow to start on a busy 2-core machine
 
 ADMIN = ("admin", "admin-pw-1")
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
@@ -60,16 +61,16 @@ def as_user(venv: Path, server: Server, tmp_path: Path, user: str, body: str, **
 
 
 def raw(server: Server, method: str, path: str, auth: str | None = None, body: bytes | None = None,
-        ) -> tuple[int, dict[str, str], bytes]:
+        ) -> tuple[int, Any, bytes]:
     headers = {"Content-Type": "application/json"} if body is not None else {}
     if auth:
         headers["Authorization"] = auth
     request = urllib.request.Request(server.url + path, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:
-            return resp.status, dict(resp.headers), resp.read()
+            return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()  # headers: looked up case-insensitively
 
 
 def basic(user: str, password: str) -> str:
@@ -100,18 +101,22 @@ def world(mlflow_full_venv: Path, server: Server, store_dir: Path, tmp_path_fact
     """Users made by the admin with MLflow's auth client; alice logs a run (params, metrics, an artifact, a
     logged model) in her experiment and registers a model from it; bob is granted READ on it, carol nothing."""
     work = tmp_path_factory.mktemp("auth-clients")
-    made = as_user(mlflow_full_venv, server, work, "admin", f'''
+    # one client process (importing mlflow is most of a script's time), switching users by its environment
+    out = as_user(mlflow_full_venv, server, work, "admin", f'''
 from mlflow.server import get_app_client
+
+
+def become(name, password):
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = name, password
+
+
 auth = get_app_client("basic-auth", tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
 for name, password in {USERS!r}.items():
     user = auth.create_user(name, password)
     out[name] = [user.username, user.is_admin]
 out["duplicate"] = code(auth.create_user, "alice", "x")
 out["get"] = auth.get_user("bob").username
-''')
-    assert made["alice"] == ["alice", False] and made["get"] == "bob"
-    assert made["duplicate"] == "RESOURCE_ALREADY_EXISTS"
-    alice = as_user(mlflow_full_venv, server, work, "alice", '''
+become("alice", {USERS["alice"]!r})
 mlflow.set_experiment("alice-exp")
 with mlflow.start_run() as run:
     mlflow.log_param("alpha", "0.5")
@@ -120,29 +125,30 @@ with mlflow.start_run() as run:
     mlflow.log_text("artifact_path: model\\nflavors:\\n  python_function:\\n    loader_module: mlflow.pyfunc.model\\n",
                     "model/MLmodel")
     model = mlflow.initialize_logged_model(name="alice-lm")
-out["experiment_id"] = run.info.experiment_id
+exp = run.info.experiment_id
+out["experiment_id"] = exp
 out["run_id"] = run.info.run_id
 out["artifact_uri"] = run.info.artifact_uri
 out["model_id"] = model.model_id
 client.create_registered_model("alice-model")
-version = client.create_model_version("alice-model", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+version = client.create_model_version("alice-model", f"{{run.info.artifact_uri}}/model", run_id=run.info.run_id)
 out["version"] = version.version
 out["read_back"] = client.get_run(run.info.run_id).data.params
-''')
-    assert alice["read_back"] == {"alpha": "0.5"}
-    granted = as_user(mlflow_full_venv, server, work, "admin", f'''
-from mlflow.server import get_app_client
-auth = get_app_client("basic-auth", tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
-auth.grant_user_permission("bob", "experiment", "{alice["experiment_id"]}", "READ")
+out["alice_grants_admin"] = code(auth.update_user_admin, "alice", True)
+become(*{ADMIN!r})
+auth.grant_user_permission("bob", "experiment", exp, "READ")
 auth.grant_user_permission("bob", "registered_model", "alice-model", "READ")
-got = auth.get_user_permission("bob", "experiment", "{alice["experiment_id"]}")
-out["bob"] = [got.allowed, got.permission]
-got = auth.get_user_permission("carol", "experiment", "{alice["experiment_id"]}")
-out["carol"] = [got.allowed, got.permission]
-got = auth.get_user_permission("alice", "experiment", "{alice["experiment_id"]}")
-out["alice"] = [got.allowed, got.permission]
+out["permissions"] = {{}}
+for name in ("bob", "carol", "alice"):
+    got = auth.get_user_permission(name, "experiment", exp)
+    out["permissions"][name] = [got.allowed, got.permission]
 ''')
-    assert granted == {"bob": [False, "READ"], "carol": [False, "NO_PERMISSIONS"], "alice": [True, "MANAGE"]}
+    assert out["alice"] == ["alice", False] and out["get"] == "bob"
+    assert out["duplicate"] == "RESOURCE_ALREADY_EXISTS"
+    assert out["read_back"] == {"alpha": "0.5"}
+    assert out["alice_grants_admin"] == "PERMISSION_DENIED"
+    assert out["permissions"] == {"bob": [False, "READ"], "carol": [False, "NO_PERMISSIONS"], "alice": [True, "MANAGE"]}
+    alice = out
     return {**alice, "work": work}
 
 
@@ -333,7 +339,8 @@ def test_failed_logins_are_limited(store_dir: Path, tmp_path: Path) -> None:
 def test_audit_log(server: Server, store_dir: Path, world: dict[str, Any], mlflow_full_venv: Path,
                    tmp_path: Path) -> None:
     as_user(mlflow_full_venv, server, tmp_path, "carol", f'out["x"] = code(client.get_run, "{world["run_id"]}")')
-    out = proj_cli("server", "audit", "--since", "1h", "--backend-store-uri", str(store_dir / "store"))
+    out = proj_cli("server", "audit", "--since", "1h", "--limit", "1000000", "--backend-store-uri",
+                   str(store_dir / "store"))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     grants = [line for line in lines if "\tgrant\t" in line]
@@ -352,3 +359,72 @@ def test_user_add_refuses_an_empty_password(tmp_path: Path) -> None:
     assert out.returncode != 0 and "empty password is refused" in out.stderr and "Traceback" not in out.stderr
     listed = proj_cli("server", "user", "list", "--backend-store-uri", str(tmp_path / "s"))
     assert "eve" not in listed.stdout
+
+
+SAME_AS_MLFLOW = '''
+import requests
+from mlflow.server import get_app_client
+
+base = os.environ["MLFLOW_TRACKING_URI"]
+
+
+def become(name, password):
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = name, password
+
+
+auth = get_app_client("basic-auth", tracking_uri=base)
+auth.create_user("reader", "reader-pw-1")
+auth.create_user("writer", "writer-pw-1")
+out["duplicate user"] = code(auth.create_user, "reader", "x")
+out["no such user"] = code(auth.get_user, "nobody")
+exp = client.create_experiment("owned-by-admin")
+run_id = client.create_run(exp).info.run_id
+auth.grant_user_permission("writer", "experiment", exp, "EDIT")
+become("reader", "reader-pw-1")
+out["read (default READ)"] = code(client.get_run, run_id)
+out["search"] = len(client.search_runs([exp]))
+out["write"] = code(client.log_metric, run_id, "m", 1.0)
+out["delete"] = code(client.delete_experiment, exp)
+out["grant"] = code(auth.grant_user_permission, "reader", "experiment", exp, "MANAGE")
+out["create user"] = code(auth.create_user, "third", "pw")
+out["own experiment"] = code(client.create_experiment, "readers-own")
+become("writer", "writer-pw-1")
+out["writer logs"] = code(client.log_metric, run_id, "m", 2.0)
+out["writer deletes"] = code(client.delete_run, run_id)
+become("reader", "wrong-password")
+out["wrong password"] = code(client.get_run, run_id)
+del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+out["no credentials"] = code(client.get_run, run_id)
+bare = requests.get(f"{base}/api/2.0/mlflow/experiments/get", params={"experiment_id": exp})
+out["401 header"] = [bare.status_code, bare.headers.get("WWW-Authenticate")]
+out["health"] = requests.get(f"{base}/health").status_code
+'''
+
+
+def test_same_answers_as_mlflow_basic_auth(mlflow_full_venv: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """One client script against `mlflow server --app-name basic-auth` and `proj server --auth` (default READ):
+    the same outcome, error code by error code."""
+    made = proj_cli("server", "user", "add", "admin", "--admin", "--backend-store-uri", str(tmp_path / "proj"),
+                    stdin="admin-pw-12345\n")
+    assert made.returncode == 0, made.stderr
+    config = tmp_path / "basic_auth.ini"
+    config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{tmp_path / 'basic_auth.db'}\n"
+                      "admin_username = admin\nadmin_password = admin-pw-12345\n"
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(config))
+    monkeypatch.setenv("MLFLOW_FLASK_SERVER_SECRET_KEY", "test-secret-key")
+    env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "admin-pw-12345",
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    script = PRELUDE + SAME_AS_MLFLOW + "\nprint(json.dumps(out, default=str))\n"
+    port, work = free_port(), tmp_path / "mlflow"
+    argv = [str(mlflow_full_venv / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work}.db",
+            "--artifacts-destination", str(work), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--app-name", "basic-auth"]
+    # MLflow's auth app takes minutes to start on a busy 2-core machine (helpers' mlflow_server waits 180 s)
+    with _serving(argv, port, tmp_path / "mlflow-server.log", None, 600) as theirs:
+        expected = run_client(mlflow_full_venv, script, theirs.url, tmp_path, env=env)
+    with proj_server(tmp_path / "proj", tmp_path, "--auth") as ours:
+        got = run_client(mlflow_full_venv, script, ours.url, tmp_path, env=env)
+    assert got == expected
+    assert expected["write"] == "PERMISSION_DENIED" and expected["wrong password"] == "UNAUTHENTICATED"

@@ -80,17 +80,20 @@ class LocalDestination:
         for entry in bundle.files:
             check_file_path(entry.path, f"run {bundle.source_id}")
             target = aside / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
             digest = hashlib.sha256()
+            if target.exists():
+                raise TransferError(f"run {bundle.source_id}: file {entry.path!r} is listed twice")
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)  # FileExistsError: a file where a folder must be
                 with entry.open() as src, open(target, "xb") as out:
                     while chunk := src.read(CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
             except (tarfile.TarError, EOFError) as exc:
                 raise TransferError(f"run {bundle.source_id}: file {entry.path!r} cannot be read: {exc}") from None
-            except FileExistsError:
-                raise TransferError(f"run {bundle.source_id}: file {entry.path!r} is listed twice") from None
+            except OSError as exc:  # a file where a folder must be (a/b after a), a full disk
+                raise TransferError(f"run {bundle.source_id}: file {entry.path!r} cannot be written under "
+                                    f"{self.root}: {exc.strerror or exc}") from None
             if digest.hexdigest() != entry.sha256:
                 raise TransferError(f"run {bundle.source_id}: file {entry.path!r} does not match its sha256 "
                                     f"(damaged in transit); the run was not imported")

@@ -237,3 +237,11 @@ def test_a_sqlite_file_that_is_not_mlflow_is_refused(tmp_path: Path) -> None:
     sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
     with pytest.raises(TransferError, match="not an MLflow tracking database"):
         list(sql_bundles(tmp_path / "other.db", "/o", lambda r: True, Collector()))
+
+
+def test_a_file_where_a_folder_must_be_is_one_line_and_nothing_written(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    clash = _bundle(ID_A, files=[_entry("artifacts/a", b"file"), _entry("artifacts/a/b", b"under a file")])
+    with pytest.raises(TransferError, match="artifacts/a/b.*cannot be written"):
+        import_runs([clash], str(dest), Collector())
+    assert list((dest / "runs").iterdir()) == []

@@ -23,7 +23,8 @@ def upgrade(uri: str) -> None:
         raise StoreError(f"{mask_url(uri)} is a tracking server: upgrade the store it serves (its "
                          "--backend-store-uri) where the server runs")
     if uri.lower().startswith(POSTGRES_SCHEMES):
-        from proj.tracking.postgres import connect, upgrade as upgrade_pg, where
+        from proj.tracking.postgres import connect, where
+        from proj.tracking.postgres import upgrade as upgrade_pg
 
         conn = connect(uri)
         try:

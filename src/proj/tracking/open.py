@@ -12,7 +12,6 @@ from proj.tracking.dbfile import DB_NAME, check_beside_runs, verify
 from proj.tracking.sqlite import SqliteStore
 from proj.tracking.store import RunStore
 
-
 POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
 FILES_ENV = "PROJ_STORE_FILES"  # where a PostgreSQL store's run folders live (default ./.proj)
 

@@ -202,7 +202,9 @@ class PostgresStore(SqliteStore):
         self._db.close()
 
 
-def _wire(value: float) -> float | str:
+def _wire(value: float | str) -> float | str:
+    if isinstance(value, str):
+        return value
     if value != value:
         return "NaN"
     if value in (math.inf, -math.inf):

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import pytest
 
 from helpers.servers import Server, mlflow_server, proj_server, run_client
+from helpers.stores import BACKENDS
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("mlflow-server")]
 
@@ -177,10 +178,18 @@ def _short(value: Any) -> str:
     return text if len(text) < 400 else text[:400] + "..."
 
 
-@pytest.fixture(scope="module")
-def servers(mlflow_full_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def servers(request: pytest.FixtureRequest, mlflow_full_venv: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """Both servers, fresh; proj's on each of its backends (PostgreSQL: a new database, run folders aside)."""
     root = tmp_path_factory.mktemp("conformance")
-    with mlflow_server(mlflow_full_venv, root / "mlflow") as ml, proj_server(root / "proj-store", root) as pj:
+    store: Any = root / "proj-store"
+    extra: tuple[str, ...] = ()
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("pg_cluster")
+        store = cluster.uri(cluster.create_database("conf"))
+        extra = ("--artifacts-destination", str(root / "proj-files"))
+    with mlflow_server(mlflow_full_venv, root / "mlflow") as ml, proj_server(store, root, *extra) as pj:
         yield {"proj": pj, "mlflow": ml}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.stores import BACKENDS, make_store, raw
 from proj.errors import AlreadyExists, InvalidState, NotFound, UsageError
 from proj.tracking.records import (
     ACTIVE_ONLY,
@@ -25,7 +26,6 @@ from proj.tracking.records import (
     RunInput,
     millis,
 )
-from helpers.stores import BACKENDS, make_store, raw
 from proj.tracking.sqlite import SqliteStore
 from proj.tracking.store import RunStore
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from helpers.stores import BACKENDS, make_store, psycopg_error, raw, read_only
 from proj.errors import AlreadyExists, InvalidState, NotFound, UsageError
 from proj.tracking.registry_records import RegistryEvent
-from helpers.stores import BACKENDS, make_store, psycopg_error, raw, read_only
 from proj.tracking.sqlite import SqliteStore
 from proj.tracking.sqlite_schema import REGISTRY_SCHEMA
 

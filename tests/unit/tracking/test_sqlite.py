@@ -8,10 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from helpers.stores import BACKENDS, make_store
 from proj.collect.metrics import ingest_metrics_file, metrics_path
 from proj.errors import RunNotFound, StoreError
 from proj.tracking.records import FAILED, FINISHED, NewRun, ParamRecord
 from proj.tracking.sqlite import SqliteStore
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteStore:
+    return make_store(request, tmp_path)  # type: ignore[return-value]
 
 
 def new(experiment: str = "e", commit: str | None = None) -> NewRun:
@@ -19,20 +25,18 @@ def new(experiment: str = "e", commit: str | None = None) -> NewRun:
                   [ParamRecord("alpha", "0.1", 0.1, "float", "user")], {"t": "1"}, "local, from test")
 
 
-def test_create_get_and_finish(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path)
+def test_create_get_and_finish(store: SqliteStore) -> None:
     run = store.create_run(new(), pid=os.getpid())  # a live owner: a dead one's run reads as FAILED
     assert run.status == "RUNNING" and run.params[0].typed == 0.1 and run.tags == {"t": "1"}
-    assert (tmp_path / "runs" / run.id / "artifacts").is_dir()
-    assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == "*"  # never shows up in git status
+    assert (store.root / "runs" / run.id / "artifacts").is_dir()
+    assert (store.root / ".gitignore").read_text().splitlines()[-1] == "*"  # never shows up in git status
     store.finish_run(run.id, FAILED, exit_code=3, phase="execution", reason="boom")
     store.finish_run(run.id, FINISHED)  # a final status is final: this is ignored
     again = store.get_run(run.id)
     assert (again.status, again.exit_code, again.failure_phase) == ("FAILED", 3, "execution")
 
 
-def test_prefixes_resolve_or_say_why_not(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path)
+def test_prefixes_resolve_or_say_why_not(store: SqliteStore) -> None:
     ids = [store.create_run(new(), 1).id for _ in range(40)]
     assert store.get_run(ids[0][:10]).id == ids[0]
     first_chars = [i[0] for i in ids]
@@ -43,8 +47,7 @@ def test_prefixes_resolve_or_say_why_not(tmp_path: Path) -> None:
         store.get_run("zz")
 
 
-def test_list_filters(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path)
+def test_list_filters(store: SqliteStore) -> None:
     a = store.create_run(new("one", commit="abc123" + "0" * 34), 1)
     b = store.create_run(new("two"), 1)
     store.finish_run(b.id, FINISHED)
@@ -54,8 +57,7 @@ def test_list_filters(tmp_path: Path) -> None:
     assert [r.id for r in store.list_runs()] == [b.id, a.id]  # newest first
 
 
-def test_metrics_ingest_exactly_once(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path)
+def test_metrics_ingest_exactly_once(store: SqliteStore) -> None:
     run = store.create_run(new(), 1)
     path = metrics_path(store, run.id)
     with open(path, "w") as fh:
@@ -102,8 +104,7 @@ def test_an_older_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert upgraded.create_run(new(), 1).status == "RUNNING"
 
 
-def test_out_of_range_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path)
+def test_out_of_range_lines_are_skipped_not_fatal(store: SqliteStore) -> None:
     run = store.create_run(new(), 1)
     lines = [{"key": "a", "value": 1}, {"key": "b", "value": 2, "step": 10**30},
              {"key": "t", "value": 2, "timestamp": "inf"}, {"key": "c", "value": 3}]

@@ -203,7 +203,11 @@ def _code(sql: str) -> tuple[str, list[int]]:
     for lit_start, lit_end in pieces:
         code = sql[pos:lit_start]
         code = re.sub(r"\bWHERE 1(?=\s|$)", "WHERE TRUE", code)
-        code = re.sub(r"(?<![\w)\s])\s*\+(?=[a-z_]\w*\.)|(?<=[\s(])\+(?=[a-z_]\w*\.)", "", code)
+        # SQLite's CROSS JOIN ... ON is an inner join that fixes the planner's order; PostgreSQL's takes no ON.
+        code = re.sub(r"\bCROSS JOIN (\w+(?: \w+)?) ON\b", r"JOIN \1 ON", code)
+        # SQLite's unary + (keeps the planner off an index) is not defined for text in PostgreSQL: dropped where
+        # it is unary (after a keyword or an opening parenthesis), never in ``a + b``.
+        code = re.sub(r"((?:^|\b(?:WHERE|AND|OR|NOT|ON|BY|SELECT)\b|[(,])\s*)\+(?=[a-z_])", r"\1", code, flags=re.I)
         code = re.sub(r"(?<![.\w\"])user(?![\w\"(])", '"user"', code)
         piece: list[str] = []
         i = 0

@@ -48,9 +48,14 @@ def _check_name(username: str) -> str:
     return username
 
 
+MIN_PASSWORD = 12  # as MLflow 3's auth app (mlflow.utils.validation)
+
+
 def _check_password(password: str) -> str:
     if not isinstance(password, str) or not password:
         raise UsageError("Password cannot be empty.")
+    if len(password) < MIN_PASSWORD:
+        raise UsageError(f"Password must be at least {MIN_PASSWORD} characters.")
     return password
 
 

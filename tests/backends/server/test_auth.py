@@ -23,8 +23,8 @@ from proj.auth.sqlite import SqliteAuthStore
 pytestmark = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("proj-server"),
               pytest.mark.timeout(900)]  # MLflow client processes are slow to start on a busy 2-core machine
 
-ADMIN = ("admin", "admin-pw-1")
-USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
+ADMIN = ("admin", "admin-password-1")
+USERS = {"alice": "alice-password", "bob": "bob-password", "carol": "carol-password"}
 
 PRELUDE = '''
 import json, os
@@ -114,7 +114,7 @@ auth = get_app_client("basic-auth", tracking_uri=os.environ["MLFLOW_TRACKING_URI
 for name, password in {USERS!r}.items():
     user = auth.create_user(name, password)
     out[name] = [user.username, user.is_admin]
-out["duplicate"] = code(auth.create_user, "alice", "x")
+out["duplicate"] = code(auth.create_user, "alice", "x-long-password")
 out["get"] = auth.get_user("bob").username
 become("alice", {USERS["alice"]!r})
 mlflow.set_experiment("alice-exp")
@@ -209,6 +209,23 @@ out["download_uri"] = code(client.get_model_version_download_uri, "alice-model",
         assert out[denied] in ("PERMISSION_DENIED", "HTTP 403"), (denied, out[denied])
     assert out["by_name"] == "PERMISSION_DENIED"
     assert out["logged_models"] == [] and out["models"] == [] and out["versions"] == []
+    # the web UI's endpoints: narrowed the same way, never a row of alice's experiment
+    carol = basic("carol", USERS["carol"])
+    ui = "/ajax-api/2.0/proj"
+    for path in (f"/runs/table?experiment_ids={exp}", f"/runs/export.csv?experiment_ids={exp}",
+                 f"/runs/groups?experiment_ids={exp}&group_by=params.alpha",
+                 f"/artifacts/preview?run_id={run_id}&path=notes/secret.txt",
+                 f"/metrics/sampled?run_ids={run_id}&metric_key=loss", f"/runs/compare?run_ids={run_id},{run_id}",
+                 f"/runs/record?run_id={run_id}", "/registry/history?name=alice-model",
+                 "/registry/lineage?name=alice-model&version=1"):
+        status, _, body = raw(server, "GET", ui + path, carol)
+        assert status == 403 and json.loads(body)["error_code"] == "PERMISSION_DENIED", (path, status, body)
+    for path in ("/runs/table", "/runs/table?top_level=true", "/runs/keys", "/experiments/summary",
+                 "/runs/export.csv"):
+        status, _, body = raw(server, "GET", ui + path, carol)
+        assert status in (200, 403) and run_id.encode() not in body and b"alpha" not in body, (path, body[:300])
+    status, _, body = raw(server, "GET", f"{ui}/runs/table?experiment_ids={exp}", basic("bob", USERS["bob"]))
+    assert status == 200 and run_id.encode() in body  # bob may read it
 
 
 def test_artifacts_of_one_experiment_never_reached_through_another(server: Server, world: dict[str, Any],
@@ -320,10 +337,10 @@ out["models"] = code(client.search_registered_models)
 
 def test_failed_logins_are_limited(store_dir: Path, tmp_path: Path) -> None:
     root = tmp_path / "limited"
-    made = proj_cli("server", "user", "add", "dave", "--backend-store-uri", str(root), stdin="dave-pw\n")
+    made = proj_cli("server", "user", "add", "dave", "--backend-store-uri", str(root), stdin="dave-password\n")
     assert made.returncode == 0, made.stderr
     with proj_server(root, tmp_path, "--auth") as limited:
-        good, bad = basic("dave", "dave-pw"), basic("dave", "guess")
+        good, bad = basic("dave", "dave-password"), basic("dave", "guess")
         assert raw(limited, "GET", "/api/2.0/mlflow/experiments/search", good)[0] == 200
         statuses = [raw(limited, "GET", "/api/2.0/mlflow/experiments/search", bad)[0] for _ in range(10)]
         assert statuses == [401] * 10
@@ -373,22 +390,22 @@ def become(name, password):
 
 
 auth = get_app_client("basic-auth", tracking_uri=base)
-auth.create_user("reader", "reader-pw-1")
-auth.create_user("writer", "writer-pw-1")
-out["duplicate user"] = code(auth.create_user, "reader", "x")
+auth.create_user("reader", "reader-pw-12345")
+auth.create_user("writer", "writer-pw-12345")
+out["duplicate user"] = code(auth.create_user, "reader", "x-long-password")
 out["no such user"] = code(auth.get_user, "nobody")
 exp = client.create_experiment("owned-by-admin")
 run_id = client.create_run(exp).info.run_id
 auth.grant_user_permission("writer", "experiment", exp, "EDIT")
-become("reader", "reader-pw-1")
+become("reader", "reader-pw-12345")
 out["read (default READ)"] = code(client.get_run, run_id)
 out["search"] = len(client.search_runs([exp]))
 out["write"] = code(client.log_metric, run_id, "m", 1.0)
 out["delete"] = code(client.delete_experiment, exp)
 out["grant"] = code(auth.grant_user_permission, "reader", "experiment", exp, "MANAGE")
-out["create user"] = code(auth.create_user, "third", "pw")
+out["create user"] = code(auth.create_user, "third", "third-pw-12345")
 out["own experiment"] = code(client.create_experiment, "readers-own")
-become("writer", "writer-pw-1")
+become("writer", "writer-pw-12345")
 out["writer logs"] = code(client.log_metric, run_id, "m", 2.0)
 out["writer deletes"] = code(client.delete_run, run_id)
 become("reader", "wrong-password")

@@ -42,7 +42,7 @@ def proj(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def https(cert: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("tls-store")
-    assert proj("server", "user", "add", "ann", "--backend-store-uri", str(root), stdin="ann-pw\n").returncode == 0
+    assert proj("server", "user", "add", "ann", "--backend-store-uri", str(root), stdin="ann-password\n").returncode == 0
     port = free_port()
     log = root / "server.log"
     with open(log, "wb") as out:
@@ -83,7 +83,7 @@ print(json.dumps({"metric": mlflow.get_run(run.info.run_id).data.metrics["m"],
 @pytest.mark.parametrize("trust", ["ca-bundle", "insecure"])
 def test_mlflow_client_over_https(mlflow_full_venv: Path, https: str, cert: tuple[Path, Path], tmp_path: Path,
                                   trust: str) -> None:
-    env = {"MLFLOW_TRACKING_USERNAME": "ann", "MLFLOW_TRACKING_PASSWORD": "ann-pw",
+    env = {"MLFLOW_TRACKING_USERNAME": "ann", "MLFLOW_TRACKING_PASSWORD": "ann-password",
            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     env.update({"MLFLOW_TRACKING_SERVER_CERT_PATH": str(cert[1])} if trust == "ca-bundle"
                else {"MLFLOW_TRACKING_INSECURE_TLS": "true"})

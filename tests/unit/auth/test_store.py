@@ -33,16 +33,18 @@ def test_passwords_are_salted_slow_hashes(store: SqliteAuthStore, tmp_path: Path
 
 
 def test_users(store: SqliteAuthStore) -> None:
-    store.create_user("alice", "pw")
+    store.create_user("alice", "password-123")
     with pytest.raises(AlreadyExists, match="alice"):
-        store.create_user("alice", "other")
+        store.create_user("alice", "other-password")
     for bad in ("", "  ", "a:b", "x\ny"):
         with pytest.raises(UsageError):
-            store.create_user(bad, "pw")
+            store.create_user(bad, "password-123")
     with pytest.raises(UsageError, match="empty"):
         store.create_user("bob", "")
-    store.update_password("alice", "new")
-    assert store.authenticate("alice", "pw") is None and store.authenticate("alice", "new") is not None
+    with pytest.raises(UsageError, match="at least 12"):
+        store.create_user("bob", "short")
+    store.update_password("alice", "new-password-1")
+    assert store.authenticate("alice", "password-123") is None and store.authenticate("alice", "new-password-1") is not None
     store.update_admin("alice", True)
     assert store.get_user("alice").is_admin
     with pytest.raises(NotFound):
@@ -54,7 +56,7 @@ def test_users(store: SqliteAuthStore) -> None:
 
 
 def test_grants(store: SqliteAuthStore) -> None:
-    user = store.create_user("u", "pw")
+    user = store.create_user("u", "password-123")
     store.set_grant("u", "experiment", "7", "READ")
     store.set_grant("u", "experiment", "7", "edit")  # an upsert, case as MLflow accepts it
     store.set_grant("u", "registered_model", "m", "DENY")
@@ -69,7 +71,7 @@ def test_grants(store: SqliteAuthStore) -> None:
 
 
 def test_tokens(store: SqliteAuthStore, tmp_path: Path) -> None:
-    store.create_user("u", "pw")
+    store.create_user("u", "password-123")
     now = time.time()
     made, given = store.create_token("u", expires=now + 60, read_only=True, experiment_id="3")
     assert given.startswith("proj_") and given.split("_", 2)[2].encode() not in (tmp_path / AUTH_DB).read_bytes()
@@ -107,8 +109,8 @@ def test_migrations_and_a_newer_schema(tmp_path: Path) -> None:
 
 
 def test_policy(store: SqliteAuthStore) -> None:
-    user = store.create_user("u", "pw")
-    admin = store.create_user("root", "pw", is_admin=True)
+    user = store.create_user("u", "password-123")
+    admin = store.create_user("root", "password-123", is_admin=True)
     store.set_grant("u", "experiment", "1", "EDIT")
     store.set_grant("u", "experiment", "2", "DENY")
     store.set_grant("u", "registered_model", "granted", "READ")

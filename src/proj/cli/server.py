@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 DEFAULT_PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")  # proj.auth.permissions.DEFAULTS
 _STORE_HELP = ("The run store: a directory, file:// or sqlite:///path/proj.db (default: ./.proj, or "
-               "PROJ_TRACKING_URI); with --auth its users are in auth.db beside it.")
+               "PROJ_TRACKING_URI), or postgresql://user:pass@host:port/db (its run folders in "
+               "--artifacts-destination); with --auth its users are in auth.db beside it.")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

@@ -20,6 +20,7 @@ class Step:
 STEPS = (
     Step(1, "runs, experiments, MLflow's entities, logged models and the model registry (tables and indexes)"),
     Step(2, "registry events append-only (triggers) and the web UI's runs index"),
+    Step(3, "the web UI's metric summaries: metric_blocks and each metric's min/max in latest_metrics (backfilled)"),
 )
 LATEST = len(STEPS)
 

@@ -22,10 +22,19 @@ from proj.tracking.records import SCHEMA_VERSION
 from proj.tracking.sql_dialect import ddl_to_postgres, tables_of
 from proj.tracking.sqlite import _ADDED_COLUMNS, _MODELS_SCHEMA, _REVISION, _SCHEMA, SqliteStore, _ignore_in_git
 from proj.tracking.sqlite_runs import MAX_HISTORY_PAGE
-from proj.tracking.sqlite_schema import ENTITY_SCHEMA, UI_INDEXES, default_experiment_id
+from proj.tracking.sqlite_schema import (
+    BACKFILL_BLOCKS,
+    BACKFILL_EXTREMES,
+    BLOCKS_SCHEMA,
+    ENTITY_SCHEMA,
+    EXTREME_COLUMNS,
+    EXTREME_INDEXES,
+    UI_INDEXES,
+    default_experiment_id,
+)
 
 SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
-_DDL = _SCHEMA + ENTITY_SCHEMA + ";" + _MODELS_SCHEMA
+_DDL = _SCHEMA + ENTITY_SCHEMA + ";" + _MODELS_SCHEMA + ";\n" + BLOCKS_SCHEMA
 TABLES = tables_of(_DDL)
 _TRIGGERS = (
     "CREATE OR REPLACE FUNCTION registry_events_append_only() RETURNS trigger LANGUAGE plpgsql AS"
@@ -119,7 +128,20 @@ def _step_2(db: PgConnection) -> None:
         db.raw(statement)
 
 
-_STEPS: dict[int, Callable[[PgConnection], None]] = {1: _step_1, 2: _step_2}
+def _step_3(db: PgConnection) -> None:
+    """The UI's metric summaries, filled from the history in one pass (a store made at step 1 today has the
+    table and columns already, empty: the backfill is then of nothing)."""
+    db.raw(ddl_to_postgres(BLOCKS_SCHEMA))
+    for table, column, decl in EXTREME_COLUMNS:
+        db.raw(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ddl_to_postgres(decl)}")
+    db.execute("DELETE FROM metric_blocks")
+    db.execute(BACKFILL_BLOCKS)
+    db.execute(BACKFILL_EXTREMES)
+    for statement in EXTREME_INDEXES:
+        db.raw(statement)
+
+
+_STEPS: dict[int, Callable[[PgConnection], None]] = {1: _step_1, 2: _step_2, 3: _step_3}
 
 
 class PostgresStore(SqliteStore):

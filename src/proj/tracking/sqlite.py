@@ -47,8 +47,11 @@ from proj.tracking.sqlite_schema import (
     ENTITY_COLUMNS,
     ENTITY_SCHEMA,
     ENTITY_TABLES,
+    BLOCKS_SCHEMA,
+    EXTREME_COLUMNS,
     LATEST_FROM_HISTORY,
     UI_INDEXES,
+    migrate_blocks,
     migrate_entities,
 )
 from proj.tracking.sqlite_ui import SqliteUi
@@ -86,11 +89,13 @@ _ADDED_COLUMNS = (
     ("runs", "mlflow_run_id", "TEXT"),
     ("runs", "request_json", "TEXT"),  # the request `proj reproduce` replays: the run folder is the child's to write
     *ENTITY_COLUMNS,
+    *EXTREME_COLUMNS,
 )
 # Run once, when the column is added: until child runs existed, parent_run_id meant "reproduces".
 _BACKFILL = {("runs", "reproduces_run_id"): "UPDATE runs SET reproduces_run_id = parent_run_id, parent_run_id = NULL"
                                             " WHERE parent_run_id IS NOT NULL"}
-_REVISION = hashlib.sha256((_SCHEMA + ENTITY_SCHEMA + repr(_ADDED_COLUMNS) + repr(UI_INDEXES)).encode()).hexdigest()[:16]
+_REVISION = hashlib.sha256((_SCHEMA + ENTITY_SCHEMA + repr(_ADDED_COLUMNS) + repr(UI_INDEXES)
+                            + BLOCKS_SCHEMA).encode()).hexdigest()[:16]
 # Added after schema version 1 shipped: created on first use, so older stores gain it too.
 _MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, path TEXT NOT NULL, origin TEXT NOT NULL,
   valid INTEGER NOT NULL, reason TEXT, flavors_json TEXT NOT NULL, size INTEGER NOT NULL, files_json TEXT NOT NULL,
@@ -158,7 +163,8 @@ class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegis
             return
         with self._tx() as db:  # one transaction: concurrent first users migrate once
             had_latest = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'latest_metrics'").fetchone() is not None
-            for statement in (_SCHEMA + ENTITY_SCHEMA).split(";"):
+            had_blocks = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'metric_blocks'").fetchone() is not None
+            for statement in (_SCHEMA + ENTITY_SCHEMA + ";" + BLOCKS_SCHEMA).split(";"):
                 if statement.strip():
                     db.execute(statement)
             for table, column, decl in _ADDED_COLUMNS:
@@ -168,6 +174,7 @@ class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegis
                     if (table, column) in _BACKFILL:
                         db.execute(_BACKFILL[table, column])
             migrate_entities(db, had_latest, time.time())
+            migrate_blocks(db, had_blocks)  # schema step 3 (after latest_metrics has its min/max columns)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_revision', ?)", (_REVISION,))
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (migrations.VERSION_KEY, str(migrations.LATEST)))
@@ -185,8 +192,15 @@ class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegis
                      if table == name and column not in existing]
             if added:  # the temp schema is searched first, so `runs` below means this view
                 db.execute(f"CREATE TEMP VIEW {name} AS SELECT *, {', '.join(added)} FROM main.{name}")
-        if "latest_metrics" not in tables:
-            db.execute(f"CREATE TEMP VIEW latest_metrics AS {LATEST_FROM_HISTORY}")
+        if "latest_metrics" not in tables or "min_value" not in {r[1] for r in db.execute(
+                "PRAGMA main.table_info(latest_metrics)")}:  # before step 3: the extremes read from the history
+            source = f"({LATEST_FROM_HISTORY})" if "latest_metrics" not in tables else "main.latest_metrics"
+            db.execute("CREATE TEMP VIEW latest_metrics AS SELECT l.run_id, l.key, l.value, l.step, l.timestamp,"
+                       " (SELECT min(m.value) FROM metrics m WHERE m.run_id = l.run_id AND m.key = l.key) AS min_value,"
+                       " (SELECT max(m.value) FROM metrics m WHERE m.run_id = l.run_id AND m.key = l.key) AS max_value"
+                       f" FROM {source} l")
+        if "metric_blocks" not in tables:  # no blocks: the UI samples the points themselves
+            db.execute(BLOCKS_SCHEMA.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE"))
         for statement in ENTITY_SCHEMA.split(";"):
             name = statement.split("(")[0].split()[-1] if "CREATE TABLE" in statement else ""
             if name in ENTITY_TABLES and name not in tables:  # nothing recorded in it yet: an empty stand-in
@@ -239,6 +253,7 @@ class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegis
             if row is not None:  # ingested again (a reaper after a runner died mid-ingest): points are re-added
                 db.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
                 db.execute("DELETE FROM latest_metrics WHERE run_id=?", (run_id,))
+                db.execute("DELETE FROM metric_blocks WHERE run_id=?", (run_id,))
             else:
                 db.execute(
                     "INSERT INTO runs (id, experiment_id, name, status, start_time, user, host, source_json,"

@@ -22,6 +22,7 @@ from proj.tracking.records import (
     RunRecord,
 )
 from proj.tracking.search import METRIC, OrderBy, compile_order_by
+from proj.tracking.sqlite_schema import BLOCK_POINTS
 from proj.tracking.store import RunStore
 from proj.tracking.view import presented
 
@@ -32,10 +33,23 @@ RUN_COLUMNS = ("r.id, e.name, r.name, r.status, r.start_time, r.end_time, r.user
 RUNS_FROM = "runs r JOIN experiments e ON e.id = r.experiment_id"
 # Keep the latest point of (run, key) as the history grows: a later step wins, then a later timestamp, then
 # the point inserted last (executemany applies rows in order, so ties within one batch resolve the same way).
-UPSERT_LATEST = ("INSERT INTO latest_metrics VALUES (?,?,?,?,?) ON CONFLICT(run_id, key) DO UPDATE SET"
-                 " value=excluded.value, step=excluded.step, timestamp=excluded.timestamp"
-                 " WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step"
-                 " AND excluded.timestamp >= latest_metrics.timestamp)")
+# Each (run, key)'s min and max move with every point, whatever the latest-point rule decides (NaN, stored as
+# NULL, is in neither; a NULL given leaves the stored extreme as it is).
+UPSERT_LATEST = ("INSERT INTO latest_metrics (run_id, key, value, step, timestamp, min_value, max_value)"
+                 " VALUES (?,?,?,?,?,?,?) ON CONFLICT(run_id, key) DO UPDATE SET"
+                 " value = CASE WHEN {newer} THEN excluded.value ELSE latest_metrics.value END,"
+                 " step = CASE WHEN {newer} THEN excluded.step ELSE latest_metrics.step END,"
+                 " timestamp = CASE WHEN {newer} THEN excluded.timestamp ELSE latest_metrics.timestamp END,"
+                 " min_value = CASE WHEN latest_metrics.min_value IS NULL OR excluded.min_value < latest_metrics.min_value"
+                 " THEN excluded.min_value ELSE latest_metrics.min_value END,"
+                 " max_value = CASE WHEN latest_metrics.max_value IS NULL OR excluded.max_value > latest_metrics.max_value"
+                 " THEN excluded.max_value ELSE latest_metrics.max_value END").format(
+    newer="(excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step"
+          " AND excluded.timestamp >= latest_metrics.timestamp))")
+_LAST_BLOCK = ("SELECT block, n, min_value, min_step, min_ts, max_value, max_step, max_ts, first_step, first_ts,"
+               " last_step, last_ts FROM metric_blocks WHERE run_id = ? AND key = ? ORDER BY block DESC LIMIT 1")
+_PUT_BLOCK = ("INSERT OR REPLACE INTO metric_blocks (run_id, key, block, n, min_value, min_step, min_ts, max_value,"
+              " max_step, max_ts, first_step, first_ts, last_step, last_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 BOUND_CHUNK = 10000  # well under SQLite's limit on bound parameters
 
 
@@ -200,14 +214,51 @@ class SqliteBase(RunStore):
 
     @staticmethod
     def _insert_metrics(db: sqlite3.Connection, run_id: str, metrics: Iterable[MetricPoint]) -> None:
-        """Points into the history and the latest table, in the caller's transaction."""
+        """Points into the history, the latest table (with each key's min and max) and the blocks that summarise
+        the history for charts, all in the caller's transaction."""
         rows = [(run_id, m.key, m.value, m.step, m.timestamp) for m in metrics]
-        if rows:
-            db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", rows)
+        if not rows:
+            return
+        db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", rows)
+        by_key: dict[str, list[tuple[str, str, float, int, float]]] = {}
+        for row in rows:
+            by_key.setdefault(row[1], []).append(row)
+        latest: list[tuple[Any, ...]] = []
+        blocks: list[tuple[Any, ...]] = []
+        for key, points in by_key.items():
             # Only each key's latest point of the batch can become the stored latest (a later row wins a tie).
-            latest: dict[str, tuple[str, str, float, int, float]] = {}
-            for row in rows:
-                seen = latest.get(row[1])
-                if seen is None or (row[3], row[4]) >= (seen[3], seen[4]):
-                    latest[row[1]] = row
-            db.executemany(UPSERT_LATEST, list(latest.values()))
+            last = points[0]
+            for row in points:
+                if (row[3], row[4]) >= (last[3], last[4]):
+                    last = row
+            numbers = [r[2] for r in points if r[2] is not None and r[2] == r[2]]  # NaN is no extreme
+            latest.append((*last, min(numbers, default=None), max(numbers, default=None)))
+            blocks += _blocks_after(db.execute(_LAST_BLOCK, (run_id, key)).fetchone(), run_id, key, points)
+        db.executemany(UPSERT_LATEST, latest)
+        db.executemany(_PUT_BLOCK, blocks)
+
+
+def _blocks_after(open_block: tuple[Any, ...] | None, run_id: str, key: str,
+                  points: list[tuple[str, str, float, int, float]]) -> list[tuple[Any, ...]]:
+    """The block rows (_PUT_BLOCK's) that change when ``points`` follow the (run, key)'s last block: it fills up
+    to BLOCK_POINTS, then new blocks start. An extreme is the earliest point holding it (a tie keeps the older)."""
+    out: list[tuple[Any, ...]] = []
+    block: list[Any] | None = list(open_block) if open_block and open_block[1] < BLOCK_POINTS else None
+    number = open_block[0] + 1 if open_block else 0
+    for _, _, value, step, ts in points:
+        if block is None:
+            block = [number, 0, None, None, None, None, None, None, step, ts, step, ts]
+            number += 1
+        block[1] += 1
+        block[10], block[11] = step, ts
+        if value is not None and value == value:
+            if block[2] is None or value < block[2]:
+                block[2:5] = value, step, ts
+            if block[5] is None or value > block[5]:
+                block[5:8] = value, step, ts
+        if block[1] == BLOCK_POINTS:
+            out.append((run_id, key, *block))
+            block = None
+    if block is not None:
+        out.append((run_id, key, *block))
+    return out

@@ -2,6 +2,7 @@
 histories that keep extremes, experiment counts, and the runs that reproduce a run."""
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -17,6 +18,7 @@ from proj.tracking.search import (
     parse_filter,
 )
 from proj.tracking.sqlite_base import BOUND_CHUNK, RUN_COLUMNS, RUNS_FROM, SqliteBase, experiment_int, stages, value_of
+from proj.tracking.sqlite_schema import BLOCK_POINTS
 from proj.tracking.ui_records import SAMPLE_X, Column, RunsQuery, SampledSeries
 
 _MAX_DOUBLE = "1.7976931348623157e308"  # beyond it only the infinities (SQLite has no isinf)
@@ -25,6 +27,8 @@ _VERDICT_TAG = "proj.reproduce.verdict"  # reproduce.rebuild.VERDICT_TAG
 _PARENT_TAG = "mlflow.parentRunId"  # what an MLflow client's nested run carries (mlflow_tags.PARENT_RUN_ID)
 # The SQL of an attribute column a table shows or sorts by (seconds in the table; the handler gives ms).
 _KEYED = {METRIC: "latest_metrics", PARAM: "params", TAG: "tags"}  # tables with a (key, value, run_id) index
+# A metric's min and max are kept beside its latest value (schema step 3), with a (key, column, run_id) index each.
+_AGGREGATE_COLUMN = {None: "value", "min": "min_value", "max": "max_value"}
 _ATTRIBUTE_SQL = {"start_time": "r.start_time", "end_time": "r.end_time", "duration": "(r.end_time - r.start_time)",
                   "run_name": "r.name", "status": "r.status", "user_id": "r.user", "run_id": "r.id",
                   "experiment_id": "r.experiment_id"}
@@ -33,8 +37,8 @@ _ATTRIBUTE_SQL = {"start_time": "r.start_time", "end_time": "r.end_time", "durat
 def _value_sql(column: Column) -> tuple[str, list[Any]]:
     """A correlated expression for one column of run ``r`` (NULL when the run lacks it)."""
     if column.type == METRIC and column.aggregate:
-        return (f"(SELECT {column.aggregate}(m.value) FROM metrics m WHERE m.run_id = r.id AND m.key = ?)",
-                [column.key])
+        return (f"(SELECT lm.{_AGGREGATE_COLUMN[column.aggregate]} FROM latest_metrics lm WHERE lm.run_id = r.id"
+                " AND lm.key = ?)", [column.key])
     if column.type == METRIC:
         return "(SELECT lm.value FROM latest_metrics lm WHERE lm.run_id = r.id AND lm.key = ?)", [column.key]
     if column.type == PARAM:
@@ -114,25 +118,26 @@ class SqliteUi(SqliteBase):
         rows rather than a sort of every run; the runs without it follow (as _run_rows does for metrics)."""
         cond = " AND ".join(where)
         first = orders[0][0] if orders else None
-        if first is None or first.aggregate or first.type not in _KEYED:
+        if first is None or first.type not in _KEYED:
             terms, order_args = self._order_terms(orders)
             return [r for (r,) in self._db.execute(
                 f"SELECT r.id FROM runs r WHERE {cond} ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?",
                 [*args, *order_args, limit, offset])]
         table, ascending = _KEYED[first.type], orders[0][1]
+        col = _AGGREGATE_COLUMN[first.aggregate] if first.type == METRIC else "value"
         rest, rest_args = self._order_terms(orders[1:])
         # CROSS JOIN keeps SQLite's join order: from the index, not from the runs (then a sort of all of them)
-        having = (f" FROM {table} o0 CROSS JOIN runs r ON r.id = o0.run_id WHERE o0.key = ? AND o0.value IS NOT NULL"
+        having = (f" FROM {table} o0 CROSS JOIN runs r ON r.id = o0.run_id WHERE o0.key = ? AND o0.{col} IS NOT NULL"
                   f" AND {cond}")
         ids = [r for (r,) in self._db.execute(
-            f"SELECT r.id{having} ORDER BY o0.value {'ASC' if ascending else 'DESC'}, {', '.join(rest)}"
+            f"SELECT r.id{having} ORDER BY o0.{col} {'ASC' if ascending else 'DESC'}, {', '.join(rest)}"
             " LIMIT ? OFFSET ?", [first.key, *args, *rest_args, limit, offset])]
         if len(ids) == limit:
             return ids
         counted = offset + len(ids) if ids else self._db.execute(f"SELECT count(*){having}",
                                                                  [first.key, *args]).fetchone()[0]
         terms, order_args = self._order_terms(orders)
-        lacking = f"NOT EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.id AND x.key = ? AND x.value IS NOT NULL)"
+        lacking = f"NOT EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.id AND x.key = ? AND x.{col} IS NOT NULL)"
         ids += [r for (r,) in self._db.execute(
             f"SELECT r.id FROM runs r WHERE {lacking} AND {cond} ORDER BY {', '.join(terms)} LIMIT ? OFFSET ?",
             [first.key, *args, *order_args, limit - len(ids), max(0, offset - counted)])]
@@ -152,8 +157,8 @@ class SqliteUi(SqliteBase):
             keys = sorted(set(keys))
             kmarks = ",".join("?" * len(keys))
             if kind == METRIC and aggregate:
-                sql = (f"SELECT run_id, key, {aggregate}(value) FROM metrics WHERE run_id IN ({marks})"
-                       f" AND key IN ({kmarks}) GROUP BY run_id, key")  # metrics_by_run (run_id, key, step)
+                sql = (f"SELECT run_id, key, {_AGGREGATE_COLUMN[aggregate]} FROM latest_metrics WHERE run_id IN"
+                       f" ({marks}) AND +key IN ({kmarks})")
             else:
                 table = {METRIC: "latest_metrics", PARAM: "params", TAG: "tags"}[kind]
                 # "+key": by the (run_id, key) primary key, not the (key, ...) index (which holds every run's rows)
@@ -237,7 +242,7 @@ class SqliteUi(SqliteBase):
     def _key_values(self, column: Column) -> dict[str, Any]:
         """run id -> the column's value, for every run that has it (NaN, stored as NULL, left out)."""
         if column.type == METRIC and column.aggregate:
-            sql = f"SELECT run_id, {column.aggregate}(value) FROM metrics WHERE key = ? GROUP BY run_id"
+            sql = f"SELECT run_id, {_AGGREGATE_COLUMN[column.aggregate]} FROM latest_metrics WHERE key = ?"
         elif column.type in _KEYED:
             sql = f"SELECT run_id, value FROM {_KEYED[column.type]} WHERE key = ? AND value IS NOT NULL"
         else:
@@ -277,6 +282,9 @@ class SqliteUi(SqliteBase):
             return SampledSeries(some, False, xs, ys)
         buckets = max(1, (points - 2) // 2)
         width = (hi - lo) / buckets
+        if self._blocks_cover(run_id, key, x, x_min, x_max, points):
+            return self._sampled_from_blocks(run_id, key, x, where, args, order, lo, hi, buckets, base_ms,
+                                             x_min is not None or x_max is not None)
         # Each bucket is an index range of x, read once for its count, min and max, then once more (as far as
         # needed) for the rows holding them: two passes in all, nothing sorted. Only the bucket's own bounds are
         # given (with the window's too, SQLite would seek by those and scan the window once per bucket). NaN is
@@ -308,6 +316,60 @@ class SqliteUi(SqliteBase):
         xs, ys = _columns(rows)
         return SampledSeries(total, True, xs, ys)
 
+    def _blocks_cover(self, run_id: str, key: str, x: str, x_min: float | None, x_max: float | None,
+                      points: int) -> bool:
+        """Whether to sample from metric_blocks: the (run, key) has them (a history written before schema step 3
+        and not migrated has none) and the range spans at least a block per bucket (fewer: the points are read,
+        which is as fast then and finer)."""
+        first, last = ("first_step", "last_step") if x == "step" else ("first_ts", "last_ts")
+        lo = -math.inf if x_min is None else x_min if x == "step" else x_min / 1000.0
+        hi = math.inf if x_max is None else x_max if x == "step" else x_max / 1000.0
+        if x == "relative" and (x_min is not None or x_max is not None):  # blocks hold seconds since the epoch
+            base = self._db.execute("SELECT min(first_ts) FROM metric_blocks WHERE run_id = ? AND key = ?",
+                                    (run_id, key)).fetchone()[0] or 0.0
+            lo, hi = lo + base, hi + base
+        n = self._db.execute(f"SELECT sum(n) FROM metric_blocks WHERE run_id = ? AND key = ? AND {last} >= ?"
+                             f" AND {first} <= ?", (run_id, key, lo, hi)).fetchone()[0]
+        return n is not None and n >= BLOCK_POINTS * max(1, (points - 2) // 2)
+
+    def _sampled_from_blocks(self, run_id: str, key: str, x: str, where: str, args: list[Any], order: str,
+                             lo: float, hi: float, buckets: int, base_ms: int, windowed: bool) -> SampledSeries:
+        """Per bucket of [lo, hi] the min and the max among the blocks' extremes that fall in it (each a real
+        point, at its own x), plus the range's first and last point. A block's extremes are its points' extremes,
+        so every point a bucket of points would keep is kept or outdone by a more extreme one at most a block
+        (BLOCK_POINTS points) away: spikes survive, nothing drawn is not in the history."""
+        at_step = x == "step"
+        width = (hi - lo) / buckets  # the buckets of the point-by-point path
+        edges = [lo + b * width for b in range(buckets)]
+        lows: list[tuple[float, int, float] | None] = [None] * buckets  # (value, step, timestamp) per bucket
+        highs: list[tuple[float, int, float] | None] = [None] * buckets
+        total = 0
+        rows = self._db.execute("SELECT n, min_value, min_step, min_ts, max_value, max_step, max_ts FROM metric_blocks"
+                                " WHERE run_id = ? AND key = ? ORDER BY block", (run_id, key))
+        for n, least, lstep, lts, most, mstep, mts in rows:
+            total += n
+            if least is None:
+                continue
+            for value, step, ts, kept, better in ((least, lstep, lts, lows, -1), (most, mstep, mts, highs, 1)):
+                where_x = step if at_step else ts
+                if where_x < lo or where_x > hi:
+                    continue  # outside the zoom window
+                b = min(buckets - 1, bisect.bisect_right(edges, where_x) - 1)
+                seen = kept[b]
+                if seen is None or (value - seen[0]) * better > 0:  # a tie keeps the earlier block's
+                    kept[b] = (value, step, ts)
+        if windowed:  # blocks straddle the window's edges: the points in it, counted from the index
+            total = self._db.execute(f"SELECT count(*) FROM metrics WHERE {where}", args).fetchone()[0]
+        chosen: set[tuple[Any, ...]] = {(p[1], p[2], p[0]) for p in (*lows, *highs) if p is not None}
+        descending = order.replace(",", " DESC,") + " DESC"
+        for ordering in (order, descending):  # the first and the last point
+            row = self._db.execute(f"SELECT step, timestamp, value FROM metrics WHERE {where} ORDER BY {ordering}"
+                                   " LIMIT 1", args).fetchone()
+            chosen.add(tuple(row))
+        ordered = sorted(chosen, key=lambda p: (p[0], p[1]) if at_step else (p[1], p[0]))
+        xs = [p[0] if at_step else _millis(p[1]) - base_ms for p in ordered]
+        return SampledSeries(total, True, xs, [_wire(value_of(p[2])) for p in ordered])
+
     def ui_experiment_summary(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
         ids = [experiment_int(e) for e in experiment_ids]
         where = f" AND experiment_id IN ({','.join('?' * len(ids))})" if ids else ""
@@ -328,6 +390,12 @@ class SqliteUi(SqliteBase):
             " WHERE r.reproduces_run_id = ? OR r.id IN (SELECT t.run_id FROM tags t WHERE t.key = ? AND t.value = ?)"
             " ORDER BY r.start_time", (_VERDICT_TAG, run_id, _REPRODUCES_TAG, run_id)).fetchall()
         return [{"run_id": rid, "start_time": start, "verdict": verdict} for rid, start, verdict in rows]
+
+
+def _millis(seconds: float) -> int:
+    """SQLite's CAST(round(seconds * 1000) AS INTEGER): halves away from zero, in double arithmetic."""
+    r = seconds * 1000
+    return int(r + 0.5) if r >= 0 else -int(-r + 0.5)
 
 
 def _columns(rows: list[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:

@@ -17,6 +17,7 @@ from proj.errors import InvalidState
 from proj.paths import StoreLayout
 from proj.tracking import mlflow_tags as tags_of
 from proj.tracking.dbfile import DB_NAME, connect, translate
+from proj.tracking.records import MetricPoint
 from proj.tracking.sqlite import SqliteStore
 from proj.transfer.bundle import CHUNK, IMPORTED_FROM, Bundle, TransferError, check_file_path, number_in
 
@@ -134,17 +135,12 @@ class LocalDestination:
                         m.get("env_source"), float(m.get("created") or time.time())))
 
     def _metrics(self, run_id: str, points: list[Any]) -> None:
+        # The store's one insert path: history, latest (with min/max) and the chart blocks stay in step.
         rows = []
-        latest: dict[str, tuple[str, str, float | None, int, float]] = {}
         for key, value, step, ts in points:
             number = number_in(value)
-            row = (run_id, str(key), None if number != number else number, int(step), float(ts))
-            rows.append(row)
-            seen = latest.get(row[1])
-            if seen is None or (row[3], row[4]) >= (seen[3], seen[4]):  # the store's rule: step, then time
-                latest[row[1]] = row
-        self._db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", rows)
-        self._db.executemany("INSERT INTO latest_metrics VALUES (?,?,?,?,?)", list(latest.values()))
+            rows.append(MetricPoint(str(key), None if number != number else number, int(step), float(ts)))  # type: ignore[arg-type]
+        SqliteStore._insert_metrics(self._db, run_id, rows)
 
     def _datasets(self, run_id: str, exp_id: int, datasets: list[dict[str, Any]]) -> None:
         for d in datasets:

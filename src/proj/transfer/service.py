@@ -162,7 +162,7 @@ def open_destination(uri: str | None) -> LocalDestination | RestDestination:
     store = open_store(uri, create=True)
     if isinstance(store, RestStore):
         return RestDestination(store)
-    if not isinstance(store, SqliteStore):
+    if type(store) is not SqliteStore:  # a PostgreSQL store shares SQLite's code but not its file
         raise TransferError(f"importing straight into a {type(store).__name__} is not supported: import into the "
                             f"embedded store (a directory) or into a tracking server (http://...) running on it")
     return LocalDestination(store)

@@ -156,8 +156,7 @@ def test_sampling_from_blocks_equals_the_brute_force(tmp_path_factory: pytest.Te
     store.close()
 
 
-def test_a_spike_survives_at_any_zoom_and_a_small_window_reads_the_points(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s")
+def test_a_spike_survives_at_any_zoom_and_a_small_window_reads_the_points(store: SqliteStore) -> None:
     points: list[Point] = [("m", math.sin(i / 50), i, 1.7e9 + i) for i in range(60_000)]
     points[31_337] = ("m", 1e9, 31_337, 1.7e9 + 31_337)
     run_id = _log(store, points, random.Random(1))

@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"pipeline"},
     {"reproduce"},
     {"registry"},
-    {"transfer"},
+    {"transfer", "auth"},
     {"api", "client"},
     {"server"},
     {"cli"},

@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from proj.tracking.open import open_store  # noqa: E402 - the store of this checkout, not an installed one
+from proj.tracking.sqlite_schema import BACKFILL_BLOCKS, BACKFILL_EXTREMES  # noqa: E402
 
 PARAMS = [f"p{i}" for i in range(10)]
 METRICS = [f"m{i}" for i in range(10)]
@@ -55,14 +56,17 @@ def generate(root: Path, runs: int, points: int, long: int, seed: int = 0) -> di
             db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", history)
             history.clear()
     db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", history)
-    db.executemany("INSERT INTO latest_metrics VALUES (?,?,?,?,?)", latest)
+    db.executemany("INSERT INTO latest_metrics (run_id, key, value, step, timestamp) VALUES (?,?,?,?,?)", latest)
     long_id = ids[-1]
     spike_step = long // 3
     db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)",
                    ((long_id, "long", 1e6 if step == spike_step else math.sin(step / 1000.0), step,
                      start + step * 0.01) for step in range(long)))
-    db.execute("INSERT OR REPLACE INTO latest_metrics VALUES (?,?,?,?,?)",
+    db.execute("INSERT OR REPLACE INTO latest_metrics (run_id, key, value, step, timestamp) VALUES (?,?,?,?,?)",
                (long_id, "long", math.sin((long - 1) / 1000.0), long - 1, start + (long - 1) * 0.01))
+    # the summaries the store keeps at write time (schema step 3), made as its migration makes them
+    db.execute(BACKFILL_BLOCKS)
+    db.execute(BACKFILL_EXTREMES)
     db.execute("COMMIT")
     db.close()
     return {"store": str(root), "experiment_id": experiment_id, "runs": runs, "long_run_id": long_id,

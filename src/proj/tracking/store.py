@@ -423,7 +423,9 @@ class RunStore(ABC):
                    x_max: float | None = None) -> "SampledSeries":
         """One run's history of ``key`` against ``x`` (ui_records.SAMPLE_X) within [x_min, x_max], at most about
         ``points`` points: all when they fit, else the first, the last, and the min and max of each of
-        (points - 2) // 2 equal-width buckets of x, in x order (so a spike survives)."""
+        (points - 2) // 2 equal-width buckets of x, in x order (so a spike survives). A range spanning at least a
+        block of points per bucket may be read from summaries of blocks of consecutive points: a bucket then
+        keeps the min and max among the blocks' extremes that fall in it (real points, the global ones always)."""
         raise self._unsupported("sampled metric histories")
 
     def ui_experiment_summary(self, experiment_ids: list[str]) -> list[dict[str, Any]]:

@@ -231,3 +231,21 @@ def test_the_migration_backfills_blocks_and_extremes(store: SqliteStore) -> None
             raw(store, "SELECT run_id, key, min_value, max_value FROM latest_metrics ORDER BY run_id, key")) == written
     assert written[0] == _expected_blocks(run_id, points)
     assert raw(store, f"SELECT value FROM meta WHERE key = '{migrations.VERSION_KEY}'") == [(str(migrations.LATEST),)]
+
+
+def test_a_read_only_handle_of_a_store_before_step_3_reads_the_history(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s")
+    rng = random.Random(5)
+    points: list[Point] = [("m", rng.gauss(0, 1), i, 1.7e9 + i) for i in range(3 * BLOCK_POINTS)]
+    run_id = _log(store, points, rng)
+    other = _log(store, [("m", 9.0, 0, 1.0)], rng)
+    expected = store.ui_sampled(run_id, "m", "step", 10)
+    store.close()
+    _as_before_step_3(store)
+    old = SqliteStore(tmp_path / "s", readonly=True)  # migrates nothing: stand-ins for the table and columns
+    assert old.ui_sampled(run_id, "m", "step", 10).total == expected.total
+    assert max(p[1] for p in points) in old.ui_sampled(run_id, "m", "step", 10).y
+    column = Column(METRIC, "m", "max", "metrics.m:max")
+    _, page, values = old.ui_runs_table(RunsQuery(experiment_ids=["0"]), [column], [(column, False)], 0, 10)
+    assert [r.id for r in page] == [other, run_id] and values[1][0] == max(p[1] for p in points)
+    old.close()

@@ -44,10 +44,10 @@ from proj.tracking.sqlite_models import SqliteModels
 from proj.tracking.sqlite_registry import SqliteRegistry
 from proj.tracking.sqlite_runs import SqliteClientRuns
 from proj.tracking.sqlite_schema import (
+    BLOCKS_SCHEMA,
     ENTITY_COLUMNS,
     ENTITY_SCHEMA,
     ENTITY_TABLES,
-    BLOCKS_SCHEMA,
     EXTREME_COLUMNS,
     LATEST_FROM_HISTORY,
     UI_INDEXES,

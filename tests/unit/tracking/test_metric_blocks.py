@@ -184,14 +184,14 @@ def test_sort_by_min_and_max_equals_the_brute_force(store: SqliteStore) -> None:
     for aggregate, pick in (("min", min), ("max", max)):
         column = Column(METRIC, "loss", aggregate, f"metrics.loss:{aggregate}")
         for ascending in (True, False):
-            _, page, values = store.ui_runs_table(RunsQuery(experiment_ids=["0"]), [column], [(column, ascending)], 0,
-                                                  1000)
+            _, page, shown = store.ui_runs_table(RunsQuery(experiment_ids=["0"]), [column], [(column, ascending)], 0,
+                                                 1000)
             numbers = {rid: pick(n) for rid, h in histories.items() if (n := [v for v in h if not math.isnan(v)])}
             having = sorted(numbers, key=lambda r: (numbers[r] if ascending else -numbers[r], -start[r], r))
             lacking = sorted((r for r in start if r not in numbers), key=lambda r: (-start[r], r))
             assert [r.id for r in page] == having + lacking
             # as before step 3: a history of NaN only has a min of NaN (shown as such), a run without it None
-            assert [v[0] for v in values] == [numbers.get(r.id, "NaN" if r.id in histories else None) for r in page]
+            assert [v[0] for v in shown] == [numbers.get(r.id, "NaN" if r.id in histories else None) for r in page]
 
 
 def _as_before_step_3(store: SqliteStore) -> None:

@@ -9,8 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from browser.conftest import serve
-from helpers.browser import wait_until
-from helpers.paths import REPO
+from helpers.browser import readme_screenshot, wait_until
 from helpers.servers import Server
 from proj.tracking.open import open_store
 from proj.tracking.records import MetricPoint
@@ -284,7 +283,5 @@ def test_screenshot_for_the_readme(page: Any, runs: Any, big_run: str) -> None:
     groups = [{"label": "small", "runIds": [ids["a"], ids["b"]]}, {"label": "large", "runIds": [ids["b"], ids["c"], ids["d"]]}]
     mount(page, {"groups": groups, "key": "acc", "height": 240}, width=640, where="#shots")
     mount(page, {"runIds": [big_run], "key": "loss", "height": 240}, width=640, where="#shots")
-    shots = REPO / "docs" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / "chart.png"))
+    readme_screenshot(page, "chart")
     assert page.errors == []

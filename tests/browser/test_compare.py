@@ -12,9 +12,8 @@ from typing import Any, Iterator
 import pytest
 
 from browser.conftest import serve
-from helpers.browser import wait_until
+from helpers.browser import readme_screenshot, wait_until
 from helpers.cli import Proj
-from helpers.paths import REPO
 from helpers.servers import Server
 from helpers.wheels import make_wheel
 from proj.tracking.open import open_store
@@ -149,11 +148,9 @@ def test_overlaid_chart_parallel_coordinates_and_scatter(page: Any, runs: dict[s
     xy = points.evaluate_all("els => els.map(e => [Number(e.getAttribute('cx')), Number(e.getAttribute('cy'))])")
     assert xy == sorted(xy) and [y for _, y in xy] == sorted((y for _, y in xy), reverse=True)
     assert "sx=params.alpha" in page.url and "sy=metrics.loss" in page.url
-    shots = REPO / "docs" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
     page.evaluate("() => window.scrollTo(0, 0)")
-    page.screenshot(path=str(shots / "compare.png"))
+    readme_screenshot(page, "compare")
     assert page.errors == []
 
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from browser.conftest import serve
-from helpers.browser import screenshot, wait_until
+from helpers.browser import readme_screenshot, screenshot, wait_until
 from helpers.servers import Server
 from proj.tracking.open import open_store
 
@@ -80,9 +80,7 @@ def test_first_page_lists_folders_and_run_counts(page: Any, data: Data) -> None:
     assert "nlp/bert" in shown(page)
     page.click("tr.folder[data-folder='vision'] button.fold")
     wait_until(lambda: "vision/resnet/baseline" in shown(page), what="the vision folder expanded")
-    path = ROOT / "docs" / "screenshots" / "experiments.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path))
+    readme_screenshot(page, "experiments")
     assert page.errors == []
 
 

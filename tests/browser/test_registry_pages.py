@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers.browser import wait_until
+from helpers.browser import readme_screenshot, wait_until
 from helpers.cli import Proj
 from helpers.git_repos import commit, git
 from helpers.servers import proj_server
@@ -227,7 +227,7 @@ def test_version_page_shows_lineage_and_its_timeline(page: Any, registry: dict[s
     times = [e.locator("time").get_attribute("datetime") for e in events.all()]
     assert times == sorted(times)  # oldest first
 
-    page.screenshot(path=str(ROOT / "docs" / "screenshots" / "registry-version.png"))  # for the README (1400x900, light)
+    readme_screenshot(page, "registry-version")  # for the README (1400x900, light)
     page.locator(".crumbs a", has_text="fraud eu").click()  # back up to the model, then the list
     page.locator("table.versions").wait_for()
     page.locator(".crumbs a", has_text="Models").click()

@@ -17,10 +17,9 @@ from typing import Any, Iterator
 import pytest
 
 from browser.conftest import serve
-from helpers.browser import new_page, screenshot, wait_until
+from helpers.browser import new_page, readme_screenshot, screenshot, wait_until
 from helpers.cli import Proj, require
 from helpers.git_repos import git
-from helpers.paths import REPO
 from helpers.servers import Server
 from proj.tracking.open import open_store
 from proj.tracking.records import ChildRun, DatasetRecord, MetricPoint, RunInput
@@ -223,9 +222,7 @@ def test_overview_shows_the_command_reproductions_and_children(page: Any, world:
     assert params["alpha"] == ["0.25", "float"] and params["epochs"] == ["40", "int"]
     assert [r[0] for r in rows(page, "table.metrics-summary tr")] == ["accuracy", "loss"]
     page.wait_for_selector("table.child-runs")
-    path = REPO / "docs" / "screenshots" / "run-page.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path))  # the README's picture: 1400x900, light theme
+    readme_screenshot(page, "run-page")  # the README's picture: 1400x900, light theme
     page.get_by_role("button", name="Copy the command to the clipboard").click()
     page.wait_for_function("document.querySelector('button.copy').textContent === 'Copied'")
     assert page.evaluate("navigator.clipboard.readText()") == world.main["command"]

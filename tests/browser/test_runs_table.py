@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from browser.conftest import serve
-from helpers.browser import new_page, screenshot, wait_until
+from helpers.browser import new_page, readme_screenshot, wait_until
 from helpers.servers import Server
 from proj.tracking.open import open_store
 from proj.tracking.records import ChildRun, MetricPoint
@@ -387,10 +387,7 @@ def test_readme_screenshots(browser: Any, ui_server: Server, data: Data, dark: b
             i for i in range(N) if final_loss(i) < 0.8 and i % 3 != 2]))), what="the filtered table")
         loaded(page)
         name = "runs-table-dark" if dark else "runs-table"
-        path = ROOT / "docs" / "screenshots" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(path))
-        screenshot(page, name)
+        readme_screenshot(page, name)
         assert page.errors == []
 
 

@@ -74,6 +74,19 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
+README_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def readme_screenshot(page: Any, name: str) -> Path:
+    """A picture for the README: ``docs/screenshots/<name>.png`` when PROJ_UPDATE_SCREENSHOTS=1 (so a test run
+    leaves the checked-in files alone), else beside the other test artifacts."""
+    folder = README_SHOTS if os.environ.get("PROJ_UPDATE_SCREENSHOTS") == "1" else ARTIFACTS / "readme"
+    path = folder / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    return path
+
+
 def wait_until(predicate: Any, timeout: float = 15.0, what: str = "condition") -> Any:
     """Poll ``predicate`` (a Python callable reading the page) until it returns a true value."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ from proj.auth import hashing
 from proj.auth.permissions import permission, resource_type
 from proj.auth.store import AuditEntry, AuthStore, Grant, Token, User
 from proj.errors import AlreadyExists, NotFound, StoreDamaged, UsageError
-from proj.tracking.dbfile import connect
+from proj.tracking.dbfile import connect, write_transaction
 
 log = logging.getLogger("proj.auth")
 
@@ -91,18 +91,8 @@ class SqliteAuthStore(AuthStore):
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         db = self._db
-        if db.in_transaction:
+        with write_transaction(db, lambda: db.execute("BEGIN IMMEDIATE")):
             yield db
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        if db.in_transaction:
-            db.execute("COMMIT")
 
     def transaction(self) -> Any:
         return self._tx()

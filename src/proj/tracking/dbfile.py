@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from proj.errors import StoreDamaged, StoreError
 from proj.paths import STORE_FILE, StoreLayout
@@ -42,6 +43,24 @@ def connect(db: Path, *, readonly: bool) -> sqlite3.Connection:
         conn.close()
         conn = _ro(uri + "&immutable=1")
     return conn
+
+
+@contextmanager
+def write_transaction(db: Any, begin: Callable[[], object]) -> Iterator[Any]:
+    """One write transaction on ``db`` (sqlite3 or tracking.pg_connection), opened by ``begin`` (SQLite's
+    BEGIN IMMEDIATE, PostgreSQL's advisory-locked BEGIN); inside one already, the caller's is joined."""
+    if db.in_transaction:
+        yield db
+        return
+    begin()
+    try:
+        yield db
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    if db.in_transaction:
+        db.execute("COMMIT")
 
 
 def _ro(uri: str) -> sqlite3.Connection:

@@ -17,6 +17,7 @@ import psycopg
 from proj.errors import StoreError, StoreMissing
 from proj.redact import mask_url
 from proj.tracking import migrations
+from proj.tracking.dbfile import write_transaction
 from proj.tracking.pg_connection import PgConnection
 from proj.tracking.records import SCHEMA_VERSION
 from proj.tracking.sql_dialect import ddl_to_postgres, tables_of
@@ -192,18 +193,8 @@ class PostgresStore(SqliteStore):
         """One write transaction, serialised with every other writer as SQLite's BEGIN IMMEDIATE serialises
         them (pg_connection.WRITE_LOCK)."""
         db: PgConnection = self._db  # type: ignore[assignment]
-        if db.in_transaction:
+        with write_transaction(db, db.begin_write):
             yield db
-            return
-        db.begin_write()
-        try:
-            yield db
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        if db.in_transaction:
-            db.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

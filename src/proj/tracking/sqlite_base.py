@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from proj.errors import InvalidState, NotFound, UsageError
+from proj.tracking.dbfile import write_transaction
 from proj.tracking.records import (
     ACTIVE,
     ACTIVE_ONLY,
@@ -111,18 +112,8 @@ class SqliteBase(RunStore):
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction, taken IMMEDIATE so concurrent writers queue instead of deadlocking."""
         db = self._db
-        if db.in_transaction:
+        with write_transaction(db, lambda: db.execute("BEGIN IMMEDIATE")):
             yield db
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        if db.in_transaction:
-            db.execute("COMMIT")
 
     def _record(self, row: tuple[Any, ...]) -> RunRecord:
         (rid, exp, name, status, start, end, user, host, pid, source, project, entry, command, code, phase,

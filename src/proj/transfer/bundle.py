@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Callable
 
 from proj.errors import UsageError
@@ -110,3 +112,24 @@ def parents_first(bundles: list[Bundle]) -> list[Bundle]:
     for bundle in sorted(bundles, key=lambda b: float(b.record.get("start_time") or 0)):
         add(bundle, set())
     return ordered
+
+
+def file_opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: open(path, "rb")
+
+
+def files_under(top: Path, prefix: str) -> list["FileEntry"]:
+    """Every regular file below ``top`` as ``<prefix>/<relative path>``, in name order with its sha256;
+    symlinks are never followed (a run or a client wrote these folders)."""
+    out: list[FileEntry] = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        base = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
+        for name in sorted(filenames):
+            path = base / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            opener = file_opener(path)
+            sha, size = sha256_of(opener)
+            out.append(FileEntry(f"{prefix}/{path.relative_to(top).as_posix()}", size, sha, opener))
+    return out

@@ -2,7 +2,6 @@
 or its file store (an ``mlruns/`` directory: meta.yaml, params/, metrics/, tags/, inputs/, artifacts/)."""
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -13,8 +12,7 @@ from proj.report import Reporter
 from proj.safe_yaml import load_untrusted
 from proj.tracking import mlflow_tags as tags_of
 from proj.tracking.records import FAILED, FINISHED, KILLED, RUNNING, SCHEDULED
-from proj.transfer.bundle import IMPORTED_FROM, Bundle, FileEntry, TransferError, number_out, sha256_of
-from proj.transfer.proj_source import _file_opener
+from proj.transfer.bundle import IMPORTED_FROM, Bundle, FileEntry, TransferError, files_under, number_out
 
 FILE_STATUSES = {1: RUNNING, 2: SCHEDULED, 3: FINISHED, 4: FAILED, 5: KILLED}
 Selector = Callable[[dict[str, Any]], bool]
@@ -49,18 +47,7 @@ def _artifact_files(root: Path, run_id: str, reporter: Reporter) -> list[FileEnt
         return []
     if not root.is_dir():
         return []
-    out: list[FileEntry] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        base = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
-        for name in sorted(filenames):
-            path = base / name
-            if path.is_symlink() or not path.is_file():
-                continue
-            opener = _file_opener(path)
-            sha, size = sha256_of(opener)
-            out.append(FileEntry(f"artifacts/{path.relative_to(root).as_posix()}", size, sha, opener))
-    return out
+    return files_under(root, "artifacts")
 
 
 def local_artifacts(uri: str | None, base: Path) -> Path | None:

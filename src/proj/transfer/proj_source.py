@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
@@ -12,7 +11,16 @@ from proj.report import Reporter
 from proj.tracking import mlflow_tags as tags_of
 from proj.tracking.records import RUNNING, RunRecord
 from proj.tracking.store import RunStore
-from proj.transfer.bundle import IMPORTED_FROM, INCOMPLETE, Bundle, FileEntry, TransferError, number_out, sha256_of
+from proj.transfer.bundle import (
+    IMPORTED_FROM,
+    INCOMPLETE,
+    Bundle,
+    FileEntry,
+    TransferError,
+    files_under,
+    number_out,
+    sha256_of,
+)
 
 # What a run record keeps of RunRecord besides what is filled below (ids are remapped by the writer).
 RECORD_FIELDS = ("name", "status", "start_time", "end_time", "user", "host", "source", "project_name", "entry_point",
@@ -127,23 +135,9 @@ def _local_files(run_dir: Path) -> list[FileEntry]:
     out: list[FileEntry] = []
     for sub in ("artifacts", "logs"):
         top = run_dir / sub
-        if top.is_symlink() or not top.is_dir():
-            continue
-        for dirpath, dirnames, filenames in os.walk(top):
-            base = Path(dirpath)
-            dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
-            for name in sorted(filenames):
-                path = base / name
-                if path.is_symlink() or not path.is_file():
-                    continue
-                opener = _file_opener(path)
-                sha, size = sha256_of(opener)
-                out.append(FileEntry(f"{sub}/{path.relative_to(top).as_posix()}", size, sha, opener))
+        if not top.is_symlink() and top.is_dir():
+            out += files_under(top, sub)
     return out
-
-
-def _file_opener(path: Path) -> Callable[[], IO[bytes]]:
-    return lambda: open(path, "rb")
 
 
 def _remote_files(store: Any, run: RunRecord) -> list[FileEntry]:

@@ -138,11 +138,15 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_bad_store_uri_is_one_line(tmp_path: Path) -> None:
-    # no PostgreSQL server is involved: a postgresql:// URI (issue 17's) is refused in one line before anything starts
-    out = _proj_server("--backend-store-uri", "postgresql://db/x", "--port", str(free_port()), cwd=tmp_path)
-    assert out.returncode != 0 and out.stderr.startswith("proj: error:") and "postgresql" in out.stderr
-    assert out.stderr.strip().count("\n") == 0, out.stderr
+@pytest.mark.parametrize(("uri", "said"), [
+    ("mysql://db/x", "'mysql://db/x' is not supported"),  # a scheme proj does not serve
+    # a PostgreSQL server that cannot be reached (no server is involved: the host does not resolve)
+    ("postgresql://user:s3cret-pw@db.invalid/x", "PostgreSQL store db.invalid:5432/x cannot be opened"),
+])
+def test_bad_store_uri_is_one_line(tmp_path: Path, uri: str, said: str) -> None:
+    out = _proj_server("--backend-store-uri", uri, "--port", str(free_port()), cwd=tmp_path)
+    assert out.returncode != 0 and out.stderr.startswith("proj: error:") and said in out.stderr, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "s3cret-pw" not in out.stderr, out.stderr
 
 
 def test_damaged_store_is_one_line(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from _util import MLFLOW_VENV, median  # noqa: E402
 from bench_server import Client, fill_mlflow, fmt, free_port, serving  # noqa: E402
 from gen_ui_store import generate  # noqa: E402 - puts this checkout's src/ first on sys.path
-from helpers.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from helpers.browser import chromium  # noqa: E402 - the tests' launch: system Chromium, same flags
 from proj.tracking.open import open_store  # noqa: E402
 from proj.tracking.records import ChildRun, MetricPoint  # noqa: E402
 
@@ -102,19 +102,6 @@ def long_metric(store_dir: Path, run_id: str) -> tuple[str, int, float, float]:
 
 
 # ---------------------------------------------------------------- proj's UI
-
-@contextmanager
-def chromium() -> Iterator[Any]:
-    """The system Chromium, launched as tests/helpers/browser.py launches it (never `playwright install`)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
 
 @contextmanager
 def fresh_page(browser: Any, url: str) -> Iterator[Any]:

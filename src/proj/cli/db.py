@@ -62,7 +62,8 @@ def _upgrade_sqlite(uri: str) -> tuple[int, int]:
         before = steps or migrations.LATEST  # made before the steps were counted, with today's schema
     else:
         before = min(steps, migrations.LATEST - 1)
-    open_store(uri, create=True).close()  # migrates in one transaction, as `proj run` does on open
+    # an existing store only: a mistyped path is StoreMissing, never a new empty store
+    open_store(uri, create=False, write=True).close()  # migrates in one transaction, as `proj run` does on open
     return before, migrations.LATEST
 
 

@@ -130,6 +130,13 @@ def test_db_upgrade_of_an_older_sqlite_store(proj, tmp_path: Path) -> None:
     assert out.code == 0 and out.stdout.strip() == f"{store}: schema version 1 -> {migrations.LATEST}", out
 
 
+def test_db_upgrade_of_a_store_that_is_not_there_creates_nothing(proj, tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "store"
+    out = proj("db", "upgrade", str(missing))
+    assert out.code != 0 and out.stderr.startswith("proj: error:") and str(missing) in out.stderr, out
+    assert out.stderr.strip().count("\n") == 0 and not (tmp_path / "typo").exists()
+
+
 def _server(proj, store: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     return proj("server", "--backend-store-uri", store, "--artifacts-destination", str(tmp_path / "files"),
                 "--port", str(free_port()), timeout=60)

@@ -66,6 +66,9 @@ class LocalDestination:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or damaged run.json
+            raise TransferError(f"run {bundle.source_id}: its record is damaged ({type(exc).__name__}: {exc}); "
+                                f"the run was not imported") from None
         except sqlite3.Error as exc:
             error = translate(exc, self.root / DB_NAME)
             if error is None:

@@ -98,6 +98,25 @@ def test_a_database_failure_inside_the_transaction_leaves_no_row_and_no_folder(t
     assert store.list_runs(limit=None) == [] and list((dest / "runs").iterdir()) == []
 
 
+@pytest.mark.parametrize("damage", ["no status", "param without key", "short metric", "dataset without digest"])
+def test_a_damaged_record_is_one_line_and_leaves_no_row_and_no_folder(tmp_path: Path, damage: str) -> None:
+    """A hand-edited run.json (a key missing, a metric cut short) is a TransferError naming the run, no KeyError."""
+    dest = tmp_path / "dest"
+    broken = _bundle(ID_A)
+    if damage == "no status":
+        del broken.record["status"]
+    elif damage == "param without key":
+        broken.record["params"] = [{"value": "1"}]
+    elif damage == "short metric":
+        broken.record["metrics"] = [["loss", 1.0]]
+    else:
+        broken.record["datasets"] = [{"name": "d"}]
+    with pytest.raises(TransferError, match=f"run {ID_A} not imported .*its record is damaged"):
+        import_runs([broken], str(dest), Collector())
+    store = open_store(str(dest), create=False)
+    assert store.list_runs(limit=None) == [] and list((dest / "runs").iterdir()) == []
+
+
 @pytest.mark.parametrize(("path", "reason"), [("../x", "'..'"), ("artifacts/../../x", "'..'"), ("/etc/passwd", "absolute"),
                                               ("secrets/x", "not under"), ("artifacts\\x", "backslash"),
                                               ("artifacts//x", "empty")])

@@ -41,6 +41,7 @@ class PgConnection:
     """One psycopg connection in autocommit mode; BEGIN/COMMIT/ROLLBACK pass through as on sqlite3."""
 
     def __init__(self, conninfo: str, tables: dict[str, Table]) -> None:
+        self._conninfo = conninfo
         self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
         self._tables = tuple(sorted(tables.items()))
         self._open = False
@@ -56,9 +57,11 @@ class PgConnection:
     def execute(self, sql: str, args: Sequence[Any] | None = None) -> PgCursor:
         word = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
         if word in ("BEGIN", "COMMIT", "ROLLBACK", "END"):
-            self._conn.execute("BEGIN" if word == "BEGIN" else word)
+            conn = self._live() if word == "BEGIN" else self._conn
+            self._open = False  # a COMMIT or ROLLBACK that fails ends it too (a lost connection's is gone with it)
+            conn.execute("BEGIN" if word == "BEGIN" else word)
             self._open = word == "BEGIN"
-            return PgCursor(self._conn.cursor(), None)
+            return PgCursor(conn.cursor(), None)
         done = to_postgres(sql, self._tables)
         cursor = self._run(done, lambda c: c.execute(done.sql, arguments(args, done.globs)))
         lastrowid = None
@@ -70,13 +73,13 @@ class PgConnection:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> PgCursor:
         done = to_postgres(sql, self._tables)
         rows = list(rows)
-        cursor = self._conn.cursor()
+        cursor = self._live().cursor()
         if rows:
             self._run(done, lambda c: c.executemany(done.sql, [arguments(r, done.globs) for r in rows]), cursor)
         return PgCursor(cursor, None)
 
     def _run(self, done: Translated, call: Any, cursor: psycopg.Cursor[Any] | None = None) -> psycopg.Cursor[Any]:
-        cursor = cursor or self._conn.cursor()
+        cursor = cursor or self._live().cursor()
         try:
             call(cursor)
         except pg_errors.IntegrityError as exc:  # the store's parts catch sqlite3's (a taken name, a key)
@@ -85,7 +88,15 @@ class PgConnection:
 
     def raw(self, sql: str) -> None:
         """A statement in PostgreSQL's own words (the migration's DDL), not translated."""
-        self._conn.execute(sql)
+        self._live().execute(sql)
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, opened again if the server dropped it (a restart, an idle timeout) between transactions:
+        the failed call was one line (PostgresStore's guard), and a handle kept per server thread must not fail
+        every later request. Inside a transaction the loss stands: its work is gone."""
+        if self._conn.broken and not self._open:
+            self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        return self._conn
 
     def close(self) -> None:
         self._conn.close()

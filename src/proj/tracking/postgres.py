@@ -198,8 +198,11 @@ class PostgresStore(SqliteStore):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._tx():
-            yield
+        try:
+            with self._tx():
+                yield
+        except psycopg.OperationalError as exc:  # not under _guard (a context manager): the same one line
+            raise StoreError(f"PostgreSQL store {where(self.uri)}: {_first_line(exc)}") from None
 
     def metric_history_wire(self, run_id: str, key: str, max_results: int = MAX_HISTORY_PAGE,
                             page_token: str | None = None) -> tuple[list[Any], str | None]:

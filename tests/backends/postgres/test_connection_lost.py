@@ -1,0 +1,45 @@
+"""A PostgreSQL store whose connection the server ends (a restart, an idle timeout): the call that meets it is one
+StoreError line, and the same handle (the server keeps one per thread) works again on the next call."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from helpers.postgres import Cluster
+from proj.errors import StoreError
+from proj.tracking.open import open_store
+
+
+def _end_connections(cluster: Cluster, uri: str) -> None:
+    database = urlsplit(uri).path.lstrip("/")
+    cluster.psql("postgres", f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+
+
+def test_lost_between_calls_is_one_line_then_reconnects(pg_cluster: Cluster, pg_store_uri: str,
+                                                        tmp_path: Path) -> None:
+    store = open_store(pg_store_uri, files_root=tmp_path, upgrade=False)
+    try:
+        _end_connections(pg_cluster, pg_store_uri)
+        with pytest.raises(StoreError, match="PostgreSQL store 127.0.0.1:"):
+            with store.transaction():
+                pass
+        assert store.get_experiment("0").name == "Default"
+    finally:
+        store.close()  # type: ignore[attr-defined]
+
+
+def test_lost_inside_a_transaction_ends_it(pg_cluster: Cluster, pg_store_uri: str, tmp_path: Path) -> None:
+    store = open_store(pg_store_uri, files_root=tmp_path, upgrade=False)
+    try:
+        with pytest.raises(StoreError, match="PostgreSQL store 127.0.0.1:"):
+            with store.transaction():
+                store.create_experiment("lost")
+                _end_connections(pg_cluster, pg_store_uri)
+                store.create_experiment("lost too")
+        assert store.get_experiment_by_name("lost") is None  # the transaction's work went with the connection
+        store.create_experiment("after")
+        assert store.get_experiment_by_name("after") is not None
+    finally:
+        store.close()  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ import pytest
 from helpers.browser import readme_screenshot, wait_until
 from helpers.cli import Proj
 from helpers.git_repos import commit, git
+from helpers.projects import MODEL_PROJECT, PREDICTOR
 from helpers.servers import proj_server
 from proj.tracking.open import open_store
 from proj.tracking.records import DatasetRecord, RunInput
@@ -21,24 +22,6 @@ from proj.tracking.records import DatasetRecord, RunInput
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "fraud eu #1 50%"  # renamed to this: a space, '#' and '%' must be encoded in links
 QUOTED = "o'neil \"q\" 100%_x"  # both quotes: no quoted string of MLflow's filter grammar can hold the name
-MLPROJECT = ("entry_points:\n  main:\n    parameters:\n      k: {type: int, default: 3}\n"
-             "      data: {type: path, default: data.csv}\n    command: 'python train.py {k} {data}'\n")
-PREDICTOR = '''\
-class Doubler:
-    def __init__(self, k):
-        self.k = k
-
-    def predict(self, rows):
-        return [self.k * r for r in rows]
-'''
-TRAIN = '''\
-import sys
-import proj_client
-from predictor import Doubler
-proj_client.log_metric("acc", 0.25 * int(sys.argv[1]))
-proj_client.save_model(Doubler(int(sys.argv[1])), flavor="pickle")
-'''
-FILES = {"MLproject": MLPROJECT, "predictor.py": PREDICTOR, "train.py": TRAIN, "data.csv": "x,y\n1,2\n"}
 
 
 def _ok(proj: Proj, *args: str) -> str:
@@ -57,7 +40,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     repo = work / "project"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    sha = commit(repo, FILES, "first")
+    sha = commit(repo, MODEL_PROJECT, "first")
     runs = []
     for k in ("2", "3"):
         if k == "3":  # the second run is of a dirty tree: its lineage carries the uncommitted patch

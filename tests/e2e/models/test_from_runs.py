@@ -9,17 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from helpers.projects import PREDICTOR
 from proj.models.envfiles import parse_lock
 
 MLPROJECT = "entry_points:\n  main:\n    parameters:\n      k: {type: int, default: 3}\n    command: 'python train.py {k}'\n"
-PREDICTOR = '''\
-class Doubler:
-    def __init__(self, k):
-        self.k = k
-
-    def predict(self, rows):
-        return [self.k * r for r in rows]
-'''
 SAVE = '''\
 import sys
 import proj_client

@@ -12,25 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers.git_repos import commit, git
-
-MLPROJECT = ("entry_points:\n  main:\n    parameters:\n      k: {type: int, default: 3}\n"
-             "      data: {type: path, default: data.csv}\n    command: 'python train.py {k} {data}'\n")
-PREDICTOR = '''\
-class Doubler:
-    def __init__(self, k):
-        self.k = k
-
-    def predict(self, rows):
-        return [self.k * r for r in rows]
-'''
-TRAIN = '''\
-import sys
-import proj_client
-from predictor import Doubler
-proj_client.log_metric("acc", 0.25 * int(sys.argv[1]))
-proj_client.save_model(Doubler(int(sys.argv[1])), flavor="pickle")
-'''
-FILES = {"MLproject": MLPROJECT, "predictor.py": PREDICTOR, "train.py": TRAIN, "data.csv": "x,y\n1,2\n"}
+from helpers.projects import MODEL_PROJECT, PREDICTOR
 
 
 def _run(proj, where: str, *args: str) -> dict:
@@ -64,7 +46,7 @@ def _sha(path: Path) -> str:
 
 
 def test_register_promote_and_the_version_outlives_its_run_folder(proj, make_project, tmp_path: Path) -> None:
-    run = _run(proj, str(make_project(FILES)))
+    run = _run(proj, str(make_project(MODEL_PROJECT)))
     assert _ok(proj, "register", f"runs:/{run['id']}/model", "fraud", "--description", "first").strip() == "1"
     assert _ok(proj, "register", run["id"][:10], "fraud").strip() == "2"  # proj's RUN[/PATH] works too
     listed = _json(proj, "versions", "fraud")
@@ -93,7 +75,7 @@ def test_register_promote_and_the_version_outlives_its_run_folder(proj, make_pro
 
 
 def test_protection_and_history_at_a_past_time(proj, make_project) -> None:
-    run = _run(proj, str(make_project(FILES)))
+    run = _run(proj, str(make_project(MODEL_PROJECT)))
     for _ in range(2):
         _ok(proj, "register", f"runs:/{run['id']}/model", "fraud")
     _ok(proj, "stage", "fraud", "1", "Production")
@@ -133,7 +115,7 @@ def test_protection_and_history_at_a_past_time(proj, make_project) -> None:
 def test_lineage_of_a_dirty_git_run_and_require_verdict_after_a_real_reproduce(proj, make_project) -> None:
     repo = make_project({})
     git(repo, "init", "-q")
-    sha = commit(repo, FILES, "first")
+    sha = commit(repo, MODEL_PROJECT, "first")
     git(repo, "remote", "add", "origin", "https://git.example.com/team/fraud.git")
     (repo / "predictor.py").write_text(PREDICTOR + "# tuned by hand, not committed\n")
     run = _run(proj, str(repo))
@@ -169,7 +151,7 @@ def test_lineage_of_a_dirty_git_run_and_require_verdict_after_a_real_reproduce(p
 def test_lineage_of_a_run_from_a_git_url(proj, make_project) -> None:
     repo = make_project({})
     git(repo, "init", "-q")
-    sha = commit(repo, FILES, "first")
+    sha = commit(repo, MODEL_PROJECT, "first")
     run = _run(proj, f"file://{repo}", "--version", sha)
     _ok(proj, "register", f"runs:/{run['id']}", "fraud")  # the run's only model
     info = _json(proj, "lineage", f"runs:/{run['id']}/model")

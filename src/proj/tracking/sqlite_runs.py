@@ -257,17 +257,22 @@ class SqliteClientRuns(SqliteBase):
         with self._tx() as db:
             experiment_id, _ = self._run_state(db, run_id)
             for item in inputs:
-                d = item.dataset
-                db.execute("INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema, profile)"
-                           " VALUES (?,?,?,?,?,?,?) ON CONFLICT(experiment_id, name, digest) DO NOTHING",
-                           (experiment_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile))
-                dataset_id = db.execute("SELECT id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
-                                        (experiment_id, d.name, d.digest)).fetchone()[0]
-                # logged again (autologging does): the first input's tags stay, as MLflow keeps them
-                db.execute("INSERT INTO run_inputs VALUES (?,?,?) ON CONFLICT(run_id, dataset_id) DO NOTHING",
-                           (run_id, dataset_id, json.dumps(item.tags, sort_keys=True)))
+                self._insert_input(db, run_id, experiment_id, item)
             db.executemany("INSERT OR REPLACE INTO run_models VALUES (?,?,?,'input')",
                            [(run_id, m.model_id, m.step) for m in models])
+
+    @staticmethod
+    def _insert_input(db: sqlite3.Connection, run_id: str, experiment_id: int, item: RunInput) -> None:
+        """The one insert path for a run's dataset input (logged, or imported by `proj runs import`)."""
+        d = item.dataset
+        db.execute("INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema, profile)"
+                   " VALUES (?,?,?,?,?,?,?) ON CONFLICT(experiment_id, name, digest) DO NOTHING",
+                   (experiment_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile))
+        dataset_id = db.execute("SELECT id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
+                                (experiment_id, d.name, d.digest)).fetchone()[0]
+        # logged again (autologging does): the first input's tags stay, as MLflow keeps them
+        db.execute("INSERT INTO run_inputs VALUES (?,?,?) ON CONFLICT(run_id, dataset_id) DO NOTHING",
+                   (run_id, dataset_id, json.dumps(item.tags, sort_keys=True)))
 
     def log_outputs(self, run_id: str, models: list[ModelOutput]) -> None:
         with self._tx() as db:

@@ -17,7 +17,7 @@ from proj.errors import InvalidState
 from proj.paths import StoreLayout
 from proj.tracking import mlflow_tags as tags_of
 from proj.tracking.dbfile import DB_NAME, connect, translate
-from proj.tracking.records import MetricPoint
+from proj.tracking.records import DatasetRecord, MetricPoint, RunInput
 from proj.tracking.sqlite import SqliteStore
 from proj.transfer.bundle import CHUNK, IMPORTED_FROM, Bundle, TransferError, check_file_path, number_in
 
@@ -147,14 +147,9 @@ class LocalDestination:
 
     def _datasets(self, run_id: str, exp_id: int, datasets: list[dict[str, Any]]) -> None:
         for d in datasets:
-            self._db.execute("INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema, profile)"
-                             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(experiment_id, name, digest) DO NOTHING",
-                             (exp_id, d["name"], d["digest"], d.get("source_type", ""), d.get("source", ""),
-                              d.get("schema"), d.get("profile")))
-            dataset_id = self._db.execute("SELECT id FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
-                                          (exp_id, d["name"], d["digest"])).fetchone()[0]
-            self._db.execute("INSERT INTO run_inputs VALUES (?,?,?) ON CONFLICT(run_id, dataset_id) DO NOTHING",
-                             (run_id, dataset_id, json.dumps(d.get("tags") or {}, sort_keys=True)))
+            dataset = DatasetRecord(d["name"], d["digest"], d.get("source_type", ""), d.get("source", ""),
+                                    d.get("schema"), d.get("profile"))
+            SqliteStore._insert_input(self._db, run_id, exp_id, RunInput(dataset, d.get("tags") or {}))
 
     def _experiment(self, name: str, tags: dict[str, str]) -> int:
         """The experiment called ``name`` here, created (with the source's tags) when missing."""

@@ -24,7 +24,7 @@ from proj.server.auth.guard import ServerAuth
 from proj.server.auth.middleware import AuthMiddleware
 from proj.server.protocol.call import Call, Handler, JsonDict
 from proj.server.protocol.errors import error_response, from_exception
-from proj.server.protocol.validate import QueryArgs
+from proj.server.protocol.validate import query_args
 from proj.server.routes import API_PREFIXES, ENDPOINTS
 from proj.server.state import ServerState
 from proj.server.ui.routes import routes as ui_routes
@@ -47,17 +47,6 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def _json_response(payload: JsonDict) -> Response:
     return Response(orjson.dumps(payload), media_type=_JSON)
-
-
-def _query(request: Request) -> QueryArgs:
-    args = QueryArgs()
-    for key, value in request.query_params.multi_items():
-        if key in args:
-            previous = args[key]
-            args[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            args[key] = value
-    return args
 
 
 async def _body(request: Request) -> tuple[dict[str, Any], int]:
@@ -88,7 +77,7 @@ def endpoint(handler: Handler) -> Endpoint:
         body: dict[str, Any]
         try:
             if request.method == "GET":
-                body, size = _query(request), 0
+                body, size = query_args(request.query_params.multi_items()), 0
             else:
                 body, size = await _body(request)
             result = await run_in_threadpool(_invoke, handler, state, body, dict(request.path_params), size)

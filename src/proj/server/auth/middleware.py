@@ -15,6 +15,7 @@ from proj.errors import ProjError
 from proj.server.auth import rules as r
 from proj.server.auth.guard import Denied, ServerAuth, Verdict
 from proj.server.protocol.errors import status_of
+from proj.server.protocol.validate import query_args
 from proj.server.state import ServerState
 
 log = logging.getLogger("proj.auth")
@@ -45,17 +46,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
-
-
-def _query_fields(query: str) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key in fields:
-            previous = fields[key]
-            fields[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            fields[key] = value
-    return fields
 
 
 class AuthMiddleware:
@@ -92,8 +82,8 @@ class AuthMiddleware:
         rule = r.rule_for(template, method) or r.NO_RULE
         original = receive
         body, receive = await self._body(scope, receive, method)
-        fields: dict[str, Any] = {**_query_fields(scope.get("query_string", b"").decode("latin-1")), **body,
-                                  **params}
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        fields: dict[str, Any] = {**query_args(query), **body, **params}
         state: ServerState = scope["app"].state.tracking
         try:
             verdict: Verdict = await run_in_threadpool(

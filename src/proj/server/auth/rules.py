@@ -48,7 +48,6 @@ def route_key(path: str) -> str:
 
 
 _R, _E, _M = READ, EDIT, MANAGE
-_MV = ("/mlflow/model-versions", "/mlflow/registered-models")
 
 RULES: dict[tuple[str, str], Rule] = {
     # experiments

@@ -8,7 +8,7 @@ import math
 import os
 import posixpath
 import re
-from typing import Any
+from typing import Any, Iterable
 
 from proj.errors import UsageError
 
@@ -37,6 +37,18 @@ _INT64 = (-(2**63), 2**63 - 1)
 
 class QueryArgs(dict[str, Any]):
     """A GET request's query parameters: a key given once is a string, one given several times a list."""
+
+
+def query_args(pairs: Iterable[tuple[str, str]]) -> QueryArgs:
+    """The query's (key, value) pairs as QueryArgs (the app's handlers and the auth middleware read them alike)."""
+    args = QueryArgs()
+    for key, value in pairs:
+        if key in args:
+            previous = args[key]
+            args[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            args[key] = value
+    return args
 
 
 def invalid_value(path: str, value: Any, message: str | None = None) -> str:

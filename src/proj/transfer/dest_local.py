@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from proj.errors import InvalidState
 from proj.paths import StoreLayout
 from proj.tracking import mlflow_tags as tags_of
 from proj.tracking.dbfile import DB_NAME, connect, translate
@@ -152,18 +151,13 @@ class LocalDestination:
             SqliteStore._insert_input(self._db, run_id, exp_id, RunInput(dataset, d.get("tags") or {}))
 
     def _experiment(self, name: str, tags: dict[str, str]) -> int:
-        """The experiment called ``name`` here, created (with the source's tags) when missing."""
-        row = self._db.execute("SELECT id, lifecycle_stage FROM experiments WHERE name = ?", (name,)).fetchone()
-        if row is not None:
-            if row[1] != "active":
-                raise InvalidState(f"experiment {name!r} (id {row[0]}) is deleted in {self.root}: restore it before "
-                                   f"importing runs into it")
-            return int(row[0])
-        now = time.time()
-        exp_id = int(self._db.execute("INSERT INTO experiments (name, created, last_update_time) VALUES (?,?,?)",
-                                      (name, now, now)).lastrowid or 0)
-        self._db.executemany("INSERT OR REPLACE INTO experiment_tags VALUES (?,?,?)",
-                             [(exp_id, k, v) for k, v in tags.items()])
+        """The experiment called ``name`` here, created (with the source's tags) when missing; a deleted one is
+        refused, as for `proj run` (the store's own lookup)."""
+        new = self._db.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone() is None
+        exp_id = self.store._experiment_id(self._db, name)
+        if new:
+            self._db.executemany("INSERT OR REPLACE INTO experiment_tags VALUES (?,?,?)",
+                                 [(exp_id, k, v) for k, v in tags.items()])
         return exp_id
 
     def _link_snapshot(self, bundle: Bundle, run_dir: Path) -> None:

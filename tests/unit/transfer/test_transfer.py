@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from proj.errors import InvalidState
 from proj.report import Collector
 from proj.tracking.open import open_store
 from proj.transfer.archive import Archive, write_archive
@@ -95,6 +96,15 @@ def test_a_database_failure_inside_the_transaction_leaves_no_row_and_no_folder(t
     with pytest.raises(Exception):  # noqa: B017,PT011 - sqlite's IntegrityError, whatever the store makes of it
         LocalDestination(open_store(str(dest))).write(broken, ID_A, None)
     store = open_store(str(dest), create=False)
+    assert store.list_runs(limit=None) == [] and list((dest / "runs").iterdir()) == []
+
+
+def test_a_run_of_a_deleted_experiment_is_refused_in_one_line(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    store = open_store(str(dest))
+    store.delete_experiment(store.create_experiment("exp"))
+    with pytest.raises(InvalidState, match=f"run {ID_A} not imported .*experiment 'exp' .* is deleted"):
+        import_runs([_bundle(ID_A)], str(dest), Collector())
     assert store.list_runs(limit=None) == [] and list((dest / "runs").iterdir()) == []
 
 

@@ -23,14 +23,9 @@ def upgrade(uri: str) -> None:
         raise StoreError(f"{mask_url(uri)} is a tracking server: upgrade the store it serves (its "
                          "--backend-store-uri) where the server runs")
     if uri.lower().startswith(POSTGRES_SCHEMES):
-        from proj.tracking.postgres import connect, where
-        from proj.tracking.postgres import upgrade as upgrade_pg
+        from proj.tracking.postgres import upgrade_uri, where
 
-        conn = connect(uri)
-        try:
-            before, after = upgrade_pg(conn)
-        finally:
-            conn.close()
+        before, after = upgrade_uri(uri)
         _report(f"PostgreSQL {where(uri)}", before, after)
         return
     before, after = _upgrade_sqlite(uri)

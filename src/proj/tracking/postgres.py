@@ -34,7 +34,9 @@ from proj.tracking.sqlite_schema import (
     default_experiment_id,
 )
 
-SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+# What the user or the server's administrator must mend (the server gone, a timeout, a role without the right to
+# create tables): one line naming the database. Any other psycopg error is proj's own bug and keeps its traceback.
+_REFUSED = (psycopg.OperationalError, psycopg.errors.InsufficientPrivilege)
 _DDL = _SCHEMA + ENTITY_SCHEMA + ";" + _MODELS_SCHEMA + ";\n" + BLOCKS_SCHEMA
 TABLES = tables_of(_DDL)
 _TRIGGERS = (
@@ -44,10 +46,6 @@ _TRIGGERS = (
     "CREATE TRIGGER registry_events_no_change BEFORE UPDATE OR DELETE ON registry_events FOR EACH ROW"
     " EXECUTE FUNCTION registry_events_append_only()",
 )
-
-
-def is_postgres(uri: str | None) -> bool:
-    return bool(uri) and str(uri).lower().startswith(SCHEMES)
 
 
 def conninfo(uri: str) -> str:
@@ -114,6 +112,15 @@ def upgrade(db: PgConnection) -> tuple[int, int]:
         raise
     db.execute("COMMIT")
     return found, migrations.LATEST
+
+
+def upgrade_uri(uri: str) -> tuple[int, int]:
+    """``proj db upgrade`` of a postgresql:// URI: (from, to), a refusal in one line."""
+    db = connect(uri)
+    try:
+        return _guard_call(uri, upgrade, db)  # type: ignore[no-any-return]
+    finally:
+        db.close()
 
 
 def _step_1(db: PgConnection) -> None:
@@ -201,7 +208,7 @@ class PostgresStore(SqliteStore):
         try:
             with self._tx():
                 yield
-        except psycopg.OperationalError as exc:  # not under _guard (a context manager): the same one line
+        except _REFUSED as exc:  # not under _guard (a context manager): the same one line
             raise StoreError(f"PostgreSQL store {where(self.uri)}: {_first_line(exc)}") from None
 
     def metric_history_wire(self, run_id: str, key: str, max_results: int = MAX_HISTORY_PAGE,
@@ -231,7 +238,7 @@ def _wire(value: float | str) -> float | str:
 def _guard_call(uri: str, fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
-    except psycopg.OperationalError as exc:
+    except _REFUSED as exc:
         raise StoreError(f"PostgreSQL store {where(uri)}: {_first_line(exc)}") from None
 
 
@@ -240,7 +247,7 @@ def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except psycopg.OperationalError as exc:  # the server went away, a timeout: one line, not a traceback
+        except _REFUSED as exc:  # the server went away, a timeout: one line, not a traceback
             raise StoreError(f"PostgreSQL store {where(self.uri)}: {_first_line(exc)}") from None
     return wrapper
 

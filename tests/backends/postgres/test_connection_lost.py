@@ -1,5 +1,6 @@
 """A PostgreSQL store whose connection the server ends (a restart, an idle timeout): the call that meets it is one
-StoreError line, and the same handle (the server keeps one per thread) works again on the next call."""
+StoreError line, and the same handle (the server keeps one per thread) works again on the next call. A role that
+may not create the tables: one line too."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,3 +44,19 @@ def test_lost_inside_a_transaction_ends_it(pg_cluster: Cluster, pg_store_uri: st
         assert store.get_experiment_by_name("after") is not None
     finally:
         store.close()  # type: ignore[attr-defined]
+
+
+def test_a_role_without_create_rights_is_one_line(proj, pg_cluster: Cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    database = pg_cluster.create_database()
+    pg_cluster.psql(database, "CREATE ROLE weak LOGIN")  # PostgreSQL 15: no CREATE on schema public for others
+    uri = f"postgresql://weak@127.0.0.1:{pg_cluster.port}/{database}"
+    try:
+        for argv in (("db", "upgrade", uri), ("runs", "collect", "--tracking-uri", uri)):
+            out = proj(*argv, env={"PROJ_STORE_FILES": str(tmp_path / "files")})
+            assert out.code != 0, out
+            assert "Traceback" not in out.stderr, out
+            assert "permission denied for schema public" in out.stderr, out
+            assert len([line for line in out.stderr.splitlines() if line.strip()]) == 1, out
+    finally:
+        pg_cluster.drop_database(database)
+        pg_cluster.psql("postgres", "DROP ROLE IF EXISTS weak")

@@ -16,7 +16,7 @@ from typing import Any
 from proj.paths import StoreLayout
 from proj.tracking import mlflow_tags as tags_of
 from proj.tracking.dbfile import DB_NAME, connect, translate
-from proj.tracking.records import DatasetRecord, MetricPoint, RunInput
+from proj.tracking.records import DatasetRecord, MetricPoint, ParamRecord, RunInput
 from proj.tracking.sqlite import SqliteStore
 from proj.transfer.bundle import CHUNK, IMPORTED_FROM, Bundle, TransferError, check_file_path, number_in
 
@@ -65,7 +65,7 @@ class LocalDestination:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or damaged run.json
+        except (KeyError, TypeError, ValueError, AttributeError, sqlite3.IntegrityError) as exc:  # a damaged run.json
             raise TransferError(f"run {bundle.source_id}: its record is damaged ({type(exc).__name__}: {exc}); "
                                 f"the run was not imported") from None
         except sqlite3.Error as exc:
@@ -115,9 +115,9 @@ class LocalDestination:
              rec.get("host") or "", json.dumps(source), source.get("commit"), rec.get("project_name"),
              rec.get("entry_point") or "", rec.get("command") or "", json.dumps(rec.get("env") or {}), parent,
              json.dumps(rec.get("inputs") or {}), rec.get("reproduces"), rec.get("mlflow_run_id"), rec.get("request")))
-        db.executemany("INSERT INTO params VALUES (?,?,?,?,?,?)",
-                       [(run_id, p["key"], p["value"], json.dumps(p.get("typed", p["value"])),
-                         p.get("type") or "string", p.get("source") or "logged") for p in rec.get("params", [])])
+        SqliteStore._insert_params(db, run_id, [ParamRecord(p["key"], p["value"], p.get("typed", p["value"]),
+                                                            p.get("type") or "string", p.get("source") or "logged")
+                                                for p in rec.get("params", [])])
         tags = {**rec.get("tags", {}), IMPORTED_FROM: bundle.origin}
         if parent:
             tags[tags_of.PARENT_RUN_ID] = parent  # what MLflow clients read the nesting from (proj server)

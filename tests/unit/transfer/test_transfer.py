@@ -89,11 +89,11 @@ def test_a_file_that_does_not_match_its_sha256_leaves_no_trace(tmp_path: Path) -
 
 
 def test_a_database_failure_inside_the_transaction_leaves_no_row_and_no_folder(tmp_path: Path) -> None:
-    """A params row repeated (primary key): the INSERT fails after the runs row went in; both are rolled back."""
+    """A model row repeated (primary key): the INSERT fails after the runs row went in; both are rolled back."""
     dest = tmp_path / "dest"
     broken = _bundle(ID_A)
-    broken.record["params"] = broken.record["params"] * 2
-    with pytest.raises(Exception):  # noqa: B017,PT011 - sqlite's IntegrityError, whatever the store makes of it
+    broken.record["models"] = [{"path": "model", "valid": True, "flavors": [], "files": [], "mlmodel": {}}] * 2
+    with pytest.raises(TransferError, match=f"run {ID_A}: its record is damaged .*IntegrityError"):
         LocalDestination(open_store(str(dest))).write(broken, ID_A, None)
     store = open_store(str(dest), create=False)
     assert store.list_runs(limit=None) == [] and list((dest / "runs").iterdir()) == []

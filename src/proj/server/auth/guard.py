@@ -17,7 +17,7 @@ from proj.auth.policy import Identity, Policy, identify
 from proj.auth.ratelimit import FailedLogins
 from proj.auth.sqlite import SqliteAuthStore
 from proj.auth.store import AuthStore, Token, User
-from proj.errors import NotFound, ProjError
+from proj.errors import NotFound, ProjError, UsageError
 from proj.server import artifact_paths as ap
 from proj.server.auth import rules as r
 from proj.tracking.records import ALL
@@ -26,6 +26,7 @@ from proj.tracking.store import RunStore
 Fields = dict[str, Any]
 _CACHE_MAX = 10_000
 _VERSIONS_PAGE = 10_000
+_MAX_RUN_IDS = 1000  # every endpoint with a list of runs takes at most 100 (MAX_RUNS_BULK_HISTORY, ui's MAX_RUNS)
 
 
 class Denied(Exception):
@@ -227,7 +228,10 @@ class ServerAuth:
         return Verdict()
 
     def _runs(self, ident: Identity, run_ids: list[str], need: Permission, tracking: RunStore) -> Verdict:
-        for run_id in run_ids[:1000]:
+        if len(run_ids) > _MAX_RUN_IDS:  # refused, not checked in part: a run past the cap would go unchecked
+            raise UsageError(f"Invalid value {len(run_ids)} for parameter 'run_ids' supplied: at most {_MAX_RUN_IDS} "
+                             "runs per request.")
+        for run_id in run_ids:
             self._need_experiment(ident, self.experiment_of_run(tracking, run_id), need)
         return Verdict()
 

@@ -6,6 +6,7 @@ import math
 import os
 import sqlite3
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -51,6 +52,7 @@ _LAST_BLOCK = ("SELECT block, n, min_value, min_step, min_ts, max_value, max_ste
                " last_step, last_ts FROM metric_blocks WHERE run_id = ? AND key = ? ORDER BY block DESC LIMIT 1")
 _PUT_BLOCK = ("INSERT OR REPLACE INTO metric_blocks (run_id, key, block, n, min_value, min_step, min_ts, max_value,"
               " max_step, max_ts, first_step, first_ts, last_step, last_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_VALUE, _STEP_TIME = itemgetter(2), itemgetter(3, 4)  # of a metrics row (run_id, key, value, step, timestamp)
 BOUND_CHUNK = 10000  # well under SQLite's limit on bound parameters
 
 
@@ -218,13 +220,14 @@ class SqliteBase(RunStore):
         blocks: list[tuple[Any, ...]] = []
         for key, points in by_key.items():
             # Only each key's latest point of the batch can become the stored latest (a later row wins a tie).
-            last = points[0]
-            for row in points:
-                if (row[3], row[4]) >= (last[3], last[4]):
-                    last = row
-            numbers = [r[2] for r in points if r[2] is not None and r[2] == r[2]]  # NaN is no extreme
-            latest.append((*last, min(numbers, default=None), max(numbers, default=None)))
-            blocks += _blocks_after(db.execute(_LAST_BLOCK, (run_id, key)).fetchone(), run_id, key, points)
+            last = max(reversed(points), key=_STEP_TIME)  # max keeps the first it meets: the batch's last of equals
+            changed = _blocks_after(db.execute(_LAST_BLOCK, (run_id, key)).fetchone(), run_id, key, points)
+            # The key's extremes from the blocks these points changed: an open block's older extremes are already
+            # within the stored min and max (kept in the same transactions), so the upsert's rule is unchanged.
+            lows = [b[4] for b in changed if b[4] is not None]
+            highs = [b[7] for b in changed if b[7] is not None]
+            latest.append((*last, min(lows, default=None), max(highs, default=None)))
+            blocks += changed
         db.executemany(UPSERT_LATEST, latest)
         db.executemany(_PUT_BLOCK, blocks)
 
@@ -236,20 +239,24 @@ def _blocks_after(open_block: tuple[Any, ...] | None, run_id: str, key: str,
     out: list[tuple[Any, ...]] = []
     block: list[Any] | None = list(open_block) if open_block and open_block[1] < BLOCK_POINTS else None
     number = open_block[0] + 1 if open_block else 0
-    for _, _, value, step, ts in points:
+    start = 0
+    while start < len(points):  # a slice of points per block (min/max keep the first of equal values)
         if block is None:
-            block = [number, 0, None, None, None, None, None, None, step, ts, step, ts]
+            block = [number, 0, None, None, None, None, None, None, points[start][3], points[start][4], None, None]
             number += 1
-        block[1] += 1
-        block[10], block[11] = step, ts
-        if value is not None and value == value:
-            if block[2] is None or value < block[2]:
-                block[2:5] = value, step, ts
-            if block[5] is None or value > block[5]:
-                block[5:8] = value, step, ts
-        if block[1] == BLOCK_POINTS:
-            out.append((run_id, key, *block))
-            block = None
-    if block is not None:
+        chunk = points[start:start + BLOCK_POINTS - block[1]]
+        start += len(chunk)
+        block[1] += len(chunk)
+        block[10], block[11] = chunk[-1][3], chunk[-1][4]
+        numbers = [p for p in chunk if p[2] is not None and p[2] == p[2]]  # NaN (and NULL) is no extreme
+        if numbers:
+            low, high = min(numbers, key=_VALUE), max(numbers, key=_VALUE)
+            if block[2] is None or low[2] < block[2]:
+                block[2:5] = low[2], low[3], low[4]
+            if block[5] is None or high[2] > block[5]:
+                block[5:8] = high[2], high[3], high[4]
         out.append((run_id, key, *block))
+        if block[1] == BLOCK_POINTS:
+            block = None
     return out
+

@@ -92,6 +92,14 @@ def test_blocks_are_written_with_the_points_on_both_backends(store: SqliteStore)
         assert found == [(min(numbers), max(numbers))]
 
 
+def test_the_latest_point_of_a_batch_is_its_last_of_equal_step_and_time(store: SqliteStore) -> None:
+    run_id = store.create_client_run("0", "u", 1000.0, {}, None).id
+    store.log_client_batch(run_id, [MetricPoint("m", v, s, t) for v, s, t in
+                                    ((1.0, 5, 10.0), (2.0, 5, 10.0), (3.0, 4, 99.0), (4.0, 5, 9.0))])
+    found = raw(store, f"SELECT value, step, min_value, max_value FROM latest_metrics WHERE run_id = '{run_id}'")
+    assert found == [(2.0, 5, 1.0, 4.0)]
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32), count=st.integers(1, 2600), keys=st.integers(1, 3), shuffled=st.booleans(),
        nan_only=st.booleans())

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from proj.auth.permissions import DEFAULTS as DEFAULT_PERMISSIONS
+from proj.auth.ratelimit import MAX_FAILURES
 from proj.errors import UsageError
 from proj.settings import expand_user
 
@@ -17,7 +19,6 @@ if TYPE_CHECKING:
     from proj.auth.store import AuthStore
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-DEFAULT_PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")  # proj.auth.permissions.DEFAULTS
 _STORE_HELP = ("The run store: a directory, file:// or sqlite:///path/proj.db (default: ./.proj, or "
                "PROJ_TRACKING_URI), or postgresql://user:pass@host:port/db (its run folders in "
                "--artifacts-destination); with --auth its users are in auth.db beside it.")
@@ -41,7 +42,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 @click.option("--auth-default-permission", default="READ", show_default=True,
               type=click.Choice(DEFAULT_PERMISSIONS, case_sensitive=False),
               help="With --auth: what a user may do on an experiment or registered model nobody granted them.")
-@click.option("--auth-failed-logins", default=10, show_default=True, type=click.IntRange(1, 1_000_000),
+@click.option("--auth-failed-logins", default=MAX_FAILURES, show_default=True, type=click.IntRange(1, 1_000_000),
               metavar="N", help="With --auth: failed logins a client address may make per minute before its "
                                 "requests are answered 429 (Retry-After) for the rest of that minute.")
 @click.option("--ssl-keyfile", metavar="FILE", help="Serve HTTPS with this private key (with --ssl-certfile).")
@@ -69,12 +70,13 @@ def _store_option(f: Any) -> Any:
     return click.option("--backend-store-uri", "store_uri", metavar="URI", help=_STORE_HELP)(f)
 
 
-def _auth_store(ctx: click.Context, store_uri: str | None) -> "AuthStore":
-    """The auth store of the run store the server would serve (created with it when neither exists yet)."""
+def _auth_store(ctx: click.Context, store_uri: str | None, *, create: bool = False) -> "AuthStore":
+    """The auth store of the run store the server would serve (``create``: with it, when neither exists yet;
+    else a mistyped store is refused in one line, not made empty)."""
     from proj.auth.sqlite import SqliteAuthStore
     from proj.tracking.open import open_store
 
-    tracking = open_store(store_uri or (ctx.obj or {}).get("store"), create=True)
+    tracking = open_store(store_uri or (ctx.obj or {}).get("store"), create=create)
     root = tracking.root
     tracking.close()
     return SqliteAuthStore.beside(root)
@@ -118,8 +120,9 @@ def user() -> None:
 @click.pass_context
 def user_add(ctx: click.Context, name: str, admin: bool, store_uri: str | None) -> None:
     """Add user NAME (the password is read from stdin; there is no default password)."""
-    store = _auth_store(ctx, store_uri)
-    store.create_user(name, _read_password(name), is_admin=admin)
+    password = _read_password(name)  # before the store: a refused password leaves no store behind
+    store = _auth_store(ctx, store_uri, create=True)
+    store.create_user(name, password, is_admin=admin)
     store.audit("user-create", actor="cli", target=name, detail="admin" if admin else None)
     click.echo(f"user {name} added{' (admin)' if admin else ''}")
 

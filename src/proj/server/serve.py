@@ -9,6 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
+from proj.auth.ratelimit import MAX_FAILURES
 from proj.errors import ProjError, UsageError
 from proj.server.app import ENV_ARTIFACTS, ENV_AUTH, ENV_STORE, build_app, server_auth
 from proj.server.state import ServerState
@@ -46,8 +47,8 @@ def _tls(keyfile: Path | None, certfile: Path | None) -> dict[str, str]:
 
 
 def serve(store_uri: str | None, artifacts_destination: Path | None, host: str, port: int, workers: int,
-          log_level: str, *, auth_default: str | None = None, auth_failed_logins: int = 10, ssl_keyfile: Path | None = None,
-          ssl_certfile: Path | None = None) -> None:
+          log_level: str, *, auth_default: str | None = None, auth_failed_logins: int = MAX_FAILURES,
+          ssl_keyfile: Path | None = None, ssl_certfile: Path | None = None) -> None:
     """Serve until interrupted. The port is checked and the store opened (created, checked, migrated) first,
     so a port in use, a bad URI or a damaged store fails with one line before anything listens.
     ``auth_default``: --auth is on, with this default permission."""

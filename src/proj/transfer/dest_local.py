@@ -65,7 +65,7 @@ class LocalDestination:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-        except (KeyError, TypeError, ValueError, AttributeError, sqlite3.IntegrityError) as exc:  # a damaged run.json
+        except sqlite3.IntegrityError as exc:  # a damaged run.json (a model listed twice); other damage: the caller
             raise TransferError(f"run {bundle.source_id}: its record is damaged ({type(exc).__name__}: {exc}); "
                                 f"the run was not imported") from None
         except sqlite3.Error as exc:

@@ -198,7 +198,10 @@ def _import_one(dest: LocalDestination | RestDestination, bundle: Bundle, done: 
     parent = _parent_here(dest, bundle, done, summary)
     wanted = dest.new_id(bundle.source_id)
     try:
-        written = dest.write(bundle, wanted, parent)  # type: ignore[arg-type]
+        try:
+            written = dest.write(bundle, wanted, parent)  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or damaged run.json
+            raise TransferError(f"its record is damaged ({type(exc).__name__}: {exc})") from None
     except ProjError as exc:
         raise type(exc)(f"run {bundle.source_id} not imported (nothing of it was written; {summary.runs} run(s) "
                         f"imported before it, importing again goes on from there): {exc.message}") from None

@@ -19,6 +19,7 @@ from proj.transfer.bundle import Bundle, FileEntry, TransferError, check_file_pa
 from proj.transfer.dest_local import LocalDestination
 from proj.transfer.mlflow_source import file_bundles, local_artifacts
 from proj.transfer.service import import_runs
+from tests.helpers.servers import proj_server
 
 
 def _entry(path: str, data: bytes, sha: str | None = None) -> FileEntry:
@@ -106,6 +107,15 @@ def test_a_run_of_a_deleted_experiment_is_refused_in_one_line(tmp_path: Path) ->
     with pytest.raises(InvalidState, match=f"run {ID_A} not imported .*experiment 'exp' .* is deleted"):
         import_runs([_bundle(ID_A)], str(dest), Collector())
     assert store.list_runs(limit=None) == [] and list((dest / "runs").iterdir()) == []
+
+
+def test_a_damaged_record_into_a_real_proj_server_is_one_line_and_leaves_no_live_run(tmp_path: Path) -> None:
+    broken = _bundle(ID_A)
+    broken.record["metrics"] = [["loss", 1.0]]
+    with proj_server(tmp_path / "server-store", tmp_path) as server:
+        with pytest.raises(TransferError, match=f"run {ID_A} not imported .*its record is damaged"):
+            import_runs([broken], server.url, Collector())
+        assert open_store(server.url).list_runs(limit=None) == []
 
 
 @pytest.mark.parametrize("damage", ["no status", "param without key", "short metric", "dataset without digest"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.servers import proj_server
 
 from proj.errors import InvalidState
 from proj.report import Collector
@@ -19,7 +20,6 @@ from proj.transfer.bundle import Bundle, FileEntry, TransferError, check_file_pa
 from proj.transfer.dest_local import LocalDestination
 from proj.transfer.mlflow_source import file_bundles, local_artifacts
 from proj.transfer.service import import_runs
-from tests.helpers.servers import proj_server
 
 
 def _entry(path: str, data: bytes, sha: str | None = None) -> FileEntry:

@@ -28,7 +28,7 @@ class LocalDestination:
         self.store = store
         self.root = store.root
         self.label = str(store.root)
-        store.list_models(run_id="")  # creates the models table of a store that has none yet (its own schema)
+        store._models_table()  # a store that has no models table yet gets it (its own schema)
         self._db = connect(store.root / DB_NAME, readonly=False)
 
     def imported(self) -> dict[str, str]:

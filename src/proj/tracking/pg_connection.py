@@ -3,7 +3,7 @@ fetchone/fetchall, iteration, rowcount, lastrowid, in_transaction (imported only
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -14,6 +14,7 @@ from proj.tracking.sql_dialect import Table, Translated, arguments, to_postgres
 # exactly as SQLite's BEGIN IMMEDIATE does, so the store's read-then-write steps (the next version number, a new
 # experiment id, a param already logged) need no second design. Reads never wait for it.
 WRITE_LOCK = 0x70726F6A  # "proj"
+T = TypeVar("T")
 
 
 class PgCursor:
@@ -57,13 +58,15 @@ class PgConnection:
     def execute(self, sql: str, args: Sequence[Any] | None = None) -> PgCursor:
         word = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
         if word in ("BEGIN", "COMMIT", "ROLLBACK", "END"):
-            conn = self._live() if word == "BEGIN" else self._conn
             self._open = False  # a COMMIT or ROLLBACK that fails ends it too (a lost connection's is gone with it)
-            conn.execute("BEGIN" if word == "BEGIN" else word)
+            if word == "BEGIN":
+                self._again(lambda: self._live().execute("BEGIN"))
+            else:
+                self._conn.execute(word)
             self._open = word == "BEGIN"
-            return PgCursor(conn.cursor(), None)
+            return PgCursor(self._conn.cursor(), None)
         done = to_postgres(sql, self._tables)
-        cursor = self._run(done, lambda c: c.execute(done.sql, arguments(args, done.globs)))
+        cursor = self._run(done, lambda c: c.execute(done.sql, arguments(args, done.globs)), again=word == "SELECT")
         lastrowid = None
         if done.returns_id and cursor.description:
             row = cursor.fetchone()
@@ -78,9 +81,12 @@ class PgConnection:
             self._run(done, lambda c: c.executemany(done.sql, [arguments(r, done.globs) for r in rows]), cursor)
         return PgCursor(cursor, None)
 
-    def _run(self, done: Translated, call: Any, cursor: psycopg.Cursor[Any] | None = None) -> psycopg.Cursor[Any]:
-        cursor = cursor or self._live().cursor()
+    def _run(self, done: Translated, call: Any, cursor: psycopg.Cursor[Any] | None = None,
+             again: bool = False) -> psycopg.Cursor[Any]:
         try:
+            if cursor is None and again:
+                return self._again(lambda: _called(call, self._live().cursor()))
+            cursor = cursor or self._live().cursor()
             call(cursor)
         except pg_errors.IntegrityError as exc:  # the store's parts catch sqlite3's (a taken name, a key)
             raise sqlite3.IntegrityError(str(exc).splitlines()[0]) from exc
@@ -89,6 +95,16 @@ class PgConnection:
     def raw(self, sql: str) -> None:
         """A statement in PostgreSQL's own words (the migration's DDL), not translated."""
         self._live().execute(sql)
+
+    def _again(self, send: Callable[[], T]) -> T:
+        """Outside a transaction, a BEGIN or a SELECT that meets a connection the server ended while it sat idle
+        (a restart, an idle timeout: a long run's end) is sent once more on a new one: nothing of it was done."""
+        try:
+            return send()
+        except psycopg.OperationalError:
+            if self._open or not self._conn.broken:
+                raise
+            return send()
 
     def _live(self) -> psycopg.Connection[Any]:
         """The connection, opened again if the server dropped it (a restart, an idle timeout) between transactions:
@@ -100,3 +116,8 @@ class PgConnection:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _called(call: Callable[[psycopg.Cursor[Any]], object], cursor: psycopg.Cursor[Any]) -> psycopg.Cursor[Any]:
+    call(cursor)
+    return cursor

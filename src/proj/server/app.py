@@ -18,12 +18,12 @@ from starlette.routing import BaseRoute, Route
 from proj import __version__
 from proj.auth.permissions import permission
 from proj.auth.ratelimit import MAX_FAILURES, FailedLogins
-from proj.errors import ProjError, UsageError
+from proj.errors import UsageError
 from proj.server.auth import endpoints as auth_endpoints
 from proj.server.auth.guard import ServerAuth
 from proj.server.auth.middleware import AuthMiddleware
 from proj.server.protocol.call import Call, Handler, JsonDict
-from proj.server.protocol.errors import error_response, from_exception
+from proj.server.protocol.errors import error_response, failure_response
 from proj.server.protocol.validate import query_args
 from proj.server.routes import API_PREFIXES, ENDPOINTS
 from proj.server.state import ServerState
@@ -81,13 +81,8 @@ def endpoint(handler: Handler) -> Endpoint:
             else:
                 body, size = await _body(request)
             result = await run_in_threadpool(_invoke, handler, state, body, dict(request.path_params), size)
-        except ProjError as exc:
-            return from_exception(exc)
-        except NotImplementedError as exc:
-            return error_response("NOT_IMPLEMENTED", str(exc))
-        except Exception:  # an internal failure: logged here with its traceback, never sent to the client
-            log.exception("internal error in %s %s", request.method, request.url.path)
-            return error_response("INTERNAL_ERROR", "Internal server error (see the server's log)")
+        except Exception as exc:  # noqa: BLE001 - MLflow's error JSON; an internal failure logged, never sent
+            return failure_response(exc, request.method, request.url.path)
         return _json_response(result)
 
     return serve

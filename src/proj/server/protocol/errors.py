@@ -1,10 +1,14 @@
 """MLflow's error answers: ``{"error_code", "message"}`` with the HTTP status MLflow gives each code."""
 from __future__ import annotations
 
+import logging
+
 import orjson
 from starlette.responses import Response
 
 from proj.errors import ProjError
+
+log = logging.getLogger("proj.server")
 
 # mlflow.exceptions.ERROR_CODE_TO_HTTP_STATUS (the codes a tracking server answers with)
 HTTP_STATUS = {
@@ -53,3 +57,14 @@ def error_response(error_code: str, message: str, status: int | None = None) -> 
 def from_exception(exc: ProjError) -> Response:
     """The answer for a user-facing failure: its MLflow code, and its one-line message."""
     return error_response(exc.error_code, str(exc))
+
+
+def failure_response(exc: Exception, method: str, path: str) -> Response:
+    """The answer to a handler's failure: a user-facing one as MLflow's error JSON; an internal one logged here with
+    its traceback (for ``method`` ``path``) and never sent to the client."""
+    if isinstance(exc, ProjError):
+        return from_exception(exc)
+    if isinstance(exc, NotImplementedError):
+        return error_response("NOT_IMPLEMENTED", str(exc))
+    log.error("internal error in %s %s", method, path, exc_info=exc)
+    return error_response("INTERNAL_ERROR", "Internal server error (see the server's log)")

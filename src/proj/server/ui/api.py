@@ -12,8 +12,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from proj.errors import ProjError
-from proj.server.protocol.errors import error_response, from_exception
-from proj.server.protocol.validate import QueryArgs
+from proj.server.protocol.errors import error_response, failure_response
+from proj.server.protocol.validate import query_args
 from proj.server.state import ServerState
 from proj.server.ui import previews, record, sampling, table
 from proj.server.ui.call import JsonDict, UiCall
@@ -27,26 +27,16 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def _call(request: Request) -> UiCall:
     # app.endpoint's reading of a GET, with the server's state too: the preview needs the artifact places.
-    # (app imports this module through ui.routes, so its endpoint() cannot be imported here without a cycle.)
-    args = QueryArgs()
-    for key, value in request.query_params.multi_items():
-        previous = args.get(key)
-        args[key] = value if previous is None else [*previous, value] if isinstance(previous, list) else [previous, value]
     state: ServerState = request.app.state.tracking
-    return UiCall(args, state)
+    return UiCall(query_args(request.query_params.multi_items()), state)
 
 
 def _failure(request: Request, exc: Exception) -> Response:
-    """MLflow's error JSON; an internal failure is logged with its traceback, never sent to the client."""
-    if isinstance(exc, ProjError):
-        return from_exception(exc)
-    if isinstance(exc, NotImplementedError):
-        return error_response("NOT_IMPLEMENTED", str(exc))
-    if isinstance(exc, OSError):
+    """app.endpoint's answer (protocol.errors.failure_response), and a file the UI could not read said in one line."""
+    if isinstance(exc, OSError) and not isinstance(exc, ProjError):
         log.exception("reading failed in %s %s", request.method, request.url.path)
         return error_response("INTERNAL_ERROR", f"reading failed: {exc.strerror or type(exc).__name__}")
-    log.exception("internal error in %s %s", request.method, request.url.path)
-    return error_response("INTERNAL_ERROR", "Internal server error (see the server's log)")
+    return failure_response(exc, request.method, request.url.path)
 
 
 def endpoint(handler: UiHandler) -> Endpoint:

@@ -8,7 +8,7 @@ from typing import Any
 
 from proj.errors import UsageError
 from proj.tracking.dbfile import guarded
-from proj.tracking.records import ACTIVE, RUNNING, RunRecord
+from proj.tracking.records import ACTIVE, RUNNING, RunRecord, millis
 from proj.tracking.search import (
     ATTRIBUTE,
     METRIC,
@@ -367,7 +367,7 @@ class SqliteUi(SqliteBase):
                                    " LIMIT 1", args).fetchone()
             chosen.add(tuple(row))
         ordered = sorted(chosen, key=lambda p: (p[0], p[1]) if at_step else (p[1], p[0]))
-        xs = [p[0] if at_step else _millis(p[1]) - base_ms for p in ordered]
+        xs = [p[0] if at_step else millis(p[1]) - base_ms for p in ordered]
         return SampledSeries(total, True, xs, [_wire(value_of(p[2])) for p in ordered])
 
     def ui_experiment_summary(self, experiment_ids: list[str]) -> list[dict[str, Any]]:
@@ -390,12 +390,6 @@ class SqliteUi(SqliteBase):
             " WHERE r.reproduces_run_id = ? OR r.id IN (SELECT t.run_id FROM tags t WHERE t.key = ? AND t.value = ?)"
             " ORDER BY r.start_time", (_VERDICT_TAG, run_id, _REPRODUCES_TAG, run_id)).fetchall()
         return [{"run_id": rid, "start_time": start, "verdict": verdict} for rid, start, verdict in rows]
-
-
-def _millis(seconds: float) -> int:
-    """SQLite's CAST(round(seconds * 1000) AS INTEGER): halves away from zero, in double arithmetic."""
-    r = seconds * 1000
-    return int(r + 0.5) if r >= 0 else -int(-r + 0.5)
 
 
 def _columns(rows: list[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:

@@ -113,14 +113,14 @@ def proj_server(store: Path, log_dir: Path, *extra: str, env: dict[str, str] | N
 
 
 @contextmanager
-def mlflow_server(venv: Path, work: Path, *extra: str) -> Iterator[Server]:
+def mlflow_server(venv: Path, work: Path, *extra: str, timeout: float = 180) -> Iterator[Server]:
     """MLflow's own `mlflow server` (SQLite store, proxied artifacts in ``work``), for real, on a free port."""
     port = free_port()
     work.mkdir(parents=True, exist_ok=True)
     argv = [str(venv / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
             "--artifacts-destination", str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
             "--workers", "1", *extra]
-    with _serving(argv, port, work / f"mlflow-server-{port}.log", None, 180) as server:
+    with _serving(argv, port, work / f"mlflow-server-{port}.log", None, timeout) as server:
         yield server
 
 
@@ -135,3 +135,22 @@ def run_client(venv: Path, script: str, tracking_uri: str, cwd: Path, env: dict[
                                                "GIT_PYTHON_REFRESH": "quiet", **(env or {})})
     assert out.returncode == 0, f"client script failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# The start of every pinned-client script: ``client``, and ``out``, the dict the script fills for client_json.
+CLIENT_PRELUDE = '''
+import json
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+client = MlflowClient()
+out = {}
+'''
+
+
+def client_json(venv: Path, script: str, tracking_uri: str, cwd: Path, env: dict[str, str] | None = None,
+                timeout: float = 300) -> Any:
+    """``run_client`` of CLIENT_PRELUDE + ``script``: returns the ``out`` dict the script filled."""
+    return run_client(venv, CLIENT_PRELUDE + script + "\nprint(json.dumps(out, default=str))\n", tracking_uri, cwd,
+                      env, timeout)

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers.servers import Server, _serving, free_port, proj_server, run_client
+from helpers.servers import Server, client_json, mlflow_server, proj_server
 from proj.auth.sqlite import SqliteAuthStore
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("proj-server"),
@@ -27,13 +27,7 @@ ADMIN = ("admin", "admin-password-1")
 USERS = {"alice": "alice-password", "bob": "bob-password", "carol": "carol-password"}
 
 PRELUDE = '''
-import json, os
-import mlflow
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-
-client = MlflowClient()
-out = {}
+import os
 
 
 def code(fn, *args, **kwargs):
@@ -56,7 +50,7 @@ def proj_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 def as_user(venv: Path, server: Server, tmp_path: Path, user: str, body: str, **env: str) -> Any:
     creds = {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": ({**USERS, ADMIN[0]: ADMIN[1]})[user]} \
         if user else {}
-    return run_client(venv, PRELUDE + body + "\nprint(json.dumps(out, default=str))\n", server.url, tmp_path,
+    return client_json(venv, PRELUDE + body, server.url, tmp_path,
                       env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", **creds, **env})
 
 
@@ -433,15 +427,11 @@ def test_same_answers_as_mlflow_basic_auth(mlflow_full_venv: Path, tmp_path: Pat
     monkeypatch.setenv("MLFLOW_FLASK_SERVER_SECRET_KEY", "test-secret-key")
     env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "admin-pw-12345",
            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-    script = PRELUDE + SAME_AS_MLFLOW + "\nprint(json.dumps(out, default=str))\n"
-    port, work = free_port(), tmp_path / "mlflow"
-    argv = [str(mlflow_full_venv / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work}.db",
-            "--artifacts-destination", str(work), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--app-name", "basic-auth"]
-    # MLflow's auth app takes minutes to start on a busy 2-core machine (helpers' mlflow_server waits 180 s)
-    with _serving(argv, port, tmp_path / "mlflow-server.log", None, 600) as theirs:
-        expected = run_client(mlflow_full_venv, script, theirs.url, tmp_path, env=env)
+    script = PRELUDE + SAME_AS_MLFLOW
+    # MLflow's auth app takes minutes to start on a busy 2-core machine (mlflow_server's default wait is 180 s)
+    with mlflow_server(mlflow_full_venv, tmp_path / "mlflow", "--app-name", "basic-auth", timeout=600) as theirs:
+        expected = client_json(mlflow_full_venv, script, theirs.url, tmp_path, env=env)
     with proj_server(tmp_path / "proj", tmp_path, "--auth") as ours:
-        got = run_client(mlflow_full_venv, script, ours.url, tmp_path, env=env)
+        got = client_json(mlflow_full_venv, script, ours.url, tmp_path, env=env)
     assert got == expected
     assert expected["write"] == "PERMISSION_DENIED" and expected["wrong password"] == "UNAUTHENTICATED"

@@ -7,19 +7,12 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers.servers import Server, proj_server, run_client
+from helpers.servers import Server, client_json, proj_server
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("proj-server")]
 
 PRELUDE = '''
-import json
-import mlflow
-from mlflow import MlflowClient
 from mlflow.entities import Metric
-from mlflow.exceptions import MlflowException
-
-client = MlflowClient()
-out = {}
 
 
 def code(fn, *args, **kwargs):
@@ -39,7 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def client(venv: Path, server: Server, tmp_path: Path, body: str) -> Any:
-    return run_client(venv, PRELUDE + body + "\nprint(json.dumps(out, default=str))\n", server.url, tmp_path)
+    return client_json(venv, PRELUDE + body, server.url, tmp_path)
 
 
 def test_logged_model_lifecycle(mlflow_full_venv: Path, server: Server, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from helpers.servers import Server, proj_server, run_client
+from helpers.servers import Server, client_json, proj_server
 from proj import registry
 from proj.tracking.open import open_store
 from proj.tracking.registry_records import RegistryEvent
@@ -22,14 +22,6 @@ from proj.tracking.registry_records import RegistryEvent
 pytestmark = [pytest.mark.mlflow, pytest.mark.network, pytest.mark.slow, pytest.mark.xdist_group("proj-server")]
 
 PRELUDE = '''
-import json
-import mlflow
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-
-client = MlflowClient()
-out = {}
-
 
 def code(fn, *args, **kwargs):
     try:
@@ -53,7 +45,7 @@ def server(store_dir: Path) -> Iterator[Server]:
 
 
 def client(venv: Path, server: Server, tmp_path: Path, body: str) -> Any:
-    return run_client(venv, PRELUDE + body + "\nprint(json.dumps(out, default=str))\n", server.url, tmp_path,
+    return client_json(venv, PRELUDE + body, server.url, tmp_path,
                       env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}, timeout=800)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers.servers import proj_server
 
+from helpers.servers import proj_server
 from proj.errors import InvalidState
 from proj.report import Collector
 from proj.tracking.open import open_store

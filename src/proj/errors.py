@@ -97,6 +97,13 @@ class StoreError(ProjError):
     """The run store could not be opened or a run could not be found."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's database server cannot be reached now (restarting, shutting down, the connection ended): a
+    retry once it is back succeeds; a transaction it cut off was rolled back whole."""
+
+    error_code = "TEMPORARILY_UNAVAILABLE"  # 503 with Retry-After on the server: MLflow's client retries it
+
+
 class StoreDamaged(StoreError):
     """proj.db is damaged, not a database, or empty beside run folders: nothing is written to it."""
 

@@ -42,6 +42,19 @@ class Cluster:
     def _as_owner(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(_as_user(self.user, argv), capture_output=True, text=True, check=check, timeout=60)
 
+    def halt(self) -> None:
+        """Stop the server (fast: open connections are ended) but keep its data: ``start`` brings it back. Only on
+        a cluster the test started itself, never the session's shared one."""
+        self._as_owner([str(BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop"])
+
+    def start(self) -> None:
+        self._as_owner(_start_argv(self.directory, self.port))
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection ended, the server back on the same port."""
+        self._as_owner([str(BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-l", str(self.directory / "server.log"),
+                        "-m", "fast", "-w", "restart"])
+
     def stop(self) -> None:
         subprocess.run(_as_user(self.user, [str(BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast",
                                             "-w", "stop"]), capture_output=True, timeout=60)
@@ -92,16 +105,19 @@ def start_cluster() -> Cluster:
     require(init.returncode == 0, f"initdb failed: {init.stderr.strip()[-300:]}")
     for _ in range(3):  # a port taken between choosing and binding: try another
         port = free_port()
-        started = subprocess.run(
-            _as_user(user, [str(BIN / "pg_ctl"), "-D", str(data), "-l", str(directory / "server.log"), "-o",
-                            f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off", "-w", "start"]),
-            capture_output=True, text=True, timeout=120)
+        started = subprocess.run(_as_user(user, _start_argv(directory, port)), capture_output=True, text=True,
+                                 timeout=120)
         if started.returncode == 0:
             return Cluster(directory, port, user)
     log = (directory / "server.log").read_text(errors="replace")[-300:] if (directory / "server.log").exists() else ""
     shutil.rmtree(directory, ignore_errors=True)
     require(False, f"pg_ctl start failed: {started.stderr.strip()[-200:]} {log}")
     raise AssertionError("unreachable")
+
+
+def _start_argv(directory: Path, port: int) -> list[str]:
+    return [str(BIN / "pg_ctl"), "-D", str(directory / "data"), "-l", str(directory / "server.log"), "-o",
+            f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off", "-w", "start"]
 
 
 def admin(cluster: Cluster):  # type: ignore[no-untyped-def]

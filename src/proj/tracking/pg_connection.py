@@ -46,6 +46,7 @@ class PgConnection:
         self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
         self._tables = tuple(sorted(tables.items()))
         self._open = False
+        self._xid: int | None = None  # the open write transaction's id (txid_current)
 
     @property
     def in_transaction(self) -> bool:
@@ -53,15 +54,22 @@ class PgConnection:
 
     def begin_write(self) -> None:
         self.execute("BEGIN")
-        self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        try:  # the transaction's id too: a COMMIT whose answer was lost is looked up by it (_commit)
+            self._xid = self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK}), txid_current()").fetchone()[1]
+        except BaseException:
+            self.execute("ROLLBACK")  # not left "in a transaction": the handle would never reconnect
+            raise
 
     def execute(self, sql: str, args: Sequence[Any] | None = None) -> PgCursor:
         word = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
         if word in ("BEGIN", "COMMIT", "ROLLBACK", "END"):
             self._open = False  # a COMMIT or ROLLBACK that fails ends it too (a lost connection's is gone with it)
             if word == "BEGIN":
+                self._xid = None
                 self._again(lambda: self._live().execute("BEGIN"))
-            else:
+            elif word in ("COMMIT", "END"):
+                self._commit()
+            elif not self._conn.broken:  # a lost connection's transaction is gone with it: the first error stands
                 self._conn.execute(word)
             self._open = word == "BEGIN"
             return PgCursor(self._conn.cursor(), None)
@@ -92,6 +100,25 @@ class PgConnection:
             raise sqlite3.IntegrityError(str(exc).splitlines()[0]) from exc
         return cursor
 
+    def _commit(self) -> None:
+        """COMMIT; when the connection is lost on the way the transaction may have committed all the same (its
+        answer never came back): a new connection asks the server, so a committed one is not reported as failed
+        (and retried by the client: a second copy of its points). If the server cannot be asked, the loss stands."""
+        try:
+            self._conn.execute("COMMIT")
+        except psycopg.OperationalError:
+            xid, self._xid = self._xid, None
+            if xid is None or not self._conn.broken or not self._committed(xid):
+                raise
+        self._xid = None
+
+    def _committed(self, xid: int) -> bool:
+        try:
+            row = self._live().execute("SELECT txid_status(%s)", (xid,)).fetchone()
+        except psycopg.OperationalError:
+            return False
+        return bool(row and row[0] == "committed")
+
     def raw(self, sql: str) -> None:
         """A statement in PostgreSQL's own words (the migration's DDL), not translated."""
         self._live().execute(sql)
@@ -116,6 +143,27 @@ class PgConnection:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the server cannot be reached now and a retry may succeed once it is back: the
+    connection refused or ended (a restart, a shutdown, an administrator), the server starting up or shutting
+    down, no connection slot free. Anything else (a timeout, a refused role, a missing database) is not."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    if state is not None:
+        return state.startswith("08") or state in _UNAVAILABLE_STATES
+    text = str(exc)
+    # libpq's own failures carry no SQLSTATE: refused, reset, "the connection is closed" are all of the network;
+    # a FATAL the server sent while connecting is one only when it is the server starting, stopping or full.
+    return "FATAL:" not in text or any(reason in text for reason in _UNAVAILABLE_FATALS)
+
+
+# 57P01 admin shutdown (a fast shutdown, pg_terminate_backend), 57P02 crash shutdown, 57P03 cannot connect now,
+# 53300 too many connections
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+_UNAVAILABLE_FATALS = ("the database system is", "too many clients", "remaining connection slots")
 
 
 def _called(call: Callable[[psycopg.Cursor[Any]], object], cursor: psycopg.Cursor[Any]) -> psycopg.Cursor[Any]:

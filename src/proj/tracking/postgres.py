@@ -13,14 +13,15 @@ from typing import Any, Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
-from proj.errors import StoreError, StoreMissing
+from proj.errors import StoreError, StoreMissing, StoreUnavailable
 from proj.redact import mask_url
 from proj.tracking import migrations
 from proj.tracking.dbfile import write_transaction
-from proj.tracking.pg_connection import PgConnection
+from proj.tracking.pg_connection import PgConnection, unavailable
 from proj.tracking.records import SCHEMA_VERSION
-from proj.tracking.sql_dialect import ddl_to_postgres, tables_of
+from proj.tracking.sql_dialect import Table, ddl_to_postgres, tables_of
 from proj.tracking.sqlite import _ADDED_COLUMNS, _MODELS_SCHEMA, _REVISION, _SCHEMA, SqliteStore, _ignore_in_git
 from proj.tracking.sqlite_runs import MAX_HISTORY_PAGE
 from proj.tracking.sqlite_schema import (
@@ -61,11 +62,14 @@ def where(uri: str) -> str:
     return f"{host or 'localhost'}:{port or 5432}/{unquote(parts.path.lstrip('/')) or '?'}"
 
 
-def connect(uri: str) -> PgConnection:
+def connect(uri: str, tables: dict[str, Table] = TABLES, **options: str) -> PgConnection:
+    """A connection to the database ``uri`` names (``options``: libpq's, e.g. the auth store's search_path);
+    one line naming host, port and database (never the password) when it cannot be made."""
     try:
-        return PgConnection(conninfo(uri), TABLES)
+        return PgConnection(make_conninfo(conninfo(uri), **options) if options else conninfo(uri), tables)
     except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL store {where(uri)} cannot be opened: {_hidden(_first_line(exc), uri)}") from None
+        kind = StoreUnavailable if unavailable(exc) else StoreError
+        raise kind(f"PostgreSQL store {where(uri)} cannot be opened: {_hidden(_first_line(exc), uri)}") from None
     except (ValueError, psycopg.ProgrammingError) as exc:
         raise StoreError(f"PostgreSQL store URI {mask_url(uri)} is not valid: {_first_line(exc)}") from None
 
@@ -208,8 +212,8 @@ class PostgresStore(SqliteStore):
         try:
             with self._tx():
                 yield
-        except _REFUSED as exc:  # not under _guard (a context manager): the same one line
-            raise StoreError(f"PostgreSQL store {where(self.uri)}: {_first_line(exc)}") from None
+        except _REFUSED as exc:  # not under guarded (a context manager): the same one line
+            raise _refusal(self.uri, exc) from None
 
     def metric_history_wire(self, run_id: str, key: str, max_results: int = MAX_HISTORY_PAGE,
                             page_token: str | None = None) -> tuple[list[Any], str | None]:
@@ -239,20 +243,29 @@ def _guard_call(uri: str, fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except _REFUSED as exc:
-        raise StoreError(f"PostgreSQL store {where(uri)}: {_first_line(exc)}") from None
+        raise _refusal(uri, exc) from None
 
 
-def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
+def _refusal(uri: str, exc: BaseException) -> StoreError:
+    """The one line for a refused call: StoreUnavailable (the server answers 503, clients retry) when the database
+    server cannot be reached now, else StoreError. Either way a transaction it cut off is gone whole."""
+    kind = StoreUnavailable if unavailable(exc) else StoreError
+    return kind(f"PostgreSQL store {where(uri)}: {_first_line(exc)}")
+
+
+def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of an object with a ``uri`` (this store, the auth store), a lost or refused connection made
+    one line (a StoreError)."""
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except _REFUSED as exc:  # the server went away, a timeout: one line, not a traceback
-            raise StoreError(f"PostgreSQL store {where(self.uri)}: {_first_line(exc)}") from None
+            raise _refusal(self.uri, exc) from None
     return wrapper
 
 
 for _name in dir(PostgresStore):
     _member = inspect.getattr_static(PostgresStore, _name)
     if not _name.startswith("_") and inspect.isfunction(_member) and _name not in ("transaction", "reopen"):
-        setattr(PostgresStore, _name, _guard(_member))
+        setattr(PostgresStore, _name, guarded(_member))

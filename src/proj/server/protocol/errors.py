@@ -6,7 +6,7 @@ import logging
 import orjson
 from starlette.responses import Response
 
-from proj.errors import ProjError
+from proj.errors import ProjError, StoreUnavailable
 
 log = logging.getLogger("proj.server")
 
@@ -34,6 +34,10 @@ HTTP_STATUS = {
     "RESOURCE_ALREADY_EXISTS": 400,
     "INVALID_PARAMETER_VALUE": 400,
 }
+# Seconds a client waits before it retries a TEMPORARILY_UNAVAILABLE answer (the store's database restarting).
+# MLflow's client (urllib3's Retry, respect_retry_after_header) sleeps this instead of its exponential backoff:
+# 7 retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES) of 2 s ride out an outage of about 14 s.
+RETRY_AFTER_SECONDS = 2
 
 
 class ApiError(ProjError):
@@ -49,9 +53,11 @@ def status_of(error_code: str) -> int:
 
 
 def error_response(error_code: str, message: str, status: int | None = None) -> Response:
-    """MLflow's error JSON, with the status MLflow gives the code (``status`` when HTTP's own differs: 405)."""
+    """MLflow's error JSON, with the status MLflow gives the code (``status`` when HTTP's own differs: 405); a
+    503 says when to retry."""
     body = orjson.dumps({"error_code": error_code, "message": message})
-    return Response(body, status_code=status or status_of(error_code), media_type="application/json")
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error_code == "TEMPORARILY_UNAVAILABLE" else None
+    return Response(body, status_code=status or status_of(error_code), headers=headers, media_type="application/json")
 
 
 def from_exception(exc: ProjError) -> Response:
@@ -62,6 +68,8 @@ def from_exception(exc: ProjError) -> Response:
 def failure_response(exc: Exception, method: str, path: str) -> Response:
     """The answer to a handler's failure: a user-facing one as MLflow's error JSON; an internal one logged here with
     its traceback (for ``method`` ``path``) and never sent to the client."""
+    if isinstance(exc, StoreUnavailable):  # the database restarting: one line for the operator, a 503 to retry
+        log.warning("%s %s: %s", method, path, exc)
     if isinstance(exc, ProjError):
         return from_exception(exc)
     if isinstance(exc, NotImplementedError):

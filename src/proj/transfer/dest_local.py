@@ -1,6 +1,7 @@
-"""Writing runs into proj's embedded SQLite store: the run's files go to a folder beside the run folders first
-(checked against their sha256), then one transaction writes every row and the folder is renamed into place
-before it commits. A failure anywhere leaves neither a row nor a run folder."""
+"""Writing runs into a store proj opens on this machine (the embedded SQLite store, or the PostgreSQL store with its
+files root): the run's files go to a folder beside the run folders first (checked against their sha256), then one
+transaction writes every row and the folder is renamed into place before it commits. A failure anywhere leaves
+neither a row nor a run folder; what a killed import left aside is swept by the next one (transfer.leftovers)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,22 +15,28 @@ from pathlib import Path
 from typing import Any
 
 from proj.paths import StoreLayout
+from proj.redact import mask_url
 from proj.tracking import mlflow_tags as tags_of
-from proj.tracking.dbfile import DB_NAME, connect, translate
 from proj.tracking.records import DatasetRecord, MetricPoint, ParamRecord, RunInput
 from proj.tracking.sqlite import SqliteStore
+from proj.transfer import leftovers
 from proj.transfer.bundle import CHUNK, IMPORTED_FROM, Bundle, TransferError, check_file_path, number_in
 
 
 class LocalDestination:
-    """An import target on this machine. ``imported`` maps an origin ("<source>#<id>") to the run id here."""
+    """An import target on this machine. ``imported`` maps an origin ("<source>#<id>") to the run id here.
+
+    It writes through the store's own connection and transaction (``store.transaction``), so the PostgreSQL
+    store (the SQLite store's parts over a translating connection) is written exactly as the SQLite file."""
 
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
         self.root = store.root
-        self.label = str(store.root)
+        uri = getattr(store, "uri", None)  # a PostgreSQL store: its database, not its files root
+        self.label = mask_url(uri) if isinstance(uri, str) else str(store.root)
         store._models_table()  # a store that has no models table yet gets it (its own schema)
-        self._db = connect(store.root / DB_NAME, readonly=False)
+        self._db = store._db
+        self.removed_leftovers = leftovers.sweep(StoreLayout(self.root).runs, self.has_run)
 
     def imported(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT value, run_id FROM tags WHERE key = ?", (IMPORTED_FROM,)).fetchall())
@@ -48,34 +55,35 @@ class LocalDestination:
         """The whole run, or nothing of it."""
         runs = StoreLayout(self.root).runs
         runs.mkdir(parents=True, exist_ok=True)
-        aside = runs / f".import-{run_id}-{os.urandom(4).hex()}"
+        aside = leftovers.aside_folder(runs, run_id)
         final = runs / run_id
+        placed = False
         try:
             self._write_files(bundle, aside)
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._insert(bundle, run_id, parent)
-                os.rename(aside, final)
-                try:
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    os.rename(final, aside)
-                    raise
+                with self.store.transaction():  # rolled back on any error, one line for a failing store
+                    self._insert(bundle, run_id, parent)
+                    os.rename(aside, final)
+                    placed = True
             except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                if placed and not self._committed(run_id):
+                    os.rename(final, aside)
                 raise
         except sqlite3.IntegrityError as exc:  # a damaged run.json (a model listed twice); other damage: the caller
             raise TransferError(f"run {bundle.source_id}: its record is damaged ({type(exc).__name__}: {exc}); "
                                 f"the run was not imported") from None
-        except sqlite3.Error as exc:
-            error = translate(exc, self.root / DB_NAME)
-            if error is None:
-                raise
-            raise error from None
         finally:
             shutil.rmtree(aside, ignore_errors=True)
+        leftovers.release(final)
         self._link_snapshot(bundle, final)
+
+    def _committed(self, run_id: str) -> bool:
+        """After a failed COMMIT: whether the rows are there all the same (a connection lost as it committed). When
+        that cannot be told, the folder stays with its owner marker and the next import decides (leftovers.sweep)."""
+        try:
+            return self.has_run(run_id)
+        except Exception:  # noqa: BLE001 - the store is gone: neither answer is known
+            return True
 
     def _write_files(self, bundle: Bundle, aside: Path) -> None:
         for sub in ("artifacts", "logs"):
@@ -176,4 +184,4 @@ class LocalDestination:
             shutil.copyfile(blob, shared)
 
     def close(self) -> None:
-        self._db.close()
+        self.store.close()

@@ -8,9 +8,10 @@ from typing import Any, Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
 from proj.errors import ProjError, UsageError
+from proj.redact import mask_url
 from proj.report import Reporter
 from proj.tracking.dbfile import DB_NAME
-from proj.tracking.open import open_store, server_uri
+from proj.tracking.open import POSTGRES_SCHEMES, open_store, server_uri
 from proj.tracking.rest import RestStore
 from proj.tracking.sqlite import SqliteStore
 from proj.tracking.store import RunStore
@@ -58,7 +59,12 @@ class Summary:
 
 
 def store_label(store: RunStore) -> str:
-    return store.shown if isinstance(store, RestStore) else str(store.root)
+    """What names a store in an origin tag: a server's URL, a PostgreSQL store's database (password masked; not its
+    files root, which another database may share), a store directory."""
+    if isinstance(store, RestStore):
+        return store.shown
+    uri = getattr(store, "uri", None)
+    return mask_url(uri) if isinstance(uri, str) else str(store.root)
 
 
 def export_runs(tracking_uri: str | None, selection: Selection, out: Path, reporter: Reporter) -> Summary:
@@ -87,11 +93,11 @@ def read_source(source: str, selection: Selection, reporter: Reporter) -> tuple[
     if path is not None and path.is_file() and not path.name.endswith(".db"):
         archive = Archive(path)
         return archive.source, _selected(archive.bundles(), selection), archive.close
-    if server_uri(source) is not None:
+    if server_uri(source) is not None or source.lower().startswith(POSTGRES_SCHEMES):
         return _proj_store(open_store(source, create=False), selection, reporter)
     if path is None:
         raise TransferError(f"source {source!r} is not an archive file, a store directory, sqlite:///FILE, "
-                            f"file:DIR or http(s)://HOST")
+                            f"file:DIR, postgresql://... or http(s)://HOST")
     db = path if path.suffix == ".db" else path / DB_NAME
     if path.suffix == ".db" and not path.is_file():
         raise TransferError(f"source {source!r}: {path} does not exist")
@@ -162,9 +168,9 @@ def open_destination(uri: str | None) -> LocalDestination | RestDestination:
     store = open_store(uri, create=True)
     if isinstance(store, RestStore):
         return RestDestination(store)
-    if type(store) is not SqliteStore:  # a PostgreSQL store shares SQLite's code but not its file
+    if not isinstance(store, SqliteStore):  # the PostgreSQL store is SQLite's parts over its own connection
         raise TransferError(f"importing straight into a {type(store).__name__} is not supported: import into the "
-                            f"embedded store (a directory) or into a tracking server (http://...) running on it")
+                            f"embedded store (a directory), a postgresql:// store or a tracking server (http://...)")
     return LocalDestination(store)
 
 
@@ -175,6 +181,10 @@ def import_runs(bundles: Iterable[Bundle], dest_uri: str | None, reporter: Repor
     try:
         summary = Summary("import", dest.label)
         done = dest.imported()
+        if isinstance(dest, LocalDestination) and dest.removed_leftovers:
+            summary.removed_leftovers = dest.removed_leftovers
+            reporter.note(f"removed {dest.removed_leftovers} folder(s) an interrupted import left under "
+                          f"{dest.root / 'runs'}")
         if isinstance(dest, RestDestination) and dest.leftovers:
             summary.removed_leftovers = dest.clean_leftovers()
             reporter.note(f"deleted {summary.removed_leftovers} run(s) an interrupted import left incomplete on "

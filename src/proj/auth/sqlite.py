@@ -115,10 +115,8 @@ class SqliteAuthStore(AuthStore):
         with self._tx() as db:
             if db.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
                 raise AlreadyExists(f"User '{username}' already exists")
-            cur = db.execute("INSERT INTO users (username, password_hash, is_admin, created) VALUES (?,?,?,?)",
-                             (username, hashed, int(is_admin), time.time()))
-            user_id = cur.lastrowid
-        assert user_id is not None
+            user_id = db.execute("INSERT INTO users (username, password_hash, is_admin, created) VALUES (?,?,?,?)"
+                                 " RETURNING id", (username, hashed, int(is_admin), time.time())).fetchone()[0]
         return User(user_id, username, is_admin, hashed)
 
     def find_user(self, username: str) -> User | None:

@@ -17,12 +17,12 @@ def db() -> None:
 def upgrade(uri: str) -> None:
     """Bring the store at URI (postgresql://user:pass@host:port/db, a directory, file:// or sqlite:///.../proj.db)
     up to this proj's schema; prints the version it went from and to. Stop the servers using it first."""
-    from proj.tracking.open import POSTGRES_SCHEMES, server_uri
+    from proj.tracking.open import is_postgres, server_uri
 
     if server_uri(uri) is not None:
         raise StoreError(f"{mask_url(uri)} is a tracking server: upgrade the store it serves (its "
                          "--backend-store-uri) where the server runs")
-    if uri.lower().startswith(POSTGRES_SCHEMES):
+    if is_postgres(uri):
         from proj.tracking.postgres import upgrade_uri, where
 
         before, after = upgrade_uri(uri)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 _STORE_HELP = ("The run store: a directory, file:// or sqlite:///path/proj.db (default: ./.proj, or "
                "PROJ_TRACKING_URI), or postgresql://user:pass@host:port/db (its run folders in "
-               "--artifacts-destination); with --auth its users are in auth.db beside it.")
+               "--artifacts-destination); with --auth its users are in auth.db beside it (for a PostgreSQL "
+               "store in the database itself, schema proj_auth).")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -73,13 +74,14 @@ def _store_option(f: Any) -> Any:
 def _auth_store(ctx: click.Context, store_uri: str | None, *, create: bool = False) -> "AuthStore":
     """The auth store of the run store the server would serve (``create``: with it, when neither exists yet;
     else a mistyped store is refused in one line, not made empty)."""
-    from proj.auth.sqlite import SqliteAuthStore
+    from proj.auth.open import open_auth_store
     from proj.tracking.open import open_store
 
-    tracking = open_store(store_uri or (ctx.obj or {}).get("store"), create=create)
+    uri = store_uri or (ctx.obj or {}).get("store")
+    tracking = open_store(uri, create=create)
     root = tracking.root
     tracking.close()
-    return SqliteAuthStore.beside(root)
+    return open_auth_store(uri, root)
 
 
 def _when(seconds: float | None) -> str:

@@ -16,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from proj import __version__
+from proj.auth.open import open_auth_store
 from proj.auth.permissions import permission
 from proj.auth.ratelimit import MAX_FAILURES, FailedLogins
 from proj.errors import UsageError
@@ -135,16 +136,17 @@ def routes() -> list[BaseRoute]:
 
 
 def server_auth(state: ServerState, default_permission: str, failed_logins: int = MAX_FAILURES) -> ServerAuth:
-    """``--auth``: the auth store (auth.db beside the run store, created and migrated now) and its policy; the
-    audit entries are also logged, one line each, on the server's stderr."""
+    """``--auth``: the auth store (in a PostgreSQL store's database, else auth.db beside the run store; created
+    and migrated now) and its policy; the audit entries are also logged, one line each, on the server's stderr."""
     audit_log = logging.getLogger("proj.auth")
     if not audit_log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s %(message)s"))
         audit_log.addHandler(handler)
         audit_log.setLevel(logging.INFO)
-    return ServerAuth(state.store_root / "auth.db", permission(default_permission, what="default permission"),
-                      state.store, FailedLogins(failed_logins))
+    level = permission(default_permission, what="default permission")
+    return ServerAuth(open_auth_store(state.store_uri, state.store_root), level, state.store,
+                      FailedLogins(failed_logins))
 
 
 def build_app(state: ServerState, auth: ServerAuth | None = None) -> Starlette:

@@ -13,6 +13,7 @@ from proj.auth.ratelimit import MAX_FAILURES
 from proj.errors import ProjError, UsageError
 from proj.server.app import ENV_ARTIFACTS, ENV_AUTH, ENV_STORE, build_app, server_auth
 from proj.server.state import ServerState
+from proj.tracking.open import is_postgres
 
 
 def check_port(host: str, port: int) -> None:
@@ -64,7 +65,8 @@ def serve(store_uri: str | None, artifacts_destination: Path | None, host: str, 
     if auth_default:
         os.environ[ENV_AUTH] = f"{auth_default}:{auth_failed_logins}"
     # Worker processes import the app by name; they find the (already created) store in the environment.
-    os.environ[ENV_STORE] = str(state.store_root)
+    # (a PostgreSQL store by its URI: its files root is not a store of its own)
+    os.environ[ENV_STORE] = state.store_uri if is_postgres(state.store_uri) else str(state.store_root)
     if artifacts_destination is not None:
         os.environ[ENV_ARTIFACTS] = str(artifacts_destination)
     state.store().close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypeGuard
 
 from proj import settings
 from proj.errors import StoreError, StoreMissing
@@ -39,7 +40,7 @@ def open_store(tracking_uri: str | None = None, *, create: bool = True, write: b
 
         return RestStore(remote)
     uri = tracking_uri or settings.tracking_uri()
-    if uri and uri.lower().startswith(POSTGRES_SCHEMES):
+    if is_postgres(uri):
         from proj.tracking.postgres import PostgresStore  # psycopg only for a PostgreSQL store
 
         files = files_root or Path(os.environ.get(FILES_ENV) or DEFAULT_STORE_DIRNAME).expanduser().resolve()
@@ -59,6 +60,11 @@ def open_store(tracking_uri: str | None = None, *, create: bool = True, write: b
     if db.is_file():
         verify(db)  # before the first write (a migration, a new run) touches a damaged file
     return SqliteStore(root, upgrade=upgrade)
+
+
+def is_postgres(uri: str | None) -> TypeGuard[str]:
+    """Whether a store URI names a PostgreSQL database (``postgresql://``, ``postgresql+psycopg://``, ``postgres://``)."""
+    return uri is not None and uri.lower().startswith(POSTGRES_SCHEMES)
 
 
 def server_uri(tracking_uri: str | None = None) -> str | None:

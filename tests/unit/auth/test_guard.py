@@ -8,6 +8,7 @@ import pytest
 
 from proj.auth.permissions import EXPERIMENT, NO_PERMISSIONS, READ
 from proj.auth.policy import identify
+from proj.auth.sqlite import SqliteAuthStore
 from proj.errors import UsageError
 from proj.server.auth import rules as r
 from proj.server.auth.guard import Denied, ServerAuth
@@ -24,7 +25,7 @@ def test_a_list_of_runs_past_the_cap_is_refused_not_checked_in_part(tmp_path: Pa
     tracking = open_store(str(tmp_path / "store"))
     mine = tracking.create_run(_run("mine"), pid=os.getpid())
     theirs = tracking.create_run(_run("theirs"), pid=os.getpid())
-    auth = ServerAuth(tmp_path / "auth.db", NO_PERMISSIONS, lambda: tracking)
+    auth = ServerAuth(SqliteAuthStore(tmp_path / "auth.db"), NO_PERMISSIONS, lambda: tracking)
     user = auth.store().create_user("reader", "reader-password-1")
     auth.store().set_grant("reader", EXPERIMENT, str(mine.experiment_id), READ.name)
     ident = identify(auth.store(), user)

@@ -8,14 +8,12 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
 from proj.auth.permissions import EDIT, EXPERIMENT, MANAGE, READ, REGISTERED_MODEL, Permission
 from proj.auth.policy import Identity, Policy, identify
 from proj.auth.ratelimit import FailedLogins
-from proj.auth.sqlite import SqliteAuthStore
 from proj.auth.store import AuthStore, Token, User
 from proj.errors import NotFound, ProjError, UsageError
 from proj.server import artifact_paths as ap
@@ -81,10 +79,10 @@ def _many(fields: Fields, name: str) -> list[str]:
 
 @dataclass
 class ServerAuth:
-    """The server's auth: the auth store beside the run store (one connection per thread), the policy, the
-    failed-login limiter and the cache of verified credentials."""
+    """The server's auth: the auth store of the run store (proj.auth.open; one connection per thread), the
+    policy, the failed-login limiter and the cache of verified credentials."""
 
-    path: Path
+    opened: AuthStore  # the first handle, created and migrated before any request; each thread reopens it
     default: Permission
     tracking: Callable[[], RunStore]  # the calling thread's run store (ServerState.store)
     limiter: FailedLogins = field(default_factory=FailedLogins)
@@ -94,7 +92,7 @@ class ServerAuth:
 
     def __post_init__(self) -> None:
         self.policy = Policy(self.default)
-        self._first = SqliteAuthStore(self.path)  # created and migrated before any request
+        self._first = self.opened
 
     def store(self) -> AuthStore:
         found: AuthStore | None = getattr(self._local, "store", None)

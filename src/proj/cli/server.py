@@ -29,8 +29,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 @click.group("server", invoke_without_command=True)
 @click.option("--backend-store-uri", metavar="URI", help=_STORE_HELP)
-@click.option("--artifacts-destination", metavar="DIR",
-              help="Where uploaded artifacts go (default: the store's own run folders).")
+@click.option("--artifacts-destination", metavar="DIR|s3://BUCKET[/PREFIX]",
+              help="Where uploaded artifacts go (default: the store's own run folders): a local or network "
+                   "directory, or an S3 bucket (credentials and region from the AWS_* variables, endpoint from "
+                   "MLFLOW_S3_ENDPOINT_URL or AWS_ENDPOINT_URL). With a postgresql:// store and a bucket, the run "
+                   "folders (logs, locks) are in PROJ_STORE_FILES or ./.proj.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
@@ -56,10 +59,10 @@ def server(ctx: click.Context, backend_store_uri: str | None, artifacts_destinat
     ctx.obj = {"store": backend_store_uri}
     if ctx.invoked_subcommand is not None:
         return
+    from proj.server.object_store import destination as parse_destination
     from proj.server.serve import serve
 
-    destination = expand_user(artifacts_destination, "--artifacts-destination").resolve() \
-        if artifacts_destination else None
+    destination = parse_destination(artifacts_destination) if artifacts_destination else None
     key = expand_user(ssl_keyfile, "--ssl-keyfile").resolve() if ssl_keyfile else None
     cert = expand_user(ssl_certfile, "--ssl-certfile").resolve() if ssl_certfile else None
     serve(backend_store_uri, destination, host, port, workers, log_level.lower(),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -23,6 +22,7 @@ from proj.errors import UsageError
 from proj.server.auth import endpoints as auth_endpoints
 from proj.server.auth.guard import ServerAuth
 from proj.server.auth.middleware import AuthMiddleware
+from proj.server.object_store import destination as parse_destination
 from proj.server.protocol.call import Call, Handler, JsonDict
 from proj.server.protocol.errors import error_response, failure_response
 from proj.server.protocol.validate import query_args
@@ -167,6 +167,6 @@ def create_app() -> Starlette:
     """The factory uvicorn's worker processes call (``proj.server.app:create_app``): config from the
     environment serve.py set."""
     destination = os.environ.get(ENV_ARTIFACTS)
-    state = ServerState(os.environ.get(ENV_STORE) or None, Path(destination) if destination else None)
+    state = ServerState(os.environ.get(ENV_STORE) or None, parse_destination(destination) if destination else None)
     default, _, failed = (os.environ.get(ENV_AUTH) or "").partition(":")
     return build_app(state, server_auth(state, default, int(failed or MAX_FAILURES)) if default else None)

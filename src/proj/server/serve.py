@@ -12,6 +12,7 @@ import uvicorn
 from proj.auth.ratelimit import MAX_FAILURES
 from proj.errors import ProjError, UsageError
 from proj.server.app import ENV_ARTIFACTS, ENV_AUTH, ENV_STORE, build_app, server_auth
+from proj.server.object_store import Bucket
 from proj.server.state import ServerState
 from proj.tracking.open import is_postgres
 
@@ -47,14 +48,16 @@ def _tls(keyfile: Path | None, certfile: Path | None) -> dict[str, str]:
     return {"ssl_keyfile": str(keyfile), "ssl_certfile": str(certfile)}
 
 
-def serve(store_uri: str | None, artifacts_destination: Path | None, host: str, port: int, workers: int,
+def serve(store_uri: str | None, artifacts_destination: Path | Bucket | None, host: str, port: int, workers: int,
           log_level: str, *, auth_default: str | None = None, auth_failed_logins: int = MAX_FAILURES,
           ssl_keyfile: Path | None = None, ssl_certfile: Path | None = None) -> None:
     """Serve until interrupted. The port is checked and the store opened (created, checked, migrated) first,
-    so a port in use, a bad URI or a damaged store fails with one line before anything listens.
+    so a port in use, a bad URI, a damaged store or an unusable bucket fails with one line before anything listens.
     ``auth_default``: --auth is on, with this default permission."""
     tls = _tls(ssl_keyfile, ssl_certfile)
     check_port(host, port)
+    if isinstance(artifacts_destination, Bucket):
+        artifacts_destination.check()  # once: a wrong endpoint, credential or bucket is one line, not a 500 later
     state = ServerState(store_uri, artifacts_destination)
     auth = server_auth(state, auth_default, auth_failed_logins) if auth_default else None
     common = {"host": host, "port": port, "log_level": log_level, "access_log": log_level in ("info", "debug",

@@ -224,24 +224,26 @@ class SqliteAuthStore(AuthStore):
         rows = self._db.execute(f"SELECT {self._TOKEN_COLUMNS}{where} ORDER BY t.created", args)
         return [self._token(r) for r in rows]
 
+    def get_token(self, token_id: str) -> Token | None:
+        row = self._db.execute(f"SELECT {self._TOKEN_COLUMNS} WHERE t.id = ?", (token_id,)).fetchone()
+        return self._token(row) if row else None
+
     def revoke_token(self, token_id: str) -> Token:
-        with self._tx() as db:
-            if db.execute("UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
-                          (time.time(), token_id)).rowcount == 0:
-                if not db.execute("SELECT 1 FROM tokens WHERE id = ?", (token_id,)).fetchone():
-                    raise NotFound(f"No API token with id {token_id!r} (see `proj server token list`)")
-            row = db.execute(f"SELECT {self._TOKEN_COLUMNS} WHERE t.id = ?", (token_id,)).fetchone()
-        return self._token(row)
+        with self._tx():
+            self._db.execute("UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), token_id))
+            found = self.get_token(token_id)
+        if found is None:
+            raise NotFound(f"No API token with id {token_id!r} (see `proj server token list`)")
+        return found
 
     def authenticate_token(self, token: str, now: float) -> Token | None:
         parts = hashing.split_token(token)
         if parts is None:
             return None
-        row = self._db.execute(f"SELECT {self._TOKEN_COLUMNS} WHERE t.id = ?", (parts[0],)).fetchone()
-        if row is None:
+        found = self.get_token(parts[0])
+        if found is None:
             hashing.dummy_verify(parts[1])
             return None
-        found = self._token(row)
         if not hashing.verify_secret(parts[1], found.secret_hash):
             return None
         if found.revoked is not None or (found.expires is not None and found.expires <= now):

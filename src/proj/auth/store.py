@@ -106,6 +106,10 @@ class AuthStore(ABC):
     def list_tokens(self, username: str | None = None) -> list[Token]: ...
 
     @abstractmethod
+    def get_token(self, token_id: str) -> Token | None:
+        """The token with this id (its hash, expiry, revocation), or None."""
+
+    @abstractmethod
     def revoke_token(self, token_id: str) -> Token: ...
 
     @abstractmethod

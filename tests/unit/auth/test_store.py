@@ -98,8 +98,11 @@ def test_tokens(store: AuthStore, tmp_path: Path) -> None:
     assert store.authenticate_token(given, now + 61) is None  # expired
     assert store.authenticate_token(given[:-1] + ("A" if given[-1] != "A" else "B"), now) is None
     assert store.authenticate_token("proj_nope", now) is None and store.authenticate_token("abc", now) is None
+    assert store.get_token(made.id) == found and store.get_token("000000000000") is None
     store.revoke_token(made.id)
     assert store.authenticate_token(given, now) is None
+    revoked = store.get_token(made.id)
+    assert revoked is not None and revoked.revoked is not None and revoked.secret_hash == made.secret_hash
     with pytest.raises(NotFound, match="token list"):
         store.revoke_token("000000000000")
 

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from proj.auth.permissions import EDIT, EXPERIMENT, MANAGE, READ, REGISTERED_MODEL, Permission
 from proj.auth.policy import Identity, Policy, identify
 from proj.auth.ratelimit import FailedLogins
-from proj.auth.store import AuthStore, Token, User
+from proj.auth.store import AuthStore, User
 from proj.errors import NotFound, ProjError, UsageError
 from proj.server import artifact_paths as ap
 from proj.server.auth import rules as r
@@ -144,8 +144,8 @@ class ServerAuth:
             return None
         if seen.token_id is None:
             return identify(store, user) if user.password_hash == seen.stored_hash else None
-        token: Token | None = next((t for t in store.list_tokens(user.username) if t.id == seen.token_id), None)
-        if token is None or token.secret_hash != seen.stored_hash or token.revoked is not None or (
+        token = store.get_token(seen.token_id)  # its row only: a user may hold many tokens
+        if token is None or token.user_id != user.id or token.secret_hash != seen.stored_hash or token.revoked is not None or (
                 token.expires is not None and token.expires <= time.time()):
             return None
         return identify(store, user, token)

@@ -40,7 +40,7 @@ def _upgrade_sqlite(uri: str) -> tuple[int, int]:
     from proj.tracking import migrations
     from proj.tracking.dbfile import DB_NAME
     from proj.tracking.open import open_store
-    from proj.tracking.sqlite import _REVISION
+    from proj.tracking.sqlite import schema_steps
 
     db = store_root(uri) / DB_NAME
     rows: dict[str, str] = {}
@@ -50,13 +50,7 @@ def _upgrade_sqlite(uri: str) -> tuple[int, int]:
                 rows = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'schema_%'").fetchall())
         except sqlite3.Error:
             rows = {}
-    steps = int(rows.get(migrations.VERSION_KEY, 0))
-    if not rows:
-        before = 0
-    elif rows.get("schema_revision") == _REVISION:
-        before = steps or migrations.LATEST  # made before the steps were counted, with today's schema
-    else:
-        before = min(steps, migrations.LATEST - 1)
+    before = schema_steps(rows)
     # an existing store only: a mistyped path is StoreMissing, never a new empty store
     open_store(uri, create=False, write=True).close()  # migrates in one transaction, as `proj run` does on open
     return before, migrations.LATEST

@@ -102,6 +102,18 @@ _MODELS_SCHEMA = """CREATE TABLE IF NOT EXISTS models (run_id TEXT NOT NULL, pat
   mlmodel_json TEXT NOT NULL, env_source TEXT, created REAL NOT NULL, PRIMARY KEY (run_id, path))"""
 
 
+def schema_steps(rows: dict[str, str]) -> int:
+    """How many of migrations.STEPS a store has, from its ``meta`` rows named ``schema_%`` (none: a new store).
+    A store of today's revision made before the steps were counted has them all; one of another revision
+    counts as the step before today's at most (its revision says it lacks something)."""
+    if not rows:
+        return 0
+    steps = int(rows.get(migrations.VERSION_KEY, 0))
+    if rows.get("schema_revision") == _REVISION:
+        return steps or migrations.LATEST
+    return min(steps, migrations.LATEST - 1)
+
+
 @guarded
 class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegistry, SqliteUi):
     def __init__(self, root: Path, *, readonly: bool = False, upgrade: bool = True) -> None:
@@ -156,8 +168,7 @@ class SqliteStore(SqliteExperiments, SqliteClientRuns, SqliteModels, SqliteRegis
         if rows.get("schema_revision") == _REVISION:
             return
         if rows and not self._upgrade and not self.readonly:  # the server never migrates under running clients
-            migrations.check_servable(str(self.root), min(int(rows.get(migrations.VERSION_KEY, 0)),
-                                                          migrations.LATEST - 1), str(self.root))
+            migrations.check_servable(str(self.root), schema_steps(rows), str(self.root))
         if self.readonly:
             self._read_as_is()
             return

@@ -3,7 +3,6 @@ descriptions, renames and deletes, with MLflow's rules and proj's protection and
 from __future__ import annotations
 
 import getpass
-from pathlib import Path
 
 from proj.errors import InvalidState, NotFound, UsageError
 from proj.registry import files
@@ -15,7 +14,7 @@ from proj.registry.rules import (
     satisfies,
     stage_key,
 )
-from proj.registry.sources import Source, resolve_source
+from proj.registry.sources import ArtifactsRoot, Source, resolve_source
 from proj.reproduce.rebuild import VERDICT_TAG
 from proj.tracking.records import RunRecord
 from proj.tracking.registry_records import STAGES, ModelVersionRecord, RegisteredModelRecord
@@ -32,7 +31,7 @@ def current_user() -> str:
 
 def register(store: RunStore, source: str, name: str, *, description: str | None = None,
              tags: dict[str, str] | None = None, run_id: str | None = None, model_id: str | None = None,
-             run_link: str | None = None, create_model: bool = True, artifacts_root: Path | None = None,
+             run_link: str | None = None, create_model: bool = True, artifacts_root: ArtifactsRoot | None = None,
              user: str | None = None, reason: str | None = None) -> ModelVersionRecord:
     """A new version of ``name`` from ``source``, its files copied into the store first (by content, so a
     failed registration leaves no version, only blobs a later one may share). ``create_model``: create the

@@ -3,8 +3,10 @@ client's ``mlflow-artifacts:/`` form), an MLflow 3 logged model (``models:/m-<id
 or a local MLflow model directory (validated against schemas/mlmodel.schema.json) -- and the files to copy in."""
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, Union
 from urllib.parse import unquote, urlparse
 
 from proj.errors import ModelNotFound, NotFound, UnsafeModel, UnsafePath, UsageError
@@ -27,9 +29,22 @@ class Source:
     model_id: str | None = None
     files: list[SourceFile] = field(default_factory=list)
     files_sha256: str | None = None  # set when the files are in the registry already
+    # the temporary folder the files were fetched into from an object store (a TemporaryDirectory): it lives as
+    # long as this Source does, so the files are there while the registry copies them, and removed after
+    keep: object = field(default=None, repr=False)
 
 
-def resolve_source(store: RunStore, source: str, *, artifacts_root: Path | None = None) -> Source:
+class RemoteArtifacts(Protocol):
+    """A server's --artifacts-destination in an object store (server.object_store.Bucket)."""
+
+    def fetch(self, rel: str, into: Path) -> bool:
+        """Copy the folder ``rel`` into the empty local folder ``into`` when it holds an MLmodel; else False."""
+
+
+ArtifactsRoot = Union[Path, RemoteArtifacts]
+
+
+def resolve_source(store: RunStore, source: str, *, artifacts_root: ArtifactsRoot | None = None) -> Source:
     """Resolve ``source``; ``artifacts_root`` is where a server keeps uploaded artifacts (default the store)."""
     root = artifacts_root or store.root
     if source.startswith("file:"):
@@ -95,7 +110,7 @@ def _from_model_record(store: RunStore, model: ModelRecord) -> Source:
     return Source(f"runs:/{model.run_id}/{model.path}", run_id=model.run_id, files=files)
 
 
-def run_folder(store: RunStore, uri: ModelUri, artifacts_root: Path) -> Source:
+def run_folder(store: RunStore, uri: ModelUri, artifacts_root: ArtifactsRoot) -> Source:
     """``runs:/RUN/path``: the model proj recorded there, else the folder's files (a client uploaded them),
     else, as MLflow's client, the run's logged model of that name."""
     run = store.get_run(uri.run_id or "")
@@ -106,6 +121,11 @@ def run_folder(store: RunStore, uri: ModelUri, artifacts_root: Path) -> Source:
     if recorded:
         return _from_model_record(store, recorded[0])
     source = uri.text if uri.kind == "run" and uri.text.startswith("mlflow-artifacts:") else f"runs:/{run.id}/{uri.path}"
+    if not isinstance(artifacts_root, Path) and run.experiment_id:  # uploaded to the server's bucket
+        fetched = _fetch(artifacts_root, f"{run.experiment_id}/{run.id}/artifacts/{uri.path}".rstrip("/"), source)
+        if fetched is not None:
+            fetched.run_id = run.id
+            return fetched
     for anchor, rel in _places(store, run, artifacts_root, uri.path):
         if linked_part(anchor, rel) is not None:
             continue  # a folder the run swapped for a link: never followed
@@ -121,12 +141,22 @@ def run_folder(store: RunStore, uri: ModelUri, artifacts_root: Path) -> Source:
                         f"(and no MLmodel in its artifacts at {uri.path or '.'})")
 
 
-def _places(store: RunStore, run: RunRecord, artifacts_root: Path, path: str) -> list[tuple[Path, str]]:
+def _fetch(remote: RemoteArtifacts, rel: str, source: str) -> Source | None:
+    """The model folder ``rel`` of an object store, fetched into a temporary folder (the Source keeps it)."""
+    keep = tempfile.TemporaryDirectory(prefix="proj-register-")
+    into = Path(keep.name)
+    if not remote.fetch(rel, into):
+        keep.cleanup()
+        return None
+    return Source(source, files=_walk(into, into, source), keep=keep)
+
+
+def _places(store: RunStore, run: RunRecord, artifacts_root: ArtifactsRoot, path: str) -> list[tuple[Path, str]]:
     """(trusted anchor, relative folder) where a run's artifact folder may be: the server's upload place
     first (as the server reads), then the run folder."""
     rel = f"artifacts/{path}".rstrip("/")
     places = [(store.run_dir(run.id), rel)]
-    if artifacts_root != store.root and run.experiment_id:
+    if isinstance(artifacts_root, Path) and artifacts_root != store.root and run.experiment_id:
         places.insert(0, (artifacts_root, f"{run.experiment_id}/{run.id}/{rel}"))
     return places
 
@@ -142,10 +172,17 @@ def _logged_of_run(store: RunStore, run: RunRecord, name: str) -> str | None:
     return max(named, key=lambda m: m.creation_time).model_id if named else None
 
 
-def logged_model(store: RunStore, model_id: str, artifacts_root: Path, source: str) -> Source:
+def logged_model(store: RunStore, model_id: str, artifacts_root: ArtifactsRoot, source: str) -> Source:
     """An MLflow 3 logged model: its files under the server's ``logged_models/<id>/artifacts``."""
     model = store.get_logged_model(model_id)
     rel = f"logged_models/{model.model_id}/artifacts"
+    if not isinstance(artifacts_root, Path):
+        fetched = _fetch(artifacts_root, rel, source)
+        if fetched is None:
+            raise ModelNotFound(f"logged model {model.model_id} has no MLmodel in its artifacts (in the server's "
+                                "bucket); finish logging it before registering it")
+        fetched.run_id, fetched.model_id, fetched.source = model.source_run_id, model.model_id, f"models:/{model.model_id}"
+        return fetched
     folder = artifacts_root / rel
     if linked_part(artifacts_root, rel) is not None or not (folder / MLMODEL).is_file():
         raise ModelNotFound(f"logged model {model.model_id} has no MLmodel in its artifacts ({folder}); "

@@ -7,7 +7,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 from urllib.parse import unquote
 
 from proj.errors import UnsafePath, UsageError
@@ -97,6 +97,40 @@ def split_proxied(path: str) -> ProxiedPath:
 
 
 @dataclass(frozen=True)
+class Entry:
+    name: str
+    is_dir: bool
+    size: int | None  # None for a folder
+
+
+class Receiving(Protocol):
+    """A file being uploaded: nothing is visible under its name until ``commit``; ``abort`` leaves nothing."""
+
+    size: int
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class ArtifactPlace(Protocol):
+    """Where one artifact root lives: a local Place, or server.object_store's RemotePlace in a bucket. ``rest``
+    is always a path artifact_paths.clean has checked, relative to that root."""
+
+    def open_file(self, rest: str) -> tuple[BinaryIO, int] | None: ...
+
+    def list_dir(self, rest: str) -> list[Entry] | None: ...
+
+    def exists(self, rest: str) -> bool: ...
+
+    def delete(self, rest: str) -> None: ...
+
+    def upload(self, rest: str) -> Receiving: ...
+
+
+@dataclass(frozen=True)
 class Place:
     """One folder artifacts live in: ``anchor`` (a folder the server trusts) / ``prefix`` (the artifact root)."""
 
@@ -106,12 +140,22 @@ class Place:
     def name(self, rest: str) -> str:
         return join(self.prefix, rest)
 
+    # the ArtifactPlace operations, by the module's descriptor-safe functions below
+    def open_file(self, rest: str) -> tuple[BinaryIO, int] | None:
+        return open_file(self, rest)
 
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    is_dir: bool
-    size: int | None  # None for a folder
+    def list_dir(self, rest: str) -> list[Entry] | None:
+        return list_dir(self, rest)
+
+    def exists(self, rest: str) -> bool:
+        path = self.anchor / self.name(rest)
+        return path.is_symlink() or path.exists()
+
+    def delete(self, rest: str) -> None:
+        delete(self, rest)
+
+    def upload(self, rest: str) -> Upload:
+        return Upload(self, rest)
 
 
 def _inside(fd: int, base: Path, what: str) -> None:
@@ -237,8 +281,11 @@ class Upload:
             self.abort()
             raise
         os.close(self.dir_fd)
+        self.dir_fd = -1
 
     def abort(self) -> None:
+        if self.dir_fd < 0:
+            return  # aborted already (a failed commit aborts itself, and its caller aborts again)
         self.file.close()
         try:
             os.unlink(self.tmp, dir_fd=self.dir_fd)
@@ -246,6 +293,7 @@ class Upload:
             pass
         finally:
             os.close(self.dir_fd)
+            self.dir_fd = -1
 
 
 def _is_dir(dir_fd: int, name: str) -> bool:

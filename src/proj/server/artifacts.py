@@ -21,7 +21,7 @@ from proj.errors import NotFound, ProjError, UsageError
 from proj.paths import shorten
 from proj.registry import files
 from proj.server import artifact_paths as ap
-from proj.server.artifact_paths import Entry, Place, ProxiedPath
+from proj.server.artifact_paths import ArtifactPlace, Entry, Place, ProxiedPath, Receiving
 from proj.server.protocol.errors import error_response, from_exception
 from proj.server.state import ServerState
 from proj.tracking import mlflow_tags
@@ -47,7 +47,7 @@ class Owner:
 
     label: str
     root_uri: str
-    places: list[Place]
+    places: list[ArtifactPlace]
     virtual: Callable[[], dict[str, FileSource]] | None = None
     read_only: bool = False  # a registered version's files: content-addressed, never changed in place
     _files: dict[str, FileSource] | None = field(default=None, repr=False)
@@ -105,18 +105,14 @@ def run_owner(state: ServerState, run_id: str) -> Owner:
     uri = run.artifact_uri or f"{SCHEME}:/{run.experiment_id}/{run.id}/artifacts"
     root = _proxied_root(uri, label)
     run_dir = store.run_dir(run.id)
-    places = [Place(run_dir, "artifacts")]
-    if state.artifacts_destination is not None:
-        places.insert(0, Place(state.artifacts_destination, root))
+    places: list[ArtifactPlace] = [Place(run_dir, "artifacts")]
+    uploaded = state.destination_place(root)
+    if uploaded is not None:
+        places.insert(0, uploaded)
     owner = Owner(label, uri, places)
-    if _is_proj_run(run) and not any(_exists(p, mlflow_tags.PROJ_ARTIFACTS) for p in places):
+    if _is_proj_run(run) and not any(p.exists(mlflow_tags.PROJ_ARTIFACTS) for p in places):
         owner.virtual = lambda: _proj_files(store, run.id, run_dir)
     return owner
-
-
-def _exists(place: Place, rest: str) -> bool:
-    path = place.anchor / place.name(rest)
-    return path.is_symlink() or path.exists()
 
 
 def _proj_files(store: RunStore, run_id: str, run_dir: Path) -> dict[str, FileSource]:
@@ -139,8 +135,7 @@ def model_owner(state: ServerState, model_id: str) -> Owner:
         raise NotFound(f"Logged model with ID '{shorten(model_id)}' not found.")
     label = f"logged model {model.model_id}"
     _proxied_root(model.artifact_location, label)
-    place = Place(state.artifacts_root, f"logged_models/{model.model_id}/artifacts")
-    return Owner(label, model.artifact_location, [place])
+    return Owner(label, model.artifact_location, [state.model_place(model.model_id)])
 
 
 def registry_owner(state: ServerState, digest: str) -> Owner:
@@ -176,7 +171,7 @@ def open_artifact(owner: Owner, rest: str, shown: str | None = None) -> tuple[Bi
             return io.BytesIO(source), len(source)
         found = ap.open_file(*source) if source else None
     else:
-        found = next((f for f in (ap.open_file(p, rest) for p in owner.places) if f is not None), None)
+        found = next((f for f in (p.open_file(rest) for p in owner.places) if f is not None), None)
     if found is None:
         raise NotFound(f"No such artifact: '{shorten(shown or rest)}'")
     return found
@@ -189,7 +184,7 @@ def list_artifacts(owner: Owner, rest: str) -> list[Entry]:
         return _virtual_entries(owner, rest[len(mlflow_tags.PROJ_ARTIFACTS) + 1:])
     seen: dict[str, Entry] = {}
     for place in owner.places:
-        for entry in ap.list_dir(place, rest) or []:
+        for entry in place.list_dir(rest) or []:
             seen.setdefault(entry.name, entry)
     if not rest and owner.virtual is not None:
         seen.setdefault(mlflow_tags.PROJ_ARTIFACTS, Entry(mlflow_tags.PROJ_ARTIFACTS, True, None))
@@ -221,7 +216,7 @@ def _size(source: tuple[Place, str]) -> int | None:
 def delete_artifacts(owner: Owner, rest: str) -> None:
     owner.refuse_write(rest)
     for place in owner.places:
-        ap.delete(place, rest)
+        place.delete(rest)
 
 
 # ---- HTTP ----
@@ -350,13 +345,14 @@ async def delete_proxied(request: Request) -> Response:
 
 
 async def upload_proxied(request: Request) -> Response:
-    """The body streamed to a temp file beside the target, renamed onto it only once all of it arrived."""
+    """The body streamed to a temp file (beside the target, or spooled locally for a bucket), made visible under
+    its name only once all of it arrived (a rename, or one put of the whole object)."""
     state, target, _ = _proxied(request)
 
-    def begin() -> ap.Upload:
+    def begin() -> Receiving:
         owner = proxied_owner(state, target)
         owner.refuse_write(target.rest)
-        return ap.Upload(owner.places[0], target.rest)
+        return owner.places[0].upload(target.rest)
 
     upload = await run_in_threadpool(begin)
     try:
@@ -371,7 +367,7 @@ async def upload_proxied(request: Request) -> Response:
     return _json({})
 
 
-async def _receive(request: Request, upload: ap.Upload) -> None:
+async def _receive(request: Request, upload: Receiving) -> None:
     pending = bytearray()
     async for chunk in request.stream():
         pending += chunk

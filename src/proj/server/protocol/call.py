@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from proj.tracking.store import RunStore
+
+if TYPE_CHECKING:
+    from proj.registry.sources import ArtifactsRoot
 
 JsonDict = dict[str, Any]
 
@@ -16,7 +18,8 @@ class Call:
     store: RunStore
     path: dict[str, str] = field(default_factory=dict)
     size: int = 0  # bytes of the request body (log-batch has a size limit)
-    artifacts_root: Path | None = None  # where the server keeps uploaded artifacts (registering copies from there)
+    # where the server keeps uploaded artifacts, a folder or a bucket (registering copies from there)
+    artifacts_root: ArtifactsRoot | None = None
 
 
 Handler = Callable[[Call], JsonDict]

@@ -19,16 +19,18 @@ if TYPE_CHECKING:
 @click.option("--filter", "filter_string", help="The runs MLflow's search filter matches, e.g. \"params.alpha = '0.1'\".")
 @click.option("--all", "everything", is_flag=True, help="Every run of the store.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The archive to write (FILE.tar).")
+@click.option("--registry", is_flag=True, help="Every registered model of the store too, with its versions and their "
+              "files (a proj store: a directory or postgresql://).")
 @tracking_option
 @json_option
 @click.pass_obj
 def export_command(app: App, run_refs: tuple[str, ...], experiment: str | None, filter_string: str | None,
-                   everything: bool, output: Path, tracking_uri: str | None, as_json: bool) -> None:
+                   everything: bool, output: Path, registry: bool, tracking_uri: str | None, as_json: bool) -> None:
     """Write runs (RUN ids or prefixes, with their child runs) and their files into one archive."""
     from proj.transfer.service import Selection, export_runs
 
     summary = export_runs(tracking_uri, Selection(run_refs, experiment, filter_string, everything), output,
-                          app.reporter)
+                          app.reporter, registry=registry)
     _report(app, summary, as_json)
 
 
@@ -39,12 +41,16 @@ def export_command(app: App, run_refs: tuple[str, ...], experiment: str | None, 
 @click.option("--run", "run_refs", multiple=True, help="Only this run (id or prefix; repeatable), with its children.")
 @click.option("--experiment", help="Only the runs of this experiment (a name).")
 @click.option("--filter", "filter_string", help="Only the runs this filter matches (proj stores and servers).")
+@click.option("--registry", is_flag=True, help="The registered models too (an archive exported with --registry, or "
+              "a proj store), into a proj store: a directory or postgresql://.")
+@click.option("--skip-existing-models", is_flag=True, help="With --registry: a model whose name the destination "
+              "already has (another model) is kept there and not imported, instead of refusing the import.")
 @tracking_option
 @json_option
 @click.pass_obj
 def import_command(app: App, archive: Path | None, source: str | None, run_refs: tuple[str, ...],
-                   experiment: str | None, filter_string: str | None, tracking_uri: str | None,
-                   as_json: bool) -> None:
+                   experiment: str | None, filter_string: str | None, registry: bool, skip_existing_models: bool,
+                   tracking_uri: str | None, as_json: bool) -> None:
     """Read runs from ARCHIVE (made by `proj runs export`) or --from a store into --tracking-uri. Runs imported
     before are skipped, so importing again is safe."""
     from proj.errors import UsageError
@@ -54,10 +60,14 @@ def import_command(app: App, archive: Path | None, source: str | None, run_refs:
         raise UsageError("give either an ARCHIVE file or --from URI (one source)")
     if archive is not None and filter_string:
         raise UsageError("--filter selects runs in a store: use --run or --experiment with an archive")
+    if skip_existing_models and not registry:
+        raise UsageError("--skip-existing-models goes with --registry")
     selection = Selection(run_refs, experiment, filter_string, False)
-    _, bundles, close = read_source(str(archive) if archive is not None else str(source), selection, app.reporter)
+    _, bundles, close, models = read_source(str(archive) if archive is not None else str(source), selection,
+                                            app.reporter, registry)
     try:
-        summary = import_runs(bundles, tracking_uri, app.reporter)
+        summary = import_runs(bundles, tracking_uri, app.reporter, models() if registry else None,
+                              skip_existing_models)
     finally:
         close()
     _report(app, summary, as_json)

@@ -14,11 +14,15 @@ from typing import IO, Any, Callable, Iterable, Iterator
 from proj import __version__
 from proj.paths import unsafe_reason
 from proj.transfer.bundle import FORMAT, VERSION, Bundle, FileEntry, TransferError, check_file_path
+from proj.transfer.registry import ModelBundle
 
 MANIFEST = "manifest.json"
+REGISTRY_RECORDS = "registry/models.json"  # format version 2: the registered models (``--registry``)
+REGISTRY_BLOBS = "registry/blobs/"  # then each stored file of their versions once, named by its sha256
 
 
-def write_archive(path: Path, bundles: Iterable[Bundle], source: str, on_run: Callable[[Bundle], None]) -> list[str]:
+def write_archive(path: Path, bundles: Iterable[Bundle], source: str, on_run: Callable[[Bundle], None],
+                  models: Callable[[], list[ModelBundle]] | None = None) -> list[str]:
     """Write the archive beside ``path`` and rename it into place once whole; the run ids written, in order.
 
     The manifest goes first with the run list, so runs are read into memory one at a time, never all at once:
@@ -32,8 +36,11 @@ def write_archive(path: Path, bundles: Iterable[Bundle], source: str, on_run: Ca
                 _add_run(tar, bundle)
                 ids.append(bundle.source_id)
                 on_run(bundle)
-        manifest = {"format": FORMAT, "version": VERSION, "created": time.time(), "proj_version": __version__,
-                    "source": source, "runs": ids}
+            registry = _add_registry(tar, models()) if models is not None else None
+        manifest: dict[str, Any] = {"format": FORMAT, "version": 1 if registry is None else VERSION,
+                                    "created": time.time(), "proj_version": __version__, "source": source, "runs": ids}
+        if registry is not None:
+            manifest["registry"] = registry
         with tarfile.open(final, "w", format=tarfile.PAX_FORMAT) as tar, tarfile.open(body, "r") as inner:
             _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
             for member in inner:
@@ -53,6 +60,24 @@ def _add_run(tar: tarfile.TarFile, bundle: Bundle) -> None:
         info.size, info.mtime, info.mode = entry.size, int(time.time()), 0o644
         with entry.open() as fh:
             tar.addfile(info, fh)
+
+
+def _add_registry(tar: tarfile.TarFile, models: list[ModelBundle]) -> list[str]:
+    """``registry/models.json`` (every model's record) and ``registry/blobs/<sha256>`` (each stored file once)."""
+    _add_bytes(tar, REGISTRY_RECORDS, json.dumps([m.record for m in models], default=str).encode())
+    written: set[str] = set()
+    for model in models:
+        for sha, opener in model.blobs.items():
+            if sha in written:
+                continue
+            written.add(sha)
+            with opener() as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(0)
+                info = tarfile.TarInfo(f"{REGISTRY_BLOBS}{sha}")
+                info.size, info.mtime, info.mode = size, int(time.time()), 0o644
+                tar.addfile(info, fh)
+    return [m.name for m in models]
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -88,6 +113,14 @@ class Archive:
         if not (member.isfile() or member.isdir()):
             kind = "a symlink" if member.issym() else "a hard link" if member.islnk() else "not a regular file"
             raise TransferError(f"archive {self.path}: member {name!r} is {kind}; refused (nothing was imported)")
+        if name in (REGISTRY_RECORDS, "registry", REGISTRY_BLOBS.rstrip("/")):
+            return
+        if name.startswith(REGISTRY_BLOBS):
+            sha = name[len(REGISTRY_BLOBS):]
+            if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+                raise TransferError(f"archive {self.path}: member {name!r} is not named by a sha256; refused "
+                                    "(nothing was imported)")
+            return
         if name != MANIFEST and not name.startswith("runs/"):
             raise TransferError(f"archive {self.path}: member {name!r} is outside runs/; refused (nothing was imported)")
         parts = name.split("/")
@@ -146,6 +179,29 @@ class Archive:
                 raise TransferError(f"archive {self.path}: run {run_id}'s file {rel!r} is missing from the archive")
             files.append(FileEntry(rel, member.size, str(item.get("sha256", "")), self._opener(member)))
         return Bundle(record, files)
+
+    def models(self) -> list[ModelBundle]:
+        """The registered models the archive holds (none before format version 2, or without ``--registry``)."""
+        if "registry" not in self.manifest:
+            return []
+        records = self._json(REGISTRY_RECORDS, "its registered models")
+        if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("name"), str)
+                                                     for r in records):
+            raise TransferError(f"archive {self.path}: {REGISTRY_RECORDS} is not a list of registered models")
+        out = []
+        for record in records:
+            blobs = {}
+            for version in record.get("versions", []):
+                for entry in version.get("files", []) if isinstance(version, dict) else []:
+                    sha = str(entry.get("sha256", "")) if isinstance(entry, dict) else ""
+                    member = self._by_name.get(f"{REGISTRY_BLOBS}{sha}")
+                    if member is None or not member.isfile():
+                        raise TransferError(f"archive {self.path}: registered model {record['name']!r}'s file "
+                                            f"{entry.get('path') if isinstance(entry, dict) else entry!r} is missing "
+                                            "from the archive")
+                    blobs[sha] = self._opener(member)
+            out.append(ModelBundle(record, blobs))
+        return out
 
     def _opener(self, member: tarfile.TarInfo) -> Callable[[], IO[bytes]]:
         def open_member() -> IO[bytes]:

@@ -12,7 +12,7 @@ from proj.errors import UsageError
 from proj.paths import unsafe_reason
 
 FORMAT = "proj-runs"  # what the manifest's "format" says, so another tar is told apart
-VERSION = 1  # the archive layout; a reader refuses a newer one
+VERSION = 2  # the archive layout (2: with registered models, written only then); a reader refuses a newer one
 IMPORTED_FROM = "proj.imported.from"  # "<source>#<run id>": what makes a second import skip the run
 INCOMPLETE = "proj.import.incomplete"  # set on a server run while it is written; gone once it is whole
 FILE_ROOTS = ("artifacts", "logs")  # what a run's files are under, in the archive and in a run folder

@@ -36,7 +36,9 @@ class LocalDestination:
         self.label = mask_url(uri) if isinstance(uri, str) else str(store.root)
         store._models_table()  # a store that has no models table yet gets it (its own schema)
         self._db = store._db
-        self.removed_leftovers = leftovers.sweep(StoreLayout(self.root).runs, self.has_run)
+        layout = StoreLayout(self.root)
+        self.removed_leftovers = leftovers.sweep(layout.runs, self.has_run) + \
+            leftovers.sweep(layout.registry, lambda _: True)  # registry/: folders aside only, no run folders
 
     def imported(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT value, run_id FROM tags WHERE key = ?", (IMPORTED_FROM,)).fetchall())

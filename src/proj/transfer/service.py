@@ -2,6 +2,7 @@
 an archive), read its runs as bundles, and write them run by run into the destination, parents first."""
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -21,6 +22,7 @@ from proj.transfer.dest_local import LocalDestination
 from proj.transfer.dest_rest import RestDestination
 from proj.transfer.mlflow_source import file_bundles, is_mlflow_db, sql_bundles
 from proj.transfer.proj_source import select_runs, store_bundles
+from proj.transfer.registry import ModelBundle, existing_names, imported_models, store_models, write_model
 
 
 @dataclass
@@ -41,6 +43,9 @@ class Summary:
     artifact_bytes: int = 0
     run_ids: dict[str, str] = field(default_factory=dict)  # source id -> id in the destination
     removed_leftovers: int = 0
+    models: list[str] = field(default_factory=list)  # registered models moved (--registry)
+    models_skipped: list[str] = field(default_factory=list)
+    model_versions: int = 0
 
     def add(self, bundle: Bundle, new_id: str) -> None:
         self.runs += 1
@@ -51,8 +56,12 @@ class Summary:
     def line(self) -> str:
         verb = "exported" if self.action == "export" else "imported"
         skipped = f" ({self.skipped} already there, skipped)" if self.skipped else ""
+        models = ""
+        if self.models or self.models_skipped:
+            models = f", {len(self.models)} registered model(s) with {self.model_versions} version(s)" + \
+                (f" ({len(self.models_skipped)} skipped)" if self.models_skipped else "")
         return (f"{verb} {self.runs} run(s){skipped}, {self.metric_points} metric points, {self.artifact_bytes} "
-                f"artifact bytes {'to' if self.action == 'export' else 'into'} {self.destination}")
+                f"artifact bytes{models} {'to' if self.action == 'export' else 'into'} {self.destination}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,8 +76,10 @@ def store_label(store: RunStore) -> str:
     return mask_url(uri) if isinstance(uri, str) else str(store.root)
 
 
-def export_runs(tracking_uri: str | None, selection: Selection, out: Path, reporter: Reporter) -> Summary:
-    """Write the selected runs of a proj store (local or a server) into the archive ``out``."""
+def export_runs(tracking_uri: str | None, selection: Selection, out: Path, reporter: Reporter,
+                registry: bool = False) -> Summary:
+    """Write the selected runs of a proj store (local or a server) into the archive ``out``; ``registry``: every
+    registered model of the store too (a proj store on this machine or PostgreSQL)."""
     if out.is_dir():
         raise UsageError(f"-o {out} is a directory: name the archive file to write (e.g. runs.tar)")
     if not out.parent.is_dir():
@@ -83,18 +94,42 @@ def export_runs(tracking_uri: str | None, selection: Selection, out: Path, repor
         reporter.info(f"exported run {bundle.source_id} ({summary.runs}/{len(runs)}: {bundle.metric_points()} "
                       f"metric points, {len(bundle.files)} files)")
 
-    write_archive(out, store_bundles(store, runs, label, reporter), label, progress)
+    models = _models_of(store, label, tracking_uri or "the store") if registry else None
+
+    def registry_records() -> list[ModelBundle]:
+        found = models() if models is not None else []
+        summary.models = [m.name for m in found]
+        summary.model_versions = sum(len(m.record.get("versions", [])) for m in found)
+        return found
+
+    write_archive(out, store_bundles(store, runs, label, reporter), label, progress,
+                  registry_records if registry else None)
     return summary
 
 
-def read_source(source: str, selection: Selection, reporter: Reporter) -> tuple[str, Iterable[Bundle], Callable[[], None]]:
-    """(label, bundles, close) of an archive file or a store URI given to `proj runs import`."""
+def _models_of(store: RunStore, label: str, named: str) -> Callable[[], list[ModelBundle]]:
+    """What reads the registered models of ``store`` (refused, before anything is written, where it cannot)."""
+    if not isinstance(store, SqliteStore):
+        raise TransferError(f"--registry reads the registry of a proj store (a directory or postgresql://...), not of "
+                            f"{named}: export from the server's own store")
+    return lambda: store_models(store, label)
+
+
+Source = tuple[str, Iterable[Bundle], Callable[[], None], Callable[[], list[ModelBundle]]]
+
+
+def read_source(source: str, selection: Selection, reporter: Reporter, registry: bool = False) -> Source:
+    """(label, bundles, close, models) of an archive file or a store URI given to `proj runs import`; ``models``
+    reads its registered models (``registry``: refused here, before anything is written, where there are none)."""
     path = _local_path(source)
     if path is not None and path.is_file() and not path.name.endswith(".db"):
         archive = Archive(path)
-        return archive.source, _selected(archive.bundles(), selection), archive.close
+        if registry and "registry" not in archive.manifest:
+            archive.close()
+            raise TransferError(f"archive {path} holds no registered models: it was exported without --registry")
+        return archive.source, _selected(archive.bundles(), selection), archive.close, archive.models
     if server_uri(source) is not None or source.lower().startswith(POSTGRES_SCHEMES):
-        return _proj_store(open_store(source, create=False), selection, reporter)
+        return _proj_store(open_store(source, create=False), selection, reporter, registry, source)
     if path is None:
         raise TransferError(f"source {source!r} is not an archive file, a store directory, sqlite:///FILE, "
                             f"file:DIR, postgresql://... or http(s)://HOST")
@@ -103,23 +138,32 @@ def read_source(source: str, selection: Selection, reporter: Reporter) -> tuple[
         raise TransferError(f"source {source!r}: {path} does not exist")
     if db.is_file() and is_mlflow_db(db):
         _no_filter(selection, source)
+        _no_registry(registry, source)
         label = str(db.resolve())
-        return label, sql_bundles(db, label, _matcher(selection), reporter), _nothing
+        return label, sql_bundles(db, label, _matcher(selection), reporter), _nothing, list
     if db.is_file():
-        return _proj_store(open_store(str(db.parent), create=False), selection, reporter)
+        return _proj_store(open_store(str(db.parent), create=False), selection, reporter, registry, source)
     if path.is_dir():
         _no_filter(selection, source)
+        _no_registry(registry, source)
         label = str(path.resolve())
-        return label, file_bundles(path, label, _matcher(selection), reporter), _nothing
+        return label, file_bundles(path, label, _matcher(selection), reporter), _nothing, list
     raise TransferError(f"source {source!r}: {path} does not exist (an archive, a proj store, an MLflow "
                         f"mlflow.db or mlruns/ directory)")
 
 
-def _proj_store(store: RunStore, selection: Selection, reporter: Reporter) -> tuple[str, Iterable[Bundle], Callable[[], None]]:
+def _proj_store(store: RunStore, selection: Selection, reporter: Reporter, registry: bool, named: str) -> Source:
     label = store_label(store)
+    models = _models_of(store, label, named) if registry else list
     everything = selection.everything or not (selection.refs or selection.experiment or selection.filter_string)
     runs = select_runs(store, selection.refs, selection.experiment, selection.filter_string, everything)
-    return label, store_bundles(store, runs, label, reporter), store.close
+    return label, store_bundles(store, runs, label, reporter), store.close, models
+
+
+def _no_registry(registry: bool, source: str) -> None:
+    if registry:
+        raise TransferError(f"--registry moves proj's registry: the MLflow store {source} is read without its "
+                            "registered models (import them from a tracking server over it: not supported yet)")
 
 
 def _local_path(source: str) -> Path | None:
@@ -174,12 +218,16 @@ def open_destination(uri: str | None) -> LocalDestination | RestDestination:
     return LocalDestination(store)
 
 
-def import_runs(bundles: Iterable[Bundle], dest_uri: str | None, reporter: Reporter) -> Summary:
+def import_runs(bundles: Iterable[Bundle], dest_uri: str | None, reporter: Reporter,
+                models: list[ModelBundle] | None = None, skip_existing_models: bool = False) -> Summary:
     """Write every bundle into the store ``dest_uri`` names, one run at a time, each whole or not at all; a run
-    imported before (its origin tag) is skipped. The first failure stops the import with one line."""
+    imported before (its origin tag) is skipped. The first failure stops the import with one line. ``models``
+    (--registry) follow the runs, each whole or not at all; a name taken at the destination by another model is
+    refused before anything is written, unless ``skip_existing_models``."""
     dest = open_destination(dest_uri)
     try:
         summary = Summary("import", dest.label)
+        to_write = _models_to_write(dest, models or [], skip_existing_models, summary, reporter)
         done = dest.imported()
         if isinstance(dest, LocalDestination) and dest.removed_leftovers:
             summary.removed_leftovers = dest.removed_leftovers
@@ -192,9 +240,64 @@ def import_runs(bundles: Iterable[Bundle], dest_uri: str | None, reporter: Repor
         ordered = parents_first(list(bundles))
         for number, bundle in enumerate(ordered, 1):
             _import_one(dest, bundle, done, summary, reporter, f"{number}/{len(ordered)}")
+        for model in to_write:
+            assert isinstance(dest, LocalDestination)
+            _import_model(dest, model, done, summary, reporter)
         return summary
     finally:
         dest.close()
+
+
+def _models_to_write(dest: LocalDestination | RestDestination, models: list[ModelBundle], skip_existing: bool,
+                     summary: Summary, reporter: Reporter) -> list[ModelBundle]:
+    """The models to import; those imported before are skipped; a name another model holds there is refused (or,
+    with ``skip_existing``, skipped): all decided before the first run is written."""
+    if not models:
+        return []
+    if isinstance(dest, RestDestination):
+        raise TransferError(f"--registry into a tracking server ({dest.label}) is not supported yet: import into the "
+                            "server's own store (its directory or postgresql://... URI, with PROJ_STORE_FILES set to "
+                            "its --artifacts-destination)")
+    before = imported_models(dest.store)
+    taken = existing_names(dest.store, [m.name for m in models])
+    out = []
+    for model in models:
+        if model.origin in before:
+            summary.models_skipped.append(model.name)
+            reporter.info(f"skipped registered model {model.name!r}: already imported as {before[model.origin]!r}")
+        elif model.name in taken:
+            if not skip_existing:
+                raise TransferError(f"registered model {model.name!r} already exists in {dest.label} (not imported "
+                                    "from this source): rename or delete it there, or import with "
+                                    "--skip-existing-models to keep it and skip this one; nothing was imported")
+            summary.models_skipped.append(model.name)
+            reporter.warn(f"registered model {model.name!r} already exists in {dest.label}: kept, not imported "
+                          "(--skip-existing-models)")
+        else:
+            out.append(model)
+    return out
+
+
+def _import_model(dest: LocalDestination, model: ModelBundle, done: dict[str, str], summary: Summary,
+                  reporter: Reporter) -> None:
+    def run_here(run_id: str | None, origin: str | None) -> str | None:
+        if not run_id:
+            return None
+        return summary.run_ids.get(run_id) or done.get(origin or "") or (run_id if dest.has_run(run_id) else None)
+
+    try:
+        try:
+            versions = write_model(dest.store, model, run_here)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or damaged models.json
+            raise TransferError(f"its record is damaged ({type(exc).__name__}: {exc})") from None
+        except sqlite3.IntegrityError as exc:
+            raise TransferError(f"its record is damaged or its name was taken meanwhile ({exc})") from None
+    except ProjError as exc:
+        raise type(exc)(f"registered model {model.name!r} not imported (nothing of it was written; importing again "
+                        f"goes on from there): {exc.message}") from None
+    summary.models.append(model.name)
+    summary.model_versions += versions
+    reporter.info(f"imported registered model {model.name!r} ({versions} version(s))")
 
 
 def _import_one(dest: LocalDestination | RestDestination, bundle: Bundle, done: dict[str, str], summary: Summary,

@@ -1,6 +1,7 @@
 """The run record as plain data. ``SCHEMA_VERSION`` versions both the SQLite layout and JSON output."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +23,14 @@ def millis(seconds: float) -> int:
     the store computes the same number in SQL (fast history pages, time filters), and both must agree."""
     scaled = seconds * 1000
     return int(scaled + (0.5 if scaled >= 0 else -0.5))
+
+
+def json_number(value: float) -> float | str:
+    """A double as MLflow's JSON carries it (protobuf's writer): NaN and the infinities as the strings "NaN",
+    "Infinity" and "-Infinity", every other value as itself."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 @dataclass(frozen=True)

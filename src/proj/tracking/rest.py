@@ -41,6 +41,7 @@ from proj.tracking.records import (
     NewRun,
     ParamRecord,
     RunRecord,
+    json_number,
     millis,
 )
 from proj.tracking.store import RunStore
@@ -272,7 +273,7 @@ class RestStore(RunStore):
         tag_items = list(tags.items())
         while metrics or params or tag_items:
             batch = {"run_id": run_id,
-                     "metrics": [{"key": m.key, "value": _number(m.value), "timestamp": _ms(m.timestamp),
+                     "metrics": [{"key": m.key, "value": json_number(m.value), "timestamp": _ms(m.timestamp),
                                   "step": m.step} for m in metrics[:MAX_METRICS]],
                      "params": [{"key": k, "value": v} for k, v in params[:MAX_PARAMS]],
                      "tags": [{"key": k, "value": v} for k, v in tag_items[:MAX_TAGS]]}
@@ -633,14 +634,6 @@ def _reason(exc: Exception) -> str:
     if "Connection refused" in text or "Errno 111" in text:
         return "connection refused"
     return one_line(re.sub(r"<[^>]*>: ", "", text), 200)
-
-
-def _number(value: float) -> float | str:
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 def _files(folder: Path) -> list[Path]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from proj.errors import UsageError
 from proj.tracking.dbfile import guarded
-from proj.tracking.records import ACTIVE, RUNNING, RunRecord, millis
+from proj.tracking.records import ACTIVE, RUNNING, RunRecord, json_number, millis
 from proj.tracking.search import (
     ATTRIBUTE,
     METRIC,
@@ -51,10 +51,8 @@ def _value_sql(column: Column) -> tuple[str, list[Any]]:
 
 
 def _wire(value: float | None) -> float | str | None:
-    """A float for JSON: the infinities and NaN as MLflow's strings."""
-    if value is None or math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    """A float for JSON (records.json_number), None as it is."""
+    return None if value is None else json_number(value)
 
 
 @guarded

@@ -1,7 +1,6 @@
 """The store interface, so another backend (a server, Postgres) can sit behind the same calls."""
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -25,6 +24,7 @@ from proj.tracking.records import (
     ParamRecord,
     RunInput,
     RunRecord,
+    json_number,
     millis,
 )
 
@@ -221,9 +221,7 @@ class RunStore(ABC):
         step; timestamp in ms; a position to ignore). The server's long-history path; a store without a faster
         way gets it from metric_history_page."""
         points, token = self.metric_history_page(run_id, key, max_results, page_token)
-        wire = [(p.value if math.isfinite(p.value) else ("NaN" if math.isnan(p.value) else
-                 ("Infinity" if p.value > 0 else "-Infinity")), p.step, millis(p.timestamp), n)
-                for n, p in enumerate(points)]
+        wire = [(json_number(p.value), p.step, millis(p.timestamp), n) for n, p in enumerate(points)]
         return wire, token
 
     def metric_history_bulk_interval(self, run_ids: list[str], key: str, max_results: int,

@@ -9,7 +9,7 @@ from proj.errors import UsageError
 from proj.server.protocol import validate as v
 from proj.server.protocol.validate import QueryArgs
 from proj.server.state import ServerState
-from proj.tracking.records import VIEW_TYPES, millis
+from proj.tracking.records import VIEW_TYPES, json_number, millis
 from proj.tracking.store import RunStore
 
 JsonDict = dict[str, Any]
@@ -90,6 +90,4 @@ def ms(seconds: float | None) -> int | None:
 
 def wire(value: Any) -> Any:
     """A float for JSON: the infinities and NaN as MLflow's strings (other values as they are)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
+    return json_number(value) if isinstance(value, float) else value

@@ -26,7 +26,7 @@ from proj.tracking.open import open_store
 from proj.tracking.pg_connection import WRITE_LOCK
 from proj.tracking.postgres import connect, upgrade
 
-SECONDS = 15  # each load's length: two cores shared with other work, so the whole module stays near a minute
+SECONDS = 12  # each load's length: two cores shared with other work, so the whole module stays near a minute
 WORKERS = "2"
 
 
@@ -108,10 +108,16 @@ def test_32_writers_8_readers_no_error_every_point_once(pg_store_uri: str, tmp_p
 
 
 # The pinned MLflow client logging through the restart with its own retries (urllib3's Retry, honouring
-# Retry-After): it writes a marker once its run exists, so the faults come while it logs.
+# Retry-After): started before the server (importing mlflow takes long on a busy machine), it reads the server's
+# URL from a file, and writes a marker once its run exists, so the faults come while it logs.
 _MLFLOW_SCRIPT = '''
 import logging, os, pathlib, time
 from mlflow.entities import Metric
+
+url = pathlib.Path(os.environ["URL_FILE"])
+while not url.exists():
+    time.sleep(0.05)
+client = MlflowClient(url.read_text())
 
 retries = []
 class Count(logging.Handler):
@@ -132,20 +138,22 @@ out["run_id"] = run.info.run_id
 out["retries"] = len(retries)
 out["history"] = len(client.get_metric_history(run.info.run_id, "through"))
 '''
-MLFLOW_POINTS = 120
+MLFLOW_POINTS = 40
 
 
 def test_postgres_restarted_under_load_503_then_nothing_lost(private_pg: Cluster, private_uri: str,
                                                              mlflow_venv: Path, tmp_path: Path) -> None:
-    marker = tmp_path / "mlflow-client-started"
+    marker, url_file = tmp_path / "mlflow-client-started", tmp_path / "url"
+    answer: dict[str, Any] = {}
+    mlflow_client = threading.Thread(target=lambda: answer.update(client_json(
+        mlflow_venv, _MLFLOW_SCRIPT, "http://127.0.0.1:9", tmp_path,  # the real URL comes through URL_FILE
+        env={"MARKER": str(marker), "POINTS": str(MLFLOW_POINTS), "URL_FILE": str(url_file)}, timeout=300)),
+        daemon=True)
+    mlflow_client.start()
     with proj_server(tmp_path, tmp_path, "--backend-store-uri", private_uri, "--artifacts-destination",
                      str(tmp_path / "artifacts"), "--workers", WORKERS, "--log-level", "warning") as server:
         experiment = _experiment(server.url, "restart")
-        answer: dict[str, Any] = {}
-        mlflow_client = threading.Thread(target=lambda: answer.update(client_json(
-            mlflow_venv, _MLFLOW_SCRIPT, server.url, tmp_path,
-            env={"MARKER": str(marker), "POINTS": str(MLFLOW_POINTS)}, timeout=300)), daemon=True)
-        mlflow_client.start()
+        url_file.write_text(server.url)
         deadline = time.monotonic() + 120
         while not marker.exists() and mlflow_client.is_alive() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -363,6 +371,7 @@ def test_server_killed_mid_writes_and_uploads_restarts_whole(backend: str, reque
     with proj_server(tmp_path, tmp_path, *store_args, "--log-level", "warning") as again:
         client = Client(again.url, Tally())
         partial = []
+        whole_batches: set[tuple[str, int]] = set()
         for run_id, numbers in sent.items():
             got = client.call("GET", "/runs/get", {"run_id": run_id})
             assert got is not None, run_id
@@ -370,15 +379,21 @@ def test_server_killed_mid_writes_and_uploads_restarts_whole(backend: str, reque
             for number in numbers:
                 steps = {number * STEPS + i for i in range(STEPS)}
                 history = [client.call("GET", "/metrics/get-history", {"run_id": run_id, "metric_key": key})
-                           ["metrics"] for key in KEYS]
+                           .get("metrics", []) for key in KEYS]  # MLflow leaves an empty list out
                 found = [{m["step"] for m in points} & steps for points in history]
                 whole = all(f == steps for f in found) and f"p{number}" in params
                 absent = not any(found) and f"p{number}" not in params
+                if whole:
+                    whole_batches.add((run_id, number))
                 if number in acked[run_id]:
                     assert whole, (run_id, number, found, params)
                 elif not (whole or absent):
                     partial.append((run_id, number))
         assert not partial, f"partial batches: {partial}"
+        # Committed but never answered (the server died between COMMIT and its answer): a client that retries
+        # such a batch (MLflow's retries a broken connection too) stores its points twice; see README.
+        committed_unanswered = sum(1 for run_id, numbers in sent.items() for number in numbers - acked[run_id]
+                                   if (run_id, number) in whole_batches)
         listing = client.call("GET", "/artifacts/list", {"run_id": target["run_id"], "path": "flying"})
         names = [f["path"] for f in (listing or {}).get("files", [])]
         assert not [n for n in names if ".proj-upload-" in n], names
@@ -396,9 +411,11 @@ def test_server_killed_mid_writes_and_uploads_restarts_whole(backend: str, reque
                 assert status != 200 and response.status == 404, (path, status, response.status)
         log = again.output()
     assert "Traceback" not in log, log[-3000:]
-    leftovers = [p.name for p in root.rglob(".proj-upload-*")]
+    leftovers = [p.parent.name for p in root.rglob(".proj-upload-*")]
+    assert set(leftovers) <= {"flying"}, leftovers  # beside their targets, hidden from the listings above
     runs = len(sent)
     running = sum(1 for r in sent if acked[r] != set(range(BATCHES)))
     print(f"\nkill {backend}: runs={runs}, batches sent={sum(map(len, sent.values()))}, "
-          f"acknowledged={sum(map(len, acked.values()))}, partial=0, uploads in flight={len(flying)}, "
+          f"acknowledged={sum(map(len, acked.values()))}, committed unanswered={committed_unanswered}, partial=0, "
+          f"uploads in flight={len(flying)}, "
           f"present after={present - 1}, temp files left on disk={len(leftovers)}, runs cut off={running}")

@@ -55,13 +55,15 @@ def ui(tracking_uri: str | None, host: str, port: int, no_browser: bool) -> None
     if remote:
         raise UsageError(f"proj ui serves a local run store, and {remote} is a tracking server: its UI is that "
                          f"server's own page ({remote.rstrip('/')}/)")
-    from proj.server.serve import check_port, serve
+    from proj.server.serve import serve
 
-    check_port(host, port)  # before the URL is printed: a port in use is one line, not a URL that fails
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
-    click.echo(f"proj UI: {url}", err=False)
-    sys.stdout.flush()
-    if not no_browser and _browser_available():
-        _open_when_up(url)
-    serve(tracking_uri, None, host, port, 1, "warning")
+
+    def announce() -> None:  # once the port is free and the store opened: a URL printed then works
+        click.echo(f"proj UI: {url}", err=False)
+        sys.stdout.flush()
+        if not no_browser and _browser_available():
+            _open_when_up(url)
+
+    serve(tracking_uri, None, host, port, 1, "warning", ready=announce)

@@ -6,6 +6,7 @@ import os
 import socket
 import ssl
 from pathlib import Path
+from typing import Callable
 
 import uvicorn
 
@@ -50,16 +51,20 @@ def _tls(keyfile: Path | None, certfile: Path | None) -> dict[str, str]:
 
 def serve(store_uri: str | None, artifacts_destination: Path | Bucket | None, host: str, port: int, workers: int,
           log_level: str, *, auth_default: str | None = None, auth_failed_logins: int = MAX_FAILURES,
-          ssl_keyfile: Path | None = None, ssl_certfile: Path | None = None) -> None:
+          ssl_keyfile: Path | None = None, ssl_certfile: Path | None = None,
+          ready: Callable[[], None] | None = None) -> None:
     """Serve until interrupted. The port is checked and the store opened (created, checked, migrated) first,
     so a port in use, a bad URI, a damaged store or an unusable bucket fails with one line before anything listens.
-    ``auth_default``: --auth is on, with this default permission."""
+    ``auth_default``: --auth is on, with this default permission. ``ready``: called once all of that held, just
+    before uvicorn listens (``proj ui`` prints its URL then: never a URL for a store that did not open)."""
     tls = _tls(ssl_keyfile, ssl_certfile)
     check_port(host, port)
     if isinstance(artifacts_destination, Bucket):
         artifacts_destination.check()  # once: a wrong endpoint, credential or bucket is one line, not a 500 later
     state = ServerState(store_uri, artifacts_destination)
     auth = server_auth(state, auth_default, auth_failed_logins) if auth_default else None
+    if ready is not None:
+        ready()
     common = {"host": host, "port": port, "log_level": log_level, "access_log": log_level in ("info", "debug",
                                                                                               "trace"), **tls}
     if workers <= 1:

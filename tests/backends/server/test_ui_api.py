@@ -469,6 +469,15 @@ def test_proj_ui_refuses_a_tracking_server(proj: Proj) -> None:
     assert "Traceback" not in out.stderr
 
 
+def test_proj_ui_prints_no_url_for_a_store_that_does_not_open(proj: Proj, tmp_path: Path) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "proj.db").write_bytes(b"not a database at all" * 100)
+    out = proj("ui", "--tracking-uri", str(tmp_path / "bad"), "--port", str(free_port()), "--no-browser")
+    assert out.code != 0 and "proj UI:" not in out.stdout, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("proj: error:") and "proj.db" in lines[0], out
+
+
 def test_proj_ui_help_loads_no_server_framework() -> None:
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "proj", "ui", "--help"], capture_output=True,
                          text=True, timeout=60)

@@ -3,8 +3,13 @@
 # Usage: bash benchmarks/setup_mlflow.sh [DIR]   (default: benchmarks/.mlflow-venv)
 set -euo pipefail
 dir="${1:-$(dirname "$0")/.mlflow-venv}"
-if [ -x "$dir/bin/mlflow" ]; then echo "mlflow already in $dir"; exit 0; fi
 uv="$(python -c 'import uv; print(uv.find_uv_bin())')"
+if [ -x "$dir/bin/mlflow" ]; then
+  # An older venv may lack the PostgreSQL driver bench_teams.py's mlflow server needs.
+  "$dir/bin/python" -c 'import psycopg2' 2>/dev/null || VIRTUAL_ENV="$dir" "$uv" pip install --quiet psycopg2-binary
+  echo "mlflow already in $dir"; exit 0
+fi
 "$uv" venv --quiet --python "$(command -v python3)" "$dir"
-VIRTUAL_ENV="$dir" "$uv" pip install --quiet mlflow virtualenv
+# psycopg2: mlflow server on PostgreSQL (benchmarks/bench_teams.py)
+VIRTUAL_ENV="$dir" "$uv" pip install --quiet mlflow virtualenv psycopg2-binary
 echo "mlflow installed in $dir: $("$dir/bin/mlflow" --version)"

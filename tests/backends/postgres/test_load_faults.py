@@ -56,7 +56,8 @@ def mlflow_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _sql(uri: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(uri, autocommit=True) as conn:
-        return conn.execute(query).fetchall()
+        cursor = conn.execute(query)
+        return cursor.fetchall() if cursor.description else []
 
 
 def _experiment(url: str, name: str) -> str:
@@ -267,6 +268,49 @@ def test_unavailable_is_told_apart_from_other_refusals(private_pg: Cluster, priv
         finally:
             private_pg.start()
         assert store.get_experiment("0").name == "Default"  # the same handle, once it is back
+    finally:
+        store.close()  # type: ignore[attr-defined]
+
+
+def test_a_commit_cut_off_is_unavailable_and_none_of_it_stays(private_pg: Cluster, private_uri: str,
+                                                              tmp_path: Path) -> None:
+    """The connection ended while COMMIT runs (a deferred trigger makes it take a while): the transaction's id is
+    looked up on a new connection, found not committed, and the call is StoreUnavailable; nothing of it stays."""
+    database = urlsplit(private_uri).path.lstrip("/")
+    _sql(private_uri, "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS"
+                      " $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$")
+    _sql(private_uri, "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON experiments DEFERRABLE INITIALLY DEFERRED"
+                      " FOR EACH ROW EXECUTE FUNCTION slow_commit()")
+    store = open_store(private_uri, files_root=tmp_path, upgrade=False)
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with store.transaction():
+                store.create_experiment("cut at commit")
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            failed.append(exc)
+
+    try:
+        writing = threading.Thread(target=write)
+        writing.start()
+        sleeping = []
+        for _ in range(200):
+            sleeping = _sql(private_uri, "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND "
+                                         f"datname = '{database}'")
+            if sleeping:
+                break
+            time.sleep(0.05)
+        assert sleeping, "the COMMIT never ran the deferred trigger"
+        _sql(private_uri, f"SELECT pg_terminate_backend({sleeping[0][0]})")
+        writing.join(timeout=60)
+        assert failed and isinstance(failed[0], StoreUnavailable), failed
+        assert "\n" not in str(failed[0])
+        _sql(private_uri, "DROP TRIGGER slow ON experiments")
+        assert store.get_experiment_by_name("cut at commit") is None
+        with store.transaction():  # the same handle, on a new connection
+            store.create_experiment("after the cut")
+        assert store.get_experiment_by_name("after the cut") is not None
     finally:
         store.close()  # type: ignore[attr-defined]
 

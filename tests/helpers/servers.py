@@ -112,15 +112,22 @@ def proj_server(store: Path, log_dir: Path, *extra: str, env: dict[str, str] | N
         yield server
 
 
+# `mlflow server` without its job runner: by default it also starts `mlflow.server.jobs._job_runner` and seven
+# huey consumers, eight more processes that each import mlflow (most of a start's CPU on a 2-core machine), for
+# GenAI jobs and trace roll-ups that no tracking, registry or auth request the tests compare ever submits.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @contextmanager
 def mlflow_server(venv: Path, work: Path, *extra: str, timeout: float = 180) -> Iterator[Server]:
-    """MLflow's own `mlflow server` (SQLite store, proxied artifacts in ``work``), for real, on a free port."""
+    """MLflow's own `mlflow server` (SQLite store, proxied artifacts in ``work``), for real, on a free port
+    (without its job runner: MLFLOW_SERVER_ENV)."""
     port = free_port()
     work.mkdir(parents=True, exist_ok=True)
     argv = [str(venv / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
             "--artifacts-destination", str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
             "--workers", "1", *extra]
-    with _serving(argv, port, work / f"mlflow-server-{port}.log", None, timeout) as server:
+    with _serving(argv, port, work / f"mlflow-server-{port}.log", MLFLOW_SERVER_ENV, timeout) as server:
         yield server
 
 

@@ -7,6 +7,9 @@ import math
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -178,10 +181,75 @@ def _short(value: Any) -> str:
     return text if len(text) < 400 else text[:400] + "..."
 
 
+Ask = Callable[[Server], Any]  # one workflow's requests to one server -> its (normalised) answer
+
+
+class MlflowPeer:
+    """`mlflow server` for one module, shared by the passes over proj's backends: MLflow's answers do not depend
+    on proj's backend, so each workflow runs on it once, the first time a test asks, and that recording is what
+    every backend's answer is compared with. A recording stands for a state: it is reused only by a proj server
+    that ran the same workflows before it; otherwise (a selection that differs between backends) a fresh
+    `mlflow server` replays that proj server's workflows first."""
+
+    def __init__(self, venv: Path, work: Path, stack: ExitStack) -> None:
+        self.venv, self.work, self.stack = venv, work, stack
+        self.server: Server | None = None
+        self.history: list[str] = []  # the workflows run on self.server, in order
+        self.recorded: dict[str, tuple[tuple[str, ...], Any]] = {}  # workflow -> (history before it, answer)
+        self.asks: dict[str, Ask] = {}
+        self.started = 0  # `mlflow server`s started (the cost this sharing cuts)
+
+    def answer(self, workflow: str, before: tuple[str, ...], ask: Ask) -> Any:
+        self.asks.setdefault(workflow, ask)
+        kept = self.recorded.get(workflow)
+        if kept is not None and kept[0] == before:
+            return kept[1]
+        if self.server is None or tuple(self.history) != before:
+            self._restart()
+            for earlier in before:
+                self.asks[earlier](self._running())
+                self.history.append(earlier)
+        answer = ask(self._running())
+        self.history.append(workflow)
+        self.recorded[workflow] = (before, answer)
+        return answer
+
+    def _restart(self) -> None:
+        self.server, self.history = None, []
+        self.started += 1
+        self.server = self.stack.enter_context(mlflow_server(self.venv, self.work / f"mlflow-{self.started}"))
+
+    def _running(self) -> Server:
+        assert self.server is not None
+        return self.server
+
+
+@pytest.fixture(scope="module")
+def mlflow_peer(mlflow_full_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowPeer]:
+    with ExitStack() as stack:
+        yield MlflowPeer(mlflow_full_venv, tmp_path_factory.mktemp("mlflow-peer"), stack)
+
+
+@dataclass
+class Servers:
+    """A fresh `proj server` on one of its backends and the module's MLflow peer."""
+    proj: Server
+    peer: MlflowPeer
+    work: Path  # the client scripts' directory, one per workflow shared by every server (the same source tags)
+    history: list[str] = field(default_factory=list)  # the workflows run on this proj server, in order
+
+    def both(self, workflow: str, ask: Ask) -> dict[str, Any]:
+        """``{"proj": ask(proj server), "mlflow": MLflow's answer to the same workflow from the same state}``."""
+        before = tuple(self.history)
+        self.history.append(workflow)
+        return {"proj": ask(self.proj), "mlflow": self.peer.answer(workflow, before, ask)}
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
-def servers(request: pytest.FixtureRequest, mlflow_full_venv: Path,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
-    """Both servers, fresh; proj's on each of its backends (PostgreSQL: a new database, run folders aside)."""
+def servers(request: pytest.FixtureRequest, mlflow_peer: MlflowPeer,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """A fresh proj server on each of its backends (PostgreSQL: a new database, run folders aside), with the
+    module's MLflow peer."""
     root = tmp_path_factory.mktemp("conformance")
     store: Any = root / "proj-store"
     extra: tuple[str, ...] = ()
@@ -189,20 +257,20 @@ def servers(request: pytest.FixtureRequest, mlflow_full_venv: Path,
         cluster = request.getfixturevalue("pg_cluster")
         store = cluster.uri(cluster.create_database("conf"))
         extra = ("--artifacts-destination", str(root / "proj-files"))
-    with mlflow_server(mlflow_full_venv, root / "mlflow") as ml, proj_server(store, root, *extra) as pj:
-        yield {"proj": pj, "mlflow": ml}
+    with proj_server(store, root, *extra) as pj:
+        yield Servers(pj, mlflow_peer, mlflow_peer.work / "clients")
 
 
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
-def answers(servers: dict[str, Server], venv: Path, tmp_path: Path, script: str) -> dict[str, Any]:
-    """The normalised answers of both servers to ``script``, run from the same directory (so the source
-    tags a fluent run carries are the same)."""
-    cwd = tmp_path / "client"
-    cwd.mkdir(exist_ok=True)
-    return {name: normalise(run_client(venv, PRELUDE + script + "\ndone()\n", server.url, cwd, env=CLIENT_ENV))
-            for name, server in servers.items()}
+def answers(servers: Servers, venv: Path, workflow: str, script: str) -> dict[str, Any]:
+    """The normalised answers of proj's server and MLflow's to ``script``, each run from the same directory (so
+    the source tags a fluent run carries are the same)."""
+    cwd = servers.work / workflow
+    cwd.mkdir(parents=True, exist_ok=True)
+    return servers.both(workflow, lambda server: normalise(run_client(venv, PRELUDE + script + "\ndone()\n",
+                                                                      server.url, cwd, env=CLIENT_ENV)))
 
 
 def assert_same(got: dict[str, Any], *, proj_better: dict[str, Any] | None = None) -> None:
@@ -269,8 +337,8 @@ out["empty_name"] = code(client.create_experiment, "")
 '''
 
 
-def test_experiments(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:
-    assert_same(answers(servers, mlflow_full_venv, tmp_path, EXPERIMENTS))
+def test_experiments(servers: Servers, mlflow_full_venv: Path) -> None:
+    assert_same(answers(servers, mlflow_full_venv, "experiments", EXPERIMENTS))
 
 
 RUNS = '''
@@ -331,9 +399,9 @@ out["restored"] = d(client.get_run(second.info.run_id))
 '''
 
 
-def test_runs(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:
+def test_runs(servers: Servers, mlflow_full_venv: Path) -> None:
     # MLflow's SQL store clamps the infinities to +-1.7976931348623157e+308; proj keeps them (JSON "Infinity").
-    assert_same(answers(servers, mlflow_full_venv, tmp_path, RUNS), proj_better={
+    assert_same(answers(servers, mlflow_full_venv, "runs", RUNS), proj_better={
         "infinity points": [[1, 1000, "inf"], [2, 1000, "-inf"]], "infinity latest": "-inf"})
 
 
@@ -421,8 +489,8 @@ out["unknown experiment"] = names(exps=("987654321",))
 '''
 
 
-def test_search_runs(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:
-    assert_same(answers(servers, mlflow_full_venv, tmp_path, SEARCH))
+def test_search_runs(servers: Servers, mlflow_full_venv: Path) -> None:
+    assert_same(answers(servers, mlflow_full_venv, "search", SEARCH))
 
 
 NESTED = '''
@@ -443,8 +511,8 @@ out["experiment"] = d(mlflow.get_experiment_by_name("conf-nested"))
 '''
 
 
-def test_nested_runs(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:
-    assert_same(answers(servers, mlflow_full_venv, tmp_path, NESTED))
+def test_nested_runs(servers: Servers, mlflow_full_venv: Path) -> None:
+    assert_same(answers(servers, mlflow_full_venv, "nested", NESTED))
 
 
 DATASETS = '''
@@ -468,8 +536,8 @@ for f in ["datasets.name = 'train'", "datasets.context = 'eval'", "datasets.dige
 '''
 
 
-def test_datasets(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:
-    assert_same(answers(servers, mlflow_full_venv, tmp_path, DATASETS))
+def test_datasets(servers: Servers, mlflow_full_venv: Path) -> None:
+    assert_same(answers(servers, mlflow_full_venv, "datasets", DATASETS))
 
 
 ARTIFACTS = '''
@@ -512,8 +580,8 @@ out["missing"] = code(mlflow.artifacts.download_artifacts, run_id=rid, artifact_
 '''
 
 
-def test_artifacts(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:
-    assert_same(answers(servers, mlflow_full_venv, tmp_path, ARTIFACTS))
+def test_artifacts(servers: Servers, mlflow_full_venv: Path) -> None:
+    assert_same(answers(servers, mlflow_full_venv, "artifacts", ARTIFACTS))
 
 
 MODELS = '''
@@ -549,8 +617,8 @@ out["all names"] = sorted(m.name for m in mlflow.search_logged_models(experiment
 '''
 
 
-def test_models(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:
-    assert_same(answers(servers, mlflow_full_venv, tmp_path, MODELS))
+def test_models(servers: Servers, mlflow_full_venv: Path) -> None:
+    assert_same(answers(servers, mlflow_full_venv, "models", MODELS))
 
 
 ERRORS = '''
@@ -573,10 +641,10 @@ out["set unknown experiment"] = code(mlflow.set_experiment, experiment_id="12345
 '''
 
 
-def test_errors(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:
+def test_errors(servers: Servers, mlflow_full_venv: Path) -> None:
     # MLflow 3.17 lets a client delete the Default experiment (every later run without an experiment then
     # fails); proj refuses it, so restoring it finds nothing deleted (MLflow's answer for an active one).
-    assert_same(answers(servers, mlflow_full_venv, tmp_path, ERRORS), proj_better={
+    assert_same(answers(servers, mlflow_full_venv, "errors", ERRORS), proj_better={
         "delete default experiment": ["INVALID_PARAMETER_VALUE", 400],
         "restore default experiment": ["RESOURCE_DOES_NOT_EXIST", 404]})
 
@@ -666,8 +734,8 @@ RAW_PROJ_BETTER = {
 }
 
 
-def test_raw_http_errors(servers: dict[str, Server]) -> None:
-    got = {name: {label: _raw(server.url, method, path, body)
-                  for label, method, path, body in MALFORMED + _batch_cases(_logging_run(server.url))}
-           for name, server in servers.items()}
+def test_raw_http_errors(servers: Servers) -> None:
+    got = servers.both("raw http errors", lambda server: {
+        label: _raw(server.url, method, path, body)
+        for label, method, path, body in MALFORMED + _batch_cases(_logging_run(server.url))})
     assert_same(got, proj_better=RAW_PROJ_BETTER)

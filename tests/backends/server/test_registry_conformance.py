@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from backends.server.test_conformance import (  # noqa: F401 - servers: the pair of real servers, reused
+from backends.server.test_conformance import (  # noqa: F401 - mlflow_peer, servers: the real servers, reused
+    Servers,
     answers,
     assert_same,
     differences,
+    mlflow_peer,
     normalise,
     servers,
 )
@@ -132,8 +134,8 @@ out["errors"] = {
 '''
 
 
-def test_registry(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:  # noqa: F811
-    got = answers(servers, mlflow_full_venv, tmp_path, REGISTRY)
+def test_registry(servers: Servers, mlflow_full_venv: Path) -> None:  # noqa: F811
+    got = answers(servers, mlflow_full_venv, "registry", REGISTRY)
     # on purpose: proj gives the version's own copy of its files, MLflow the logged model's artifacts (the
     # loads through either, compared in "load", answer the same)
     assert re.fullmatch(r"mlflow-artifacts:/registry/[0-9a-f]{64}", got["proj"]["download uri"])
@@ -154,10 +156,10 @@ for source in ["/tmp/local/model", "file:///tmp/local/model", "s3://bucket/../up
 '''
 
 
-def test_pointer_sources(servers: dict[str, Server], mlflow_full_venv: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_pointer_sources(servers: Servers, mlflow_full_venv: Path) -> None:  # noqa: F811
     """Sources the server does not hold (s3://...) are recorded as pointers, as MLflow records every source;
     the sources MLflow refuses are refused with its codes."""
-    assert_same(answers(servers, mlflow_full_venv, tmp_path, POINTERS))
+    assert_same(answers(servers, mlflow_full_venv, "pointers", POINTERS))
 
 
 def _raw(url: str, method: str, path: str, body: dict[str, Any] | None) -> list[Any]:
@@ -235,34 +237,35 @@ RAW: list[tuple[str, str, dict[str, Any] | None]] = [
 ]
 
 
-def test_raw_registry_requests(servers: dict[str, Server]) -> None:  # noqa: F811
-    got: dict[str, Any] = {}
-    for name, server in servers.items():
-        got[name] = normalise({f"{i:02d} {method} {path} {json.dumps(body)}": _raw(server.url, method, path, body)
-                               for i, (method, path, body) in enumerate(RAW)})
+def test_raw_registry_requests(servers: Servers) -> None:  # noqa: F811
+    got = servers.both("raw registry requests", lambda server: normalise({
+        f"{i:02d} {method} {path} {json.dumps(body)}": _raw(server.url, method, path, body)
+        for i, (method, path, body) in enumerate(RAW)}))
     found = differences(got["proj"], got["mlflow"])
     assert not found, "proj server and mlflow server answered raw registry requests differently:\n" + "\n".join(found)
 
 
-def test_deliberate_differences(servers: dict[str, Server]) -> None:  # noqa: F811
+def _deliberate(server: Server) -> dict[str, Any]:
+    body = {"name": "raw-diff", "version": "1", "stage": "None", "archive_existing_versions": True}
+    _raw(server.url, "POST", "/registered-models/create", {"name": "raw-diff"})
+    _raw(server.url, "POST", "/registered-models/create", {"name": "raw-diff-2"})
+    _raw(server.url, "POST", "/model-versions/create", {"name": "raw-diff", "source": "s3://b/1"})
+    request = urllib.request.Request(server.url + "/api/2.0/mlflow/registered-models/rename", method="POST",
+                                     data=json.dumps({"name": "raw-diff-2", "new_name": "raw-diff"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(request, timeout=30)
+        rename: Any = "no error"
+    except urllib.error.HTTPError as e:
+        rename = json.loads(e.read())["message"]
+    return {"archive": _raw(server.url, "POST", "/model-versions/transition-stage", body),
+            "rename message lines": len(rename.splitlines()), "sql": bool(re.search("SQL", rename))}
+
+
+def test_deliberate_differences(servers: Servers) -> None:  # noqa: F811
     """Where proj answers better than `mlflow server`, on purpose: a bad archive request is the client's
     error (400), not MLflow's INTERNAL_ERROR 500; a taken name on rename is one line, not MLflow's SQL."""
-    body = {"name": "raw-diff", "version": "1", "stage": "None", "archive_existing_versions": True}
-    answers_by: dict[str, Any] = {}
-    for name, server in servers.items():
-        _raw(server.url, "POST", "/registered-models/create", {"name": "raw-diff"})
-        _raw(server.url, "POST", "/registered-models/create", {"name": "raw-diff-2"})
-        _raw(server.url, "POST", "/model-versions/create", {"name": "raw-diff", "source": "s3://b/1"})
-        request = urllib.request.Request(server.url + "/api/2.0/mlflow/registered-models/rename", method="POST",
-                                         data=json.dumps({"name": "raw-diff-2", "new_name": "raw-diff"}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            urllib.request.urlopen(request, timeout=30)
-            rename: Any = "no error"
-        except urllib.error.HTTPError as e:
-            rename = json.loads(e.read())["message"]
-        answers_by[name] = {"archive": _raw(server.url, "POST", "/model-versions/transition-stage", body),
-                            "rename message lines": len(rename.splitlines()), "sql": bool(re.search("SQL", rename))}
+    answers_by = servers.both("deliberate differences", _deliberate)
     assert answers_by["mlflow"]["archive"] == [500, {"error_code": "INTERNAL_ERROR"}]
     assert answers_by["proj"]["archive"] == [400, {"error_code": "INVALID_PARAMETER_VALUE"}]
     assert answers_by["proj"]["rename message lines"] == 1 and not answers_by["proj"]["sql"]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from helpers.cli import Proj, wait_for
-from helpers.servers import _serving, free_port, proj_server, run_client
+from helpers.servers import free_port, mlflow_server, proj_server, run_client
 
 MLPROJECT = """
 entry_points:
@@ -244,12 +244,7 @@ def test_import_into_a_real_mlflow_server_read_by_mlflow_client(proj: Proj, make
 
 
 def _mlflow(venv: Path, work: Path) -> Any:
-    port = free_port()
-    work.mkdir(parents=True, exist_ok=True)
-    argv = [str(venv / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
-            "--artifacts-destination", str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1"]
-    return _serving(argv, port, work / f"mlflow-server-{port}.log", None, MLFLOW_START_SECONDS)
+    return mlflow_server(venv, work, timeout=MLFLOW_START_SECONDS)  # without its job runner (MLFLOW_SERVER_ENV)
 
 
 @pytest.mark.mlflow

@@ -309,3 +309,54 @@ def test_endpoint_down_mid_run_is_a_json_503_and_the_server_recovers(tmp_path: P
             listed = _api(srv.url, f"artifacts/list?run_id={rid}")
             assert [f["path"] for f in listed["files"]] == ["after.txt"]
             assert "Traceback" not in srv.output()
+
+
+RUN_PROJECT = {
+    "MLproject": """
+        name: s3run
+        entry_points:
+          main:
+            command: "python train.py"
+        """,
+    "train.py": """
+        import os
+        art = os.environ["PROJ_ARTIFACT_DIR"]
+        os.makedirs(os.path.join(art, "out"), exist_ok=True)
+        with open(os.path.join(art, "out", "result.txt"), "w") as fh:
+            fh.write("made by proj run")
+        print("trained", flush=True)
+        """,
+}
+
+
+def test_proj_run_against_the_server_lands_its_artifacts_in_the_bucket(server: Server, moto: Moto, proj: Any,
+                                                                       make_project: Any) -> None:
+    project = make_project(RUN_PROJECT)
+    out = proj("run", str(project), "--env-manager", "local", "--experiment-name", "s3-runs", "--tracking-uri",
+               server.url, env={"PROJ_HTTP_RETRY_SECONDS": "20"})
+    assert out.code == 0, out
+    found = [k for k in moto.keys(BUCKET) if k.endswith("/artifacts/out/result.txt")]
+    assert len(found) == 1 and moto.keys(BUCKET)[found[0]] == b"made by proj run"
+    run_root = found[0][: -len("out/result.txt")]
+    assert run_root.startswith(PREFIX + "/")
+    logs = moto.keys(BUCKET, run_root + "proj/logs/")
+    assert b"trained" in logs[run_root + "proj/logs/stdout.log"]
+
+
+def test_postgresql_store_with_a_bucket_and_two_workers(pg_store_uri: str, tmp_path: Path) -> None:
+    """Run folders (logs, locks) go to PROJ_STORE_FILES, artifacts to the bucket; each worker process builds its
+    own connection to the bucket from the environment the server hands it."""
+    with moto_server(tmp_path / "moto") as m:
+        m.make_bucket(BUCKET)
+        files = tmp_path / "files"
+        env = {**_isolated(m.env(), tmp_path / "spool"), "PROJ_STORE_FILES": str(files)}
+        with proj_server(pg_store_uri, tmp_path, "--artifacts-destination", DEST, "--workers", "2",
+                         env=env) as srv:  # type: ignore[arg-type]
+            runs = [_new_run(srv.url) for _ in range(4)]
+            for rid in runs:
+                _put(srv.url, rid, "w.txt", rid.encode())
+            for rid in runs:
+                status, body = _raw(srv.url, "GET", f"{ART}/0/{rid}/artifacts/w.txt")
+                assert status == 200 and body == rid.encode()
+        assert m.keys(BUCKET) == {_key(rid, "w.txt"): rid.encode() for rid in runs}
+        assert files.is_dir() and not list(files.rglob("w.txt"))

@@ -18,14 +18,13 @@ from proj import __version__
 from proj.auth.open import open_auth_store
 from proj.auth.permissions import permission
 from proj.auth.ratelimit import MAX_FAILURES, FailedLogins
-from proj.errors import UsageError
 from proj.server.auth import endpoints as auth_endpoints
 from proj.server.auth.guard import ServerAuth
 from proj.server.auth.middleware import AuthMiddleware
 from proj.server.object_store import destination as parse_destination
 from proj.server.protocol.call import Call, Handler, JsonDict
 from proj.server.protocol.errors import error_response, failure_response
-from proj.server.protocol.validate import query_args
+from proj.server.protocol.validate import json_object, query_args
 from proj.server.routes import API_PREFIXES, ENDPOINTS
 from proj.server.state import ServerState
 from proj.server.ui.routes import routes as ui_routes
@@ -53,20 +52,7 @@ def _json_response(payload: JsonDict) -> Response:
 async def _body(request: Request) -> tuple[dict[str, Any], int]:
     """The JSON body as MLflow's server reads it (double-encoded JSON from older clients decoded again)."""
     raw = await request.body()
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if raw and kind and kind != _JSON:
-        raise UsageError("Bad Request. Content-Type must be one of ['application/json'].")
-    if not raw.strip():
-        return {}, len(raw)
-    try:
-        data = orjson.loads(raw)
-        if isinstance(data, str):
-            data = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise UsageError(f"Malformed JSON in the request body: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"The request body must be a JSON object, got {type(data).__name__}")
-    return data, len(raw)
+    return json_object(raw, request.headers.get("content-type", "")), len(raw)
 
 
 def endpoint(handler: Handler) -> Endpoint:

@@ -14,10 +14,11 @@ from starlette.routing import Route
 from proj.auth.permissions import EXPERIMENT, REGISTERED_MODEL, permission, resource_type
 from proj.auth.policy import Identity, identify
 from proj.auth.store import AuthStore, Grant, User
-from proj.errors import AlreadyExists, NotFound, ProjError, UsageError
+from proj.errors import AlreadyExists, NotFound, UsageError
 from proj.server.auth.guard import ServerAuth
 from proj.server.auth.middleware import IDENTITY
-from proj.server.protocol.errors import error_response, from_exception
+from proj.server.protocol.errors import failure_response
+from proj.server.protocol.validate import json_object
 
 log = logging.getLogger("proj.auth")
 
@@ -221,22 +222,11 @@ def _endpoint(handler: AuthHandler) -> Callable[[Request], Awaitable[Response]]:
         auth: ServerAuth = request.app.state.auth
         ident: Identity = request.scope[IDENTITY]
         fields: Fields = dict(request.query_params)
-        raw = await request.body()
         try:
-            if raw.strip():
-                try:
-                    data = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    raise UsageError(f"Malformed JSON in the request body: {exc}") from None
-                if not isinstance(data, dict):
-                    raise UsageError("The request body must be a JSON object")
-                fields.update(data)
+            fields.update(json_object(await request.body(), request.headers.get("content-type", "")))
             result = await run_in_threadpool(handler, auth, ident, fields)
-        except ProjError as exc:
-            return from_exception(exc)
-        except Exception:
-            log.exception("internal error in %s %s", request.method, request.url.path)
-            return error_response("INTERNAL_ERROR", "Internal server error (see the server's log)")
+        except Exception as exc:  # noqa: BLE001 - MLflow's error JSON; an internal failure logged, never sent
+            return failure_response(exc, request.method, request.url.path)
         return Response(orjson.dumps(result), media_type="application/json")
 
     return serve

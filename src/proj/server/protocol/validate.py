@@ -10,6 +10,8 @@ import posixpath
 import re
 from typing import Any, Iterable
 
+import orjson
+
 from proj.errors import UsageError
 
 log = logging.getLogger("proj.server")
@@ -49,6 +51,25 @@ def query_args(pairs: Iterable[tuple[str, str]]) -> QueryArgs:
         else:
             args[key] = value
     return args
+
+
+def json_object(raw: bytes, content_type: str) -> dict[str, Any]:
+    """A request body as MLflow's server reads it: empty is {}; else JSON (a Content-Type, when sent, must be
+    application/json), an object, double-encoded JSON from older clients decoded again."""
+    kind = content_type.split(";")[0].strip().lower()
+    if raw and kind and kind != "application/json":
+        raise UsageError("Bad Request. Content-Type must be one of ['application/json'].")
+    if not raw.strip():
+        return {}
+    try:
+        data = orjson.loads(raw)
+        if isinstance(data, str):
+            data = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"Malformed JSON in the request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"The request body must be a JSON object, got {type(data).__name__}")
+    return data
 
 
 def invalid_value(path: str, value: Any, message: str | None = None) -> str:

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-HEAVY = ("starlette", "uvicorn", "orjson", "anyio")
+HEAVY = ("starlette", "uvicorn", "orjson", "anyio",
+         "fsspec", "s3fs", "botocore", "aiobotocore")  # only for an s3:// --artifacts-destination (object_store)
 
 
 def _imported(*argv: str) -> set[str]:

@@ -61,7 +61,7 @@ def store_models(store: SqliteStore, label: str) -> list[ModelBundle]:
                                        (key,)).fetchall()),
             "protected": [r[0] for r in db.execute("SELECT key FROM registry_protected WHERE model_id = ? ORDER BY key",
                                                    (key,)).fetchall()],
-            "events": [dict(zip(_EVENT_FIELDS, row)) for row in db.execute(
+            "events": [dict(zip(_EVENT_FIELDS, row, strict=True)) for row in db.execute(
                 f"SELECT {', '.join(_EVENT_FIELDS)} FROM registry_events WHERE model_key = ? ORDER BY id",
                 (key,)).fetchall()],
         }
@@ -73,7 +73,7 @@ def store_models(store: SqliteStore, label: str) -> list[ModelBundle]:
         versions = []
         for row in db.execute(f"SELECT {', '.join(_VERSION_FIELDS)} FROM model_versions WHERE model_id = ?"
                               " ORDER BY version", (key,)).fetchall():
-            version = dict(zip(_VERSION_FIELDS, row))
+            version = dict(zip(_VERSION_FIELDS, row, strict=True))
             version["deleted"] = bool(version["deleted"])
             version["tags"] = version_tags.get(int(version["version"]), {})
             version["run_origin"] = run_origins(version["run_id"]) if version["run_id"] else None
@@ -147,7 +147,8 @@ def _insert_version(db: Any, key: int, version: dict[str, Any], trees: dict[str,
                     run_here: Callable[[str | None, str | None], str | None]) -> None:
     number = int(version["version"])
     old_run = version.get("run_id")
-    new_run = run_here(old_run, version.get("run_origin"))
+    # a deleted version's fields are redacted (MLflow's rule): kept as they are
+    new_run = old_run if version.get("deleted") else run_here(old_run, version.get("run_origin"))
     source = str(version["source"])
     if old_run and new_run and source.startswith(f"runs:/{old_run}/"):
         source = f"runs:/{new_run}/" + source[len(f"runs:/{old_run}/"):]

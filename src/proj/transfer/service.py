@@ -17,9 +17,10 @@ from proj.tracking.rest import RestStore
 from proj.tracking.sqlite import SqliteStore
 from proj.tracking.store import RunStore
 from proj.transfer.archive import Archive, write_archive
-from proj.transfer.bundle import Bundle, TransferError, parents_first
+from proj.transfer.bundle import IMPORTED_FROM, INCOMPLETE, Bundle, TransferError, parents_first
 from proj.transfer.dest_local import LocalDestination
 from proj.transfer.dest_rest import RestDestination
+from proj.transfer.dest_rest_registry import RestRegistry
 from proj.transfer.mlflow_source import file_bundles, is_mlflow_db, sql_bundles
 from proj.transfer.proj_source import select_runs, store_bundles
 from proj.transfer.registry import ModelBundle, existing_names, imported_models, store_models, write_model
@@ -240,9 +241,13 @@ def import_runs(bundles: Iterable[Bundle], dest_uri: str | None, reporter: Repor
         ordered = parents_first(list(bundles))
         for number, bundle in enumerate(ordered, 1):
             _import_one(dest, bundle, done, summary, reporter, f"{number}/{len(ordered)}")
+        run_here = _run_here(dest, done, summary)
+        if isinstance(dest, RestDestination) and to_write:
+            by_id = {b.source_id: b for b in ordered}
+            for model in to_write:  # every model checked before the first is created
+                RestRegistry(dest.store, dest.label).check(model, run_here, by_id)
         for model in to_write:
-            assert isinstance(dest, LocalDestination)
-            _import_model(dest, model, done, summary, reporter)
+            _import_model(dest, model, run_here, summary, reporter)
         return summary
     finally:
         dest.close()
@@ -254,12 +259,7 @@ def _models_to_write(dest: LocalDestination | RestDestination, models: list[Mode
     with ``skip_existing``, skipped): all decided before the first run is written."""
     if not models:
         return []
-    if isinstance(dest, RestDestination):
-        raise TransferError(f"--registry into a tracking server ({dest.label}) is not supported yet: import into the "
-                            "server's own store (its directory or postgresql://... URI, with PROJ_STORE_FILES set to "
-                            "its --artifacts-destination)")
-    before = imported_models(dest.store)
-    taken = existing_names(dest.store, [m.name for m in models])
+    before, taken = _models_there(dest, models, reporter)
     out = []
     for model in models:
         if model.origin in before:
@@ -278,16 +278,47 @@ def _models_to_write(dest: LocalDestination | RestDestination, models: list[Mode
     return out
 
 
-def _import_model(dest: LocalDestination, model: ModelBundle, done: dict[str, str], summary: Summary,
-                  reporter: Reporter) -> None:
+def _models_there(dest: LocalDestination | RestDestination, models: list[ModelBundle],
+                  reporter: Reporter) -> tuple[dict[str, str], set[str]]:
+    """(origin -> name of the models imported before, names other models hold) at the destination. On a server, a
+    model an interrupted import left marked incomplete is deleted first (it is imported again)."""
+    if isinstance(dest, LocalDestination):
+        return imported_models(dest.store), existing_names(dest.store, [m.name for m in models])
+    registry = RestRegistry(dest.store, dest.label)
+    before: dict[str, str] = {}
+    taken: set[str] = set()
+    for model in models:
+        exists, tags = registry.state(model.name)
+        if exists and INCOMPLETE in tags and tags.get(IMPORTED_FROM) == model.origin:
+            registry.delete(model.name)
+            reporter.note(f"deleted registered model {model.name!r} an interrupted import left incomplete on "
+                          f"{dest.label}; importing it again")
+        elif exists and tags.get(IMPORTED_FROM) == model.origin:
+            before[model.origin] = model.name
+        elif exists:
+            taken.add(model.name)
+    return before, taken
+
+
+def _run_here(dest: LocalDestination | RestDestination, done: dict[str, str],
+              summary: Summary) -> Callable[[str | None, str | None], str | None]:
+    """(a run's id in the source, its origin) -> its id at the destination, or None when it is not there."""
     def run_here(run_id: str | None, origin: str | None) -> str | None:
         if not run_id:
             return None
         return summary.run_ids.get(run_id) or done.get(origin or "") or (run_id if dest.has_run(run_id) else None)
+    return run_here
 
+
+def _import_model(dest: LocalDestination | RestDestination, model: ModelBundle,
+                  run_here: Callable[[str | None, str | None], str | None], summary: Summary,
+                  reporter: Reporter) -> None:
     try:
         try:
-            versions = write_model(dest.store, model, run_here)
+            if isinstance(dest, RestDestination):
+                versions = RestRegistry(dest.store, dest.label).write(model, run_here)
+            else:
+                versions = write_model(dest.store, model, run_here)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-edited or damaged models.json
             raise TransferError(f"its record is damaged ({type(exc).__name__}: {exc})") from None
         except sqlite3.IntegrityError as exc:

@@ -19,7 +19,6 @@ from e2e.transfer.test_export_import import (
     history,
     make_runs,
     one_error_line,
-    store_runs,
 )
 from helpers.cli import Proj
 from helpers.postgres import Cluster

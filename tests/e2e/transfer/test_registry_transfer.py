@@ -5,6 +5,7 @@ run; importing again skips, a name taken by another model is refused in one line
 --skip-existing-models), and a damaged file leaves no model."""
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from e2e.transfer.test_export_import import file_hashes, make_runs, one_error_line, store_runs
 from e2e.transfer.test_postgres_dest import rewrite
 from helpers.cli import Proj
+from helpers.servers import client_json, proj_server
 
 # What must be the same at the destination (the stored copy's folder is the destination's own).
 VERSION_KEYS = ("name", "version", "creation_time", "last_updated_time", "source", "run_id", "user_id",
@@ -144,3 +146,61 @@ def test_a_model_name_taken_at_the_destination_is_refused_or_kept(proj: Proj, ma
     out = proj("runs", "import", str(archive), "--registry", "--tracking-uri", str(third), "--json")
     assert out.code == 0 and "fraud" in out.json()["models"], out
     assert registry_of(proj, ("--tracking-uri", str(third)))["fraud"] == registry_of(proj, ())["fraud"]
+
+
+# What MLflow's client sees of the registry on a server, and the files of fraud@champion by their sha256.
+MLFLOW_REGISTRY = """
+import hashlib, os, tempfile
+out["models"] = {}
+for m in client.search_registered_models():
+    versions = client.search_model_versions(f"name='{m.name}'")
+    out["models"][m.name] = {"description": m.description, "tags": m.tags, "aliases": {k: str(v) for k, v in m.aliases.items()},
+                             "versions": {str(v.version): {"stage": v.current_stage, "tags": v.tags, "run_id": v.run_id,
+                                                           "description": v.description} for v in versions}}
+where = mlflow.artifacts.download_artifacts("models:/fraud@champion", dst_path=tempfile.mkdtemp())
+out["files"] = {os.path.relpath(os.path.join(r, f), where): hashlib.sha256(open(os.path.join(r, f), "rb").read()).hexdigest()
+                for r, _, fs in os.walk(where) for f in fs}
+"""
+
+
+@pytest.mark.mlflow
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_registry_into_a_real_proj_server_read_by_the_mlflow_client(proj: Proj, make_project: Any, tmp_path: Path,
+                                                                    mlflow_full_venv: Path) -> None:
+    ids = make_runs(proj, make_project)
+    make_registry(proj, ids)
+    archive = tmp_path / "all.tar"
+    assert proj("runs", "export", "--all", "--registry", "-o", str(archive)).code == 0
+    files_before = exported_files(proj, "models:/fraud/1", (), tmp_path / "v1-src")
+    with proj_server(tmp_path / "server-store", tmp_path) as server:
+        out = proj("runs", "import", str(archive), "--registry", "--tracking-uri", server.url, "--json")
+        assert out.code == 0, out
+        assert out.json()["models"] == ["fraud", "other"] and out.json()["model_versions"] == 4, out
+        mapping = out.json()["run_ids"]
+        seen = client_json(mlflow_full_venv, MLFLOW_REGISTRY, server.url, tmp_path)
+        fraud = seen["models"]["fraud"]
+        assert fraud["description"] == "catches fraud" and fraud["tags"]["team"] == "risk", fraud
+        assert fraud["aliases"] == {"champion": "1"}, fraud
+        assert fraud["versions"] == {
+            "1": {"stage": "None", "tags": {"data": "v1"}, "run_id": mapping[ids[0]], "description": "first"},
+            "2": {"stage": "Staging", "tags": {"data": "v2"}, "run_id": mapping[ids[1]], "description": ""},
+        }, fraud  # the deleted version 3 was made and deleted again: the next one is 4, as at the source
+        assert list(seen["models"]["other"]["versions"]) == ["1"]
+        del seen["files"]["registered_model_meta"]  # what the client writes beside a models:/ download
+        assert seen["files"] == files_before  # byte-exact
+        again = proj("runs", "import", str(archive), "--registry", "--tracking-uri", server.url, "--json")
+        assert again.code == 0 and again.json()["models_skipped"] == ["fraud", "other"], again
+        line = one_error_line(proj("runs", "import", str(rewrite_origin(archive, tmp_path)), "--registry",
+                                   "--tracking-uri", server.url), 2)
+        assert "'fraud'" in line and "--skip-existing-models" in line, line
+
+
+def rewrite_origin(archive: Path, tmp_path: Path) -> Path:
+    """The same archive as if from another store: its models are other models of the same names."""
+    def change(name: str, data: bytes) -> bytes:
+        if name != "registry/models.json":
+            return data
+        return json.dumps([{**m, "origin": "/elsewhere#" + m["name"]} for m in json.loads(data)]).encode()
+
+    return rewrite(archive, tmp_path / "elsewhere.tar", change)

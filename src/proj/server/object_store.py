@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, TypeVar, cast
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from proj.errors import ProjError, UnsafePath, UsageError
 from proj.paths import shorten
@@ -44,14 +44,16 @@ def is_remote(text: str) -> bool:
 
 
 def destination(text: str) -> Path | Bucket:
-    """``--artifacts-destination``: a local folder (made absolute) or ``s3://bucket[/prefix]``; any other scheme
-    is one UsageError naming the valid ones. The bucket is not contacted here (``Bucket.check`` does that)."""
+    """``--artifacts-destination``: a local folder (made absolute; ``file:///dir`` too) or ``s3://bucket[/prefix]``;
+    any other scheme is one UsageError naming the valid ones. The bucket is not contacted here (Bucket.check is)."""
     if not is_remote(text):
         return expand_user(text, "--artifacts-destination").resolve()
     parsed = urlparse(text)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):  # file:///dir, as MLflow accepts
+        return expand_user(unquote(parsed.path), "--artifacts-destination").resolve()
     if parsed.scheme not in SCHEMES:
         raise UsageError(f"--artifacts-destination {shorten(text)!r}: the scheme {parsed.scheme!r} is not supported; "
-                         "give a local directory or s3://bucket[/prefix]")
+                         "give a local directory (or file:///dir) or s3://bucket[/prefix]")
     if not parsed.netloc or parsed.query or parsed.fragment or "@" in parsed.netloc:
         raise UsageError(f"--artifacts-destination {shorten(text)!r}: give it as s3://bucket[/prefix] (no user, "
                          "query or fragment; credentials come from the AWS_* variables)")

@@ -303,7 +303,9 @@ def test_endpoint_down_mid_run_is_a_json_503_and_the_server_recovers(tmp_path: P
                 assert "\n" not in answer["message"] and "Traceback" not in answer["message"]
                 assert SECRET not in answer["message"]
             assert list((tmp_path / "spool").iterdir()) == []  # the failed upload's spool file is gone too
-            m.start()  # back (empty: moto keeps its objects in memory), bucket made again
+            m.start()  # back, but empty (moto keeps its objects in memory): the bucket is gone
+            status, answer = _error(srv.url, "GET", f"{ART}/0/{rid}/artifacts/before.txt")
+            assert status == 500 and "bucket 'proj-arts' does not exist" in answer["message"], answer
             m.make_bucket(BUCKET)
             _put(srv.url, rid, "after.txt", b"after")
             listed = _api(srv.url, f"artifacts/list?run_id={rid}")

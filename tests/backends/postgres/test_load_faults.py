@@ -440,6 +440,12 @@ def test_server_killed_mid_writes_and_uploads_restarts_whole(backend: str, reque
                                    if (run_id, number) in whole_batches)
         listing = client.call("GET", "/artifacts/list", {"run_id": target["run_id"], "path": "flying"})
         names = [f["path"] for f in (listing or {}).get("files", [])]
+        parts = urlsplit(again.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        conn.request("GET", f"/api/2.0/mlflow-artifacts/artifacts?path={base}/flying")  # the proxied listing too
+        proxied = json.loads(conn.getresponse().read())
+        conn.close()
+        names += [f["path"] for f in proxied.get("files", [])]
         assert not [n for n in names if ".proj-upload-" in n], names
         present = 0
         for path, status in uploads.items():

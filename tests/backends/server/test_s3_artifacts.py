@@ -198,8 +198,9 @@ def test_a_cut_off_upload_leaves_no_object(server: Server, moto: Moto, work: Pat
     conn.putheader("Content-Length", str(10 << 20))
     conn.endheaders()
     conn.send(b"x" * (1 << 20))  # a tenth of what was announced, then the client goes away
+    wait_for(lambda: list((work / "spool").iterdir()), 60, "the server to begin spooling the upload")
     conn.close()
-    wait_for(lambda: list((work / "spool").iterdir()) == [], 30, "the server to drop the spooled upload")
+    wait_for(lambda: list((work / "spool").iterdir()) == [], 60, "the server to drop the spooled part")
     _put(server.url, rid, "after.txt", b"the server still serves")
     keys = [k for k in moto.keys(BUCKET) if f"/{rid}/" in k]
     assert keys == [_key(rid, "after.txt")]

@@ -209,7 +209,7 @@ class SqliteBase(RunStore):
     def _insert_metrics(db: sqlite3.Connection, run_id: str, metrics: Iterable[MetricPoint]) -> None:
         """Points into the history, the latest table (with each key's min and max) and the blocks that summarise
         the history for charts, all in the caller's transaction."""
-        rows = [(run_id, m.key, m.value, m.step, m.timestamp) for m in metrics]
+        rows = _not_logged_yet(db, run_id, [(run_id, m.key, m.value, m.step, m.timestamp) for m in metrics])
         if not rows:
             return
         db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", rows)
@@ -230,6 +230,45 @@ class SqliteBase(RunStore):
             blocks += changed
         db.executemany(UPSERT_LATEST, latest)
         db.executemany(_PUT_BLOCK, blocks)
+
+
+_STORED_AT = ("SELECT step, timestamp, value FROM metrics WHERE run_id = ? AND key = ? AND timestamp BETWEEN ? AND ?"
+              " AND step BETWEEN ? AND ?")
+
+
+def _point(step: int, timestamp: float, value: float | None) -> tuple[int, float, float | None]:
+    return step, timestamp, None if value is None or value != value else value  # NaN is stored as NULL
+
+
+def _not_logged_yet(db: sqlite3.Connection, run_id: str,
+                    rows: list[tuple[str, str, float, int, float]]) -> list[tuple[str, str, float, int, float]]:
+    """``rows`` without the points already logged: equal in key, step, timestamp and value to a stored point or
+    to an earlier one of the batch. MLflow's SQL store drops those too (its metrics' primary key), and it makes
+    a batch that a client sent again (its answer lost to a restart) count once. Only a key whose batch reaches
+    back to its stored latest point can repeat one: one query for the run's latest, then one per such key."""
+    seen: set[tuple[str, int, float, float | None]] = set()
+    fresh: list[tuple[str, str, float, int, float]] = []
+    for row in rows:
+        ident = (row[1], *_point(row[3], row[4], row[2]))
+        if ident not in seen:
+            seen.add(ident)
+            fresh.append(row)
+    if not fresh:
+        return fresh
+    latest = {key: (step, ts) for key, step, ts in db.execute(
+        "SELECT key, step, timestamp FROM latest_metrics WHERE run_id = ?", (run_id,))}
+    by_key: dict[str, list[tuple[str, str, float, int, float]]] = {}
+    for row in fresh:
+        if row[1] in latest and _STEP_TIME(row) <= latest[row[1]]:
+            by_key.setdefault(row[1], []).append(row)
+    stored: set[tuple[str, int, float, float | None]] = set()
+    for key, points in by_key.items():
+        times, steps = [p[4] for p in points], [p[3] for p in points]
+        stored.update((key, *_point(*found)) for found in db.execute(
+            _STORED_AT, (run_id, key, min(times), max(times), min(steps), max(steps))))
+    if not stored:
+        return fresh
+    return [row for row in fresh if (row[1], *_point(row[3], row[4], row[2])) not in stored]
 
 
 def _blocks_after(open_block: tuple[Any, ...] | None, run_id: str, key: str,

@@ -100,6 +100,24 @@ def test_the_latest_point_of_a_batch_is_its_last_of_equal_step_and_time(store: S
     assert found == [(2.0, 5, 1.0, 4.0)]
 
 
+def test_a_point_logged_again_is_stored_once_as_mlflow_does(store: SqliteStore) -> None:
+    """Equal key, step, timestamp and value: MLflow's SQL store keeps one; so a batch a client sends again (its
+    answer lost to a restart) counts once. A different value at the same step and time is another point."""
+    rng = random.Random(5)
+    run_id = store.create_client_run("0", "u", 1000.0, {}, None).id
+    points = _history(rng, ("loss", "acc"), 3000)
+    first = [MetricPoint(*p) for p in points[:2000]]
+    store.log_client_batch(run_id, first)
+    store.log_client_batch(run_id, first[1500:] + [MetricPoint(*p) for p in points[2000:]])  # half a retry
+    store.log_client_batch(run_id, [MetricPoint(*p) for p in points[2990:]] * 2)  # all stored, repeated in itself
+    nan_at = [MetricPoint("n", math.nan, 1, 5.0), MetricPoint("n", math.nan, 1, 5.0), MetricPoint("n", 2.0, 1, 5.0)]
+    store.log_client_batch(run_id, nan_at)
+    store.log_client_batch(run_id, nan_at[:1])
+    assert _blocks(store, run_id) == _expected_blocks(run_id, points + [("n", math.nan, 1, 5.0), ("n", 2.0, 1, 5.0)])
+    counts = dict(raw(store, f"SELECT key, count(*) FROM metrics WHERE run_id = '{run_id}' GROUP BY key"))
+    assert counts == {"loss": sum(p[0] == "loss" for p in points), "acc": sum(p[0] == "acc" for p in points), "n": 2}
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32), count=st.integers(1, 2600), keys=st.integers(1, 3), shuffled=st.booleans(),
        nan_only=st.booleans())

@@ -5,9 +5,10 @@ this, and none of them may pay for starting processes.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
-__all__ = ["is_alive", "proc_stat", "process_start_time"]
+__all__ = ["is_alive", "proc_stat", "process_start_time", "writer_gone", "writer_tag"]
 
 
 class _Stat:
@@ -52,3 +53,25 @@ def is_alive(pid: int | None, start: str | None) -> bool:
     if current is None or start is None:
         return True  # no /proc to compare with: trust the pid
     return current == start
+
+
+def _host() -> str:
+    return hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:8]
+
+
+def writer_tag() -> str:
+    """This process as a name part, ``host-pid-start`` (a reused pid is another process), for what it writes
+    aside (an import's folder, an upload's temp file) so that a later process can tell a killed writer's."""
+    return f"{_host()}-{os.getpid()}-{process_start_time(os.getpid()) or 0}"
+
+
+def writer_gone(tag: str) -> bool | None:
+    """Whether the process a ``writer_tag`` names is gone: None for a tag that is not one, False for another
+    host's (nothing here can tell)."""
+    parts = tag.split("-")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    host, pid, start = parts
+    if host != _host():
+        return False
+    return not is_alive(int(pid), None if start == "0" else start)

@@ -11,6 +11,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import unquote
 
 from proj.errors import UnsafePath, UsageError
+from proj.execution.liveness import writer_gone, writer_tag
 from proj.paths import contained, shorten, unsafe_reason
 
 # Upload temp files sit beside their target under this prefix; listings hide them (MLflow hides its own too).
@@ -226,10 +227,30 @@ def list_dir(place: Place, rest: str) -> list[Entry] | None:
         return None
     try:
         with os.scandir(fd) as it:
-            found = [_entry(place, rest, e) for e in it if not e.name.startswith(UPLOAD_PREFIX)]
+            names = list(it)
+        found = [_entry(place, rest, e) for e in names if not e.name.startswith(UPLOAD_PREFIX)]
+        _sweep_uploads(fd, [e.name for e in names if e.name.startswith(UPLOAD_PREFIX)])
     finally:
         os.close(fd)
     return sorted((e for e in found if e is not None), key=lambda e: e.name)
+
+
+def _upload_name() -> str:
+    """A temp name that says which process writes it (``.proj-upload-<host>-<pid>-<start>-<random>.tmp``)."""
+    return f"{UPLOAD_PREFIX}{writer_tag()}-{os.urandom(8).hex()}.tmp"
+
+
+def _sweep_uploads(dir_fd: int, names: list[str]) -> None:
+    """Remove the upload temp files in this folder whose server process is gone (killed mid-upload), when the
+    folder is listed: never shown, but disk they hold. A live writer's (another worker's) and another host's
+    stay; so does an unnamed one of an older proj (only its age could tell, and a slow upload may be old)."""
+    for name in names:
+        tag = name[len(UPLOAD_PREFIX):].rsplit("-", 1)[0]
+        if writer_gone(tag):
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass  # another worker swept it first
 
 
 def _entry(place: Place, rest: str, entry: os.DirEntry[str]) -> Entry | None:
@@ -260,7 +281,7 @@ class Upload:
         if _is_dir(dir_fd, leaf):
             os.close(dir_fd)
             raise UsageError(f"artifact {shorten(repr(rest))} is a folder; it cannot be overwritten by a file")
-        self.tmp = f"{UPLOAD_PREFIX}{os.urandom(8).hex()}.tmp"
+        self.tmp = _upload_name()
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
                      dir_fd=dir_fd)
         self.file = os.fdopen(fd, "wb")

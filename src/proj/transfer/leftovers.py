@@ -2,7 +2,6 @@
 later import can tell one whose writer was killed (SIGKILL, a power cut) from one still being written, and sweep it."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -10,26 +9,17 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from proj.execution.liveness import is_alive, process_start_time
+from proj.execution.liveness import writer_gone, writer_tag
 
 PREFIX = ".import-"  # runs/.import-<run id>-<host>-<pid>-<start>-<random>: a run's files before its commit
 MARKER = ".import-owner"  # inside that folder, and so inside the run folder it is renamed to until the commit is seen
 LEGACY_SECONDS = 3600.0  # a folder named before owners were recorded: stale once this old (its writer is long gone)
 
 
-def _host() -> str:
-    return hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:8]
-
-
-def owner() -> str:
-    """This process as a folder name part: host, pid and the kernel's start time (a reused pid is another one)."""
-    return f"{_host()}-{os.getpid()}-{process_start_time(os.getpid()) or 0}"
-
-
 def aside_folder(runs: Path, run_id: str) -> Path:
     """A new folder beside the run folders for ``run_id``'s files, holding the owner marker from its first moment
     (the name says it too, for a writer killed before the marker was written)."""
-    mine = owner()
+    mine = writer_tag()
     folder = runs / f"{PREFIX}{run_id}-{mine}-{os.urandom(4).hex()}"
     folder.mkdir(parents=True)
     (folder / MARKER).write_text(json.dumps({"owner": mine}))
@@ -43,15 +33,8 @@ def release(run_dir: Path) -> None:
 
 def _stale(owned_by: str | None, made: float) -> bool:
     """Whether the process ``owned_by`` names ("host-pid-start") is gone; another host's folders are left alone."""
-    if owned_by is None:
-        return time.time() - made > LEGACY_SECONDS
-    parts = owned_by.split("-")
-    if len(parts) != 3 or not parts[1].isdigit():
-        return time.time() - made > LEGACY_SECONDS
-    host, pid, start = parts
-    if host != _host():
-        return False
-    return not is_alive(int(pid), None if start == "0" else start)
+    gone = writer_gone(owned_by) if owned_by is not None else None
+    return time.time() - made > LEGACY_SECONDS if gone is None else gone
 
 
 def _named_owner(name: str) -> str | None:

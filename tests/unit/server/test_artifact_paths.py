@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,6 +163,23 @@ def test_upload_is_published_whole_by_rename(run: Place) -> None:
     upload.commit()
     assert target.read_bytes() == b"part one, part two"
     assert os.listdir(target.parent) == ["c.txt"]
+
+
+def test_a_killed_uploads_temp_file_is_swept_when_its_folder_is_listed(run: Place) -> None:
+    """A server killed mid-upload leaves its temp file (never listed); the next listing of that folder removes
+    it once its writer is gone, and leaves a live writer's (another worker's) and an unnamed older one."""
+    dead = subprocess.run([sys.executable, "-c", "import os; from proj.execution.liveness import writer_tag;"
+                           " print(writer_tag())"], capture_output=True, text=True, check=True).stdout.strip()
+    live = ap.Upload(run, "sub/live.bin")  # this process: alive
+    live.write(b"in flight")
+    folder = run.anchor / "artifacts" / "sub"
+    (folder / f"{ap.UPLOAD_PREFIX}{dead}-0123456789abcdef.tmp").write_bytes(b"x" * 1000)
+    (folder / f"{ap.UPLOAD_PREFIX}0123456789abcdef.tmp").write_bytes(b"older proj")
+    assert [e.name for e in ap.list_dir(run, "sub") or []] == ["b.bin"]
+    left = sorted(n for n in os.listdir(folder) if n.startswith(ap.UPLOAD_PREFIX))
+    assert left == sorted([live.tmp, f"{ap.UPLOAD_PREFIX}0123456789abcdef.tmp"])
+    live.commit()
+    assert (folder / "live.bin").read_bytes() == b"in flight"
 
 
 def test_aborted_upload_leaves_nothing_and_keeps_the_old_file(run: Place) -> None:

@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from proj.execution.liveness import process_start_time
+from proj.execution.liveness import process_start_time, writer_tag
 from proj.transfer import leftovers
 
 
 def _owner_of(process: subprocess.Popen[bytes]) -> str:
-    host = leftovers.owner().split("-")[0]
+    host = writer_tag().split("-")[0]
     return f"{host}-{process.pid}-{process_start_time(process.pid)}"
 
 
@@ -56,6 +56,6 @@ def test_sweep_takes_only_what_a_dead_writer_left(tmp_path: Path) -> None:
 
 def test_a_folder_aside_carries_its_writer_from_the_first_moment(tmp_path: Path) -> None:
     folder = leftovers.aside_folder(tmp_path / "runs", "a" * 32)
-    assert json.loads((folder / leftovers.MARKER).read_text())["owner"] == leftovers.owner()
+    assert json.loads((folder / leftovers.MARKER).read_text())["owner"] == writer_tag()
     assert f"-{os.getpid()}-" in folder.name
     assert leftovers.sweep(tmp_path / "runs", lambda _: False) == 0 and folder.is_dir()  # this process is alive

@@ -60,6 +60,16 @@ def _sql(uri: str, query: str) -> list[tuple[Any, ...]]:
         return cursor.fetchall() if cursor.description else []
 
 
+def _backend(uri: str, database: str, condition: str, what: str) -> int:
+    """The pid of the server process of ``database`` that meets ``condition`` (pg_stat_activity), within 10 s."""
+    for _ in range(200):
+        found = _sql(uri, f"SELECT pid FROM pg_stat_activity WHERE {condition} AND datname = '{database}'")
+        if found:
+            return int(found[0][0])
+        time.sleep(0.05)
+    raise AssertionError(what)
+
+
 def _experiment(url: str, name: str) -> str:
     made = Client(url, Tally()).call("POST", "/experiments/create", {"name": name})
     assert made is not None
@@ -206,15 +216,8 @@ def test_a_connection_lost_mid_request_is_503_rolled_back_and_the_server_recover
         answers: list[tuple[int, str | None, bytes]] = []
         sending = threading.Thread(target=lambda: answers.append(client._send("POST", "/runs/log-batch", second)))
         sending.start()
-        waiting = []
-        for _ in range(200):
-            waiting = _sql(private_uri, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
-                                        f"datname = '{database}'")
-            if waiting:
-                break
-            time.sleep(0.05)
-        assert waiting, "the batch never waited on the held row"
-        _sql(private_uri, f"SELECT pg_terminate_backend({waiting[0][0]})")
+        waiting = _backend(private_uri, database, "wait_event_type = 'Lock'", "the batch never waited on the held row")
+        _sql(private_uri, f"SELECT pg_terminate_backend({waiting})")
         sending.join(timeout=60)
         holder.execute("ROLLBACK")
         holder.close()
@@ -294,15 +297,8 @@ def test_a_commit_cut_off_is_unavailable_and_none_of_it_stays(private_pg: Cluste
     try:
         writing = threading.Thread(target=write)
         writing.start()
-        sleeping = []
-        for _ in range(200):
-            sleeping = _sql(private_uri, "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND "
-                                         f"datname = '{database}'")
-            if sleeping:
-                break
-            time.sleep(0.05)
-        assert sleeping, "the COMMIT never ran the deferred trigger"
-        _sql(private_uri, f"SELECT pg_terminate_backend({sleeping[0][0]})")
+        sleeping = _backend(private_uri, database, "wait_event = 'PgSleep'", "the COMMIT never ran the deferred trigger")
+        _sql(private_uri, f"SELECT pg_terminate_backend({sleeping})")
         writing.join(timeout=60)
         assert failed and isinstance(failed[0], StoreUnavailable), failed
         assert "\n" not in str(failed[0])

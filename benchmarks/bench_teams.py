@@ -2,7 +2,7 @@
 log-batch throughput with 32 concurrent clients.
 
     python benchmarks/bench_teams.py [--runs 100000] [--repeat 5] [--clients 32] [--seconds 15] [--rounds 2]
-                                     [--workers 4]
+                                     [--workers 4]   (about 5 minutes on a busy 2-core VM)
 
 A private PostgreSQL cluster (Debian's binaries, initdb/pg_ctl as the postgres user in a temporary directory on a
 free port, as tests/helpers/postgres.py starts one) holds one database per server and is removed at the end.

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from helpers.cli import Proj, require, wait_for
-from helpers.servers import Server, _serving, free_port, proj_server, run_client
+from helpers.servers import Server, free_port, mlflow_server, proj_server, run_client
 
 MLFLOW_START_SECONDS = 600
 
@@ -71,14 +71,9 @@ def _proj_server_available() -> bool:
 
 @pytest.fixture(scope="module")
 def mlflow_srv(mlflow_full_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`mlflow server` as helpers.servers.mlflow_server starts it, given longer to come up: on the shared 2-core
+    """`mlflow server` by helpers.servers.mlflow_server (no job runner), given longer to come up: on the shared 2-core
     machine under the other suites' load its start-up has taken over 180 s."""
-    work = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    argv = [str(mlflow_full_venv / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
-            "--artifacts-destination", str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1"]
-    with _serving(argv, port, work / f"mlflow-server-{port}.log", None, MLFLOW_START_SECONDS) as server:
+    with mlflow_server(mlflow_full_venv, tmp_path_factory.mktemp("mlflow-server"), timeout=MLFLOW_START_SECONDS) as server:
         yield server
 
 

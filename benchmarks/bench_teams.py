@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -233,7 +234,8 @@ def _client_thread(url: str, run: str, until: float, out: list[Any]) -> None:
     """One client: its own keep-alive connection, log-batch of BATCH points to its own run until ``until``."""
     pool = urllib3.HTTPConnectionPool("127.0.0.1", int(url.rsplit(":", 1)[1]), maxsize=1)
     latencies: list[float] = []
-    errors, points, step = 0, 0, 0
+    errors: Counter[str] = Counter()  # what each failure was: the HTTP status or the exception
+    points, step = 0, 0
     while time.time() < until:
         now = int(time.time() * 1000)
         body = json.dumps({"run_id": run, "metrics": [
@@ -242,19 +244,28 @@ def _client_thread(url: str, run: str, until: float, out: list[Any]) -> None:
         try:
             resp = pool.request("POST", API + "/runs/log-batch", body=body,
                                 headers={"Content-Type": "application/json"}, retries=False, timeout=60)
-            ok = resp.status == 200
-        except urllib3.exceptions.HTTPError:
-            ok = False
+            failure = "" if resp.status == 200 else f"HTTP {resp.status} {_reason(resp.data)}"
+        except urllib3.exceptions.HTTPError as exc:
+            failure = type(exc).__name__
         latencies.append(time.perf_counter() - start)
-        if ok:
+        if not failure:
             points += BATCH
             step += BATCH
         else:
-            errors += 1
+            errors[failure] += 1
     out.append((latencies, errors, points))
 
 
-def _client_process(url: str, runs: list[str], until: float) -> tuple[list[float], int, int]:
+def _reason(body: bytes) -> str:
+    """An MLflow error answer's code and the start of its message."""
+    try:
+        answer = json.loads(body)
+        return f"{answer.get('error_code')}: {str(answer.get('message'))[:120]}"
+    except ValueError:
+        return body[:120].decode(errors="replace")
+
+
+def _client_process(url: str, runs: list[str], until: float) -> tuple[list[float], Counter[str], int]:
     """Several client threads in one process (the GIL of one process would be the bottleneck of 32)."""
     out: list[Any] = []
     threads = [threading.Thread(target=_client_thread, args=(url, run, until, out)) for run in runs]
@@ -262,7 +273,7 @@ def _client_process(url: str, runs: list[str], until: float) -> tuple[list[float
         t.start()
     for t in threads:
         t.join()
-    return ([x for lat, _, _ in out for x in lat], sum(e for _, e, _ in out), sum(p for _, _, p in out))
+    return ([x for lat, _, _ in out for x in lat], sum((e for _, e, _ in out), Counter()), sum(p for _, _, p in out))
 
 
 def log_batch_load(server: Server, clients: int, seconds: float, processes: int, round_no: int) -> None:
@@ -277,14 +288,16 @@ def log_batch_load(server: Server, clients: int, seconds: float, processes: int,
     # Requests sent before the deadline are waited for: rates are over the time until the last one answered.
     elapsed = time.time() - (until - seconds)
     latencies = sorted(x for lat, _, _ in results for x in lat)
-    errors, points = sum(r[1] for r in results), sum(r[2] for r in results)
+    kinds: Counter[str] = sum((r[1] for r in results), Counter())
+    errors, points = sum(kinds.values()), sum(r[2] for r in results)
     quantile = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     rate = {"requests": len(latencies) / elapsed, "points": points / elapsed, "p50": quantile[49],
             "p99": quantile[98], "errors": float(errors), "acked": float(points), "load": load1()}
     server.rates.append(rate)
     print(f"  round {round_no}: {server.label} log-batch over {elapsed:.1f} s: {rate['requests']:.0f} req/s,"
           f" {rate['points']:.0f} points/s,"
-          f" p50 {fmt(rate['p50'])}, p99 {fmt(rate['p99'])}, {errors} errors (load {rate['load']:.1f})", flush=True)
+          f" p50 {fmt(rate['p50'])}, p99 {fmt(rate['p99'])}, {errors} errors {dict(kinds) or ''}"
+          f" (load {rate['load']:.1f})", flush=True)
 
 
 def stored_points(cluster: Cluster, database: str, sql: str) -> int:

@@ -14,6 +14,10 @@ from proj.tracking.sql_dialect import Table, Translated, arguments, to_postgres
 # exactly as SQLite's BEGIN IMMEDIATE does, so the store's read-then-write steps (the next version number, a new
 # experiment id, a param already logged) need no second design. Reads never wait for it.
 WRITE_LOCK = 0x70726F6A  # "proj"
+# A write that touches one run's rows only (a log-batch) takes WRITE_LOCK shared, then this class's lock on the run
+# (the two-key space, apart from WRITE_LOCK's): writers to different runs go side by side, writers to one run and
+# every other writer (which takes WRITE_LOCK exclusively) still one at a time.
+RUN_LOCK_CLASS = 0x72756E  # "run"
 T = TypeVar("T")
 
 
@@ -52,10 +56,13 @@ class PgConnection:
     def in_transaction(self) -> bool:
         return self._open
 
-    def begin_write(self) -> None:
+    def begin_write(self, run_id: str | None = None) -> None:
+        """BEGIN and the write lock: all of it, or (``run_id``) its shared half and that run's own lock."""
+        locks = (f"pg_advisory_xact_lock({WRITE_LOCK})" if run_id is None else
+                 f"pg_advisory_xact_lock_shared({WRITE_LOCK}), pg_advisory_xact_lock({RUN_LOCK_CLASS}, hashtext(?))")
         self.execute("BEGIN")
         try:  # the transaction's id too: a COMMIT whose answer was lost is looked up by it (_commit)
-            self._xid = self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK}), txid_current()").fetchone()[1]
+            self._xid = self.execute(f"SELECT txid_current(), {locks}", () if run_id is None else (run_id,)).fetchone()[0]
         except BaseException:
             self.execute("ROLLBACK")  # not left "in a transaction": the handle would never reconnect
             raise

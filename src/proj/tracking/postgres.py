@@ -208,6 +208,14 @@ class PostgresStore(SqliteStore):
             yield db
 
     @contextmanager
+    def _run_tx(self, run_id: str) -> Iterator[Any]:
+        """A write of one run's rows: side by side with other runs' writers, still one at a time with this run's
+        and with every other writer (pg_connection.RUN_LOCK_CLASS)."""
+        db: PgConnection = self._db  # type: ignore[assignment]
+        with write_transaction(db, lambda: db.begin_write(run_id)):
+            yield db
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         try:
             with self._tx():

@@ -5,7 +5,7 @@ import json
 import math
 import os
 import sqlite3
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -48,8 +48,10 @@ UPSERT_LATEST = ("INSERT INTO latest_metrics (run_id, key, value, step, timestam
                  " THEN excluded.max_value ELSE latest_metrics.max_value END").format(
     newer="(excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step"
           " AND excluded.timestamp >= latest_metrics.timestamp))")
-_LAST_BLOCK = ("SELECT block, n, min_value, min_step, min_ts, max_value, max_step, max_ts, first_step, first_ts,"
-               " last_step, last_ts FROM metric_blocks WHERE run_id = ? AND key = ? ORDER BY block DESC LIMIT 1")
+# Each key's last block, for all the keys of a batch in one query (the block is found by the primary key)
+_LAST_BLOCKS = ("SELECT key, block, n, min_value, min_step, min_ts, max_value, max_step, max_ts, first_step, first_ts,"
+                " last_step, last_ts FROM metric_blocks b WHERE run_id = ? AND key IN ({marks}) AND block ="
+                " (SELECT max(block) FROM metric_blocks WHERE run_id = b.run_id AND key = b.key)")
 _PUT_BLOCK = ("INSERT OR REPLACE INTO metric_blocks (run_id, key, block, n, min_value, min_step, min_ts, max_value,"
               " max_step, max_ts, first_step, first_ts, last_step, last_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _VALUE, _STEP_TIME = itemgetter(2), itemgetter(3, 4)  # of a metrics row (run_id, key, value, step, timestamp)
@@ -116,6 +118,11 @@ class SqliteBase(RunStore):
         db = self._db
         with write_transaction(db, lambda: db.execute("BEGIN IMMEDIATE")):
             yield db
+
+    def _run_tx(self, run_id: str) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction that touches only ``run_id``'s own rows (its params, metrics, tags): SQLite has
+        one writer at a time anyway; PostgreSQL lets writers of different runs go side by side."""
+        return self._tx()
 
     def _record(self, row: tuple[Any, ...]) -> RunRecord:
         (rid, exp, name, status, start, end, user, host, pid, source, project, entry, command, code, phase,
@@ -218,10 +225,12 @@ class SqliteBase(RunStore):
             by_key.setdefault(row[1], []).append(row)
         latest: list[tuple[Any, ...]] = []
         blocks: list[tuple[Any, ...]] = []
+        last_blocks = {row[0]: tuple(row[1:]) for row in db.execute(
+            _LAST_BLOCKS.format(marks=",".join("?" * len(by_key))), (run_id, *by_key))}
         for key, points in by_key.items():
             # Only each key's latest point of the batch can become the stored latest (a later row wins a tie).
             last = max(reversed(points), key=_STEP_TIME)  # max keeps the first it meets: the batch's last of equals
-            changed = _blocks_after(db.execute(_LAST_BLOCK, (run_id, key)).fetchone(), run_id, key, points)
+            changed = _blocks_after(last_blocks.get(key), run_id, key, points)
             # The key's extremes from the blocks these points changed: an open block's older extremes are already
             # within the stored min and max (kept in the same transactions), so the upsert's rule is unchanged.
             lows = [b[4] for b in changed if b[4] is not None]

@@ -151,7 +151,7 @@ class SqliteClientRuns(SqliteBase):
                 dupes = sorted({k for k, _ in params if [p for p, _ in params].count(k) > 1})
                 raise UsageError(f"Duplicate parameter keys have been submitted: {dupes}. Please ensure the "
                                  "request contains only one param value per param key.")
-        with self._tx() as db:  # all or nothing: a refused param leaves no metric or tag behind
+        with self._run_tx(run_id) as db:  # all or nothing: a refused param leaves no metric or tag behind
             self._run_state(db, run_id)
             if given:
                 self._check_params(db, run_id, given)

@@ -8,13 +8,16 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers.postgres import Cluster
 from helpers.servers import free_port
-from proj.tracking.records import NewRun, ParamRecord
+from proj.tracking.records import MetricPoint, NewRun, ParamRecord
 
 RUN_PROJECT = {
     "MLproject": """
@@ -216,4 +219,90 @@ def test_eight_concurrent_writers_never_duplicate_or_skip_a_number(pg_cluster: C
     assert len(ids) == 1 + writers * each + 3  # each created once; the three shared ones once, not per writer
     assert {e.name for e in experiments} >= {"shared-0", "shared-1", "shared-2"}
     assert all(str(i) in {e.id for e in experiments} for part in made for i in part)
+    store.close()
+
+
+def _waiting_on_a_lock(uri: str, pid: int) -> bool:
+    import psycopg
+
+    for _ in range(200):
+        with psycopg.connect(uri, autocommit=True) as conn:
+            row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        if row and row[0] == "Lock":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_writers_of_different_runs_go_side_by_side_and_of_one_run_one_at_a_time(pg_cluster: Cluster,
+                                                                                tmp_path: Path) -> None:
+    """A log-batch takes the write lock shared and its run's lock: another run's batch is written while one is
+    open, the same run's batch and any other write (an experiment) wait for it, and nothing is lost."""
+    from proj.tracking.postgres import PostgresStore
+
+    uri = new_database(pg_cluster)
+    holder, other = PostgresStore(uri, tmp_path), PostgresStore(uri, tmp_path)
+    run_a = holder.create_client_run("0", "u", 1000.0, {}, "a").id
+    run_b = holder.create_client_run("0", "u", 1000.0, {}, "b").id
+    other_pid = other._db._conn.info.backend_pid  # type: ignore[attr-defined]
+    done: list[str] = []
+
+    def write(run_id: str, step: int) -> None:
+        other.log_client_batch(run_id, [MetricPoint("m", 1.0, step, 2000.0 + step)])
+        done.append(run_id)
+
+    with holder._run_tx(run_a) as db:  # run A's batch, still open
+        holder._insert_metrics(db, run_a, [MetricPoint("m", 1.0, 0, 2000.0)])
+        another = threading.Thread(target=write, args=(run_b, 0))
+        another.start()
+        another.join(timeout=30)
+        assert done == [run_b]  # another run: written while A's transaction is open (one global lock would wait)
+        same = threading.Thread(target=write, args=(run_a, 1))
+        same.start()
+        assert _waiting_on_a_lock(uri, other_pid)  # the same run: waits for A's transaction
+        assert done == [run_b]
+    same.join(timeout=60)
+    assert done == [run_b, run_a]
+    with holder._run_tx(run_a):
+        making = threading.Thread(target=lambda: done.append(other.create_experiment("later")))
+        making.start()
+        assert _waiting_on_a_lock(uri, other_pid)  # a write of anything else waits too
+    making.join(timeout=60)
+    assert len(done) == 3
+    assert [p.step for p in holder.metric_history(run_a, "m")] == [0, 1] and len(holder.metric_history(run_b, "m")) == 1
+    holder.close()
+    other.close()
+
+
+def _batches(uri: str, files: str, run_id: str, writer: int, barrier: Any) -> int:
+    from proj.tracking.postgres import PostgresStore
+
+    store = PostgresStore(uri, Path(files))
+    barrier.wait()
+    for batch in range(10):
+        store.log_client_batch(run_id, [MetricPoint(f"k{i % 3}", float(i), writer * 1000 + batch * 100 + i,
+                                                    3000.0 + i) for i in range(100)])
+    store.close()
+    return 10 * 100
+
+
+def test_eight_writers_of_one_run_keep_its_blocks_whole(pg_cluster: Cluster, tmp_path: Path) -> None:
+    from proj.tracking.postgres import PostgresStore
+
+    uri = new_database(pg_cluster)
+    store = PostgresStore(uri, tmp_path)
+    run_id = store.create_client_run("0", "u", 1000.0, {}, "shared").id
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(8)
+        with ctx.Pool(8) as pool:
+            sent = sum(pool.starmap(_batches, [(uri, str(tmp_path), run_id, w, barrier) for w in range(8)]))
+    assert sent == 8000
+    for key in ("k0", "k1", "k2"):
+        points = store.metric_history(run_id, key)
+        rows = store._db.execute("SELECT count(*), sum(n), max(block) FROM metric_blocks WHERE run_id = ? AND key = ?",
+                                 (run_id, key)).fetchone()
+        # every point once, in blocks of 1024 with no gap and no block counted twice
+        assert rows[0] == rows[2] + 1 and rows[1] == len(points) == len({(p.step, p.value) for p in points})
+    assert sum(len(store.metric_history(run_id, k)) for k in ("k0", "k1", "k2")) == 8000
     store.close()

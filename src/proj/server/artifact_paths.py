@@ -116,6 +116,22 @@ class Receiving(Protocol):
     def abort(self) -> None: ...
 
 
+class Spooled:
+    """The receiving half of an upload (Upload here, object_store's RemoteUpload): the body appended to an open
+    temp file as it arrives, and counted."""
+
+    file: BinaryIO
+    size: int
+
+    def _spool_to(self, fd: int) -> None:
+        self.file = os.fdopen(fd, "wb")
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.size += len(data)
+
+
 class ArtifactPlace(Protocol):
     """Where one artifact root lives: a local Place, or server.object_store's RemotePlace in a bucket. ``rest``
     is always a path artifact_paths.clean has checked, relative to that root."""
@@ -265,7 +281,7 @@ def _entry(place: Place, rest: str, entry: os.DirEntry[str]) -> Entry | None:
     return Entry(entry.name, False, info.st_size) if stat.S_ISREG(info.st_mode) else None
 
 
-class Upload:
+class Upload(Spooled):
     """A file being received: written to a fresh temp name beside its target, fsync'd, then renamed onto it,
     all through the descriptor of its folder; an upload that is aborted (or a server that dies) never leaves a
     half file under the real name."""
@@ -282,14 +298,8 @@ class Upload:
             os.close(dir_fd)
             raise UsageError(f"artifact {shorten(repr(rest))} is a folder; it cannot be overwritten by a file")
         self.tmp = _upload_name()
-        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
-                     dir_fd=dir_fd)
-        self.file = os.fdopen(fd, "wb")
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.size += len(data)
+        self._spool_to(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                               dir_fd=dir_fd))
 
     def commit(self) -> None:
         try:

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 
 from proj.errors import ProjError, UnsafePath, UsageError
 from proj.paths import shorten
-from proj.server.artifact_paths import UPLOAD_PREFIX, Entry, join
+from proj.server.artifact_paths import UPLOAD_PREFIX, Entry, Spooled, join
 from proj.settings import expand_user
 
 log = logging.getLogger("proj.server")
@@ -299,7 +299,7 @@ class _Guarded:
         self.close()
 
 
-class RemoteUpload:
+class RemoteUpload(Spooled):
     """A file being received for an object store: spooled to a local temp file while the body arrives, then sent
     with ONE put to its final key (s3fs's put_file: a single PutObject, or for a large file a multipart upload
     that S3 makes visible only when it is completed, and that s3fs aborts on failure). An S3 object appears
@@ -315,12 +315,7 @@ class RemoteUpload:
         if place.bucket.call("checking an upload", lambda: fs.isdir(self.key)):
             raise UsageError(f"artifact {shorten(repr(rest))} is a folder; it cannot be overwritten by a file")
         fd, self.tmp = tempfile.mkstemp(prefix=UPLOAD_PREFIX, suffix=".tmp")
-        self.file = os.fdopen(fd, "wb")
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.size += len(data)
+        self._spool_to(fd)
 
     def commit(self) -> None:
         try:

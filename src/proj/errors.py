@@ -97,6 +97,12 @@ class StoreError(ProjError):
     """The run store could not be opened or a run could not be found."""
 
 
+class TooLarge(UsageError):
+    """A request body over the server's limit (a JSON body, an artifact upload): refused before it is stored."""
+
+    error_code = "RESOURCE_LIMIT_EXCEEDED"  # 413 on the server; MLflow's client does not retry it
+
+
 class StoreUnavailable(StoreError):
     """The store's database server cannot be reached now (restarting, shutting down, the connection ended): a
     retry once it is back succeeds; a transaction it cut off was rolled back whole."""

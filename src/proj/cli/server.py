@@ -24,6 +24,7 @@ _STORE_HELP = ("The run store: a directory, file:// or sqlite:///path/proj.db (d
                "--artifacts-destination); with --auth its users are in auth.db beside it (for a PostgreSQL "
                "store in the database itself, schema proj_auth).")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_SIZE = re.compile(r"^(\d+)\s*([KMGT])?(?:I?B)?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -49,12 +50,15 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 @click.option("--auth-failed-logins", default=MAX_FAILURES, show_default=True, type=click.IntRange(1, 1_000_000),
               metavar="N", help="With --auth: failed logins a client address may make per minute before its "
                                 "requests are answered 429 (Retry-After) for the rest of that minute.")
+@click.option("--max-artifact-size", default="20G", show_default=True, metavar="SIZE",
+              help="The largest artifact file an upload may be (K, M, G, T: binary units; 0: no limit); a bigger "
+                   "one is refused with 413 RESOURCE_LIMIT_EXCEEDED and nothing is stored.")
 @click.option("--ssl-keyfile", metavar="FILE", help="Serve HTTPS with this private key (with --ssl-certfile).")
 @click.option("--ssl-certfile", metavar="FILE", help="Serve HTTPS with this certificate (chain) in PEM.")
 @click.pass_context
 def server(ctx: click.Context, backend_store_uri: str | None, artifacts_destination: str | None, host: str,
            port: int, workers: int, log_level: str, auth: bool, auth_default_permission: str,
-           auth_failed_logins: int, ssl_keyfile: str | None, ssl_certfile: str | None) -> None:
+           auth_failed_logins: int, max_artifact_size: str, ssl_keyfile: str | None, ssl_certfile: str | None) -> None:
     """Serve MLflow's tracking REST API (and mlflow-artifacts) over proj's run store, so MLflow clients log to it."""
     ctx.obj = {"store": backend_store_uri}
     if ctx.invoked_subcommand is not None:
@@ -67,7 +71,14 @@ def server(ctx: click.Context, backend_store_uri: str | None, artifacts_destinat
     cert = expand_user(ssl_certfile, "--ssl-certfile").resolve() if ssl_certfile else None
     serve(backend_store_uri, destination, host, port, workers, log_level.lower(),
           auth_default=auth_default_permission.upper() if auth else None, auth_failed_logins=auth_failed_logins,
-          ssl_keyfile=key, ssl_certfile=cert)
+          ssl_keyfile=key, ssl_certfile=cert, max_artifact_bytes=_size(max_artifact_size, "--max-artifact-size"))
+
+
+def _size(text: str, flag: str) -> int:
+    found = _SIZE.match(text.strip().upper())
+    if not found:
+        raise UsageError(f"{flag} {text!r}: a size such as 500M, 20G or 1T (K, M, G, T in binary units), or 0 for none")
+    return int(found.group(1)) << (10 * "BKMGT".index(found.group(2) or "B"))
 
 
 def _store_option(f: Any) -> Any:

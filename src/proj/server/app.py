@@ -24,9 +24,9 @@ from proj.server.auth.middleware import AuthMiddleware
 from proj.server.object_store import destination as parse_destination
 from proj.server.protocol.call import Call, Handler, JsonDict
 from proj.server.protocol.errors import error_response, failure_response
-from proj.server.protocol.validate import json_object, query_args
+from proj.server.protocol.validate import MAX_JSON_BYTES, capped_body, json_object, query_args
 from proj.server.routes import API_PREFIXES, ENDPOINTS
-from proj.server.state import ServerState
+from proj.server.state import DEFAULT_MAX_ARTIFACT_BYTES, ServerState
 from proj.server.ui.routes import routes as ui_routes
 
 try:  # helper C's artifact routes (mlflow-artifacts); the tracking API works without them
@@ -39,6 +39,7 @@ log = logging.getLogger("proj.server")
 # Environment variables serve.py sets for worker processes (uvicorn imports create_app in each of them)
 ENV_STORE = "PROJ_SERVER_STORE_URI"
 ENV_ARTIFACTS = "PROJ_SERVER_ARTIFACTS_DESTINATION"
+ENV_MAX_ARTIFACT = "PROJ_SERVER_MAX_ARTIFACT_BYTES"  # --max-artifact-size, for the worker processes
 ENV_AUTH = "PROJ_SERVER_AUTH"  # set: --auth is on, "<default permission>:<failed logins a minute>"
 
 _JSON = "application/json"
@@ -51,7 +52,7 @@ def _json_response(payload: JsonDict) -> Response:
 
 async def _body(request: Request) -> tuple[dict[str, Any], int]:
     """The JSON body as MLflow's server reads it (double-encoded JSON from older clients decoded again)."""
-    raw = await request.body()
+    raw = await capped_body(request.stream(), request.headers.get("content-length"), MAX_JSON_BYTES, "the request body")
     return json_object(raw, request.headers.get("content-type", "")), len(raw)
 
 
@@ -153,6 +154,8 @@ def create_app() -> Starlette:
     """The factory uvicorn's worker processes call (``proj.server.app:create_app``): config from the
     environment serve.py set."""
     destination = os.environ.get(ENV_ARTIFACTS)
-    state = ServerState(os.environ.get(ENV_STORE) or None, parse_destination(destination) if destination else None)
+    limit = os.environ.get(ENV_MAX_ARTIFACT)
+    state = ServerState(os.environ.get(ENV_STORE) or None, parse_destination(destination) if destination else None,
+                        int(limit) if limit else DEFAULT_MAX_ARTIFACT_BYTES)
     default, _, failed = (os.environ.get(ENV_AUTH) or "").partition(":")
     return build_app(state, server_auth(state, default, int(failed or MAX_FAILURES)) if default else None)

@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from proj.errors import NotFound, ProjError, UsageError
+from proj.errors import NotFound, ProjError, TooLarge, UsageError
 from proj.paths import shorten
 from proj.registry import files
 from proj.server import artifact_paths as ap
@@ -356,7 +356,7 @@ async def upload_proxied(request: Request) -> Response:
 
     upload = await run_in_threadpool(begin)
     try:
-        await _receive(request, upload)
+        await _receive(request, upload, state.max_artifact_bytes)
         await run_in_threadpool(upload.commit)
     except ClientDisconnect:
         upload.abort()
@@ -367,16 +367,24 @@ async def upload_proxied(request: Request) -> Response:
     return _json({})
 
 
-async def _receive(request: Request, upload: Receiving) -> None:
+async def _receive(request: Request, upload: Receiving, limit: int) -> None:
+    """The body into ``upload``; TooLarge (the caller aborts it: nothing stored) once it says or proves to be over
+    ``limit`` bytes (0: no limit), so a runaway client cannot fill the server's disk."""
+    declared = request.headers.get("content-length")
+    if limit and declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"an artifact of {int(declared):,} bytes is over this server's limit of {limit:,} bytes "
+                       "(proj server --max-artifact-size)")
     pending = bytearray()
     async for chunk in request.stream():
         pending += chunk
+        if limit and upload.size + len(pending) > limit:
+            raise TooLarge(f"the artifact is over this server's limit of {limit:,} bytes (proj server "
+                           "--max-artifact-size)")
         if len(pending) >= CHUNK:
             await run_in_threadpool(upload.write, bytes(pending))
             pending.clear()
     if pending:
         await run_in_threadpool(upload.write, bytes(pending))
-    declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) != upload.size:
         raise ClientDisconnect()  # fewer bytes than announced: the sender went away mid-body
 

@@ -12,9 +12,9 @@ import uvicorn
 
 from proj.auth.ratelimit import MAX_FAILURES
 from proj.errors import ProjError, UsageError
-from proj.server.app import ENV_ARTIFACTS, ENV_AUTH, ENV_STORE, build_app, server_auth
+from proj.server.app import ENV_ARTIFACTS, ENV_AUTH, ENV_MAX_ARTIFACT, ENV_STORE, build_app, server_auth
 from proj.server.object_store import Bucket
-from proj.server.state import ServerState
+from proj.server.state import DEFAULT_MAX_ARTIFACT_BYTES, ServerState
 from proj.tracking.open import is_postgres
 
 
@@ -52,7 +52,7 @@ def _tls(keyfile: Path | None, certfile: Path | None) -> dict[str, str]:
 def serve(store_uri: str | None, artifacts_destination: Path | Bucket | None, host: str, port: int, workers: int,
           log_level: str, *, auth_default: str | None = None, auth_failed_logins: int = MAX_FAILURES,
           ssl_keyfile: Path | None = None, ssl_certfile: Path | None = None,
-          ready: Callable[[], None] | None = None) -> None:
+          ready: Callable[[], None] | None = None, max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES) -> None:
     """Serve until interrupted. The port is checked and the store opened (created, checked, migrated) first,
     so a port in use, a bad URI, a damaged store or an unusable bucket fails with one line before anything listens.
     ``auth_default``: --auth is on, with this default permission. ``ready``: called once all of that held, just
@@ -61,7 +61,7 @@ def serve(store_uri: str | None, artifacts_destination: Path | Bucket | None, ho
     check_port(host, port)
     if isinstance(artifacts_destination, Bucket):
         artifacts_destination.check()  # once: a wrong endpoint, credential or bucket is one line, not a 500 later
-    state = ServerState(store_uri, artifacts_destination)
+    state = ServerState(store_uri, artifacts_destination, max_artifact_bytes)
     auth = server_auth(state, auth_default, auth_failed_logins) if auth_default else None
     if ready is not None:
         ready()
@@ -77,5 +77,6 @@ def serve(store_uri: str | None, artifacts_destination: Path | Bucket | None, ho
     os.environ[ENV_STORE] = state.store_uri if is_postgres(state.store_uri) else str(state.store_root)
     if artifacts_destination is not None:
         os.environ[ENV_ARTIFACTS] = str(artifacts_destination)
+    os.environ[ENV_MAX_ARTIFACT] = str(max_artifact_bytes)
     state.store().close()
     uvicorn.run("proj.server.app:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]

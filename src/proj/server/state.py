@@ -10,6 +10,8 @@ from proj.server.object_store import Bucket
 from proj.tracking.open import open_store
 from proj.tracking.store import RunStore
 
+DEFAULT_MAX_ARTIFACT_BYTES = 20 << 30  # --max-artifact-size: 20 GiB, room for a model's weights; 0 lifts it
+
 
 @dataclass
 class ServerState:
@@ -19,6 +21,7 @@ class ServerState:
     store_uri: str | None
     # None: artifacts live in the store's run folders; a Bucket: in an object store (server.object_store)
     artifacts_destination: Path | Bucket | None = None
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES  # one uploaded file's limit (0: none)
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _first: RunStore | None = field(default=None, repr=False)
 

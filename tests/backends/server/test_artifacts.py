@@ -8,6 +8,8 @@ import http.client
 import json
 import os
 import socket
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any, Iterator
@@ -466,3 +468,32 @@ def test_full_disk_mid_upload_leaves_nothing(mlflow_full_venv: Path, tiny_disk: 
         folder = tiny_disk / run["exp"] / run["run_id"] / "artifacts"
         assert sorted(os.listdir(folder)) == ["first.txt"]  # no half file, no temp file
         assert call(server, "GET", f"{base}/first.txt")[::2] == (200, b"first")
+
+
+def test_oversize_bodies_are_refused_and_store_nothing(tmp_path: Path) -> None:
+    """--max-artifact-size: an upload announcing more, or sending more without saying (chunked), is 413
+    RESOURCE_LIMIT_EXCEEDED with nothing stored; a JSON body over its limit is refused before it is read whole."""
+    with proj_server(tmp_path / "store", tmp_path, "--max-artifact-size", "1M") as server:
+        status, _, body = call(server, "POST", "/api/2.0/mlflow/runs/create", b'{"experiment_id": "0"}')
+        run = json.loads(body)["run"]["info"]
+        base = f"/api/2.0/mlflow-artifacts/artifacts/0/{run['run_id']}/artifacts"
+        folder = tmp_path / "store" / "runs" / run["run_id"] / "artifacts"
+        assert call(server, "PUT", f"{base}/limit.bin", b"x" * (1 << 20))[0] == 200  # exactly the limit
+        status, _, body = call(server, "PUT", f"{base}/big.bin", b"x" * ((1 << 20) + 1))
+        assert status == 413 and json.loads(body)["error_code"] == "RESOURCE_LIMIT_EXCEEDED", body
+        assert "limit of 1,048,576 bytes" in json.loads(body)["message"]
+        host, port = server.url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        conn.request("PUT", f"{base}/chunked.bin", body=iter([b"y" * (256 << 10)] * 8), encode_chunked=True)
+        resp = conn.getresponse()
+        assert resp.status == 413 and json.loads(resp.read())["error_code"] == "RESOURCE_LIMIT_EXCEEDED"
+        conn.close()
+        assert sorted(p.name for p in folder.iterdir()) == ["limit.bin"]  # no big.bin, no chunked.bin, no temp file
+        batch = json.dumps({"run_id": run["run_id"], "tags": [{"key": "t", "value": "v" * (40 << 20)}]}).encode()
+        status, _, body = call(server, "POST", "/api/2.0/mlflow/runs/log-batch", batch)
+        assert status == 413 and json.loads(body)["error_code"] == "RESOURCE_LIMIT_EXCEEDED"
+        status, _, body = call(server, "GET", f"/api/2.0/mlflow/runs/get?run_id={run['run_id']}")
+        assert status == 200 and "t" not in {t["key"] for t in json.loads(body)["run"]["data"].get("tags", [])}
+    bad = subprocess.run([sys.executable, "-m", "proj", "server", "--backend-store-uri", str(tmp_path / "s"),
+                          "--max-artifact-size", "lots"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "--max-artifact-size 'lots'" in bad.stderr, bad

@@ -18,7 +18,7 @@ from proj.errors import AlreadyExists, NotFound, UsageError
 from proj.server.auth.guard import ServerAuth
 from proj.server.auth.middleware import IDENTITY
 from proj.server.protocol.errors import failure_response
-from proj.server.protocol.validate import json_object
+from proj.server.protocol.validate import MAX_JSON_BYTES, capped_body, json_object
 
 log = logging.getLogger("proj.auth")
 
@@ -223,7 +223,9 @@ def _endpoint(handler: AuthHandler) -> Callable[[Request], Awaitable[Response]]:
         ident: Identity = request.scope[IDENTITY]
         fields: Fields = dict(request.query_params)
         try:
-            fields.update(json_object(await request.body(), request.headers.get("content-type", "")))
+            raw = await capped_body(request.stream(), request.headers.get("content-length"), MAX_JSON_BYTES,
+                                    "the request body")
+            fields.update(json_object(raw, request.headers.get("content-type", "")))
             result = await run_in_threadpool(handler, auth, ident, fields)
         except Exception as exc:  # noqa: BLE001 - MLflow's error JSON; an internal failure logged, never sent
             return failure_response(exc, request.method, request.url.path)

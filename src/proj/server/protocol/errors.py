@@ -19,6 +19,7 @@ HTTP_STATUS = {
     "TEMPORARILY_UNAVAILABLE": 503,
     "DEADLINE_EXCEEDED": 504,
     "REQUEST_LIMIT_EXCEEDED": 429,
+    "RESOURCE_LIMIT_EXCEEDED": 413,  # a body over the server's limit (proj's; MLflow's server sets none)
     "CANCELLED": 499,
     "RESOURCE_EXHAUSTED": 429,
     "ABORTED": 409,

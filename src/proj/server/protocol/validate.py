@@ -8,11 +8,11 @@ import math
 import os
 import posixpath
 import re
-from typing import Any, Iterable
+from typing import Any, AsyncIterator, Iterable
 
 import orjson
 
-from proj.errors import UsageError
+from proj.errors import TooLarge, UsageError
 
 log = logging.getLogger("proj.server")
 
@@ -51,6 +51,24 @@ def query_args(pairs: Iterable[tuple[str, str]]) -> QueryArgs:
         else:
             args[key] = value
     return args
+
+
+# A JSON request body's limit: MLflow's largest (a log-batch of 1000 metrics, 100 params of 6,000 characters and
+# 100 tags of 8,000; a dataset's schema and profile) is a few MiB; a bigger one is refused before it is read whole.
+MAX_JSON_BYTES = 32 << 20
+
+
+async def capped_body(chunks: AsyncIterator[bytes], declared: str | None, limit: int, what: str) -> bytes:
+    """A request's body, refused (TooLarge) once it says or proves to be over ``limit`` bytes, before more of it
+    is kept in memory."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"{what} of {int(declared):,} bytes is over this server's limit of {limit:,} bytes")
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"{what} is over this server's limit of {limit:,} bytes")
+    return bytes(body)
 
 
 def json_object(raw: bytes, content_type: str) -> dict[str, Any]:

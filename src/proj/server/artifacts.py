@@ -23,6 +23,7 @@ from proj.registry import files
 from proj.server import artifact_paths as ap
 from proj.server.artifact_paths import ArtifactPlace, Entry, Place, ProxiedPath, Receiving
 from proj.server.protocol.errors import error_response, from_exception
+from proj.server.protocol.validate import drain
 from proj.server.state import ServerState
 from proj.tracking import mlflow_tags
 from proj.tracking.records import RunRecord
@@ -372,12 +373,14 @@ async def _receive(request: Request, upload: Receiving, limit: int) -> None:
     ``limit`` bytes (0: no limit), so a runaway client cannot fill the server's disk."""
     declared = request.headers.get("content-length")
     if limit and declared is not None and declared.isdigit() and int(declared) > limit:
+        await drain(request.stream(), declared)
         raise TooLarge(f"an artifact of {int(declared):,} bytes is over this server's limit of {limit:,} bytes "
                        "(proj server --max-artifact-size)")
     pending = bytearray()
     async for chunk in request.stream():
         pending += chunk
         if limit and upload.size + len(pending) > limit:
+            await drain(request.stream())
             raise TooLarge(f"the artifact is over this server's limit of {limit:,} bytes (proj server "
                            "--max-artifact-size)")
         if len(pending) >= CHUNK:

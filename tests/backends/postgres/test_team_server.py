@@ -71,6 +71,9 @@ def test_auth_users_live_in_the_database_and_every_server_over_it_shares_them(pg
         assert call(one.url, "/users/update-password", {"username": "ana", "password": "ana-password-2"},
                     auth=admin, method="PATCH")[0] == 200
         assert call(two.url, f"/experiments/get?experiment_id={exp}", auth=("ana", "ana-password-2"))[0] == 200
+        # a body over the JSON limit is refused before the permission check reads it whole (413, nothing stored)
+        status, body = call(one.url, "/experiments/create", {"name": "x" * (40 << 20)}, auth=admin)
+        assert status == 413 and body["error_code"] == "RESOURCE_LIMIT_EXCEEDED", body
     assert not (tmp_path / "files" / "auth.db").exists()
     listed = subprocess.run([sys.executable, "-m", "proj", "server", "user", "list", "--backend-store-uri", uri],
                             capture_output=True, text=True, timeout=60,

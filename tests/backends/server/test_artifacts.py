@@ -479,12 +479,13 @@ def test_oversize_bodies_are_refused_and_store_nothing(tmp_path: Path) -> None:
         base = f"/api/2.0/mlflow-artifacts/artifacts/0/{run['run_id']}/artifacts"
         folder = tmp_path / "store" / "runs" / run["run_id"] / "artifacts"
         assert call(server, "PUT", f"{base}/limit.bin", b"x" * (1 << 20))[0] == 200  # exactly the limit
-        status, _, body = call(server, "PUT", f"{base}/big.bin", b"x" * ((1 << 20) + 1))
-        assert status == 413 and json.loads(body)["error_code"] == "RESOURCE_LIMIT_EXCEEDED", body
-        assert "limit of 1,048,576 bytes" in json.loads(body)["message"]
+        for size in ((1 << 20) + 1, 24 << 20):  # just over, and far over (the client still reads the answer)
+            status, _, body = call(server, "PUT", f"{base}/big.bin", b"x" * size)
+            assert status == 413 and json.loads(body)["error_code"] == "RESOURCE_LIMIT_EXCEEDED", body
+            assert "limit of 1,048,576 bytes" in json.loads(body)["message"]
         host, port = server.url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        conn.request("PUT", f"{base}/chunked.bin", body=iter([b"y" * (256 << 10)] * 8), encode_chunked=True)
+        conn.request("PUT", f"{base}/chunked.bin", body=iter([b"y" * (256 << 10)] * 40), encode_chunked=True)
         resp = conn.getresponse()
         assert resp.status == 413 and json.loads(resp.read())["error_code"] == "RESOURCE_LIMIT_EXCEEDED"
         conn.close()

@@ -3,7 +3,7 @@ a Bearer API token), its route's rule checked before the handler runs, searches 
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any, AsyncIterator, Awaitable, Callable, MutableMapping
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -11,11 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
 from proj.auth.policy import Identity
-from proj.errors import ProjError
+from proj.errors import ProjError, TooLarge
 from proj.server.auth import rules as r
 from proj.server.auth.guard import Denied, ServerAuth, Verdict
 from proj.server.protocol.errors import status_of
-from proj.server.protocol.validate import query_args
+from proj.server.protocol.validate import MAX_JSON_BYTES, capped_body, query_args
 from proj.server.state import ServerState
 
 log = logging.getLogger("proj.auth")
@@ -31,6 +31,17 @@ UNAUTHENTICATED = ("You are not authenticated. Please see "
                    "https://www.mlflow.org/docs/latest/auth/index.html#authenticating-to-mlflow on how to authenticate.")
 IDENTITY = "proj.auth.identity"  # where a handler finds the caller: request.scope[IDENTITY]
 _STREAMED = {"PUT"}  # artifact uploads: the permission comes from the path, the body is streamed to disk
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """An ASGI request's body, a message at a time."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 async def _error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
@@ -81,7 +92,11 @@ class AuthMiddleware:
             return
         rule = r.rule_for(template, method) or r.NO_RULE
         original = receive
-        body, receive = await self._body(scope, receive, method)
+        try:
+            body, receive = await self._body(scope, receive, method)
+        except TooLarge as exc:  # before any of it is checked or kept: the app's own limit, answered here
+            await _error(send, 413, exc.error_code, str(exc))
+            return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         fields: dict[str, Any] = {**query_args(query), **body, **params}
         state: ServerState = scope["app"].state.tracking
@@ -129,15 +144,8 @@ class AuthMiddleware:
         """The JSON body's fields, and a receive that gives the handler the same body again."""
         if method in ("GET", "HEAD") or method in _STREAMED:
             return {}, receive
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        raw = b"".join(chunks)
+        declared = next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"content-length"), None)
+        raw = await capped_body(_chunks(receive), declared, MAX_JSON_BYTES, "the request body")
         fields: dict[str, Any] = {}
         try:
             data = orjson.loads(raw) if raw.strip() else {}

@@ -58,15 +58,34 @@ def query_args(pairs: Iterable[tuple[str, str]]) -> QueryArgs:
 MAX_JSON_BYTES = 32 << 20
 
 
+# A refused body is still read (and dropped) up to this much, so that a client sending it whole sees the 413
+# instead of a reset connection; past it the connection is closed on it.
+DRAIN_BYTES = 64 << 20
+
+
+async def drain(chunks: AsyncIterator[bytes], declared: str | None = None) -> None:
+    """Read and drop the rest of a refused body, up to DRAIN_BYTES (none when it announced more)."""
+    if declared is not None and declared.isdigit() and int(declared) > DRAIN_BYTES:
+        return
+    seen = 0
+    async for chunk in chunks:
+        seen += len(chunk)
+        if seen > DRAIN_BYTES:
+            return
+
+
 async def capped_body(chunks: AsyncIterator[bytes], declared: str | None, limit: int, what: str) -> bytes:
-    """A request's body, refused (TooLarge) once it says or proves to be over ``limit`` bytes, before more of it
-    is kept in memory."""
+    """A request's body, refused (TooLarge) once it says or proves to be over ``limit`` bytes: none of the rest
+    is kept (it is drained, see DRAIN_BYTES)."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
+        await drain(chunks, declared)
         raise TooLarge(f"{what} of {int(declared):,} bytes is over this server's limit of {limit:,} bytes")
     body = bytearray()
     async for chunk in chunks:
         body += chunk
         if len(body) > limit:
+            body.clear()
+            await drain(chunks)
             raise TooLarge(f"{what} is over this server's limit of {limit:,} bytes")
     return bytes(body)
 

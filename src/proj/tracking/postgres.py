@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import re
 import time
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from proj.redact import mask_url
 from proj.tracking import migrations
 from proj.tracking.dbfile import write_transaction
 from proj.tracking.pg_connection import PgConnection, unavailable
-from proj.tracking.records import SCHEMA_VERSION
+from proj.tracking.records import SCHEMA_VERSION, json_number
 from proj.tracking.sql_dialect import Table, ddl_to_postgres, tables_of
 from proj.tracking.sqlite import _ADDED_COLUMNS, _MODELS_SCHEMA, _REVISION, _SCHEMA, SqliteStore, _ignore_in_git
 from proj.tracking.sqlite_runs import MAX_HISTORY_PAGE
@@ -228,23 +227,13 @@ class PostgresStore(SqliteStore):
         """SQLite's CASE yields MLflow's strings beside numbers; PostgreSQL's CASE has one type (double), so
         NaN and the infinities are named here."""
         rows, token = super().metric_history_wire(run_id, key, max_results, page_token)
-        return [(_wire(row[0]), *row[1:]) for row in rows], token
+        return [(row[0] if isinstance(row[0], str) else json_number(row[0]), *row[1:]) for row in rows], token
 
     def _models_table(self) -> None:
         """Created by the migration."""
 
     def close(self) -> None:
         self._db.close()
-
-
-def _wire(value: float | str) -> float | str:
-    if isinstance(value, str):
-        return value
-    if value != value:
-        return "NaN"
-    if value in (math.inf, -math.inf):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 def _guard_call(uri: str, fn: Callable[..., Any], *args: Any) -> Any:

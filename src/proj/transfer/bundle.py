@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import IO, Any, Callable
 
 from proj.errors import UsageError
 from proj.paths import unsafe_reason
+from proj.tracking.records import json_number
 
 FORMAT = "proj-runs"  # what the manifest's "format" says, so another tar is told apart
 VERSION = 2  # the archive layout (2: with registered models, written only then); a reader refuses a newer one
@@ -80,13 +80,7 @@ def sha256_of(opener: Callable[[], IO[bytes]]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def number_out(value: float) -> float | str:
-    """A metric value as JSON can carry it (NaN and the infinities as MLflow spells them)."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+number_out = json_number  # a metric value as JSON can carry it (NaN and the infinities as MLflow spells them)
 
 
 def number_in(value: Any) -> float:

@@ -15,6 +15,7 @@ from proj.tracking.records import (
     ModelMetric,
     RunInput,
     RunRecord,
+    json_number,
     millis,
 )
 
@@ -30,13 +31,7 @@ def seconds(millis: int | float | None) -> float | None:
     return None if millis is None else millis / 1000.0
 
 
-def number(value: float) -> float | str:
-    """A double as protobuf's JSON writes it: NaN and the infinities are the strings MLflow's server sends."""
-    if math.isfinite(value):
-        return value
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
+number = json_number  # a double as protobuf's JSON writes it (NaN and the infinities as MLflow's strings)
 
 
 def dumps(payload: Any) -> bytes:

@@ -17,12 +17,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from proj.errors import NotFound, ProjError, TooLarge, UsageError
+from proj.errors import NotFound, TooLarge, UsageError
 from proj.paths import shorten
 from proj.registry import files
 from proj.server import artifact_paths as ap
 from proj.server.artifact_paths import ArtifactPlace, Entry, Place, ProxiedPath, Receiving
-from proj.server.protocol.errors import error_response, from_exception
+from proj.server.protocol.errors import error_response, failure_response
 from proj.server.protocol.validate import drain
 from proj.server.state import ServerState
 from proj.tracking import mlflow_tags
@@ -231,16 +231,11 @@ def _answers_errors(handler: Handler) -> Handler:
     async def serve(request: Request) -> Response:
         try:
             return await handler(request)
-        except ProjError as exc:
-            return from_exception(exc)
-        except NotImplementedError as exc:  # a store without logged models, say
-            return error_response("NOT_IMPLEMENTED", str(exc))
         except OSError as exc:  # a full disk, a permission: the reason, never the server's paths
             log.exception("artifact storage failed in %s %s", request.method, request.url.path)
             return error_response("INTERNAL_ERROR", f"artifact storage failed: {exc.strerror or type(exc).__name__}")
-        except Exception:  # a bug: logged with its traceback here, never sent to the client
-            log.exception("internal error in %s %s", request.method, request.url.path)
-            return error_response("INTERNAL_ERROR", "Internal server error (see the server's log)")
+        except Exception as exc:  # noqa: BLE001 - MLflow's error JSON; an internal failure logged, never sent
+            return failure_response(exc, request.method, request.url.path)
 
     return serve
 
@@ -372,15 +367,16 @@ async def _receive(request: Request, upload: Receiving, limit: int) -> None:
     """The body into ``upload``; TooLarge (the caller aborts it: nothing stored) once it says or proves to be over
     ``limit`` bytes (0: no limit), so a runaway client cannot fill the server's disk."""
     declared = request.headers.get("content-length")
+    chunks = request.stream()  # one iterator: a second stream() after the last chunk would be "consumed"
     if limit and declared is not None and declared.isdigit() and int(declared) > limit:
-        await drain(request.stream(), declared)
+        await drain(chunks, declared)
         raise TooLarge(f"an artifact of {int(declared):,} bytes is over this server's limit of {limit:,} bytes "
                        "(proj server --max-artifact-size)")
     pending = bytearray()
-    async for chunk in request.stream():
+    async for chunk in chunks:
         pending += chunk
         if limit and upload.size + len(pending) > limit:
-            await drain(request.stream())
+            await drain(chunks)
             raise TooLarge(f"the artifact is over this server's limit of {limit:,} bytes (proj server "
                            "--max-artifact-size)")
         if len(pending) >= CHUNK:

@@ -110,7 +110,11 @@ class Bucket:
     def fs(self) -> Any:
         with self._lock:
             if self._fs is None:
-                import s3fs  # only here: `proj`'s other commands never pay for fsspec, s3fs and botocore
+                try:  # only here: `proj`'s other commands never pay for fsspec, s3fs and botocore
+                    import s3fs
+                except ImportError:
+                    raise UsageError(f"--artifacts-destination {self}: s3fs is not installed; install proj[s3] "
+                                     "(pip install 'proj[s3]')") from None
 
                 client: dict[str, Any] = {}
                 url = endpoint_url()

@@ -51,9 +51,8 @@ class ServerState:
 
     def model_place(self, model_id: str) -> ArtifactPlace:
         """Where a logged model's artifacts are: ``logged_models/<id>/artifacts`` below the artifacts root."""
-        root = self.artifacts_root
         rel = f"logged_models/{model_id}/artifacts"
-        return root.place(rel) if isinstance(root, Bucket) else Place(root, rel)
+        return self.destination_place(rel) or Place(self.store_root, rel)
 
     def store(self) -> RunStore:
         store: RunStore | None = getattr(self._local, "store", None)

@@ -485,9 +485,11 @@ def test_oversize_bodies_are_refused_and_store_nothing(tmp_path: Path) -> None:
             assert "limit of 1,048,576 bytes" in json.loads(body)["message"]
         host, port = server.url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        conn.request("PUT", f"{base}/chunked.bin", body=iter([b"y" * (256 << 10)] * 40), encode_chunked=True)
-        resp = conn.getresponse()
-        assert resp.status == 413 and json.loads(resp.read())["error_code"] == "RESOURCE_LIMIT_EXCEEDED"
+        # chunked, over the limit in the middle, and over it in its last chunk (the stream read to its end)
+        for chunks in ([b"y" * (256 << 10)] * 40, [b"y" * (1 << 20), b"y"]):
+            conn.request("PUT", f"{base}/chunked.bin", body=iter(chunks), encode_chunked=True)
+            resp = conn.getresponse()
+            assert resp.status == 413 and json.loads(resp.read())["error_code"] == "RESOURCE_LIMIT_EXCEEDED"
         conn.close()
         assert sorted(p.name for p in folder.iterdir()) == ["limit.bin"]  # no big.bin, no chunked.bin, no temp file
         batch = json.dumps({"run_id": run["run_id"], "tags": [{"key": "t", "value": "v" * (40 << 20)}]}).encode()

@@ -11,11 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
 from proj.auth.policy import Identity
-from proj.errors import ProjError, TooLarge
+from proj.errors import ProjError, TooLarge, UsageError
 from proj.server.auth import rules as r
 from proj.server.auth.guard import Denied, ServerAuth, Verdict
 from proj.server.protocol.errors import status_of
-from proj.server.protocol.validate import MAX_JSON_BYTES, capped_body, query_args
+from proj.server.protocol.validate import MAX_JSON_BYTES, capped_body, json_object, query_args
 from proj.server.state import ServerState
 
 log = logging.getLogger("proj.auth")
@@ -146,15 +146,10 @@ class AuthMiddleware:
             return {}, receive
         declared = next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"content-length"), None)
         raw = await capped_body(_chunks(receive), declared, MAX_JSON_BYTES, "the request body")
-        fields: dict[str, Any] = {}
         try:
-            data = orjson.loads(raw) if raw.strip() else {}
-            if isinstance(data, str):
-                data = orjson.loads(data)
-            if isinstance(data, dict):
-                fields = data
-        except orjson.JSONDecodeError:
-            pass  # the handler refuses it with MLflow's message
+            fields = json_object(raw, "")
+        except UsageError:
+            fields = {}  # the handler refuses it with MLflow's message
         return fields, _replay(raw, receive)
 
     @staticmethod

@@ -60,7 +60,12 @@ def write_transaction(db: Any, begin: Callable[[], object]) -> Iterator[Any]:
             db.execute("ROLLBACK")
         raise
     if db.in_transaction:
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except BaseException:  # SQLite keeps a transaction whose COMMIT failed (busy) open: end it, none of it stays
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
 
 def _ro(uri: str) -> sqlite3.Connection:

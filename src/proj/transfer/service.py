@@ -323,6 +323,8 @@ def _import_model(dest: LocalDestination | RestDestination, model: ModelBundle,
             raise TransferError(f"its record is damaged ({type(exc).__name__}: {exc})") from None
         except sqlite3.IntegrityError as exc:
             raise TransferError(f"its record is damaged or its name was taken meanwhile ({exc})") from None
+        except OSError as exc:  # a full disk, a read-only registry folder: as a run's files, one line
+            raise TransferError(f"its files cannot be written: {exc.strerror or exc}") from None
     except ProjError as exc:
         raise type(exc)(f"registered model {model.name!r} not imported (nothing of it was written; importing again "
                         f"goes on from there): {exc.message}") from None

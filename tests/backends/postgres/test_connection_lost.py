@@ -83,9 +83,15 @@ def test_a_run_whose_idle_connection_was_ended_finishes(proj, make_project, pg_c
     deadline = time.monotonic() + 120
     while not started.exists() and runner.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    _end_connections(pg_cluster, pg_store_uri)  # the runner's connection sat idle while its child ran
-    go.touch()
-    _, err = runner.communicate(timeout=120)
+    try:
+        assert started.exists(), "the run's child never started"
+        _end_connections(pg_cluster, pg_store_uri)  # the runner's connection sat idle while its child ran
+        go.touch()
+        _, err = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
     assert runner.returncode == 0, err
     assert "Traceback" not in err, err
     assert pg_cluster.psql(urlsplit(pg_store_uri).path.lstrip("/"), "SELECT status FROM runs") == "FINISHED"

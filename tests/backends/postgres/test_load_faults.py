@@ -168,6 +168,7 @@ def test_postgres_restarted_under_load_503_then_nothing_lost(private_pg: Cluster
         deadline = time.monotonic() + 120
         while not marker.exists() and mlflow_client.is_alive() and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert marker.exists(), "MLflow's client never started logging: the restart would not test it"
         tally, threads = load(server.url, experiment, SECONDS)
         time.sleep(3)
         private_pg.restart()  # every connection ended (a fast shutdown), the server back after a moment
@@ -341,7 +342,6 @@ def _slow_upload(url: str, path: str, data: bytes, sent: threading.Event) -> int
     except (http.client.HTTPException, OSError):
         return None
     finally:
-        sent.set()
         conn.close()
 
 
@@ -400,14 +400,14 @@ def test_server_killed_mid_writes_and_uploads_restarts_whole(backend: str, reque
                 p, _slow_upload(server.url, p, _content(p), h)), daemon=True)
             thread.start()
             flying.append(thread)
-        for half in halfway:
-            half.wait(timeout=60)
+        assert all(half.wait(timeout=60) for half in halfway), "an upload never got halfway before the kill"
         os.killpg(server.process.pid, signal.SIGKILL)  # mid-body, mid-batch: no shutdown of any kind
         server.process.wait()
         stop.set()
         for thread in writers + flying:
             thread.join(timeout=60)
     assert uploads[done] == 200
+    assert any(uploads[f"{base}/flying/{n}.bin"] is None for n in range(3)), uploads  # cut off by the kill
     with proj_server(tmp_path, tmp_path, *store_args, "--log-level", "warning") as again:
         client = Client(again.url, Tally())
         partial = []
@@ -431,7 +431,7 @@ def test_server_killed_mid_writes_and_uploads_restarts_whole(backend: str, reque
                     partial.append((run_id, number))
         assert not partial, f"partial batches: {partial}"
         # Committed but never answered (the server died between COMMIT and its answer): a client that retries
-        # such a batch (MLflow's retries a broken connection too) stores its points twice; see README.
+        # such a batch (MLflow's retries a broken connection too) finds its points there and they count once.
         committed_unanswered = sum(1 for run_id, numbers in sent.items() for number in numbers - acked[run_id]
                                    if (run_id, number) in whole_batches)
         listing = client.call("GET", "/artifacts/list", {"run_id": target["run_id"], "path": "flying"})

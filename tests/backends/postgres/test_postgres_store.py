@@ -297,7 +297,7 @@ def test_eight_writers_of_one_run_keep_its_blocks_whole(pg_cluster: Cluster, tmp
         barrier = manager.Barrier(8)
         with ctx.Pool(8) as pool:
             sent = sum(pool.starmap(_batches, [(uri, str(tmp_path), run_id, w, barrier) for w in range(8)]))
-    assert sent == 8000
+    assert sent == 8000  # every worker finished its batches (a failed one raises in starmap)
     for key in ("k0", "k1", "k2"):
         points = store.metric_history(run_id, key)
         rows = store._db.execute("SELECT count(*), sum(n), max(block) FROM metric_blocks WHERE run_id = ? AND key = ?",

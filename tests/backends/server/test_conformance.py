@@ -242,6 +242,7 @@ class Servers:
         """``{"proj": ask(proj server), "mlflow": MLflow's answer to the same workflow from the same state}``."""
         before = tuple(self.history)
         self.history.append(workflow)
+        self.peer.asks.setdefault(workflow, ask)  # known before proj's side can fail: a later replay needs it
         return {"proj": ask(self.proj), "mlflow": self.peer.answer(workflow, before, ask)}
 
 

@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 def export_command(app: App, run_refs: tuple[str, ...], experiment: str | None, filter_string: str | None,
                    everything: bool, output: Path, registry: bool, tracking_uri: str | None, as_json: bool) -> None:
     """Write runs (RUN ids or prefixes, with their child runs) and their files into one archive."""
-    from proj.transfer.service import Selection, export_runs
+    from proj.transfer.service import Selection, export_runs, store_refusals
 
-    summary = export_runs(tracking_uri, Selection(run_refs, experiment, filter_string, everything), output,
-                          app.reporter, registry=registry)
+    with store_refusals(tracking_uri):
+        summary = export_runs(tracking_uri, Selection(run_refs, experiment, filter_string, everything), output,
+                              app.reporter, registry=registry)
     _report(app, summary, as_json)
 
 
@@ -54,7 +55,7 @@ def import_command(app: App, archive: Path | None, source: str | None, run_refs:
     """Read runs from ARCHIVE (made by `proj runs export`) or --from a store into --tracking-uri. Runs imported
     before are skipped, so importing again is safe."""
     from proj.errors import UsageError
-    from proj.transfer.service import Selection, import_runs, read_source
+    from proj.transfer.service import Selection, import_runs, read_source, store_refusals
 
     if (archive is None) == (source is None):
         raise UsageError("give either an ARCHIVE file or --from URI (one source)")
@@ -63,13 +64,14 @@ def import_command(app: App, archive: Path | None, source: str | None, run_refs:
     if skip_existing_models and not registry:
         raise UsageError("--skip-existing-models goes with --registry")
     selection = Selection(run_refs, experiment, filter_string, False)
-    _, bundles, close, models = read_source(str(archive) if archive is not None else str(source), selection,
-                                            app.reporter, registry)
-    try:
-        summary = import_runs(bundles, tracking_uri, app.reporter, models() if registry else None,
-                              skip_existing_models)
-    finally:
-        close()
+    with store_refusals(tracking_uri, source or ""):
+        _, bundles, close, models = read_source(str(archive) if archive is not None else str(source), selection,
+                                                app.reporter, registry)
+        try:
+            summary = import_runs(bundles, tracking_uri, app.reporter, models() if registry else None,
+                                  skip_existing_models)
+        finally:
+            close()
     _report(app, summary, as_json)
 
 

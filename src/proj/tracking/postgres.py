@@ -243,6 +243,16 @@ def _guard_call(uri: str, fn: Callable[..., Any], *args: Any) -> Any:
         raise _refusal(uri, exc) from None
 
 
+@contextmanager
+def refusals(uri: str) -> Iterator[None]:
+    """Code that reads a PostgreSQL store's connection itself (an import's lookups), outside the store's guarded
+    methods: a refused or lost connection is the same one line as theirs, not psycopg's traceback."""
+    try:
+        yield
+    except _REFUSED as exc:
+        raise _refusal(uri, exc) from None
+
+
 def _refusal(uri: str, exc: BaseException) -> StoreError:
     """The one line for a refused call: StoreUnavailable (the server answers 503, clients retry) when the database
     server cannot be reached now, else StoreError. Either way a transaction it cut off is gone whole."""

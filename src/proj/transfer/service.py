@@ -3,16 +3,18 @@ an archive), read its runs as bundles, and write them run by run into the destin
 from __future__ import annotations
 
 import sqlite3
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
+from proj import settings
 from proj.errors import ProjError, UsageError
 from proj.redact import mask_url
 from proj.report import Reporter
 from proj.tracking.dbfile import DB_NAME
-from proj.tracking.open import POSTGRES_SCHEMES, open_store, server_uri
+from proj.tracking.open import is_postgres, open_store, server_uri
 from proj.tracking.rest import RestStore
 from proj.tracking.sqlite import SqliteStore
 from proj.tracking.store import RunStore
@@ -66,6 +68,17 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def store_refusals(*uris: str | None) -> AbstractContextManager[None]:
+    """Around an export or import: a PostgreSQL store among ``uris`` (None: the default tracking URI) whose
+    connection fails mid-way is one line (postgres.refusals); psycopg is imported only for such a store."""
+    found = [u for u in (uri or settings.tracking_uri() for uri in uris) if is_postgres(u)]
+    if not found:
+        return nullcontext()
+    from proj.tracking.postgres import refusals
+
+    return refusals(found[0])
 
 
 def store_label(store: RunStore) -> str:
@@ -129,7 +142,7 @@ def read_source(source: str, selection: Selection, reporter: Reporter, registry:
             archive.close()
             raise TransferError(f"archive {path} holds no registered models: it was exported without --registry")
         return archive.source, _selected(archive.bundles(), selection), archive.close, archive.models
-    if server_uri(source) is not None or source.lower().startswith(POSTGRES_SCHEMES):
+    if server_uri(source) is not None or is_postgres(source):
         return _proj_store(open_store(source, create=False), selection, reporter, registry, source)
     if path is None:
         raise TransferError(f"source {source!r} is not an archive file, a store directory, sqlite:///FILE, "

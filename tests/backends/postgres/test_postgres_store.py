@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -306,3 +307,22 @@ def test_eight_writers_of_one_run_keep_its_blocks_whole(pg_cluster: Cluster, tmp
         assert rows[0] == rows[2] + 1 and rows[1] == len(points) == len({(p.step, p.value) for p in points})
     assert sum(len(store.metric_history(run_id, k)) for k in ("k0", "k1", "k2")) == 8000
     store.close()
+
+
+def test_an_imports_own_lookups_on_a_refused_connection_are_one_line(pg_cluster: Cluster) -> None:
+    """transfer.service.store_refusals: what an import reads through the store's connection itself (outside its
+    guarded methods) fails as those do, one StoreError line naming the database, not psycopg's traceback."""
+    import psycopg
+
+    from proj.errors import StoreError
+    from proj.tracking.postgres import where
+    from proj.transfer.service import store_refusals
+
+    uri = new_database(pg_cluster)
+    refused = uri.rsplit("/", 1)[0].rsplit(":", 1)[0] + ":1/nothing"  # nothing listens on port 1
+    with pytest.raises(StoreError, match=re.escape(where(uri))) as caught:
+        with store_refusals(None, uri):
+            psycopg.connect(refused, connect_timeout=2)
+    assert "\n" not in str(caught.value)
+    with store_refusals(None, "/a/local/store"):  # not PostgreSQL: nothing is caught or imported
+        pass
